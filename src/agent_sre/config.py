@@ -1,0 +1,308 @@
+"""One pydantic model of the whole configuration file, and its loading.
+
+YAML -> :class:`Config` is the only place configuration is validated; engines receive the
+validated models (or values derived from them) and never read YAML themselves.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from agent_sre.cost.spec import BudgetsConfig
+from agent_sre.slo.spec import SLOSpec
+from agent_sre.units import parse_duration, parse_endpoint
+from agent_sre.yamlsource import YamlDocument, YamlSourceError, load_yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def _check_endpoint(value: str) -> str:
+    parse_endpoint(value)
+    return value
+
+
+Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds; written in the file as ``5s``, ``1m``, ``28d`` or a number of seconds."""
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeConfig(Section):
+    name: str = ""
+    """Node identity put on every resource as ``agent_sre.node``; empty means the host name."""
+
+
+class GrpcReceiverConfig(Section):
+    endpoint: Endpoint = "127.0.0.1:4317"
+    max_recv_msg_size_mib: float = Field(4.0, gt=0, le=1024)
+
+
+class HttpReceiverConfig(Section):
+    endpoint: Endpoint = "127.0.0.1:4318"
+    max_request_body_size_mib: float = Field(20.0, gt=0, le=1024)
+    """Cap on the (inflated) request body; larger requests get 413."""
+
+
+class OtlpReceiverConfig(Section):
+    grpc: GrpcReceiverConfig | None = GrpcReceiverConfig()
+    http: HttpReceiverConfig | None = HttpReceiverConfig()
+
+
+class ReceiversConfig(Section):
+    otlp: OtlpReceiverConfig = OtlpReceiverConfig()
+
+
+class QueueConfig(Section):
+    """The durable queue in ``state_dir`` that holds accepted requests until upstream has them."""
+
+    max_size_mib: float = Field(512.0, gt=0)
+    """When the queue holds this much, receivers push back (UNAVAILABLE / 503)."""
+    fsync: bool = False
+    """``true`` survives power loss too (SQLite synchronous=FULL); ``false`` survives a
+    crash or kill -9 of the daemon, which is what the default promises."""
+
+
+class RetryConfig(Section):
+    initial_interval: Duration = 1.0
+    max_interval: Duration = 30.0
+    multiplier: float = Field(1.5, ge=1.0)
+    max_elapsed: Duration = 0.0
+    """0 (the default) retries forever; the queue's byte cap is what bounds the backlog.
+    Above 0, a request still failing after this long is dropped and counted."""
+
+
+class OtlpExporterConfig(Section):
+    endpoint: str = ""
+    """``host:port``, ``http://host:port`` (plaintext) or ``https://host:port`` (TLS).
+    Empty: nothing is forwarded and nothing is queued."""
+    headers: dict[str, str] = {}
+    compression: Literal["gzip", "none"] = "gzip"
+    timeout: Duration = 5.0
+    max_in_flight: int = Field(4, ge=1, le=64)
+    queue: QueueConfig = QueueConfig()
+    retry: RetryConfig = RetryConfig()
+    shutdown_timeout: Duration = 5.0
+    """On SIGTERM, how long to keep sending before leaving the rest on disk."""
+
+
+class PrometheusExporterConfig(Section):
+    endpoint: Endpoint = "127.0.0.1:9464"
+
+
+class ExportersConfig(Section):
+    otlp: OtlpExporterConfig = OtlpExporterConfig()
+    prometheus: PrometheusExporterConfig = PrometheusExporterConfig()
+
+
+class ProxyRoute(Section):
+    name: str
+    prefix: str
+    upstream: str
+    api: Literal["openai", "anthropic", "tool", "mcp", "passthrough"]
+    tool: str | None = None
+    timeout: Duration = 600.0
+    inject_api_key_env: str | None = None
+
+
+def _default_routes() -> list[ProxyRoute]:
+    return [
+        ProxyRoute(
+            name="openai", prefix="/openai", upstream="https://api.openai.com", api="openai"
+        ),
+        ProxyRoute(
+            name="anthropic",
+            prefix="/anthropic",
+            upstream="https://api.anthropic.com",
+            api="anthropic",
+        ),
+    ]
+
+
+class ProxyConfig(Section):
+    endpoint: Endpoint = "127.0.0.1:8790"
+    routes: list[ProxyRoute] = Field(default_factory=_default_routes)
+
+
+class AdminConfig(Section):
+    endpoint: Endpoint = "127.0.0.1:8791"
+    token: str = ""
+    """Bearer token for every change; empty refuses all changes."""
+
+
+class NotYetConfigurable(Section):
+    """A section reserved by the public contract whose engine has not landed yet: only
+    an empty mapping is accepted, so a file written for a later version fails loudly."""
+
+
+class Config(Section):
+    node: NodeConfig = NodeConfig()
+    state_dir: str = ".agent-sre"
+    receivers: ReceiversConfig = ReceiversConfig()
+    exporters: ExportersConfig = ExportersConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    admin: AdminConfig = AdminConfig()
+    slos: list[SLOSpec] = []
+    slo_files: list[str] = []
+    budgets: BudgetsConfig = BudgetsConfig()
+    chaos: NotYetConfigurable = NotYetConfigurable()
+    rollouts: NotYetConfigurable = NotYetConfigurable()
+    incidents: NotYetConfigurable = NotYetConfigurable()
+    alerting: NotYetConfigurable = NotYetConfigurable()
+    replay: NotYetConfigurable = NotYetConfigurable()
+    fleet: NotYetConfigurable = NotYetConfigurable()
+
+
+class ConfigError(ValueError):
+    """Every problem of one configuration file, each as ``file:line: field: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+DEFAULT_CONFIG_NAME = "agent-sre.yaml"
+
+
+def default_config_text() -> str:
+    """The embedded default configuration shipped inside the package."""
+    return (
+        resources.files("agent_sre")
+        .joinpath("data")
+        .joinpath(DEFAULT_CONFIG_NAME)
+        .read_text("utf-8")
+    )
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Loads and validates a configuration file, or the embedded default when ``path`` is None.
+
+    Raises:
+        ConfigError: listing every problem with its file, line and dotted field.
+    """
+    if path is None:
+        return parse_config(default_config_text(), f"<embedded {DEFAULT_CONFIG_NAME}>", env)
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return parse_config(text, path, env, base_dir=Path(path).parent)
+
+
+def parse_config(
+    text: str,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    """Validates YAML text as a :class:`Config`; ``source`` names it in messages."""
+    doc = _load(text, source, env)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}:1: the top level must be a mapping of sections"])
+    config = _validate(Config, data, doc)
+    if config.slo_files:
+        config = _with_slo_files(config, doc, env, base_dir or Path.cwd())
+    return config
+
+
+def _load(text: str, source: str, env: Mapping[str, str] | None) -> YamlDocument:
+    try:
+        return load_yaml(text, source, env)
+    except YamlSourceError as exc:
+        raise ConfigError([str(exc)]) from None
+
+
+def _validate(model: type[Config], data: dict[str, Any], doc: YamlDocument) -> Config:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, doc)) from None
+
+
+def format_validation_error(
+    exc: ValidationError, doc: YamlDocument, prefix: tuple[str | int, ...] = ()
+) -> list[str]:
+    """Turns pydantic errors into ``file:line: dotted.field: message`` lines."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = (*prefix, *(part for part in error["loc"] if not _is_union_tag(part)))
+        line = doc.line_of(loc)
+        where = f"{doc.source}:{line}" if line is not None else doc.source
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see docs/configuration.md)"
+        problems.append(f"{where}: {dotted(loc) or '<top>'}: {message}")
+    return problems
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic puts the branch of a union (e.g. 'function-after[...]') into the location.
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float"})
+
+
+def dotted(loc: tuple[str | int, ...]) -> str:
+    """``("slos", 2, "window")`` -> ``slos[2].window``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _with_slo_files(
+    config: Config, doc: YamlDocument, env: Mapping[str, str] | None, base_dir: Path
+) -> Config:
+    slos = list(config.slos)
+    problems: list[str] = []
+    for index, pattern in enumerate(config.slo_files):
+        full = pattern if os.path.isabs(pattern) else str(base_dir / pattern)
+        matches = sorted(glob.glob(full))
+        if not matches:
+            line = doc.line_of(("slo_files", index))
+            problems.append(f"{doc.source}:{line}: slo_files[{index}]: {pattern!r} matches no file")
+        for name in matches:
+            try:
+                slos.extend(load_slo_file(name, env))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return config.model_copy(update={"slos": slos})
+    except ValidationError as exc:  # pragma: no cover - model_copy does not validate
+        raise ConfigError([str(exc)]) from None
+
+
+class _SLOFile(Section):
+    slos: list[SLOSpec]
+
+
+def load_slo_file(path: str, env: Mapping[str, str] | None = None) -> list[SLOSpec]:
+    """Loads a file holding ``slos: [...]`` (the same shape as the config's ``slos`` section)."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    doc = _load(text, path, env)
+    try:
+        return _SLOFile.model_validate(doc.data or {}).slos
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, doc)) from None

@@ -1,0 +1,1 @@
+"""Pricing, budgets, guard decisions and spend anomalies."""

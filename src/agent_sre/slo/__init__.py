@@ -1,0 +1,1 @@
+"""SLO specs, SLIs, bucketed windows, error budgets and burn rates."""

@@ -1,0 +1,1 @@
+"""Span kinds, attribute conventions, the AgentSpan view and enrichment."""

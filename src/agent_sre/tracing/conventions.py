@@ -1,0 +1,87 @@
+"""Agent span kinds and the attribute names agent-sre reads and writes.
+
+Names are kept backward compatible once released: add, never rename.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class AgentSpanKind(str, Enum):
+    """What an agent span represents, carried in the ``agent.span.kind`` attribute."""
+
+    AGENT_TASK = "AGENT_TASK"
+    TOOL_CALL = "TOOL_CALL"
+    LLM_INFERENCE = "LLM_INFERENCE"
+    DELEGATION = "DELEGATION"
+    POLICY_CHECK = "POLICY_CHECK"
+    OTHER = "OTHER"
+    """Not an agent span as far as any convention tells; never written to a span."""
+
+
+# Agent attributes (the seed toolkit's conventions).
+AGENT_SPAN_KIND = "agent.span.kind"
+AGENT_DID = "agent.did"
+AGENT_ID = "agent.id"
+AGENT_VERSION = "agent.version"
+AGENT_TRUST_SCORE = "agent.trust_score"
+AGENT_TASK_ID = "agent.task.id"
+AGENT_TASK_SUCCESS = "agent.task.success"
+AGENT_TASK_COST_USD = "agent.task.cost_usd"
+AGENT_DELEGATION_DEPTH = "agent.delegation.depth"
+AGENT_POLICY_DECISION = "agent.policy.decision"
+AGENT_EVAL_HALLUCINATED = "agent.eval.hallucinated"
+
+# OpenTelemetry GenAI semantic conventions (and the older names still in the wild).
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_SYSTEM = "gen_ai.system"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
+GEN_AI_AGENT_ID = "gen_ai.agent.id"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+
+# OpenInference (Arize) and OpenLLMetry (Traceloop).
+OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
+TRACELOOP_SPAN_KIND = "traceloop.span.kind"
+LLM_MODEL_NAME = "llm.model_name"
+LLM_TOKEN_COUNT_PROMPT = "llm.token_count.prompt"
+LLM_TOKEN_COUNT_COMPLETION = "llm.token_count.completion"
+
+# Attributes the daemon adds (prefix ``agent_sre.``).
+AGENT_SRE_NODE = "agent_sre.node"
+AGENT_SRE_COST_USD = "agent_sre.cost_usd"
+AGENT_SRE_CHAOS_FAULT = "agent_sre.chaos.fault"
+K8S_NODE_NAME = "k8s.node.name"
+K8S_POD_NAME = "k8s.pod.name"
+
+GEN_AI_OPERATION_KINDS: dict[str, AgentSpanKind] = {
+    "invoke_agent": AgentSpanKind.AGENT_TASK,
+    "create_agent": AgentSpanKind.AGENT_TASK,
+    "invoke_workflow": AgentSpanKind.AGENT_TASK,
+    "chat": AgentSpanKind.LLM_INFERENCE,
+    "text_completion": AgentSpanKind.LLM_INFERENCE,
+    "generate_content": AgentSpanKind.LLM_INFERENCE,
+    "embeddings": AgentSpanKind.LLM_INFERENCE,
+    "execute_tool": AgentSpanKind.TOOL_CALL,
+}
+
+OPENINFERENCE_KINDS: dict[str, AgentSpanKind] = {
+    "AGENT": AgentSpanKind.AGENT_TASK,
+    "LLM": AgentSpanKind.LLM_INFERENCE,
+    "EMBEDDING": AgentSpanKind.LLM_INFERENCE,
+    "TOOL": AgentSpanKind.TOOL_CALL,
+    "GUARDRAIL": AgentSpanKind.POLICY_CHECK,
+}
+
+TRACELOOP_KINDS: dict[str, AgentSpanKind] = {
+    "agent": AgentSpanKind.AGENT_TASK,
+    "workflow": AgentSpanKind.AGENT_TASK,
+    "tool": AgentSpanKind.TOOL_CALL,
+}

@@ -1,0 +1,212 @@
+"""The light, read-once view of an OTLP span that every engine works from.
+
+A span is read once (one pass over its attributes, keeping only the keys some engine
+asked for) into an :class:`AgentSpan`; engines never touch the protobuf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Union
+
+from agent_sre.tracing import conventions as c
+from agent_sre.tracing.conventions import AgentSpanKind
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+AttrValue = Union[str, bool, int, float]  # noqa: UP007 (a runtime alias on 3.10)
+
+STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+
+# The attributes the view itself interprets; engines may ask for more (SLO match keys).
+CORE_KEYS: frozenset[str] = frozenset(
+    {
+        c.AGENT_SPAN_KIND,
+        c.AGENT_ID,
+        c.AGENT_DID,
+        c.AGENT_VERSION,
+        c.AGENT_TASK_ID,
+        c.AGENT_TASK_SUCCESS,
+        c.AGENT_TASK_COST_USD,
+        c.AGENT_TRUST_SCORE,
+        c.AGENT_DELEGATION_DEPTH,
+        c.AGENT_POLICY_DECISION,
+        c.AGENT_EVAL_HALLUCINATED,
+        c.GEN_AI_OPERATION_NAME,
+        c.GEN_AI_PROVIDER_NAME,
+        c.GEN_AI_SYSTEM,
+        c.GEN_AI_REQUEST_MODEL,
+        c.GEN_AI_RESPONSE_MODEL,
+        c.GEN_AI_USAGE_INPUT_TOKENS,
+        c.GEN_AI_USAGE_OUTPUT_TOKENS,
+        c.GEN_AI_USAGE_PROMPT_TOKENS,
+        c.GEN_AI_USAGE_COMPLETION_TOKENS,
+        c.GEN_AI_AGENT_ID,
+        c.GEN_AI_AGENT_NAME,
+        c.GEN_AI_TOOL_NAME,
+        c.OPENINFERENCE_SPAN_KIND,
+        c.TRACELOOP_SPAN_KIND,
+        c.LLM_MODEL_NAME,
+        c.LLM_TOKEN_COUNT_PROMPT,
+        c.LLM_TOKEN_COUNT_COMPLETION,
+        c.AGENT_SRE_COST_USD,
+    }
+)
+
+
+@dataclass(slots=True)
+class AgentSpan:
+    """What the engines know of one span.
+
+    ``attrs`` holds the resource's and then the span's values of the wanted keys (the span's
+    value wins); every other attribute was skipped without being decoded.
+    """
+
+    kind: AgentSpanKind
+    explicit_kind: bool
+    name: str
+    trace_id: bytes
+    span_id: bytes
+    start_ns: int
+    end_ns: int
+    is_error: bool
+    attrs: dict[str, AttrValue] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e9
+
+    @property
+    def agent_id(self) -> str | None:
+        return _first_str(self.attrs, c.AGENT_ID, c.GEN_AI_AGENT_ID, c.GEN_AI_AGENT_NAME)
+
+    @property
+    def task_id(self) -> str | None:
+        return _first_str(self.attrs, c.AGENT_TASK_ID)
+
+    @property
+    def model(self) -> str | None:
+        return _first_str(
+            self.attrs, c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME
+        )
+
+    @property
+    def provider(self) -> str | None:
+        return _first_str(self.attrs, c.GEN_AI_PROVIDER_NAME, c.GEN_AI_SYSTEM)
+
+    @property
+    def input_tokens(self) -> int | None:
+        return _first_int(
+            self.attrs,
+            c.GEN_AI_USAGE_INPUT_TOKENS,
+            c.GEN_AI_USAGE_PROMPT_TOKENS,
+            c.LLM_TOKEN_COUNT_PROMPT,
+        )
+
+    @property
+    def output_tokens(self) -> int | None:
+        return _first_int(
+            self.attrs,
+            c.GEN_AI_USAGE_OUTPUT_TOKENS,
+            c.GEN_AI_USAGE_COMPLETION_TOKENS,
+            c.LLM_TOKEN_COUNT_COMPLETION,
+        )
+
+
+def _first_str(attrs: dict[str, AttrValue], *keys: str) -> str | None:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
+def _first_int(attrs: dict[str, AttrValue], *keys: str) -> int | None:
+    for key in keys:
+        value = attrs.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def any_value(value: AnyValue) -> AttrValue | None:
+    """Decodes a scalar OTLP AnyValue; arrays, maps and bytes are not read (None)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        return value.double_value
+    if which == "bool_value":
+        return value.bool_value
+    return None
+
+
+def read_attrs(
+    attributes: Iterable[KeyValue], wanted: frozenset[str], into: dict[str, AttrValue]
+) -> None:
+    """Copies the wanted scalar attributes into ``into`` (later values overwrite)."""
+    # hot path: per attribute of every span
+    for kv in attributes:
+        key = kv.key
+        if key in wanted:
+            decoded = any_value(kv.value)
+            if decoded is not None:
+                into[key] = decoded
+
+
+def classify(attrs: dict[str, AttrValue]) -> tuple[AgentSpanKind, bool]:
+    """Returns the agent span kind and whether the span stated it (``agent.span.kind``).
+
+    Order of trust: explicit ``agent.span.kind``; GenAI ``gen_ai.operation.name``;
+    OpenInference ``openinference.span.kind``; OpenLLMetry ``traceloop.span.kind``; else OTHER.
+    """
+    explicit = attrs.get(c.AGENT_SPAN_KIND)
+    if isinstance(explicit, str):
+        try:
+            return AgentSpanKind(explicit.upper()), True
+        except ValueError:
+            pass
+    operation = attrs.get(c.GEN_AI_OPERATION_NAME)
+    if isinstance(operation, str) and operation in c.GEN_AI_OPERATION_KINDS:
+        return c.GEN_AI_OPERATION_KINDS[operation], False
+    oi_kind = attrs.get(c.OPENINFERENCE_SPAN_KIND)
+    if isinstance(oi_kind, str) and oi_kind.upper() in c.OPENINFERENCE_KINDS:
+        return c.OPENINFERENCE_KINDS[oi_kind.upper()], False
+    tl_kind = attrs.get(c.TRACELOOP_SPAN_KIND)
+    if isinstance(tl_kind, str) and tl_kind.lower() in c.TRACELOOP_KINDS:
+        return c.TRACELOOP_KINDS[tl_kind.lower()], False
+    return AgentSpanKind.OTHER, False
+
+
+def read_span(
+    span: Span,
+    wanted: frozenset[str] = CORE_KEYS,
+    resource_attrs: dict[str, AttrValue] | None = None,
+) -> AgentSpan:
+    """Reads one protobuf span into an :class:`AgentSpan`.
+
+    Args:
+        span: the OTLP span (not modified).
+        wanted: attribute keys to decode; include :data:`CORE_KEYS` for the view's properties.
+        resource_attrs: the wanted attributes of the span's resource, used as defaults.
+    """
+    attrs: dict[str, AttrValue] = dict(resource_attrs) if resource_attrs else {}
+    read_attrs(span.attributes, wanted, attrs)
+    kind, explicit = classify(attrs)
+    return AgentSpan(
+        kind=kind,
+        explicit_kind=explicit,
+        name=span.name,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano,
+        is_error=span.status.code == STATUS_CODE_ERROR,
+        attrs=attrs,
+    )

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests drive for real (promtool, redis-server,
+# alertmanager). Idempotent; the tests themselves start each server on loopback.
+set -euo pipefail
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "setup-services: missing ${need[*]} and not root; tests needing them will be skipped" >&2
+  fi
+fi

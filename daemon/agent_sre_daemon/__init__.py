@@ -1,0 +1,1 @@
+"""agent-sre daemon: the asyncio shell (servers, stores, exporters) around the engines."""

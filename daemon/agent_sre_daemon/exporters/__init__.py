@@ -1,0 +1,1 @@
+"""Upstream OTLP forwarding and the Prometheus endpoint."""

@@ -1,0 +1,258 @@
+"""Forwards queued OTLP requests upstream over gRPC, retrying until upstream has them.
+
+A request leaves the durable queue only when upstream acknowledged it, or when upstream
+refused it for good (a non-retryable status), which is counted and logged as a drop. Retries
+use exponential backoff with jitter (tenacity) and honour the upstream's RetryInfo hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    stop_never,
+    wait_exponential_jitter,
+)
+
+from agent_sre_daemon.errors import RETRYABLE_GRPC_CODES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from agent_sre.config import OtlpExporterConfig
+    from agent_sre_daemon.metrics import PipelineMetrics
+    from agent_sre_daemon.stores.queue import DurableQueue, QueuedRequest
+
+log = logging.getLogger("agent_sre.exporter.otlp")
+
+_METHODS = {
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to connect, from ``exporters.otlp.endpoint``."""
+
+    address: str
+    tls: bool
+
+    @classmethod
+    def parse(cls, endpoint: str) -> Target:
+        if endpoint.startswith("https://"):
+            return cls(endpoint.removeprefix("https://").rstrip("/"), tls=True)
+        return cls(endpoint.removeprefix("http://").rstrip("/"), tls=False)
+
+
+class UpstreamError(Exception):
+    """One failed send; ``retryable`` per the OTLP table, ``retry_after`` from RetryInfo."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, retry_after: float | None) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.retry_after = retry_after
+        self.retryable = code in RETRYABLE_GRPC_CODES or (
+            code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is not None
+        )
+
+
+def retry_after_from(trailers: Any) -> float | None:
+    """Reads ``google.rpc.RetryInfo`` from a ``grpc-status-details-bin`` trailer, if any."""
+    for key, value in trailers or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.RetryInfo()
+            if detail.Unpack(info):
+                return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+    return None
+
+
+class OtlpForwarder:
+    """Drains a :class:`DurableQueue` to an upstream OTLP/gRPC endpoint.
+
+    Args:
+        config: the ``exporters.otlp`` section (endpoint must be set).
+        queue: the durable queue the receivers fill.
+        metrics: exporter counters.
+        clock: wall clock, for queue ages.
+    """
+
+    def __init__(
+        self,
+        config: OtlpExporterConfig,
+        queue: DurableQueue,
+        metrics: PipelineMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.metrics = metrics
+        self.clock = clock
+        self.target = Target.parse(config.endpoint)
+        self._wakeup = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._channel: grpc.aio.Channel | None = None
+        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
+        self._compression = (
+            grpc.Compression.Gzip
+            if config.compression == "gzip"
+            else grpc.Compression.NoCompression
+        )
+
+    def start(self) -> None:
+        """Opens the channel and starts ``max_in_flight`` senders."""
+        if self.target.tls:
+            self._channel = grpc.aio.secure_channel(
+                self.target.address, grpc.ssl_channel_credentials()
+            )
+        else:
+            self._channel = grpc.aio.insecure_channel(self.target.address)
+        self._calls = {
+            signal: self._channel.unary_unary(method, None, None)
+            for signal, method in _METHODS.items()
+        }
+        self._workers = [
+            asyncio.create_task(self._run(), name=f"otlp-sender-{n}")
+            for n in range(self.config.max_in_flight)
+        ]
+
+    def wake(self) -> None:
+        """Tells the senders there is something new in the queue."""
+        self._wakeup.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Waits until the queue is empty or ``timeout`` passes; True when empty."""
+        deadline = time.monotonic() + timeout
+        while len(self.queue) and time.monotonic() < deadline:
+            self.wake()
+            await asyncio.sleep(0.05)
+        return not len(self.queue)
+
+    async def stop(self) -> None:
+        """Cancels the senders (whatever is unsent stays on disk) and closes the channel."""
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+        if self._channel is not None:
+            await self._channel.close(None)
+            self._channel = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            leased = self.queue.lease(1)
+            if not leased:
+                await self._wakeup.wait()
+                continue
+            # Another sender may be idle while this one works: pass the wakeup on.
+            self._wakeup.set()
+            await self._deliver(leased[0])
+
+    async def _deliver(self, request: QueuedRequest) -> None:
+        retry = self.config.retry
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, UpstreamError) and exc.retryable),
+            wait=_HintedWait(retry.initial_interval, retry.max_interval, retry.multiplier),
+            stop=stop_after_delay(retry.max_elapsed) if retry.max_elapsed > 0 else stop_never,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._send(request)
+        except UpstreamError as exc:
+            reason = "retries_exhausted" if exc.retryable else f"upstream_{exc.code.name.lower()}"
+            self.metrics.dropped_items.labels(request.signal, reason).inc(request.items)
+            log.error(
+                "dropped %d %s items (request %d) after upstream refused them: %s",
+                request.items,
+                request.signal,
+                request.id,
+                exc,
+            )
+        self.queue.ack(request)
+
+    async def _send(self, request: QueuedRequest) -> None:
+        call = self._calls[request.signal]
+        try:
+            reply = await call(
+                request.body,
+                timeout=self.config.timeout,
+                metadata=self._metadata,
+                compression=self._compression,
+            )
+        except grpc.aio.AioRpcError as exc:
+            self.metrics.exporter_failed_requests.labels(exc.code().name.lower()).inc()
+            error = UpstreamError(
+                exc.code(), exc.details() or "", retry_after_from(exc.trailing_metadata())
+            )
+            log.warning(
+                "upstream %s refused request %d: %s", self.target.address, request.id, error
+            )
+            raise error from None
+        self._count_success(request, reply)
+
+    def _count_success(self, request: QueuedRequest, reply: bytes) -> None:
+        metrics = self.metrics
+        metrics.exporter_sent_requests.labels(request.signal).inc()
+        rejected = _rejected(request.signal, reply)
+        if request.signal == "traces":
+            metrics.exporter_sent_spans.inc(request.items - rejected)
+        if rejected:
+            metrics.exporter_rejected_items.labels(request.signal).inc(rejected)
+            log.warning(
+                "upstream rejected %d of %d %s items of request %d (not retried)",
+                rejected,
+                request.items,
+                request.signal,
+                request.id,
+            )
+
+
+def _rejected(signal: str, reply: bytes) -> int:
+    if not reply:
+        return 0
+    if signal == "traces":
+        return ExportTraceServiceResponse.FromString(reply).partial_success.rejected_spans
+    if signal == "metrics":
+        return ExportMetricsServiceResponse.FromString(reply).partial_success.rejected_data_points
+    return ExportLogsServiceResponse.FromString(reply).partial_success.rejected_log_records
+
+
+class _HintedWait:
+    """Exponential backoff with jitter, but never sooner than upstream asked (RetryInfo)."""
+
+    def __init__(self, initial: float, maximum: float, multiplier: float) -> None:
+        self._backoff = wait_exponential_jitter(
+            initial=initial, max=maximum, exp_base=multiplier, jitter=initial
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        wait = float(self._backoff(state))
+        exc = state.outcome.exception() if state.outcome else None
+        hint = exc.retry_after if isinstance(exc, UpstreamError) else None
+        return max(wait, hint or 0.0)

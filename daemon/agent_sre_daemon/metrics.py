@@ -1,0 +1,93 @@
+"""The daemon's own Prometheus metrics (names are public: add, never rename)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+SIGNALS = ("traces", "metrics", "logs")
+
+
+class PipelineMetrics:
+    """Counters and gauges of the OTLP pipeline, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted_spans = Counter(
+            "agent_sre_receiver_accepted_spans_total",
+            "Spans accepted by a receiver (and queued when forwarding is on).",
+            ["protocol"],
+            registry=registry,
+        )
+        self.refused_spans = Counter(
+            "agent_sre_receiver_refused_spans_total",
+            "Spans refused by a receiver, by reason.",
+            ["protocol", "reason"],
+            registry=registry,
+        )
+        self.accepted_items = Counter(
+            "agent_sre_receiver_accepted_items_total",
+            "Metric data points' parent metrics and log records accepted, by signal.",
+            ["protocol", "signal"],
+            registry=registry,
+        )
+        self.refused_requests = Counter(
+            "agent_sre_receiver_refused_requests_total",
+            "Requests refused by a receiver, by signal and reason.",
+            ["protocol", "signal", "reason"],
+            registry=registry,
+        )
+        self.spans_by_kind = Counter(
+            "agent_sre_spans_total",
+            "Spans received, by agent span kind (OTHER when no convention applies).",
+            ["kind"],
+            registry=registry,
+        )
+        self.exporter_sent_spans = Counter(
+            "agent_sre_exporter_sent_spans_total",
+            "Spans upstream acknowledged.",
+            registry=registry,
+        )
+        self.exporter_sent_requests = Counter(
+            "agent_sre_exporter_sent_requests_total",
+            "Requests upstream acknowledged, by signal.",
+            ["signal"],
+            registry=registry,
+        )
+        self.exporter_failed_requests = Counter(
+            "agent_sre_exporter_failed_requests_total",
+            "Failed send attempts to upstream, by reason (a retried request counts each time).",
+            ["reason"],
+            registry=registry,
+        )
+        self.exporter_rejected_items = Counter(
+            "agent_sre_exporter_rejected_items_total",
+            "Items upstream rejected through partial_success, by signal.",
+            ["signal"],
+            registry=registry,
+        )
+        self.dropped_items = Counter(
+            "agent_sre_dropped_items_total",
+            "Items the daemon dropped after accepting them, by signal and reason.",
+            ["signal", "reason"],
+            registry=registry,
+        )
+        self.queue_size_bytes = Gauge(
+            "agent_sre_queue_size_bytes",
+            "Bytes of requests waiting in the durable queue.",
+            registry=registry,
+        )
+        self.queue_requests = Gauge(
+            "agent_sre_queue_requests",
+            "Requests waiting in the durable queue.",
+            registry=registry,
+        )
+        self.queue_oldest_age = Gauge(
+            "agent_sre_queue_oldest_age_seconds",
+            "Age of the oldest request in the durable queue (0 when empty).",
+            registry=registry,
+        )
+        self.config_reloads = Counter(
+            "agent_sre_config_reloads_total",
+            "Configuration reloads, by result (ok or error).",
+            ["result"],
+            registry=registry,
+        )

@@ -1,0 +1,144 @@
+"""OTLP/gRPC receiver (default 127.0.0.1:4317): TraceService, MetricsService, LogsService.
+
+Requests arrive as raw bytes (no generated servicer) so decoding errors are ours to report
+and metrics and logs can be forwarded as the very bytes that came in.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from agent_sre_daemon.errors import ReceiverError
+from agent_sre_daemon.receivers.counting import count_log_records, count_metrics
+
+if TYPE_CHECKING:
+    from agent_sre_daemon.pipeline import Pipeline
+
+log = logging.getLogger("agent_sre.receiver.grpc")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+
+
+def retry_info_trailer(code: grpc.StatusCode, message: str, seconds: float) -> tuple[str, bytes]:
+    """A ``grpc-status-details-bin`` trailer carrying ``google.rpc.RetryInfo``."""
+    retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=int(seconds)))
+    status = status_pb2.Status(code=code.value[0], message=message)
+    status.details.add().Pack(retry)
+    return ("grpc-status-details-bin", status.SerializeToString())
+
+
+class OtlpGrpcReceiver:
+    """Serves the three OTLP services on one gRPC server."""
+
+    def __init__(self, pipeline: Pipeline, endpoint: str, max_recv_msg_bytes: int) -> None:
+        self.pipeline = pipeline
+        self.endpoint = endpoint
+        self.max_recv_msg_bytes = max_recv_msg_bytes
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> str:
+        """Binds and starts serving; returns the bound ``host:port``."""
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self.max_recv_msg_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        server.add_generic_rpc_handlers(
+            (
+                _service(TRACE_SERVICE, self._export_traces),
+                _service(METRICS_SERVICE, self._export_metrics),
+                _service(LOGS_SERVICE, self._export_logs),
+            )
+        )
+        host, _, _ = self.endpoint.rpartition(":")
+        port = server.add_insecure_port(self.endpoint)
+        if port == 0:
+            raise OSError(f"cannot bind OTLP gRPC receiver to {self.endpoint}")
+        await server.start()
+        self._server = server
+        return f"{host}:{port}"
+
+    async def stop(self, grace: float) -> None:
+        """Stops accepting; calls in progress get ``grace`` seconds to finish."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    async def _export_traces(self, body: bytes, context: Context) -> bytes:
+        request = await _decode(ExportTraceServiceRequest, body, context)
+        try:
+            result = self.pipeline.export_traces(request, "grpc", len(body))
+        except ReceiverError as exc:
+            await _abort(context, exc)
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = result.error_message
+        return response.SerializeToString()
+
+    async def _export_metrics(self, body: bytes, context: Context) -> bytes:
+        request = await _decode(ExportMetricsServiceRequest, body, context)
+        try:
+            self.pipeline.export_passthrough(
+                "metrics", request, body, "grpc", count_metrics(request)
+            )
+        except ReceiverError as exc:
+            await _abort(context, exc)
+        return ExportMetricsServiceResponse().SerializeToString()
+
+    async def _export_logs(self, body: bytes, context: Context) -> bytes:
+        request = await _decode(ExportLogsServiceRequest, body, context)
+        try:
+            self.pipeline.export_passthrough(
+                "logs", request, body, "grpc", count_log_records(request)
+            )
+        except ReceiverError as exc:
+            await _abort(context, exc)
+        return ExportLogsServiceResponse().SerializeToString()
+
+
+def _service(name: str, handler: Any) -> grpc.GenericRpcHandler[Any, Any]:
+    return grpc.method_handlers_generic_handler(
+        name,
+        {"Export": grpc.unary_unary_rpc_method_handler(handler)},
+    )
+
+
+async def _decode(message_type: Any, body: bytes, context: Context) -> Any:
+    try:
+        return message_type.FromString(body)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"cannot decode {message_type.DESCRIPTOR.name} ({len(body)} bytes): {exc}",
+        )
+
+
+async def _abort(context: Context, exc: ReceiverError) -> None:
+    trailers: tuple[tuple[str, bytes], ...] = ()
+    if exc.retry_after is not None:
+        trailers = (retry_info_trailer(exc.grpc_code, exc.message, exc.retry_after),)
+    await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailers)

@@ -1,0 +1,1 @@
+"""Durable stores: the SQLite queue and ledgers."""

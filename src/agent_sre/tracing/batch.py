@@ -1,0 +1,115 @@
+"""One pass over an OTLP trace request: validate ids, classify, enrich, observe.
+
+This is the per-span hot path of the daemon. It reads each span once into an
+:class:`~agent_sre.tracing.view.AgentSpan`, hands the view to the observers (SLI windows,
+trace buffer), writes ``agent.span.kind`` where the span lacked it, and removes spans whose
+ids are malformed so the rest of the request can still be accepted (``partial_success``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agent_sre.tracing import conventions as c
+from agent_sre.tracing.conventions import AgentSpanKind
+from agent_sre.tracing.enrich import add_string_attribute, enrich_resource
+from agent_sre.tracing.view import CORE_KEYS, AgentSpan, AttrValue, read_attrs, read_span
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+SpanObserver = Callable[[AgentSpan], None]
+
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
+
+
+@dataclass
+class BatchResult:
+    """What one pass over a request found."""
+
+    accepted: int = 0
+    rejected: int = 0
+    by_kind: dict[AgentSpanKind, int] = field(default_factory=dict)
+    first_problem: str = ""
+
+    @property
+    def error_message(self) -> str:
+        """An English message for ``partial_success`` (empty when nothing was rejected)."""
+        if not self.rejected:
+            return ""
+        return f"{self.rejected} span(s) rejected; first: {self.first_problem}"
+
+
+def span_id_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str:
+    """Returns why the ids are invalid per the OTLP spec, or ``""`` when they are fine."""
+    if len(trace_id) != 16:
+        return f"trace_id must be 16 bytes, got {len(trace_id)}"
+    if trace_id == _ZERO_TRACE_ID:
+        return "trace_id is all zeros"
+    if len(span_id) != 8:
+        return f"span_id must be 8 bytes, got {len(span_id)}"
+    if span_id == _ZERO_SPAN_ID:
+        return "span_id is all zeros"
+    if parent_span_id and len(parent_span_id) != 8:
+        return f"parent_span_id must be empty or 8 bytes, got {len(parent_span_id)}"
+    return ""
+
+
+class TraceBatchProcessor:
+    """Classifies, enriches and observes the spans of trace requests.
+
+    Args:
+        resource_attributes: set on each resource that lacks them (node identity).
+        observers: called with each valid span's view, in order.
+        wanted: attribute keys to decode (the view's core keys plus what observers match on).
+    """
+
+    def __init__(
+        self,
+        resource_attributes: Mapping[str, str],
+        observers: list[SpanObserver] | None = None,
+        wanted: frozenset[str] = CORE_KEYS,
+    ) -> None:
+        self.resource_attributes = dict(resource_attributes)
+        self.observers = list(observers or [])
+        self.wanted = wanted | CORE_KEYS
+
+    def process(self, request: ExportTraceServiceRequest) -> BatchResult:
+        """Validates, classifies, enriches (in place) and observes every span of ``request``."""
+        result = BatchResult()
+        by_kind = result.by_kind
+        wanted = self.wanted
+        observers = self.observers
+        for resource_spans in request.resource_spans:
+            resource = resource_spans.resource
+            resource_attrs: dict[str, AttrValue] = {}
+            read_attrs(resource.attributes, wanted, resource_attrs)
+            enrich_resource(resource, self.resource_attributes)
+            for scope_spans in resource_spans.scope_spans:
+                spans = scope_spans.spans
+                bad: list[int] = []
+                # hot path: per span
+                for index, span in enumerate(spans):
+                    problem = span_id_problem(span.trace_id, span.span_id, span.parent_span_id)
+                    if problem:
+                        bad.append(index)
+                        if not result.first_problem:
+                            result.first_problem = f"span {span.name!r}: {problem}"
+                        continue
+                    view = read_span(span, wanted, resource_attrs)
+                    kind = view.kind
+                    if not view.explicit_kind and kind is not AgentSpanKind.OTHER:
+                        add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)
+                    by_kind[kind] = by_kind.get(kind, 0) + 1
+                    for observe in observers:
+                        observe(view)
+                for index in reversed(bad):
+                    del spans[index]
+                result.rejected += len(bad)
+                result.accepted += len(spans)
+        return result

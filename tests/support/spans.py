@@ -1,0 +1,73 @@
+"""Builds OTLP trace requests for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+KINDS = (
+    {"agent.span.kind": "AGENT_TASK", "agent.task.success": True},
+    {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"},
+    {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"},
+    {"openinference.span.kind": "LLM", "llm.model_name": "claude-sonnet-4"},
+    {"agent.span.kind": "DELEGATION", "agent.delegation.depth": 2},
+    {"agent.span.kind": "POLICY_CHECK", "agent.policy.decision": "allow"},
+    {"http.method": "GET"},
+)
+
+
+def _set(kv: KeyValue, value: object) -> None:
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    elif isinstance(value, float):
+        kv.value.double_value = value
+    else:
+        kv.value.string_value = str(value)
+
+
+def make_request(
+    n: int,
+    *,
+    service: str = "agent",
+    big_attribute: int = 0,
+    attributes_per_span: int = 12,
+    trace_id: bytes | None = None,
+) -> ExportTraceServiceRequest:
+    """``n`` spans of mixed agent kinds with about ``attributes_per_span`` attributes each."""
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", service
+    scope = rs.scope_spans.add()
+    scope.scope.name = "tests"
+    now = time.time_ns()
+    tid = trace_id or os.urandom(16)
+    for i in range(n):
+        span = scope.spans.add()
+        span.trace_id = tid
+        span.span_id = os.urandom(8)
+        span.name = f"span-{i}"
+        span.kind = 1
+        span.start_time_unix_nano = now - 5_000_000
+        span.end_time_unix_nano = now
+        attrs: dict[str, object] = {"agent.id": f"agent-{i % 4}", "agent.task.id": f"task-{i // 8}"}
+        attrs.update(KINDS[i % len(KINDS)])
+        filler = 0
+        while len(attrs) < attributes_per_span:
+            attrs[f"app.attr.{filler}"] = f"value-{filler}-{i}"
+            filler += 1
+        if big_attribute:
+            attrs["big"] = "x" * big_attribute
+        for key, value in attrs.items():
+            kv = span.attributes.add()
+            kv.key = key
+            _set(kv, value)
+    return request

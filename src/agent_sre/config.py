@@ -90,6 +90,15 @@ class RetryConfig(Section):
     Above 0, a request still failing after this long is dropped and counted."""
 
 
+class BatchConfig(Section):
+    """How queued requests are combined into upstream calls."""
+
+    max_size_mib: float = Field(4.0, gt=0)
+    """Upper bound of one upstream request (keep it under upstream's receive limit)."""
+    timeout: Duration = 0.2
+    """How long an idle sender waits for more before sending what it has."""
+
+
 class OtlpExporterConfig(Section):
     endpoint: str = ""
     """``host:port``, ``http://host:port`` (plaintext) or ``https://host:port`` (TLS).
@@ -99,6 +108,7 @@ class OtlpExporterConfig(Section):
     timeout: Duration = 5.0
     max_in_flight: int = Field(4, ge=1, le=64)
     queue: QueueConfig = QueueConfig()
+    batch: BatchConfig = BatchConfig()
     retry: RetryConfig = RetryConfig()
     shutdown_timeout: Duration = 5.0
     """On SIGTERM, how long to keep sending before leaving the rest on disk."""

@@ -171,3 +171,16 @@ def test_no_upstream_means_nothing_queued(make_daemon, tmp_path) -> None:
     assert metrics[("agent_sre_queue_size_bytes", ())] == 0
     assert not (daemon.workdir / "state" / "queue.db").exists()
     daemon.signal(signal.SIGTERM)
+
+
+def test_upstream_retry_info_is_honoured(make_daemon, upstream: RecordingUpstream) -> None:
+    upstream.retry_after = 2.0  # RESOURCE_EXHAUSTED with RetryInfo: retryable, not before 2s
+    daemon = make_daemon(forwarding(upstream)).start()
+    sender = Sender(daemon.addresses["otlp_grpc"])
+    assert sender.send(5)
+    assert upstream.wait_for(lambda: upstream.calls >= 1)
+    first = time.monotonic()
+    upstream.retry_after = None
+    assert upstream.wait_for(lambda: len(upstream.spans()) == 5)
+    assert time.monotonic() - first >= 1.5  # backoff alone (50 ms initial) would be far sooner
+    sender.close()

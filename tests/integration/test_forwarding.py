@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from tests.integration.conftest import forwarding
+from tests.support.durability import Sender
 from tests.support.metrics import scrape
 from tests.support.upstream import attrs
 
@@ -127,3 +128,22 @@ def test_metrics_and_logs_pass_through_unchanged(make_daemon, upstream: Recordin
         ]
         == 1
     )
+
+
+def test_headers_k8s_identity_and_upstream_partial_success(
+    make_daemon, upstream: RecordingUpstream
+) -> None:
+    upstream.reject_spans = 2
+    config = forwarding(upstream, headers={"X-Tenant": "team-a"})
+    daemon = make_daemon(config, K8S_NODE_NAME="worker-3", K8S_POD_NAME="agent-7f9c").start()
+    sender = Sender(daemon.addresses["otlp_grpc"])
+    assert sender.send(10)
+    sender.close()
+    assert upstream.wait_for(lambda: len(upstream.spans()) == 10)
+    resource = attrs(upstream.spans()[0][0].attributes)
+    assert resource["k8s.node.name"] == "worker-3"
+    assert resource["k8s.pod.name"] == "agent-7f9c"
+    assert upstream.metadata[0]["x-tenant"] == "team-a"
+    key = ("agent_sre_exporter_rejected_items_total", (("signal", "traces"),))
+    assert upstream.wait_for(lambda: scrape(daemon.url("metrics", "/metrics")).get(key) == 2)
+    assert "upstream rejected 2 of 10 traces items" in daemon.log()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 import time
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -31,6 +33,8 @@ class RecordingUpstream(
         self.metadata: list[dict[str, str]] = []
         self.fail_with: grpc.StatusCode | None = None
         self.reject_spans = 0
+        self.retry_after: float | None = None
+        """When set: refuse with RESOURCE_EXHAUSTED carrying RetryInfo of this many seconds."""
         self.calls = 0
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
@@ -63,6 +67,12 @@ class RecordingUpstream(
             self.calls += 1
             if self.fail_with is not None:
                 context.abort(self.fail_with, "upstream says no")
+            if self.retry_after is not None:
+                retry = error_details_pb2.RetryInfo()
+                retry.retry_delay.FromTimedelta(timedelta(seconds=self.retry_after))
+                status = status_pb2.Status(code=8, message="slow down")
+                status.details.add().Pack(retry)
+                context.abort_with_status(_Status(status))
             box.append(request)
             self.metadata.append(dict(context.invocation_metadata()))
         return True
@@ -114,3 +124,12 @@ def attrs(kvs: Any) -> dict[str, Any]:
         which = kv.value.WhichOneof("value")
         out[kv.key] = getattr(kv.value, which) if which else None
     return out
+
+
+class _Status(grpc.Status):  # type: ignore[misc]
+    """A grpc.Status carrying google.rpc.Status details (what grpcio-status would build)."""
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        self.code = grpc.StatusCode.RESOURCE_EXHAUSTED
+        self.details = status.message
+        self.trailing_metadata = (("grpc-status-details-bin", status.SerializeToString()),)

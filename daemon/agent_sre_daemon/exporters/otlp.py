@@ -110,6 +110,7 @@ class OtlpForwarder:
         self.clock = clock
         self.target = Target.parse(config.endpoint)
         self._wakeup = asyncio.Event()
+        self._draining = False
         self._workers: list[asyncio.Task[None]] = []
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
@@ -143,6 +144,7 @@ class OtlpForwarder:
 
     async def drain(self, timeout: float) -> bool:
         """Waits until the queue is empty or ``timeout`` passes; True when empty."""
+        self._draining = True
         deadline = time.monotonic() + timeout
         while len(self.queue) and time.monotonic() < deadline:
             self.wake()
@@ -162,17 +164,43 @@ class OtlpForwarder:
             self._channel = None
 
     async def _run(self) -> None:
+        batch_bytes = int(self.config.batch.max_size_mib * 1024 * 1024)
         while True:
             self._wakeup.clear()
-            leased = self.queue.lease(1)
-            if not leased:
+            batch = self.queue.lease_batch(batch_bytes)
+            if not batch:
                 await self._wakeup.wait()
+                if self.config.batch.timeout > 0 and not self._draining:
+                    # Let a batch build up: one upstream call for many client requests.
+                    await asyncio.sleep(self.config.batch.timeout)
                 continue
             # Another sender may be idle while this one works: pass the wakeup on.
             self._wakeup.set()
-            await self._deliver(leased[0])
+            await self._deliver(batch)
 
-    async def _deliver(self, request: QueuedRequest) -> None:
+    async def _deliver(self, batch: list[QueuedRequest]) -> None:
+        """Sends one batch until upstream has it; on a permanent refusal of a batch of
+        several requests, each is sent alone so one bad request cannot sink the rest."""
+        try:
+            await self._send_with_retries(batch)
+        except UpstreamError as exc:
+            if len(batch) > 1 and not exc.retryable:
+                for request in batch:
+                    await self._deliver([request])
+                return
+            reason = "retries_exhausted" if exc.retryable else f"upstream_{exc.code.name.lower()}"
+            items = sum(request.items for request in batch)
+            self.metrics.dropped_items.labels(batch[0].signal, reason).inc(items)
+            log.error(
+                "dropped %d %s items (requests %s) after upstream refused them: %s",
+                items,
+                batch[0].signal,
+                ",".join(str(request.id) for request in batch),
+                exc,
+            )
+        self.queue.ack(batch)
+
+    async def _send_with_retries(self, batch: list[QueuedRequest]) -> None:
         retry = self.config.retry
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, UpstreamError) and exc.retryable),
@@ -180,27 +208,17 @@ class OtlpForwarder:
             stop=stop_after_delay(retry.max_elapsed) if retry.max_elapsed > 0 else stop_never,
             reraise=True,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._send(request)
-        except UpstreamError as exc:
-            reason = "retries_exhausted" if exc.retryable else f"upstream_{exc.code.name.lower()}"
-            self.metrics.dropped_items.labels(request.signal, reason).inc(request.items)
-            log.error(
-                "dropped %d %s items (request %d) after upstream refused them: %s",
-                request.items,
-                request.signal,
-                request.id,
-                exc,
-            )
-        self.queue.ack(request)
+        # Serialized OTLP requests concatenate into one request holding all their items.
+        body = batch[0].body if len(batch) == 1 else b"".join(request.body for request in batch)
+        async for attempt in retrying:
+            with attempt:
+                await self._send(batch, body)
 
-    async def _send(self, request: QueuedRequest) -> None:
-        call = self._calls[request.signal]
+    async def _send(self, batch: list[QueuedRequest], body: bytes) -> None:
+        signal = batch[0].signal
         try:
-            reply = await call(
-                request.body,
+            reply = await self._calls[signal](
+                body,
                 timeout=self.config.timeout,
                 metadata=self._metadata,
                 compression=self._compression,
@@ -211,25 +229,25 @@ class OtlpForwarder:
                 exc.code(), exc.details() or "", retry_after_from(exc.trailing_metadata())
             )
             log.warning(
-                "upstream %s refused request %d: %s", self.target.address, request.id, error
+                "upstream %s refused %d %s requests: %s",
+                self.target.address,
+                len(batch),
+                signal,
+                error,
             )
             raise error from None
-        self._count_success(request, reply)
+        self._count_success(signal, sum(request.items for request in batch), reply)
 
-    def _count_success(self, request: QueuedRequest, reply: bytes) -> None:
+    def _count_success(self, signal: str, items: int, reply: bytes) -> None:
         metrics = self.metrics
-        metrics.exporter_sent_requests.labels(request.signal).inc()
-        rejected = _rejected(request.signal, reply)
-        if request.signal == "traces":
-            metrics.exporter_sent_spans.inc(request.items - rejected)
+        metrics.exporter_sent_requests.labels(signal).inc()
+        rejected = _rejected(signal, reply)
+        if signal == "traces":
+            metrics.exporter_sent_spans.inc(items - rejected)
         if rejected:
-            metrics.exporter_rejected_items.labels(request.signal).inc(rejected)
+            metrics.exporter_rejected_items.labels(signal).inc(rejected)
             log.warning(
-                "upstream rejected %d of %d %s items of request %d (not retried)",
-                rejected,
-                request.items,
-                request.signal,
-                request.id,
+                "upstream rejected %d of %d %s items (not retried)", rejected, items, signal
             )
 
 

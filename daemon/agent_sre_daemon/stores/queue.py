@@ -39,7 +39,7 @@ class QueuedRequest:
 class DurableQueue:
     """A byte-capped FIFO of serialized OTLP requests in SQLite.
 
-    Rows handed out by :meth:`lease` are in flight until :meth:`ack` (deleted) or
+    Rows handed out by :meth:`lease_batch` are in flight until :meth:`ack` (deleted) or
     :meth:`release` (handed out again); leases live in memory only, so after a restart every
     remaining row is pending again.
     """
@@ -59,7 +59,6 @@ class DurableQueue:
         self._count: int = count
         self._oldest: float | None = oldest
         self._leased: set[int] = set()
-        self._cursor = 0  # highest id handed out; rows below it are leased or acked
 
     @property
     def size_bytes(self) -> int:
@@ -93,36 +92,61 @@ class DurableQueue:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def lease(self, limit: int) -> list[QueuedRequest]:
-        """Hands out up to ``limit`` of the oldest requests not already in flight."""
+    def lease_batch(self, max_bytes: int, max_requests: int = 1000) -> list[QueuedRequest]:
+        """Hands out the oldest waiting requests of one signal, up to ``max_bytes`` together
+        (at least one request, however large), oldest first."""
+        # Leased rows are the oldest, so skipping them costs at most len(leased) rows.
+        heads = self._db.execute(
+            "SELECT id, signal, LENGTH(body) FROM requests ORDER BY id LIMIT ?",
+            (max_requests + len(self._leased),),
+        ).fetchall()
+        picked: list[int] = []
+        signal = ""
+        size = 0
+        for request_id, request_signal, length in heads:
+            if request_id in self._leased:
+                continue
+            if picked and (request_signal != signal or size + length > max_bytes):
+                break
+            signal = request_signal
+            picked.append(request_id)
+            size += length
+            if len(picked) >= max_requests:
+                break
+        if not picked:
+            return []
+        placeholders = ",".join("?" * len(picked))
         rows = self._db.execute(
             "SELECT id, signal, created, items, body FROM requests"
-            " WHERE id > ? ORDER BY id LIMIT ?",
-            (self._cursor, limit + len(self._leased)),
+            f" WHERE id IN ({placeholders}) ORDER BY id",
+            picked,
         ).fetchall()
-        leased = [QueuedRequest(*row) for row in rows if row[0] not in self._leased][:limit]
-        for request in leased:
-            self._leased.add(request.id)
-        if leased:
-            self._cursor = leased[-1].id
-        return leased
+        self._leased.update(picked)
+        return [QueuedRequest(*row) for row in rows]
 
-    def ack(self, request: QueuedRequest) -> None:
-        """Deletes a request upstream has (or that was dropped by policy)."""
-        self._db.execute("DELETE FROM requests WHERE id = ?", (request.id,))
-        self._leased.discard(request.id)
-        self._bytes -= len(request.body)
-        self._count -= 1
+    def release(self, requests: list[QueuedRequest]) -> None:
+        """Returns leased requests to the queue (handed out again by a later lease)."""
+        for request in requests:
+            self._leased.discard(request.id)
+
+    def ack(self, requests: list[QueuedRequest]) -> None:
+        """Deletes requests upstream has (or that were dropped by policy), in one statement."""
+        if not requests:
+            return
+        ids = [request.id for request in requests]
+        placeholders = ",".join("?" * len(ids))
+        self._db.execute(f"DELETE FROM requests WHERE id IN ({placeholders})", ids)
+        oldest_gone = False
+        for request in requests:
+            self._leased.discard(request.id)
+            self._bytes -= len(request.body)
+            oldest_gone |= request.created <= (self._oldest or 0.0)
+        self._count -= len(requests)
         if self._count == 0:
             self._oldest = None
-        elif request.created <= (self._oldest or 0.0):
+        elif oldest_gone:
             row = self._db.execute("SELECT MIN(created) FROM requests").fetchone()
             self._oldest = row[0]
-
-    def release(self, request: QueuedRequest) -> None:
-        """Returns a leased request to the front of the queue (sent again by a later lease)."""
-        self._leased.discard(request.id)
-        self._cursor = min(self._cursor, request.id - 1)
 
     def close(self) -> None:
         self._db.close()

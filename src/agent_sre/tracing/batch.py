@@ -95,10 +95,18 @@ class TraceBatchProcessor:
                 bad: list[int] = []
                 # hot path: per span
                 for index, span in enumerate(spans):
-                    problem = span_id_problem(span.trace_id, span.span_id, span.parent_span_id)
-                    if problem:
+                    trace_id = span.trace_id
+                    span_id = span.span_id
+                    if (
+                        len(trace_id) != 16
+                        or len(span_id) != 8
+                        or trace_id == _ZERO_TRACE_ID
+                        or span_id == _ZERO_SPAN_ID
+                        or len(span.parent_span_id) not in (0, 8)
+                    ):
                         bad.append(index)
                         if not result.first_problem:
+                            problem = span_id_problem(trace_id, span_id, span.parent_span_id)
                             result.first_problem = f"span {span.name!r}: {problem}"
                         continue
                     view = read_span(span, wanted, resource_attrs)

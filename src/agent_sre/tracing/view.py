@@ -133,17 +133,16 @@ def _first_int(attrs: dict[str, AttrValue], *keys: str) -> int | None:
     return None
 
 
+_SCALAR_FIELDS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+_KIND_BY_NAME = {kind.value: kind for kind in AgentSpanKind}
+
+
 def any_value(value: AnyValue) -> AttrValue | None:
     """Decodes a scalar OTLP AnyValue; arrays, maps and bytes are not read (None)."""
     which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return value.int_value
-    if which == "double_value":
-        return value.double_value
-    if which == "bool_value":
-        return value.bool_value
+    if which in _SCALAR_FIELDS:
+        decoded: AttrValue = getattr(value, which)
+        return decoded
     return None
 
 
@@ -151,13 +150,14 @@ def read_attrs(
     attributes: Iterable[KeyValue], wanted: frozenset[str], into: dict[str, AttrValue]
 ) -> None:
     """Copies the wanted scalar attributes into ``into`` (later values overwrite)."""
-    # hot path: per attribute of every span
+    # hot path: per attribute of every span; any_value() inlined
     for kv in attributes:
         key = kv.key
         if key in wanted:
-            decoded = any_value(kv.value)
-            if decoded is not None:
-                into[key] = decoded
+            value = kv.value
+            which = value.WhichOneof("value")
+            if which in _SCALAR_FIELDS:
+                into[key] = getattr(value, which)
 
 
 def classify(attrs: dict[str, AttrValue]) -> tuple[AgentSpanKind, bool]:
@@ -168,10 +168,9 @@ def classify(attrs: dict[str, AttrValue]) -> tuple[AgentSpanKind, bool]:
     """
     explicit = attrs.get(c.AGENT_SPAN_KIND)
     if isinstance(explicit, str):
-        try:
-            return AgentSpanKind(explicit.upper()), True
-        except ValueError:
-            pass
+        kind = _KIND_BY_NAME.get(explicit) or _KIND_BY_NAME.get(explicit.upper())
+        if kind is not None and kind is not AgentSpanKind.OTHER:
+            return kind, True
     operation = attrs.get(c.GEN_AI_OPERATION_NAME)
     if isinstance(operation, str) and operation in c.GEN_AI_OPERATION_KINDS:
         return c.GEN_AI_OPERATION_KINDS[operation], False
@@ -196,7 +195,7 @@ def read_span(
         wanted: attribute keys to decode; include :data:`CORE_KEYS` for the view's properties.
         resource_attrs: the wanted attributes of the span's resource, used as defaults.
     """
-    attrs: dict[str, AttrValue] = dict(resource_attrs) if resource_attrs else {}
+    attrs: dict[str, AttrValue] = resource_attrs.copy() if resource_attrs else {}
     read_attrs(span.attributes, wanted, attrs)
     kind, explicit = classify(attrs)
     return AgentSpan(

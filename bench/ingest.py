@@ -1,0 +1,206 @@
+"""Ingest benchmark: OTLP/gRPC in -> classify, enrich, durable queue -> OTLP/gRPC out.
+
+Runs, in one go and on the same machine state:
+  1. saturation: closed-loop senders of 512-span requests (about 12 attributes a span, mixed
+     agent span kinds) against (a) a bare gRPC server that only parses and acknowledges, the
+     baseline, and (b) the daemon forwarding to a null upstream; spans/s, ack latency p50/p99,
+     peak RSS, and (b)/(a) as a ratio.
+  2. steady: 10,000 spans/s as 100 requests/s of 100 spans, OTLP in -> OTLP out, the figure
+     the OpenTelemetry Collector publishes from its load tests (CPU share of one core, RSS).
+
+The server under test is pinned to CPU 1 and the load generator to CPU 0 where the machine
+has two cores. Usage: python bench/ingest.py [--seconds 15] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.spans import make_request  # noqa: E402
+
+METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+SERVER_CPU = {1} if (os.cpu_count() or 1) > 1 else None
+CLIENT_CPU = {0} if (os.cpu_count() or 1) > 1 else None
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    if cpus is not None:
+        os.sched_setaffinity(pid, cpus)
+
+
+def start_helper(mode: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = workdir / f"{mode}.port"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_servers.py"), mode, str(port_file)])
+    while not port_file.exists() or not port_file.read_text():
+        time.sleep(0.02)
+    return proc, f"127.0.0.1:{port_file.read_text()}"
+
+
+def start_daemon(workdir: Path, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+    config = workdir / "bench.yaml"
+    config.write_text(
+        f"""
+state_dir: {workdir / "state"}
+node: {{name: bench}}
+receivers:
+  otlp:
+    grpc: {{endpoint: "127.0.0.1:0", max_recv_msg_size_mib: 16}}
+    http: {{endpoint: "127.0.0.1:0"}}
+exporters:
+  otlp: {{endpoint: "{upstream}", compression: none}}
+  prometheus: {{endpoint: "127.0.0.1:0"}}
+proxy: {{endpoint: "127.0.0.1:0"}}
+admin: {{endpoint: "127.0.0.1:0"}}
+"""
+    )
+    ready = workdir / "ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent_sre_daemon.cli", "run", "--config", str(config),
+         "--ready-file", str(ready), "--log-level", "warning"],
+    )
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise SystemExit("daemon failed to start")
+        time.sleep(0.05)
+    return proc, json.loads(ready.read_text())["otlp_grpc"]
+
+
+async def saturate(address: str, body: bytes, spans: int, seconds: float, concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        call = channel.unary_unary(METHOD, None, None)
+        for _ in range(3):  # warm up
+            await call(body, timeout=30)
+        deadline = time.perf_counter() + seconds
+
+        async def sender() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                await call(body, timeout=30)
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "spans_per_s": len(latencies) * spans / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "requests": len(latencies),
+    }
+
+
+async def steady(address: str, spans_per_s: int, per_request: int, seconds: float) -> None:
+    interval = per_request / spans_per_s
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = channel.unary_unary(METHOD, None, None)
+        bodies = [make_request(per_request).SerializeToString() for _ in range(50)]
+        next_at = time.perf_counter()
+        end = next_at + seconds
+        pending: set[asyncio.Task[object]] = set()
+        i = 0
+        while next_at < end:
+            task = asyncio.ensure_future(call(bodies[i % len(bodies)], timeout=30))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            i += 1
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.gather(*pending)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(proc: subprocess.Popen[bytes], work: object) -> tuple[object, float, float, float]:
+    """Runs ``work`` (a coroutine) and returns (result, cpu share of one core, rss MiB, peak)."""
+    process = psutil.Process(proc.pid)
+    before = process.cpu_times()
+    started = time.perf_counter()
+    result = asyncio.run(work)  # type: ignore[arg-type]
+    wall = time.perf_counter() - started
+    after = process.cpu_times()
+    cpu = (after.user + after.system - before.user - before.system) / wall
+    return result, cpu, process.memory_info().rss / 2**20, peak_rss_mib(proc.pid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--steady-seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    pin(os.getpid(), CLIENT_CPU)
+    body = make_request(512).SerializeToString()
+    print(f"request: 512 spans, {len(body)} bytes; server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        baseline, baseline_addr = start_helper("baseline", workdir)
+        sink, sink_addr = start_helper("sink", workdir)
+        pin(baseline.pid, SERVER_CPU)
+        pin(sink.pid, CLIENT_CPU)
+        daemon, daemon_addr = start_daemon(workdir, sink_addr)
+        pin(daemon.pid, SERVER_CPU)
+        for thread in psutil.Process(daemon.pid).threads():
+            pin(thread.id, SERVER_CPU)
+        try:
+            base, base_cpu, _, base_peak = measure(
+                baseline, saturate(baseline_addr, body, 512, args.seconds, args.concurrency)
+            )
+            ours, our_cpu, _, our_peak = measure(
+                daemon, saturate(daemon_addr, body, 512, args.seconds, args.concurrency)
+            )
+            assert isinstance(base, dict) and isinstance(ours, dict)
+            print("\nsaturation (closed loop, concurrency %d, %.0fs each)" % (args.concurrency, args.seconds))
+            print(f"{'':28}{'spans/s':>12}{'ack p50 ms':>12}{'ack p99 ms':>12}{'cpu':>8}{'peak MiB':>10}")
+            for name, r, cpu, peak in (
+                ("baseline (parse + ack)", base, base_cpu, base_peak),
+                ("agent-sre (in -> out)", ours, our_cpu, our_peak),
+            ):
+                print(f"{name:28}{r['spans_per_s']:12,.0f}{r['p50_ms']:12.2f}{r['p99_ms']:12.2f}{cpu:8.2f}{peak:10.1f}")
+            print(f"ratio agent-sre / baseline: throughput {ours['spans_per_s'] / base['spans_per_s']:.2f}x")
+        finally:
+            baseline.terminate()
+            daemon.terminate()
+            daemon.wait()
+
+        # Steady 10k spans/s on a fresh daemon (RSS not inflated by the saturation run).
+        daemon, daemon_addr = start_daemon(workdir / "steady", sink_addr) if (workdir / "steady").mkdir() is None else (None, "")
+        assert daemon is not None
+        pin(daemon.pid, SERVER_CPU)
+        for thread in psutil.Process(daemon.pid).threads():
+            pin(thread.id, SERVER_CPU)
+        try:
+            _, cpu, rss, peak = measure(daemon, steady(daemon_addr, 10_000, 100, args.steady_seconds))
+            print(f"\nsteady 10,000 spans/s (100 spans/request), {args.steady_seconds:.0f}s, OTLP in -> OTLP out")
+            print(f"  cpu {cpu * 100:.1f}% of one core, rss {rss:.1f} MiB (peak {peak:.1f} MiB)")
+            print("  (OpenTelemetry Collector TestTrace10kSPS publishes about 6-13% of a core, 55-80 MiB)")
+        finally:
+            daemon.terminate()
+            daemon.wait()
+            sink.terminate()
+
+
+if __name__ == "__main__":
+    main()

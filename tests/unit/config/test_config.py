@@ -1,0 +1,113 @@
+"""Configuration: defaults, variables, and errors that say file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_sre.config import ConfigError, load_config, parse_config
+from agent_sre.units import format_duration, parse_duration, parse_endpoint
+from agent_sre.yamlsource import expand_vars
+
+ROOT = Path(__file__).parents[3]
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "cfg.yaml", env or {})
+    return info.value.problems
+
+
+def test_embedded_default_matches_shipped_file() -> None:
+    from agent_sre.config import default_config_text
+
+    assert default_config_text() == (ROOT / "config" / "agent-sre.yaml").read_text()
+
+
+def test_default_contract_keys() -> None:
+    config = load_config(None, env={})
+    assert config.receivers.otlp.grpc is not None and config.receivers.otlp.http is not None
+    assert config.receivers.otlp.grpc.max_recv_msg_size_mib == 4
+    assert config.receivers.otlp.http.endpoint == "127.0.0.1:4318"
+    assert config.exporters.otlp.compression == "gzip"
+    assert config.proxy.endpoint == "127.0.0.1:8790"
+    assert [r.name for r in config.proxy.routes] == ["openai", "anthropic"]
+    assert config.admin.endpoint == "127.0.0.1:8791" and config.admin.token == ""
+
+
+def test_variables_expand_with_defaults() -> None:
+    env = {"AGENT_SRE_UPSTREAM": "collector:4317", "NODE_NAME": "n7"}
+    config = load_config(None, env=env)
+    assert config.exporters.otlp.endpoint == "collector:4317"
+    assert config.node.name == "n7"
+    assert expand_vars("${A:-x}/${B}/${C:-}", {"A": "", "B": "b"}) == "x/b/"
+
+
+def test_unquoted_variable_gets_yaml_type() -> None:
+    config = parse_config("exporters:\n  otlp:\n    max_in_flight: ${N:-8}\n", "c", {})
+    assert config.exporters.otlp.max_in_flight == 8
+
+
+def test_errors_name_file_line_and_dotted_field() -> None:
+    found = problems(
+        "node:\n"
+        "  name: x\n"
+        "receivers:\n"
+        "  otlp:\n"
+        "    grpc:\n"
+        "      endpoint: 127.0.0.1:99999\n"
+        "      max_recv_msg_size_mib: -1\n"
+        "proxy:\n"
+        "  routes:\n"
+        "    - {name: a, prefix: /a, upstream: http://x}\n"
+        "    - {name: b, prefix: /b, upstream: http://x, api: soap}\n"
+    )
+    assert (
+        "cfg.yaml:6: receivers.otlp.grpc.endpoint: '127.0.0.1:99999' has no valid port" in found[0]
+    )
+    assert found[1].startswith("cfg.yaml:7: receivers.otlp.grpc.max_recv_msg_size_mib:")
+    assert any(p.startswith("cfg.yaml:10: proxy.routes[0].api: Field required") for p in found)
+    assert any(p.startswith("cfg.yaml:11: proxy.routes[1].api: Input should be") for p in found)
+
+
+def test_unknown_sections_and_reserved_sections() -> None:
+    assert problems("recievers: {}\n") == [
+        "cfg.yaml:1: recievers: unknown key (check the spelling; see docs/configuration.md)"
+    ]
+    assert problems("chaos:\n  experiments: []\n")[0].startswith(
+        "cfg.yaml:2: chaos.experiments: unknown key"
+    )
+
+
+def test_yaml_syntax_error_has_line() -> None:
+    assert problems("node:\n  name: [x\n")[0].startswith("cfg.yaml:3:")
+
+
+def test_top_level_must_be_mapping() -> None:
+    assert problems("- a\n- b\n") == ["cfg.yaml:1: the top level must be a mapping of sections"]
+
+
+def test_empty_file_is_all_defaults() -> None:
+    assert parse_config("", "empty.yaml", {}).receivers.otlp.grpc is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5m", 300), ("1h30m", 5400), ("28d", 28 * 86400), ("250ms", 0.25), (10, 10), ("2w", 1209600)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "3x", "m5", "-1", True, -3])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError, match="duration|negative"):
+        parse_duration(text)
+
+
+def test_format_duration_and_endpoint() -> None:
+    assert [format_duration(s) for s in (300, 7200, 86400 * 30, 90)] == ["5m", "2h", "30d", "90s"]
+    assert parse_endpoint("[::1]:4317") == ("::1", 4317)
+    with pytest.raises(ValueError):
+        parse_endpoint(":4317")

@@ -25,7 +25,7 @@ class PipelineMetrics:
         )
         self.accepted_items = Counter(
             "agent_sre_receiver_accepted_items_total",
-            "Metric data points' parent metrics and log records accepted, by signal.",
+            "Metrics (not data points) and log records accepted, by signal.",
             ["protocol", "signal"],
             registry=registry,
         )

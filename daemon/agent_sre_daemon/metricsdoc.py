@@ -44,14 +44,29 @@ def render() -> str:
         registry = CollectorRegistry()
         registrar(registry)
         lines += [f"## {title}", "", "| name | type | labels | description |", "|---|---|---|---|"]
+        rows = []
         for collector in _collectors(registry):
-            name = getattr(collector, "_name", "")
-            kind = getattr(collector, "_type", "")
-            if kind == "counter":
-                name += "_total"
-            labels = ", ".join(f"`{label}`" for label in getattr(collector, "_labelnames", ()))
-            doc = getattr(collector, "_documentation", "")
-            lines.append(f"| `{name}` | {kind} | {labels} | {doc} |")
+            if hasattr(collector, "_name"):  # a prometheus-client metric object
+                name = getattr(collector, "_name", "")
+                kind = getattr(collector, "_type", "")
+                labels = tuple(getattr(collector, "_labelnames", ()))
+                rows.append((name, kind, labels, getattr(collector, "_documentation", "")))
+                continue
+            # a custom collector: its families, labels from its ``label_names``
+            label_names: dict[str, tuple[str, ...]] = getattr(collector, "label_names", {})
+            for family in collector.describe():  # type: ignore[attr-defined]
+                rows.append(
+                    (
+                        family.name,
+                        family.type,
+                        label_names.get(family.name, ()),
+                        family.documentation,
+                    )
+                )
+        for name, kind, labels, doc in sorted(rows):
+            shown = f"{name}_total" if kind == "counter" else name
+            label_text = ", ".join(f"`{label}`" for label in labels)
+            lines.append(f"| `{shown}` | {kind} | {label_text} | {doc} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -59,7 +74,7 @@ def render() -> str:
 def _collectors(registry: CollectorRegistry) -> list[object]:
     # prometheus-client keeps its collectors in a private mapping; read-only use here.
     mapping: dict[object, list[str]] = getattr(registry, "_collector_to_names", {})
-    return sorted(mapping, key=lambda collector: str(getattr(collector, "_name", "")))
+    return list(mapping)
 
 
 if __name__ == "__main__":

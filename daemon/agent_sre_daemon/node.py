@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from agent_sre import __version__
 from agent_sre.config import Config, ConfigError, load_config
 from agent_sre.tracing.batch import TraceBatchProcessor
+from agent_sre.tracing.view import CORE_KEYS
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin import AdminServer
 from agent_sre_daemon.exporters.otlp import OtlpForwarder
@@ -30,6 +31,7 @@ from agent_sre_daemon.metrics import PipelineMetrics
 from agent_sre_daemon.pipeline import Pipeline
 from agent_sre_daemon.receivers.otlp_grpc import OtlpGrpcReceiver
 from agent_sre_daemon.receivers.otlp_http import OtlpHttpReceiver
+from agent_sre_daemon.slo_runtime import SLOMetrics, SLORuntime
 from agent_sre_daemon.stores.queue import DurableQueue
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ class Node:
         self.forwarder: OtlpForwarder | None = None
         self.processor = TraceBatchProcessor(self._identity(config).resource_attributes())
         self.pipeline = Pipeline(self.processor, None, self.metrics)
+        self.slo = SLORuntime(config, Path(config.state_dir))
+        SLOMetrics(self.registry, lambda: self.slo)
         self.grpc_receiver: OtlpGrpcReceiver | None = None
         self.http_receiver: OtlpHttpReceiver | None = None
         self.metrics_server: MetricsServer | None = None
@@ -106,6 +110,8 @@ class Node:
 
     async def start(self) -> None:
         config = self.config
+        self.slo.start()
+        self._wire_observers()
         self._open_forwarding(config)
         receivers = config.receivers.otlp
         if receivers.grpc is not None:
@@ -134,6 +140,7 @@ class Node:
             token=lambda: self.config.admin.token,
             status=self.status,
             reload=self.reload,
+            extra_routes=self.slo.admin_routes(),
         )
         self.addresses["admin"] = await self.admin_server.start()
         for name, address in self.addresses.items():
@@ -152,11 +159,17 @@ class Node:
         if self.http_receiver is not None:
             await self.http_receiver.stop(grace=2.0)
         await self._close_forwarding(self.config.exporters.otlp.shutdown_timeout)
+        await self.slo.stop()
         if self.admin_server is not None:
             await self.admin_server.stop()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         log.info("stopped")
+
+    def _wire_observers(self) -> None:
+        """Points the span pass at the current engines (they are rebuilt on reload)."""
+        self.processor.observers = [self.slo.observe]
+        self.processor.wanted = CORE_KEYS | self.slo.wanted_keys
 
     # -- forwarding -------------------------------------------------------------------
 
@@ -209,6 +222,9 @@ class Node:
                 return False, str(exc)
             old, self.config = self.config, new
             self.processor.resource_attributes = self._identity(new).resource_attributes()
+            carried = self.slo.reload(new)
+            self._wire_observers()
+            log.info("SLO counts carried over: %s", ", ".join(carried) or "none")
             if old.exporters.otlp != new.exporters.otlp or old.state_dir != new.state_dir:
                 await self._close_forwarding(flush_timeout=0)
                 self._open_forwarding(new)

@@ -75,7 +75,7 @@ class Pipeline:
         except UnavailableError as exc:
             self.metrics.refused_spans.labels(protocol, exc.reason).inc(count_spans(request))
             raise
-        result = self.processor.process(request)
+        result = self.processor.process(request, self.clock())
         metrics = self.metrics
         if result.rejected:
             metrics.refused_spans.labels(protocol, "invalid").inc(result.rejected)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
         ExportTraceServiceRequest,
     )
 
-SpanObserver = Callable[[AgentSpan], None]
+SpanObserver = Callable[[AgentSpan, float], None]
+"""Called with each valid span's view and the time (unix seconds) the batch was received."""
 
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
@@ -79,8 +80,9 @@ class TraceBatchProcessor:
         self.observers = list(observers or [])
         self.wanted = wanted | CORE_KEYS
 
-    def process(self, request: ExportTraceServiceRequest) -> BatchResult:
-        """Validates, classifies, enriches (in place) and observes every span of ``request``."""
+    def process(self, request: ExportTraceServiceRequest, now: float) -> BatchResult:
+        """Validates, classifies, enriches (in place) and observes every span of ``request``,
+        received at ``now`` (unix seconds)."""
         result = BatchResult()
         by_kind = result.by_kind
         wanted = self.wanted
@@ -115,7 +117,7 @@ class TraceBatchProcessor:
                         add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)
                     by_kind[kind] = by_kind.get(kind, 0) + 1
                     for observe in observers:
-                        observe(view)
+                        observe(view, now)
                 for index in reversed(bad):
                     del spans[index]
                 result.rejected += len(bad)

@@ -22,13 +22,15 @@ from prometheus_client import CollectorRegistry
 from agent_sre import __version__
 from agent_sre.config import Config, ConfigError, load_config
 from agent_sre.tracing.batch import TraceBatchProcessor
-from agent_sre.tracing.view import CORE_KEYS
 from agent_sre.tracing.enrich import NodeIdentity
+from agent_sre.tracing.view import CORE_KEYS
 from agent_sre_daemon.admin import AdminServer
+from agent_sre_daemon.errors import ReceiverError
 from agent_sre_daemon.exporters.otlp import OtlpForwarder
 from agent_sre_daemon.exporters.prometheus import MetricsServer
 from agent_sre_daemon.metrics import PipelineMetrics
 from agent_sre_daemon.pipeline import Pipeline
+from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.receivers.otlp_grpc import OtlpGrpcReceiver
 from agent_sre_daemon.receivers.otlp_http import OtlpHttpReceiver
 from agent_sre_daemon.slo_runtime import SLOMetrics, SLORuntime
@@ -36,6 +38,11 @@ from agent_sre_daemon.stores.queue import DurableQueue
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
 log = logging.getLogger("agent_sre.node")
 
@@ -78,6 +85,7 @@ class Node:
         self.http_receiver: OtlpHttpReceiver | None = None
         self.metrics_server: MetricsServer | None = None
         self.admin_server: AdminServer | None = None
+        self.proxy: ProxyServer | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
@@ -128,6 +136,9 @@ class Node:
                 int(receivers.http.max_request_body_size_mib * MIB),
             )
             self.addresses["otlp_http"] = await self.http_receiver.start()
+        self.proxy = ProxyServer(config, self._proxy_span, self.registry, Path(config.state_dir))
+        proxy_host, proxy_port = await self.proxy.start()
+        self.addresses["proxy"] = f"{proxy_host}:{proxy_port}"
         self.metrics_server = MetricsServer(
             self.registry,
             config.exporters.prometheus.endpoint,
@@ -140,7 +151,7 @@ class Node:
             token=lambda: self.config.admin.token,
             status=self.status,
             reload=self.reload,
-            extra_routes=self.slo.admin_routes(),
+            extra_routes=[*self.slo.admin_routes(), *self.proxy.admin_routes()],
         )
         self.addresses["admin"] = await self.admin_server.start()
         for name, address in self.addresses.items():
@@ -158,6 +169,8 @@ class Node:
             await self.grpc_receiver.stop(grace=2.0)
         if self.http_receiver is not None:
             await self.http_receiver.stop(grace=2.0)
+        if self.proxy is not None:
+            await self.proxy.stop()  # its last spans go into the queue before it closes
         await self._close_forwarding(self.config.exporters.otlp.shutdown_timeout)
         await self.slo.stop()
         if self.admin_server is not None:
@@ -165,6 +178,15 @@ class Node:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         log.info("stopped")
+
+    def _proxy_span(self, request: ExportTraceServiceRequest) -> None:
+        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
+        try:
+            self.pipeline.export_traces(request, "proxy", request.ByteSize())
+        except ReceiverError as exc:
+            # The call itself already happened; its span cannot be pushed back on anyone.
+            self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
+            log.warning("span of a proxied call dropped: %s", exc.message)
 
     def _wire_observers(self) -> None:
         """Points the span pass at the current engines (they are rebuilt on reload)."""
@@ -234,7 +256,8 @@ class Node:
                     ("receivers", old.receivers, new.receivers),
                     ("exporters.prometheus", old.exporters.prometheus, new.exporters.prometheus),
                     ("admin.endpoint", old.admin.endpoint, new.admin.endpoint),
-                    ("proxy.endpoint", old.proxy.endpoint, new.proxy.endpoint),
+                    ("proxy", old.proxy, new.proxy),
+                    ("budgets", old.budgets, new.budgets),
                 )
                 if before != after
             ]

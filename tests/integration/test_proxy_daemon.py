@@ -1,0 +1,121 @@
+"""The proxy inside the real daemon: the official openai SDK through agent-sre to a stand-in
+provider; the call's span reaches upstream and the SLOs; a budget refuses the SDK's call."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from genai_prices import Usage, calc_price
+
+from tests.integration.conftest import forwarding
+from tests.support.upstream import RecordingUpstream, attrs
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def provider_url() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fakes" / "provider.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://"), url
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def test_openai_sdk_through_the_daemon(
+    make_daemon, upstream: RecordingUpstream, provider_url: str
+) -> None:
+    config = forwarding(upstream)
+    config["proxy"] = {
+        "endpoint": "127.0.0.1:0",
+        "routes": [
+            {"name": "openai", "prefix": "/openai", "upstream": provider_url, "api": "openai"}
+        ],
+    }
+    config["slos"] = [
+        {"name": "llm", "target": 0.99, "window": "30d", "sli": {"kind": "llm_success"}}
+    ]
+    config["budgets"] = {
+        "budgets": [
+            {
+                "name": "a2-daily",
+                "scope": "agent",
+                "agents": ["a2"],
+                "limit_usd": 0.000001,
+                "window": "day",
+            }
+        ]
+    }
+    daemon = make_daemon(config).start()
+    base_url = f"http://{daemon.addresses['proxy']}/openai/v1"
+
+    client = openai.OpenAI(base_url=base_url, api_key="sk-test-planted-key", max_retries=2)
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hello there"}],
+        extra_headers={"X-Agent-Id": "a1", "X-Agent-Task-Id": "t1"},
+    )
+    assert reply.choices[0].message.content
+    usage = reply.usage
+    assert usage is not None
+
+    # The call's span is forwarded upstream like any received span, priced.
+    assert upstream.wait_for(lambda: len(upstream.spans()) == 1), daemon.log()
+    resource, span = upstream.spans()[0]
+    span_attrs = attrs(span.attributes)
+    assert span_attrs["agent.span.kind"] == "LLM_INFERENCE"
+    assert span_attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert span_attrs["agent.id"] == "a1"
+    assert span_attrs["gen_ai.usage.input_tokens"] == usage.prompt_tokens
+    expected = calc_price(
+        Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
+        "gpt-4o-mini",
+        provider_id="openai",
+    ).total_price
+    assert span_attrs["agent_sre.cost_usd"] == pytest.approx(float(expected))
+    assert attrs(resource.attributes)["agent_sre.node"] == "test-node"
+    assert "sk-test-planted-key" not in str(span) + str(resource)
+
+    # ... and counted by the SLO engine.
+    slo = get(daemon.url("admin", "/v1/slos/llm"))
+    assert slo["overall"]["events_good"] == 1
+
+    # A budget that cannot cover the call refuses it: the SDK raises at once, no retries.
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hello"}],
+            extra_headers={"X-Agent-Id": "a2"},
+        )
+    assert info.value.status_code not in (408, 409, 429) and info.value.status_code < 500
+    body = info.value.body
+    assert isinstance(body, dict)
+    error = body.get("error", body)
+    assert error["type"] == "budget_exceeded"
+    budgets = get(daemon.url("admin", "/v1/budgets"))
+    assert "a2-daily" in json.dumps(budgets)
+
+    # The planted key reached no log line and no store.
+    assert "sk-test-planted-key" not in daemon.log()
+    for path in (daemon.workdir / "state").rglob("*"):
+        if path.is_file():
+            assert b"sk-test-planted-key" not in path.read_bytes(), path

@@ -298,3 +298,18 @@ def test_http_unknown_path_and_method(daemon: DaemonProcess) -> None:
         urllib.request.urlopen(daemon.url("otlp_http", "/v1/traces"), timeout=5)
     assert info.value.code == 405
     assert_still_serving(daemon)
+
+
+def test_grpc_gzip_bomb_refused(daemon: DaemonProcess) -> None:
+    # 2 MiB that compresses to a few KiB: the limit applies to the inflated message.
+    body = make_request(1, big_attribute=2 * MIB).SerializeToString()
+    with grpc.insecure_channel(daemon.addresses["otlp_grpc"]) as channel:
+        call = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            call(body, timeout=10, compression=grpc.Compression.Gzip)
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert_still_serving(daemon)

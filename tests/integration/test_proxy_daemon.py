@@ -7,9 +7,8 @@ import json
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 import pytest
@@ -17,6 +16,9 @@ from genai_prices import Usage, calc_price
 
 from tests.integration.conftest import forwarding
 from tests.support.upstream import RecordingUpstream, attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).parents[2]
 

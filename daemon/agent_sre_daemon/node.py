@@ -23,7 +23,6 @@ from agent_sre import __version__
 from agent_sre.config import Config, ConfigError, load_config
 from agent_sre.tracing.batch import TraceBatchProcessor
 from agent_sre.tracing.enrich import NodeIdentity
-from agent_sre.tracing.view import CORE_KEYS
 from agent_sre_daemon.admin import AdminServer
 from agent_sre_daemon.errors import ReceiverError
 from agent_sre_daemon.exporters.otlp import OtlpForwarder
@@ -190,8 +189,8 @@ class Node:
 
     def _wire_observers(self) -> None:
         """Points the span pass at the current engines (they are rebuilt on reload)."""
-        self.processor.observers = [self.slo.observe]
-        self.processor.wanted = CORE_KEYS | self.slo.wanted_keys
+        observers = [self.slo.observe] if len(self.slo.engine) else []
+        self.processor.set_observers(observers, self.slo.wanted_keys)
 
     # -- forwarding -------------------------------------------------------------------
 

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.tracing.enrich import add_string_attribute, enrich_resource
-from agent_sre.tracing.view import CORE_KEYS, AgentSpan, AttrValue, read_attrs, read_span
+from agent_sre.tracing.view import (
+    CLASSIFY_KEYS,
+    CORE_KEYS,
+    STATUS_CODE_ERROR,
+    AgentSpan,
+    AttrValue,
+    classify,
+    read_attrs,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -67,18 +75,24 @@ class TraceBatchProcessor:
     Args:
         resource_attributes: set on each resource that lacks them (node identity).
         observers: called with each valid span's view, in order.
-        wanted: attribute keys to decode (the view's core keys plus what observers match on).
+        wanted: attribute keys observers need beyond the view's core keys.
     """
 
     def __init__(
         self,
         resource_attributes: Mapping[str, str],
         observers: list[SpanObserver] | None = None,
-        wanted: frozenset[str] = CORE_KEYS,
+        wanted: frozenset[str] = frozenset(),
     ) -> None:
         self.resource_attributes = dict(resource_attributes)
-        self.observers = list(observers or [])
-        self.wanted = wanted | CORE_KEYS
+        self.observers: list[SpanObserver] = []
+        self.wanted = CLASSIFY_KEYS
+        self.set_observers(observers or [], wanted)
+
+    def set_observers(self, observers: list[SpanObserver], wanted: frozenset[str]) -> None:
+        """Replaces the observers; with none, only the keys classification needs are decoded."""
+        self.observers = list(observers)
+        self.wanted = (CORE_KEYS | wanted) if observers else CLASSIFY_KEYS
 
     def process(self, request: ExportTraceServiceRequest, now: float) -> BatchResult:
         """Validates, classifies, enriches (in place) and observes every span of ``request``,
@@ -111,13 +125,26 @@ class TraceBatchProcessor:
                             problem = span_id_problem(trace_id, span_id, span.parent_span_id)
                             result.first_problem = f"span {span.name!r}: {problem}"
                         continue
-                    view = read_span(span, wanted, resource_attrs)
-                    kind = view.kind
-                    if not view.explicit_kind and kind is not AgentSpanKind.OTHER:
+                    attrs = resource_attrs.copy() if resource_attrs else {}
+                    read_attrs(span.attributes, wanted, attrs)
+                    kind, explicit = classify(attrs)
+                    if not explicit and kind is not AgentSpanKind.OTHER:
                         add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)
                     by_kind[kind] = by_kind.get(kind, 0) + 1
-                    for observe in observers:
-                        observe(view, now)
+                    if observers:
+                        view = AgentSpan(
+                            kind,
+                            explicit,
+                            span.name,
+                            trace_id,
+                            span_id,
+                            span.start_time_unix_nano,
+                            span.end_time_unix_nano,
+                            span.status.code == STATUS_CODE_ERROR,
+                            attrs,
+                        )
+                        for observe in observers:
+                            observe(view, now)
                 for index in reversed(bad):
                     del spans[index]
                 result.rejected += len(bad)

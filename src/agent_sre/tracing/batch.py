@@ -18,11 +18,11 @@ from agent_sre.tracing.enrich import add_string_attribute, enrich_resource
 from agent_sre.tracing.view import (
     CLASSIFY_KEYS,
     CORE_KEYS,
-    STATUS_CODE_ERROR,
     AgentSpan,
     AttrValue,
     classify,
     read_attrs,
+    view_of,
 )
 
 if TYPE_CHECKING:
@@ -132,17 +132,7 @@ class TraceBatchProcessor:
                         add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)
                     by_kind[kind] = by_kind.get(kind, 0) + 1
                     if observers:
-                        view = AgentSpan(
-                            kind,
-                            explicit,
-                            span.name,
-                            trace_id,
-                            span_id,
-                            span.start_time_unix_nano,
-                            span.end_time_unix_nano,
-                            span.status.code == STATUS_CODE_ERROR,
-                            attrs,
-                        )
+                        view = view_of(span, kind, explicit, attrs)
                         for observe in observers:
                             observe(view, now)
                 for index in reversed(bad):

@@ -203,14 +203,22 @@ def read_span(
     attrs: dict[str, AttrValue] = resource_attrs.copy() if resource_attrs else {}
     read_attrs(span.attributes, wanted, attrs)
     kind, explicit = classify(attrs)
+    return view_of(span, kind, explicit, attrs)
+
+
+def view_of(
+    span: Span, kind: AgentSpanKind, explicit: bool, attrs: dict[str, AttrValue]
+) -> AgentSpan:
+    """The view of a span whose attributes were already read and classified."""
+    # positional: measurably cheaper than keywords on the per-span path
     return AgentSpan(
-        kind=kind,
-        explicit_kind=explicit,
-        name=span.name,
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
-        is_error=span.status.code == STATUS_CODE_ERROR,
-        attrs=attrs,
+        kind,
+        explicit,
+        span.name,
+        span.trace_id,
+        span.span_id,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        span.status.code == STATUS_CODE_ERROR,
+        attrs,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -147,3 +148,53 @@ def test_headers_k8s_identity_and_upstream_partial_success(
     key = ("agent_sre_exporter_rejected_items_total", (("signal", "traces"),))
     assert upstream.wait_for(lambda: scrape(daemon.url("metrics", "/metrics")).get(key) == 2)
     assert "upstream rejected 2 of 10 traces items" in daemon.log()
+
+
+def test_http_metrics_and_logs_json_and_protobuf(make_daemon, upstream: RecordingUpstream) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from tests.integration.test_bad_input import post
+
+    daemon = make_daemon(forwarding(upstream)).start()
+    metrics_json = {
+        "resourceMetrics": [
+            {
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": "agent.tasks",
+                                "sum": {
+                                    "dataPoints": [{"asInt": "5", "timeUnixNano": "1"}],
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": True,
+                                },
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    status, _, _ = post(
+        daemon.url("otlp_http", "/v1/metrics"),
+        json.dumps(metrics_json).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 200
+    logs = ExportLogsServiceRequest()
+    record = logs.resource_logs.add().scope_logs.add().log_records.add()
+    record.body.string_value = "over http"
+    record.trace_id = b"\x01" * 16
+    status, _, _ = post(
+        daemon.url("otlp_http", "/v1/logs"),
+        logs.SerializeToString(),
+        {"Content-Type": "application/x-protobuf"},
+    )
+    assert status == 200
+    assert upstream.wait_for(lambda: upstream.metrics and upstream.logs)
+    point = upstream.metrics[0].resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
+    assert point.as_int == 5
+    received = upstream.logs[0].resource_logs[0].scope_logs[0].log_records[0]
+    assert received.body.string_value == "over http"
+    assert received.trace_id == b"\x01" * 16

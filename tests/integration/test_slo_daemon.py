@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -173,6 +175,25 @@ def test_slis_from_real_spans_api_metrics_restart_and_reload(make_daemon) -> Non
         ]
         == 1
     )
+
+    # The CLI reads the same API: a table for people, JSON for machines.
+    cli = [sys.executable, "-m", "agent_sre_daemon.cli", "slo"]
+    listing = subprocess.run(
+        [*cli, "list", "--admin", daemon.addresses["admin"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "tasks" in listing.stdout and "policy" in listing.stdout
+    shown = subprocess.run(
+        [*cli, "show", "llm", "--json", "--admin", daemon.addresses["admin"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["overall"]["events_bad"] == 1
 
     # Restart: the counts come back from state_dir.
     assert daemon.stop() == 0

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sre import __version__
 from agent_sre.config import ConfigError, load_config
+from agent_sre_daemon import cli_budgets, cli_slo
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -53,12 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--admin", default=os.environ.get("AGENT_SRE_ADMIN", "127.0.0.1:8791"))
     status.set_defaults(func=cmd_status)
 
-    try:
-        from agent_sre_daemon import cli_slo
-    except ImportError:  # pragma: no cover - the SLO commands ship with the SLO engine
-        pass
-    else:
-        cli_slo.register(sub)
+    cli_slo.register(sub)
+    cli_budgets.register(sub)
     return parser
 
 

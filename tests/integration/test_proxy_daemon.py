@@ -53,6 +53,7 @@ def test_openai_sdk_through_the_daemon(
             {"name": "openai", "prefix": "/openai", "upstream": provider_url, "api": "openai"}
         ],
     }
+    config["admin"] = {"endpoint": "127.0.0.1:0", "token": "tok"}
     config["slos"] = [
         {"name": "llm", "target": 0.99, "window": "30d", "sli": {"kind": "llm_success"}}
     ]
@@ -115,6 +116,41 @@ def test_openai_sdk_through_the_daemon(
     assert error["type"] == "budget_exceeded"
     budgets = get(daemon.url("admin", "/v1/budgets"))
     assert "a2-daily" in json.dumps(budgets)
+    cli = [sys.executable, "-m", "agent_sre_daemon.cli"]
+    table = subprocess.run(
+        [*cli, "budgets", "--admin", daemon.addresses["admin"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert table.returncode == 0, table.stderr
+    assert "a2-daily" in table.stdout
+
+    # The kill switch needs the admin token and refuses that agent's calls at once.
+    request = urllib.request.Request(
+        daemon.url("admin", "/v1/agents/a1/block"),
+        method="POST",
+        data=b"",
+        headers={"Authorization": "Bearer tok"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.load(response)["blocked"] is True
+    with pytest.raises(openai.APIStatusError) as blocked:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"X-Agent-Id": "a1"},
+        )
+    blocked_body = blocked.value.body
+    assert isinstance(blocked_body, dict)
+    assert blocked_body.get("error", blocked_body)["type"] == "agent_blocked"
+    agents = subprocess.run(
+        [*cli, "agents", "--json", "--admin", daemon.addresses["admin"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert any(a["agent_id"] == "a1" and a["blocked"] for a in json.loads(agents.stdout)["agents"])
 
     # The planted key reached no log line and no store.
     assert "sk-test-planted-key" not in daemon.log()

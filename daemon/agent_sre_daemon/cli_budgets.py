@@ -1,0 +1,93 @@
+"""``agent-sre budgets`` and ``agent-sre agents``: spend and agents of a running daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    admin_default = os.environ.get("AGENT_SRE_ADMIN", "127.0.0.1:8791")
+    budgets = subparsers.add_parser("budgets", help="budgets and spend of a running daemon")
+    budgets.add_argument("--admin", default=admin_default, help="admin API host:port")
+    budgets.add_argument("--json", action="store_true", help="print the API's JSON")
+    budgets.set_defaults(func=cmd_budgets)
+    agents = subparsers.add_parser("agents", help="agents seen by the proxy, and blocks")
+    agents.add_argument("--admin", default=admin_default, help="admin API host:port")
+    agents.add_argument("--json", action="store_true", help="print the API's JSON")
+    agents.set_defaults(func=cmd_agents)
+
+
+def _get(admin: str, path: str) -> Any:
+    with urllib.request.urlopen(f"http://{admin}{path}", timeout=10) as response:
+        return json.load(response)
+
+
+def _fetch(args: argparse.Namespace, path: str) -> Any | None:
+    try:
+        return _get(args.admin, path)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"agent-sre: cannot reach the admin API at {args.admin}: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_budgets(args: argparse.Namespace) -> int:
+    data = _fetch(args, "/v1/budgets")
+    if data is None:
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    table = Table(title=f"budgets (store: {data.get('store', '?')})")
+    for column in ("budget", "scope", "window", "subject", "spent $", "limit $", "left", "action"):
+        table.add_column(column, justify="right" if "$" in column or column == "left" else "left")
+    for budget in data.get("budgets", []):
+        subjects = budget.get("subjects") or [{"subject": "-", "spent_usd": 0.0}]
+        for subject in subjects:
+            spent = float(subject.get("spent_usd", 0.0))
+            limit = float(budget["limit_usd"])
+            table.add_row(
+                budget["name"],
+                budget["scope"],
+                budget["window"],
+                str(subject["subject"]),
+                f"{spent:.6f}",
+                f"{limit:.6f}",
+                f"{max(0.0, 1 - spent / limit):.1%}",
+                budget["action"],
+            )
+    Console().print(table)
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    data = _fetch(args, "/v1/agents")
+    if data is None:
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = data.get("agents", data if isinstance(data, list) else [])
+    table = Table(title="agents")
+    for column in ("agent", "requests", "denied", "cost $", "blocked"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.get("agent_id")),
+            str(row.get("requests", 0)),
+            str(row.get("denied", 0)),
+            f"{float(row.get('cost_usd') or 0.0):.6f}",
+            "yes" if row.get("blocked") else "",
+        )
+    Console().print(table)
+    return 0

@@ -27,6 +27,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/slo.py
+	$(BIN)/python bench/proxy.py
 
 clean:
 	rm -rf $(VENV) .agent-sre build *.egg-info

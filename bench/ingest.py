@@ -45,7 +45,9 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 
 def start_helper(mode: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port_file = workdir / f"{mode}.port"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_servers.py"), mode, str(port_file)])
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "_servers.py"), mode, str(port_file)]
+    )
     while not port_file.exists() or not port_file.read_text():
         time.sleep(0.02)
     return proc, f"127.0.0.1:{port_file.read_text()}"
@@ -70,8 +72,18 @@ admin: {{endpoint: "127.0.0.1:0"}}
     )
     ready = workdir / "ready.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent_sre_daemon.cli", "run", "--config", str(config),
-         "--ready-file", str(ready), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "agent_sre_daemon.cli",
+            "run",
+            "--config",
+            str(config),
+            "--ready-file",
+            str(ready),
+            "--log-level",
+            "warning",
+        ],
     )
     while not ready.exists():
         if proc.poll() is not None:
@@ -80,9 +92,13 @@ admin: {{endpoint: "127.0.0.1:0"}}
     return proc, json.loads(ready.read_text())["otlp_grpc"]
 
 
-async def saturate(address: str, body: bytes, spans: int, seconds: float, concurrency: int) -> dict[str, float]:
+async def saturate(
+    address: str, body: bytes, spans: int, seconds: float, concurrency: int
+) -> dict[str, float]:
     latencies: list[float] = []
-    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+    async with grpc.aio.insecure_channel(
+        address, options=[("grpc.max_send_message_length", 64 << 20)]
+    ) as channel:
         call = channel.unary_unary(METHOD, None, None)
         for _ in range(3):  # warm up
             await call(body, timeout=30)
@@ -144,6 +160,22 @@ def measure(proc: subprocess.Popen[bytes], work: object) -> tuple[object, float,
     return result, cpu, process.memory_info().rss / 2**20, peak_rss_mib(proc.pid)
 
 
+def pin_tree(pid: int, cpus: set[int] | None) -> None:
+    """Pins a process and every thread it has (grpc starts its own)."""
+    for thread in psutil.Process(pid).threads():
+        pin(thread.id, cpus)
+
+
+def print_saturation(rows: list[tuple[str, dict[str, float], float, float]]) -> None:
+    header = f"{'':28}{'spans/s':>12}{'ack p50 ms':>12}{'ack p99 ms':>12}{'cpu':>8}{'peak MiB':>10}"
+    print(header)
+    for name, r, cpu, peak in rows:
+        print(
+            f"{name:28}{r['spans_per_s']:12,.0f}{r['p50_ms']:12.2f}{r['p99_ms']:12.2f}"
+            f"{cpu:8.2f}{peak:10.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -152,54 +184,62 @@ def main() -> None:
     args = parser.parse_args()
     pin(os.getpid(), CLIENT_CPU)
     body = make_request(512).SerializeToString()
-    print(f"request: 512 spans, {len(body)} bytes; server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}")
+    print(
+        f"request: 512 spans, {len(body)} bytes; server CPU {SERVER_CPU}, client CPU {CLIENT_CPU}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        baseline, baseline_addr = start_helper("baseline", workdir)
         sink, sink_addr = start_helper("sink", workdir)
-        pin(baseline.pid, SERVER_CPU)
         pin(sink.pid, CLIENT_CPU)
-        daemon, daemon_addr = start_daemon(workdir, sink_addr)
-        pin(daemon.pid, SERVER_CPU)
-        for thread in psutil.Process(daemon.pid).threads():
-            pin(thread.id, SERVER_CPU)
+        baseline, baseline_addr = start_helper("baseline", workdir)
+        pin_tree(baseline.pid, SERVER_CPU)
+        (workdir / "saturation").mkdir()
+        daemon, daemon_addr = start_daemon(workdir / "saturation", sink_addr)
+        pin_tree(daemon.pid, SERVER_CPU)
         try:
-            base, base_cpu, _, base_peak = measure(
-                baseline, saturate(baseline_addr, body, 512, args.seconds, args.concurrency)
-            )
-            ours, our_cpu, _, our_peak = measure(
-                daemon, saturate(daemon_addr, body, 512, args.seconds, args.concurrency)
-            )
+            load = saturate(baseline_addr, body, 512, args.seconds, args.concurrency)
+            base, base_cpu, _, base_peak = measure(baseline, load)
+            load = saturate(daemon_addr, body, 512, args.seconds, args.concurrency)
+            ours, our_cpu, _, our_peak = measure(daemon, load)
             assert isinstance(base, dict) and isinstance(ours, dict)
-            print("\nsaturation (closed loop, concurrency %d, %.0fs each)" % (args.concurrency, args.seconds))
-            print(f"{'':28}{'spans/s':>12}{'ack p50 ms':>12}{'ack p99 ms':>12}{'cpu':>8}{'peak MiB':>10}")
-            for name, r, cpu, peak in (
-                ("baseline (parse + ack)", base, base_cpu, base_peak),
-                ("agent-sre (in -> out)", ours, our_cpu, our_peak),
-            ):
-                print(f"{name:28}{r['spans_per_s']:12,.0f}{r['p50_ms']:12.2f}{r['p99_ms']:12.2f}{cpu:8.2f}{peak:10.1f}")
-            print(f"ratio agent-sre / baseline: throughput {ours['spans_per_s'] / base['spans_per_s']:.2f}x")
+            print(
+                f"\nsaturation: closed loop, {args.concurrency} senders, {args.seconds:.0f}s each"
+            )
+            print_saturation(
+                [
+                    ("baseline (parse + ack)", base, base_cpu, base_peak),
+                    ("agent-sre (in -> out)", ours, our_cpu, our_peak),
+                ]
+            )
+            ratio = ours["spans_per_s"] / base["spans_per_s"]
+            print(f"agent-sre / baseline throughput: {ratio:.2f}x")
         finally:
-            baseline.terminate()
             daemon.terminate()
             daemon.wait()
 
-        # Steady 10k spans/s on a fresh daemon (RSS not inflated by the saturation run).
-        daemon, daemon_addr = start_daemon(workdir / "steady", sink_addr) if (workdir / "steady").mkdir() is None else (None, "")
-        assert daemon is not None
-        pin(daemon.pid, SERVER_CPU)
-        for thread in psutil.Process(daemon.pid).threads():
-            pin(thread.id, SERVER_CPU)
+        # Steady 10k spans/s, each server fresh (RSS not inflated by the saturation run).
+        (workdir / "steady").mkdir()
+        daemon, daemon_addr = start_daemon(workdir / "steady", sink_addr)
+        pin_tree(daemon.pid, SERVER_CPU)
+        seconds = args.steady_seconds
         try:
-            _, cpu, rss, peak = measure(daemon, steady(daemon_addr, 10_000, 100, args.steady_seconds))
-            print(f"\nsteady 10,000 spans/s (100 spans/request), {args.steady_seconds:.0f}s, OTLP in -> OTLP out")
-            print(f"  cpu {cpu * 100:.1f}% of one core, rss {rss:.1f} MiB (peak {peak:.1f} MiB)")
-            print("  (OpenTelemetry Collector TestTrace10kSPS publishes about 6-13% of a core, 55-80 MiB)")
+            _, base_cpu, base_rss, _ = measure(
+                baseline, steady(baseline_addr, 10_000, 100, seconds)
+            )
+            _, cpu, rss, peak = measure(daemon, steady(daemon_addr, 10_000, 100, seconds))
         finally:
-            daemon.terminate()
-            daemon.wait()
-            sink.terminate()
+            for proc in (daemon, baseline, sink):
+                proc.terminate()
+                proc.wait()
+        print(f"\nsteady: 10,000 spans/s as 100 spans/request, {seconds:.0f}s, OTLP in -> OTLP out")
+        base_line = f"cpu {base_cpu * 100:5.1f}% of one core, rss {base_rss:.1f} MiB"
+        print(f"  baseline (parse + ack)  {base_line}")
+        print(
+            f"  agent-sre               cpu {cpu * 100:5.1f}% of one core, rss {rss:.1f} MiB"
+            f" (peak {peak:.1f} MiB); {cpu / base_cpu:.2f}x the baseline's cpu"
+        )
+        print("  (the OpenTelemetry Collector's TestTrace10kSPS: about 6-13% of a core, 55-80 MiB)")
 
 
 if __name__ == "__main__":

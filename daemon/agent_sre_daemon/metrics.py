@@ -41,6 +41,12 @@ class PipelineMetrics:
             ["kind"],
             registry=registry,
         )
+        self.unpriced_spans = Counter(
+            "agent_sre_spans_unpriced_total",
+            "Received LLM spans with token usage whose model has no known price.",
+            ["model"],
+            registry=registry,
+        )
         self.exporter_sent_spans = Counter(
             "agent_sre_exporter_sent_spans_total",
             "Spans upstream acknowledged.",

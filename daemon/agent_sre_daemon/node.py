@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from agent_sre import __version__
 from agent_sre.config import Config, ConfigError, load_config
+from agent_sre.cost.pricing import Pricer
+from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import TraceBatchProcessor
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin import AdminServer
@@ -76,7 +78,12 @@ class Node:
         self.ready = False
         self.queue: DurableQueue | None = None
         self.forwarder: OtlpForwarder | None = None
-        self.processor = TraceBatchProcessor(self._identity(config).resource_attributes())
+        self.pricer = Pricer(config.budgets.price_overrides)
+        self.processor = TraceBatchProcessor(
+            self._identity(config).resource_attributes(),
+            llm_enrichers=[SpanCostEnricher(self.pricer, self._count_unpriced)],
+            enricher_keys=PRICING_KEYS,
+        )
         self.pipeline = Pipeline(self.processor, None, self.metrics)
         self.slo = SLORuntime(config, Path(config.state_dir))
         SLOMetrics(self.registry, lambda: self.slo)
@@ -186,6 +193,9 @@ class Node:
             # The call itself already happened; its span cannot be pushed back on anyone.
             self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
             log.warning("span of a proxied call dropped: %s", exc.message)
+
+    def _count_unpriced(self, model: str) -> None:
+        self.metrics.unpriced_spans.labels(model).inc()
 
     def _wire_observers(self) -> None:
         """Points the span pass at the current engines (they are rebuilt on reload)."""

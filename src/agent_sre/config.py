@@ -19,10 +19,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
 )
 
 from agent_sre.cost.spec import BudgetsConfig
-from agent_sre.slo.spec import SLOSpec
+from agent_sre.slo.spec import SLOSpec, slo_set_problems
 from agent_sre.units import parse_duration, parse_endpoint
 from agent_sre.yamlsource import YamlDocument, YamlSourceError, load_yaml
 
@@ -180,6 +181,14 @@ class Config(Section):
     replay: NotYetConfigurable = NotYetConfigurable()
     fleet: NotYetConfigurable = NotYetConfigurable()
 
+    @field_validator("slos")
+    @classmethod
+    def _unique_slo_names(cls, slos: list[SLOSpec]) -> list[SLOSpec]:
+        problems = slo_set_problems(tuple(slos))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return slos
+
 
 class ConfigError(ValueError):
     """Every problem of one configuration file, each as ``file:line: field: message``."""
@@ -295,10 +304,10 @@ def _with_slo_files(
                 problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    try:
-        return config.model_copy(update={"slos": slos})
-    except ValidationError as exc:  # pragma: no cover - model_copy does not validate
-        raise ConfigError([str(exc)]) from None
+    duplicates = slo_set_problems(tuple(slos))
+    if duplicates:
+        raise ConfigError([f"{doc.source}: slos and slo_files: {p}" for p in duplicates])
+    return config.model_copy(update={"slos": slos})
 
 
 class _SLOFile(Section):

@@ -52,6 +52,12 @@ SLOS: list[dict[str, Any]] = [
         "window": "30d",
         "sli": {"kind": "trust_score", "threshold": 0.5},
     },
+    {
+        "name": "cost",
+        "target": 0.9,
+        "window": "30d",
+        "sli": {"kind": "cost_per_task", "threshold": 0.001, "match": {"agent.id": "coster"}},
+    },
 ]
 
 
@@ -113,6 +119,23 @@ def emit(daemon: DaemonProcess) -> None:
     # trust score on any span
     for score in (0.9, 0.2):
         tracer.start_span("x", attributes={"agent.trust_score": score}).end()
+    # cost per task: LLM spans priced by the daemon from token usage, summed per trace
+    # (gpt-4o-mini, 1000 in + 500 out = $0.00045 a call): 2 calls good, 3 calls bad at $0.001
+    for calls in (2, 3):
+        with tracer.start_as_current_span(
+            "task", attributes={"agent.span.kind": "AGENT_TASK", "agent.id": "coster"}
+        ):
+            for _ in range(calls):
+                tracer.start_span(
+                    "chat",
+                    attributes={
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.provider.name": "openai",
+                        "gen_ai.request.model": "gpt-4o-mini",
+                        "gen_ai.usage.input_tokens": 1000,
+                        "gen_ai.usage.output_tokens": 500,
+                    },
+                ).end()
     provider.shutdown()
 
 
@@ -125,12 +148,13 @@ def counts(daemon: DaemonProcess) -> dict[str, tuple[int, int]]:
 
 
 EXPECTED = {
-    "tasks": (3, 2),
+    "tasks": (5, 2),
     "tools": (1, 1),
-    "llm": (2, 1),
+    "llm": (7, 1),
     "policy": (1, 1),
     "depth": (1, 1),
     "trust": (1, 1),
+    "cost": (1, 1),
 }
 
 
@@ -162,10 +186,9 @@ def test_slis_from_real_spans_api_metrics_restart_and_reload(make_daemon) -> Non
         == 1
     )
     assert metrics[("agent_sre_slo_target_ratio", (("agent_id", ""), ("slo", "policy")))] == 0.999
-    assert (
-        metrics[("agent_sre_slo_sli_ratio", (("agent_id", ""), ("slo", "tasks"), ("window", "5m")))]
-        == 0.6
-    )
+    assert metrics[
+        ("agent_sre_slo_sli_ratio", (("agent_id", ""), ("slo", "tasks"), ("window", "5m")))
+    ] == pytest.approx(5 / 7)
     assert (
         metrics[
             (

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+SpanEnricher = Callable[["Span", AgentSpan, float], None]
+"""Called with each valid LLM_INFERENCE span (protobuf, to write to) and its view, before
+the observers."""
 
 SpanObserver = Callable[[AgentSpan, float], None]
 """Called with each valid span's view and the time (unix seconds) the batch was received."""
@@ -76,6 +81,8 @@ class TraceBatchProcessor:
         resource_attributes: set on each resource that lacks them (node identity).
         observers: called with each valid span's view, in order.
         wanted: attribute keys observers need beyond the view's core keys.
+        llm_enrichers: write onto LLM_INFERENCE spans (cost), before the observers see them.
+        enricher_keys: attribute keys the enrichers read.
     """
 
     def __init__(
@@ -83,16 +90,22 @@ class TraceBatchProcessor:
         resource_attributes: Mapping[str, str],
         observers: list[SpanObserver] | None = None,
         wanted: frozenset[str] = frozenset(),
+        llm_enrichers: list[SpanEnricher] | None = None,
+        enricher_keys: frozenset[str] = frozenset(),
     ) -> None:
         self.resource_attributes = dict(resource_attributes)
+        self.llm_enrichers = list(llm_enrichers or [])
+        self._enricher_keys = enricher_keys
         self.observers: list[SpanObserver] = []
         self.wanted = CLASSIFY_KEYS
         self.set_observers(observers or [], wanted)
 
     def set_observers(self, observers: list[SpanObserver], wanted: frozenset[str]) -> None:
-        """Replaces the observers; with none, only the keys classification needs are decoded."""
+        """Replaces the observers; with none, only the keys classification and the
+        enrichers need are decoded."""
         self.observers = list(observers)
-        self.wanted = (CORE_KEYS | wanted) if observers else CLASSIFY_KEYS
+        base = CORE_KEYS | wanted if observers else CLASSIFY_KEYS
+        self.wanted = base | self._enricher_keys if self.llm_enrichers else base
 
     def process(self, request: ExportTraceServiceRequest, now: float) -> BatchResult:
         """Validates, classifies, enriches (in place) and observes every span of ``request``,
@@ -101,6 +114,7 @@ class TraceBatchProcessor:
         by_kind = result.by_kind
         wanted = self.wanted
         observers = self.observers
+        enrichers = self.llm_enrichers
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
             resource_attrs: dict[str, AttrValue] = {}
@@ -131,8 +145,14 @@ class TraceBatchProcessor:
                     if not explicit and kind is not AgentSpanKind.OTHER:
                         add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)
                     by_kind[kind] = by_kind.get(kind, 0) + 1
-                    if observers:
+                    view = None
+                    if enrichers and kind is AgentSpanKind.LLM_INFERENCE:
                         view = view_of(span, kind, explicit, attrs)
+                        for enrich in enrichers:
+                            enrich(span, view, now)
+                    if observers:
+                        if view is None:
+                            view = view_of(span, kind, explicit, attrs)
                         for observe in observers:
                             observe(view, now)
                 for index in reversed(bad):

@@ -111,3 +111,20 @@ def test_format_duration_and_endpoint() -> None:
     assert parse_endpoint("[::1]:4317") == ("::1", 4317)
     with pytest.raises(ValueError):
         parse_endpoint(":4317")
+
+
+def test_duplicate_slo_names_are_refused(tmp_path) -> None:
+    slo = "{name: tasks, target: 0.99, sli: {kind: task_success}}"
+    found = problems(f"slos:\n  - {slo}\n  - {slo}\n")
+    assert len(found) == 1 and "tasks" in found[0] and found[0].startswith("cfg.yaml:1: slos")
+    extra = tmp_path / "more.yaml"
+    extra.write_text(f"slos:\n  - {slo}\n")
+    main = tmp_path / "main.yaml"
+    main.write_text(f"slo_files: [more.yaml]\nslos:\n  - {slo}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(main), env={})
+    assert "tasks" in str(info.value)
+    main.write_text("slo_files: [more.yaml, absent-*.yaml]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(main), env={})
+    assert "main.yaml:1: slo_files[1]: 'absent-*.yaml' matches no file" in str(info.value)

@@ -130,7 +130,8 @@ def test_batch_enriches_in_place_and_drops_bad_spans() -> None:
     spans.append(_span(http__method="GET"))
     seen: list[K] = []
     result = TraceBatchProcessor(
-        {"agent_sre.node": "n1", "k8s.pod.name": "p1"}, observers=[lambda v, now: seen.append(v.kind)]
+        {"agent_sre.node": "n1", "k8s.pod.name": "p1"},
+        observers=[lambda v, now: seen.append(v.kind)],
     ).process(request, 0.0)
     assert (result.accepted, result.rejected) == (3, 1)
     assert "span_id must be 8 bytes, got 1" in result.error_message

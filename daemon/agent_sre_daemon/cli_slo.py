@@ -1,0 +1,269 @@
+"""The SLO commands: ``slo list`` and ``slo show`` (read a running daemon's admin API),
+``slo check`` (a CI gate) and ``rules prometheus`` (rules for a fleet's Prometheus)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent_sre.config import Config, ConfigError, load_config
+from agent_sre.slo.compare import compare_slo_sets
+from agent_sre.slo.rules import generate_prometheus_rules, rules_yaml
+from agent_sre.slo.spec import slo_set_problems
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``slo list|show|check`` and ``rules prometheus`` to the ``agent-sre`` command."""
+    slo = subparsers.add_parser("slo", help="SLO tools")
+    slo.set_defaults(func=_usage(slo))
+    slo_commands = slo.add_subparsers(title="slo commands")
+    admin_default = os.environ.get("AGENT_SRE_ADMIN", "127.0.0.1:8791")
+    listing = slo_commands.add_parser("list", help="every SLO of a running daemon")
+    show = slo_commands.add_parser("show", help="one SLO of a running daemon in detail")
+    show.add_argument("name", metavar="NAME")
+    for command, handler in ((listing, cmd_slo_list), (show, cmd_slo_show)):
+        command.add_argument(
+            "--admin", default=admin_default, help="admin API host:port ($AGENT_SRE_ADMIN)"
+        )
+        command.add_argument("--json", action="store_true", help="print the API's JSON")
+        command.set_defaults(func=handler)
+    check = slo_commands.add_parser(
+        "check",
+        help="fail when an SLO was removed or its target lowered (a CI gate)",
+        description=(
+            "Compares the SLOs of two configuration files (or files of slos: [...]). "
+            "Exit 1 when an SLO of OLD is missing from NEW or has a lower target in NEW, "
+            "2 when a file is invalid."
+        ),
+    )
+    check.add_argument("old", metavar="OLD", help="the SLOs before the change")
+    check.add_argument("new", metavar="NEW", help="the SLOs after the change")
+    check.set_defaults(func=cmd_slo_check)
+
+    rules = subparsers.add_parser("rules", help="generate rules for other systems")
+    rules.set_defaults(func=_usage(rules))
+    rules_commands = rules.add_subparsers(title="rules commands")
+    prometheus = rules_commands.add_parser(
+        "prometheus",
+        help="Prometheus recording and burn-rate alerting rules for the configured SLOs",
+    )
+    prometheus.add_argument(
+        "--config", help="configuration file (default: $AGENT_SRE_CONFIG or embedded)"
+    )
+    prometheus.add_argument("--output", "-o", help="write the rules here instead of stdout")
+    prometheus.set_defaults(func=cmd_rules_prometheus)
+
+
+def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return show
+
+
+def _load(path: str | None) -> Config | None:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    problems = slo_set_problems(config.slos)
+    if problems:
+        for problem in problems:
+            print(f"{path or '<embedded>'}: {problem}", file=sys.stderr)
+        return None
+    return config
+
+
+def cmd_slo_check(args: argparse.Namespace) -> int:
+    old, new = _load(args.old), _load(args.new)
+    if old is None or new is None:
+        return EXIT_USAGE
+    problems = compare_slo_sets(old.slos, new.slos)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return EXIT_PROBLEMS
+    print(f"ok: {len(old.slos)} SLOs before, {len(new.slos)} after; no target lowered")
+    return EXIT_OK
+
+
+def cmd_rules_prometheus(args: argparse.Namespace) -> int:
+    config = _load(args.config or os.environ.get("AGENT_SRE_CONFIG") or None)
+    if config is None:
+        return EXIT_USAGE
+    text = rules_yaml(generate_prometheus_rules(config.slos))
+    if args.output:
+        try:
+            Path(args.output).write_text(text, "utf-8")
+        except OSError as exc:
+            print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+# -- slo list / slo show ------------------------------------------------------------------
+
+
+class _AdminError(Exception):
+    pass
+
+
+def _get(admin: str, path: str) -> Any:
+    url = f"http://{admin}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        raise _AdminError(message) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise _AdminError(f"cannot reach the admin API at {admin}: {exc}") from None
+
+
+def cmd_slo_list(args: argparse.Namespace) -> int:
+    try:
+        data = _get(args.admin, "/v1/slos")
+    except _AdminError as exc:
+        print(f"agent-sre: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title="SLOs", title_justify="left")
+    for column in ("SLO", "KIND", "TARGET", "WINDOW", "SLI", "BUDGET LEFT", "BURN 1h",
+                   "FIRING", "STATUS", "EXHAUSTED IN"):  # fmt: skip
+        table.add_column(column, no_wrap=True)
+    for report in data.get("slos", []):
+        overall = report["overall"]
+        period = _window(overall, report["window"])
+        firing = sorted({a for i in report["instances"] for a in _firing(i)})
+        table.add_row(
+            report["name"],
+            report["kind"],
+            _percent(report["target"]),
+            report["window"],
+            _percent(period.get("sli")),
+            _percent(overall["budget"]["remaining_ratio"], 1),
+            _number(_window(overall, "1h").get("burn_rate")),
+            ", ".join(firing) or "-",
+            report["status"],
+            _duration(overall["budget"]["exhaustion_in_s"]),
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_slo_show(args: argparse.Namespace) -> int:
+    try:
+        report = _get(args.admin, f"/v1/slos/{urllib.parse.quote(args.name, safe='')}")
+    except _AdminError as exc:
+        print(f"agent-sre: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    console = _console()
+    labels = ", ".join(report["label_keys"]) or "-"
+    console.print(
+        f"[bold]{report['name']}[/bold]  {report['status']}\n"
+        f"{report['description'] or ''}\n"
+        f"kind {report['kind']}, target {_percent(report['target'])} over {report['window']}, "
+        f"labels {labels}" + (" (overflowing)" if report["overflow"] else "")
+    )
+    for instance in report["instances"] or [report["overall"]]:
+        budget = instance["budget"]
+        title = ", ".join(f"{k}={v}" for k, v in instance["labels"].items()) or "all events"
+        windows = Table(title=f"{title}: {instance['status']}", title_justify="left")
+        for column in ("WINDOW", "GOOD", "TOTAL", "SLI", "BURN RATE"):
+            windows.add_column(column, justify="right", no_wrap=True)
+        for window in instance["windows"]:
+            windows.add_row(
+                window["window"],
+                str(window["good"]),
+                str(window["total"]),
+                _percent(window["sli"]),
+                _number(window["burn_rate"]),
+            )
+        console.print(windows)
+        console.print(
+            f"budget left {_percent(budget['remaining_ratio'], 1)} "
+            f"({budget['bad']} bad of {budget['total']}, {_number(budget['allowed_bad'])} "
+            f"allowed); exhausted in {_duration(budget['exhaustion_in_s'])}"
+        )
+        alerts = Table(show_header=True)
+        for column in ("ALERT", "FACTOR", "LONG BURN", "SHORT BURN", "FIRING"):
+            alerts.add_column(column, no_wrap=True)
+        for alert in instance["alerts"]:
+            alerts.add_row(
+                f"{alert['severity']} {alert['long_window']}/{alert['short_window']}",
+                _number(alert["factor"]),
+                _number(alert["long_burn_rate"]),
+                _number(alert["short_burn_rate"]),
+                "yes" if alert["firing"] else "no",
+            )
+        if instance["alerts"]:
+            console.print(alerts)
+    return EXIT_OK
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+
+
+def _window(instance: dict[str, Any], name: str) -> dict[str, Any]:
+    for window in instance["windows"]:
+        if window["window"] == name:
+            return dict(window)
+    return {}
+
+
+def _firing(instance: dict[str, Any]) -> list[str]:
+    return [alert["name"] for alert in instance["alerts"] if alert["firing"]]
+
+
+def _percent(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds <= 0:
+        return "now"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            parts.append(f"{int(seconds // size)}{unit}")
+            seconds %= size
+    return " ".join(parts[:2]) or "<1m"

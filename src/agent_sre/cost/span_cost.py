@@ -1,0 +1,70 @@
+"""Prices received LLM spans from their token usage (``agent_sre.cost_usd``).
+
+Agents that report ``gen_ai.usage.*`` but no cost get one written onto the span, so every
+backend upstream, and the ``cost_per_task`` SLI, sees what the call cost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agent_sre.cost.usage import TokenUsage
+from agent_sre.tracing import conventions as c
+from agent_sre.tracing.conventions import AgentSpanKind
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from agent_sre.cost.pricing import Pricer
+    from agent_sre.tracing.view import AgentSpan
+
+PRICING_KEYS: frozenset[str] = frozenset(
+    {
+        c.GEN_AI_PROVIDER_NAME,
+        c.GEN_AI_SYSTEM,
+        c.GEN_AI_REQUEST_MODEL,
+        c.GEN_AI_RESPONSE_MODEL,
+        c.LLM_MODEL_NAME,
+        c.GEN_AI_USAGE_INPUT_TOKENS,
+        c.GEN_AI_USAGE_OUTPUT_TOKENS,
+        c.GEN_AI_USAGE_PROMPT_TOKENS,
+        c.GEN_AI_USAGE_COMPLETION_TOKENS,
+        c.LLM_TOKEN_COUNT_PROMPT,
+        c.LLM_TOKEN_COUNT_COMPLETION,
+        c.AGENT_SRE_COST_USD,
+    }
+)
+"""What pricing reads from a span."""
+
+
+class SpanCostEnricher:
+    """Writes ``agent_sre.cost_usd`` on LLM spans that carry token usage but no cost.
+
+    Args:
+        pricer: model prices.
+        on_unpriced: called with the model name when the model has no known price (the span
+            is then left without a cost, never given zero).
+    """
+
+    def __init__(self, pricer: Pricer, on_unpriced: Callable[[str], None] = lambda _: None) -> None:
+        self.pricer = pricer
+        self.on_unpriced = on_unpriced
+
+    def __call__(self, span: Span, view: AgentSpan, now: float) -> None:
+        if view.kind is not AgentSpanKind.LLM_INFERENCE or c.AGENT_SRE_COST_USD in view.attrs:
+            return
+        model = view.model
+        input_tokens, output_tokens = view.input_tokens, view.output_tokens
+        if model is None or (input_tokens is None and output_tokens is None):
+            return
+        usage = TokenUsage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0)
+        cost = self.pricer.price(view.provider or "", model, usage, now)
+        if cost is None:
+            self.on_unpriced(model)
+            return
+        kv = span.attributes.add()
+        kv.key = c.AGENT_SRE_COST_USD
+        kv.value.double_value = cost
+        view.attrs[c.AGENT_SRE_COST_USD] = cost

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 import time
 from concurrent import futures
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc

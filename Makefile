@@ -32,3 +32,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .agent-sre build *.egg-info
+
+# Peers measured side by side (LiteLLM's proxy), installed in their own venv, never a
+# dependency of the project.
+PEERS := .venv-peers
+$(PEERS)/bin/litellm:
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install -q "litellm[proxy]"
+
+bench-peers: $(STAMP) $(PEERS)/bin/litellm
+	$(BIN)/python bench/proxy.py --litellm $(PEERS)/bin/litellm

@@ -1,0 +1,75 @@
+"""Spend anomalies: an EWMA of each agent's spend per interval and its deviation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent_sre.cost.spec import AnomalySpec
+
+
+@dataclass
+class _Series:
+    interval: int
+    current: float = 0.0
+    mean: float = 0.0
+    variance: float = 0.0
+    seen: int = 0
+    flagged: int = -1
+
+
+@dataclass(frozen=True)
+class SpendAnomaly:
+    agent_id: str
+    interval_usd: float
+    expected_usd: float
+    sigma: float
+
+
+class SpendAnomalyDetector:
+    """Flags an interval whose spend exceeds the EWMA by ``threshold_sigma`` deviations."""
+
+    def __init__(self, spec: AnomalySpec) -> None:
+        self._spec = spec
+        self._series: dict[str, _Series] = {}
+
+    def observe(self, agent_id: str, usd: float, now: float) -> SpendAnomaly | None:
+        """Adds spend at ``now``; returns an anomaly once per interval that is one."""
+        if not self._spec.enabled:
+            return None
+        interval = int(now // self._spec.interval_seconds)
+        series = self._series.get(agent_id)
+        if series is None:
+            series = self._series[agent_id] = _Series(interval)
+        while series.interval < interval:
+            self._close(series)
+        series.current += usd
+        return self._check(agent_id, series)
+
+    def _close(self, series: _Series) -> None:
+        alpha = self._spec.alpha
+        if series.seen == 0:
+            series.mean = series.current
+        else:
+            delta = series.current - series.mean
+            series.mean += alpha * delta
+            series.variance = (1 - alpha) * (series.variance + alpha * delta * delta)
+        series.seen += 1
+        series.current = 0.0
+        series.interval += 1
+
+    def _check(self, agent_id: str, series: _Series) -> SpendAnomaly | None:
+        spec = self._spec
+        if series.seen < spec.warmup_intervals or series.flagged == series.interval:
+            return None
+        if series.current < spec.min_usd:
+            return None
+        deviation = math.sqrt(series.variance)
+        floor = max(deviation, series.mean * 0.1, 1e-9)
+        sigma = (series.current - series.mean) / floor
+        if sigma < spec.threshold_sigma:
+            return None
+        series.flagged = series.interval
+        return SpendAnomaly(agent_id, series.current, series.mean, sigma)

@@ -1,0 +1,177 @@
+"""The cost guard's decisions: kill switch, rate limits, budget refusals, pacing, signals.
+
+The ledger itself (reserve/settle) lives behind a store in the daemon; this class decides
+everything around it from plain values and the current time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from agent_sre.cost.anomaly import SpendAnomalyDetector
+from agent_sre.cost.budgets import UNKNOWN_AGENT, CallIdentity, charges_for
+from agent_sre.cost.pacing import SpendPacer
+from agent_sre.cost.ratelimit import RateLimiter
+from agent_sre.cost.windows import position
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from agent_sre.cost.ledger import Charge, Refusal
+    from agent_sre.cost.spec import BudgetsConfig, BudgetSpec
+
+DenialKind = Literal["agent_blocked", "agent_throttled", "budget_exceeded", "budget_unavailable"]
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Why a call is refused before it reaches the provider."""
+
+    kind: DenialKind
+    message: str
+    retry_after: float | None = None
+    budget: str | None = None
+
+
+SignalKind = Literal[
+    "budget_threshold", "budget_exhausted", "cost_anomaly", "budget_store_error", "unpriced"
+]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Something an operator should hear about; the daemon logs, counts and forwards it."""
+
+    kind: SignalKind
+    message: str
+    agent_id: str = ""
+    budget: str = ""
+    value: float = 0.0
+
+
+class CostGuard:
+    """Everything the proxy asks before and after a priced call, except the ledger."""
+
+    def __init__(self, config: BudgetsConfig, node: str) -> None:
+        self.config = config
+        self.node = node
+        self._specs: dict[str, BudgetSpec] = {spec.name: spec for spec in config.budgets}
+        self._limiter = RateLimiter(config.rate_limits)
+        self._pacer = SpendPacer(config.auto_throttle_tau_seconds)
+        self._anomaly = SpendAnomalyDetector(config.anomaly)
+        self._fired: set[tuple[str, int, float]] = set()
+        self.blocked: dict[str, str] = {}
+        """Blocked agent ids and the reason given."""
+
+    def identity(self, who: CallIdentity) -> CallIdentity:
+        """Fills the team from ``agent_teams`` when the call did not carry one."""
+        if who.team or not who.agent_id:
+            return who
+        team = self.config.agent_teams.get(who.agent_id, "")
+        return CallIdentity(who.agent_id, who.task_id, team, who.agent_version) if team else who
+
+    def forget_before(self, oldest: dict[str, int]) -> None:
+        """Drops remembered signal firings of buckets older than ``oldest[budget]``."""
+        self._fired = {
+            key for key in self._fired if key[1] >= oldest.get(key[0].split("|", 1)[0], key[1])
+        }
+
+    def admit(self, who: CallIdentity, worst_tokens: int, now: float) -> Denial | None:
+        """Kill switch and rate limits, checked before any reservation."""
+        agent = who.agent_id or UNKNOWN_AGENT
+        if agent in self.blocked:
+            return Denial("agent_blocked", f"agent {agent!r} is blocked by an operator")
+        wait = self._limiter.check(agent, worst_tokens, now)
+        if wait > 0:
+            return Denial(
+                "agent_throttled",
+                f"agent {agent!r} exceeds its request or token rate; retry in {wait:.1f}s",
+                retry_after=wait,
+            )
+        return None
+
+    def charges(self, who: CallIdentity, now: float) -> tuple[Charge, ...]:
+        return charges_for(self.config.budgets, who, self.node, now)
+
+    def refused(self, refusal: Refusal, amount_usd: float, now: float) -> Denial:
+        """The answer to a ledger refusal, from the budget's action."""
+        spec = self._specs[refusal.charge.budget]
+        left = max(0.0, spec.limit_usd - refusal.spent_usd - refusal.reserved_usd)
+        message = (
+            f"budget {spec.name!r} ({spec.scope} {refusal.charge.subject}, {spec.window}) "
+            f"cannot cover this request: worst case ${amount_usd:.6f}, "
+            f"${left:.6f} left of ${spec.limit_usd:g}"
+        )
+        if spec.action == "throttle":
+            wait = position(spec.window, now).ends_in
+            wait = 3600.0 if wait == float("inf") else wait
+            return Denial("agent_throttled", message, retry_after=wait, budget=spec.name)
+        return Denial("budget_exceeded", message, budget=spec.name)
+
+    def pace(
+        self, who: CallIdentity, windows: Iterable[tuple[Charge, float]], now: float
+    ) -> Denial | None:
+        """Auto-throttle from (charge, spent+reserved by others) of the call's budgets."""
+        if not self.config.auto_throttle:
+            return None
+        agent = who.agent_id or UNKNOWN_AGENT
+        for charge, used in windows:
+            spec = self._specs[charge.budget]
+            if not charge.enforce or spec.scope not in ("agent", "task"):
+                continue
+            if used < spec.limit_usd * self.config.auto_throttle_after:
+                continue  # early in the window a burst is fine
+            horizon = position(spec.window, now).horizon
+            wait = self._pacer.wait_for(agent, spec.limit_usd - used, horizon, now)
+            if wait > 0:
+                return Denial(
+                    "agent_throttled",
+                    f"agent {agent!r} spends fast enough to exhaust budget {spec.name!r} "
+                    f"before its window ends; paced, retry in {wait:.1f}s",
+                    retry_after=wait,
+                    budget=spec.name,
+                )
+        return None
+
+    def settled(
+        self,
+        who: CallIdentity,
+        cost_usd: float,
+        windows: Iterable[tuple[Charge, float]],
+        now: float,
+    ) -> list[Signal]:
+        """Signals after a call was settled at ``cost_usd``; ``windows`` carry spent totals."""
+        agent = who.agent_id or UNKNOWN_AGENT
+        self._pacer.settled(agent, cost_usd, now)
+        signals = []
+        for charge, spent in windows:
+            spec = self._specs[charge.budget]
+            for share in (*spec.soft_thresholds, 1.0):
+                key = (charge.counter, charge.bucket, share)
+                if spent + 1e-12 < spec.limit_usd * share or key in self._fired:
+                    continue
+                self._fired.add(key)
+                kind: SignalKind = "budget_exhausted" if share == 1.0 else "budget_threshold"
+                signals.append(
+                    Signal(
+                        kind,
+                        f"budget {spec.name!r} ({charge.subject}) at {spent / spec.limit_usd:.0%}"
+                        f" of ${spec.limit_usd:g}",
+                        agent_id=agent,
+                        budget=spec.name,
+                        value=spent,
+                    )
+                )
+        anomaly = self._anomaly.observe(agent, cost_usd, now)
+        if anomaly is not None:
+            signals.append(
+                Signal(
+                    "cost_anomaly",
+                    f"agent {agent!r} spent ${anomaly.interval_usd:.4f} this interval, "
+                    f"expected about ${anomaly.expected_usd:.4f} ({anomaly.sigma:.1f} sigma)",
+                    agent_id=agent,
+                    value=anomaly.interval_usd,
+                )
+            )
+        return signals

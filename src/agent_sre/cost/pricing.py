@@ -1,0 +1,139 @@
+"""Prices of LLM calls: genai-prices' bundled data, overridden per model from configuration.
+
+An unknown model is *unpriced* (``None``), never zero: callers count it instead of
+inventing spend. Model lookups are memoised, and flat per-token prices (most models) are
+computed directly from the looked-up rates; anything else (tiered prices) goes through
+``genai_prices.calc_price`` so its rules apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from genai_prices import Usage, calc_price
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from agent_sre.cost.spec import ModelPrice
+    from agent_sre.cost.usage import TokenUsage
+
+_PER_MTOK = 1_000_000.0
+_FLAT_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+
+
+@dataclass(frozen=True)
+class ModelRates:
+    """USD per million tokens of one model, and the largest context it takes."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float
+    cache_write_per_mtok: float
+    context_window: int | None
+    flat: bool
+    """True when these four rates are the whole price (no tiers)."""
+
+    def cost(self, usage: TokenUsage) -> float:
+        uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
+        return (
+            uncached * self.input_per_mtok
+            + usage.cache_read_tokens * self.cache_read_per_mtok
+            + usage.cache_write_tokens * self.cache_write_per_mtok
+            + usage.output_tokens * self.output_per_mtok
+        ) / _PER_MTOK
+
+
+class Pricer:
+    """Computes USD for token usage on a model of a provider."""
+
+    def __init__(self, overrides: Mapping[str, ModelPrice] | None = None) -> None:
+        self._overrides = dict(overrides or {})
+        self._rates: dict[tuple[str, str], ModelRates | None] = {}
+
+    def price(self, provider: str, model: str, usage: TokenUsage, now: float) -> float | None:
+        """USD for ``usage`` on ``model`` at ``now``, or None when the model is unpriced."""
+        rates = self.rates(provider, model, now)
+        if rates is None:
+            return None
+        if rates.flat:
+            return rates.cost(usage)
+        result = calc_price(
+            _usage(usage),
+            model,
+            provider_id=provider or None,
+            genai_request_timestamp=_when(now),
+        )
+        return float(result.total_price)
+
+    def rates(self, provider: str, model: str, now: float) -> ModelRates | None:
+        """The model's rates (memoised), or None when neither config nor data knows it."""
+        key = (provider, model)
+        if key not in self._rates:
+            self._rates[key] = self._lookup(provider, model, now)
+        return self._rates[key]
+
+    def _lookup(self, provider: str, model: str, now: float) -> ModelRates | None:
+        override = self._overrides.get(model)
+        if override is not None:
+            return ModelRates(
+                override.input_per_mtok,
+                override.output_per_mtok,
+                _or(override.cache_read_per_mtok, override.input_per_mtok),
+                _or(override.cache_write_per_mtok, override.input_per_mtok),
+                override.context_window,
+                flat=True,
+            )
+        try:
+            found = calc_price(
+                Usage(input_tokens=1, output_tokens=1),
+                model,
+                provider_id=provider or None,
+                genai_request_timestamp=_when(now),
+            )
+        except LookupError:
+            return None
+        prices: dict[str, Any] = dict(vars(found.model_price))
+        flat = all(isinstance(prices.get(k), (Decimal, type(None))) for k in _FLAT_KEYS)
+        window = getattr(found.model, "context_window", None)
+        base_in = _base(prices.get("input_mtok"))
+        return ModelRates(
+            base_in,
+            _base(prices.get("output_mtok")),
+            _base(prices.get("cache_read_mtok"), base_in),
+            _base(prices.get("cache_write_mtok"), base_in),
+            window if isinstance(window, int) else None,
+            flat=flat,
+        )
+
+
+def _base(value: Any, default: float = 0.0) -> float:
+    """A flat rate, or the base tier of a tiered one (for worst-case estimates)."""
+    if value is None:
+        return default
+    if isinstance(value, Decimal):
+        return float(value)
+    base = getattr(value, "base", None)
+    tiers = getattr(value, "tiers", None) or []
+    highest = max([base, *(tier.price for tier in tiers)], key=lambda v: v or 0)
+    return float(highest) if highest is not None else default
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _usage(usage: TokenUsage) -> Usage:
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens or None,
+        cache_write_tokens=usage.cache_write_tokens or None,
+    )
+
+
+def _when(now: float) -> datetime:
+    return datetime.fromtimestamp(now, tz=timezone.utc)

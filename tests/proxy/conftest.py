@@ -1,0 +1,101 @@
+"""Fixtures: the stand-in provider and a ProxyServer in-process, both on port 0."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agent_sre.config import Config
+from agent_sre_daemon.proxy.server import ProxyServer
+from tests.fakes.provider import FakeProvider
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+
+@dataclass
+class RunningProxy:
+    server: ProxyServer
+    url: str
+    spans: list[ExportTraceServiceRequest]
+    registry: CollectorRegistry
+    state_dir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def span_attrs(self, index: int = -1) -> dict[str, Any]:
+        span = self.spans[index].resource_spans[0].scope_spans[0].spans[0]
+        out: dict[str, Any] = {}
+        for kv in span.attributes:
+            out[kv.key] = getattr(kv.value, kv.value.WhichOneof("value"))
+        return out
+
+    def span(self, index: int = -1) -> Any:
+        return self.spans[index].resource_spans[0].scope_spans[0].spans[0]
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        value = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else value
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def proxy_config(provider_url: str, **sections: Any) -> Config:
+    routes = [
+        {"name": "openai", "prefix": "/openai", "upstream": provider_url, "api": "openai"},
+        {"name": "anthropic", "prefix": "/anthropic", "upstream": provider_url, "api": "anthropic"},
+        {
+            "name": "search",
+            "prefix": "/tools/search",
+            "upstream": provider_url + "/tool",
+            "api": "tool",
+            "tool": "web_search",
+        },
+        {"name": "mcp", "prefix": "/mcp-files", "upstream": provider_url, "api": "mcp"},
+        {"name": "raw", "prefix": "/raw", "upstream": provider_url, "api": "passthrough"},
+    ]
+    extra_routes = sections.pop("routes", [])
+    data: dict[str, Any] = {
+        "node": {"name": "test-node"},
+        "proxy": {"endpoint": "127.0.0.1:0", "routes": routes + extra_routes},
+        **sections,
+    }
+    return Config.model_validate(data)
+
+
+ProxyFactory = Callable[..., Awaitable[RunningProxy]]
+
+
+@pytest.fixture
+async def make_proxy(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[ProxyFactory]:
+    started: list[ProxyServer] = []
+
+    async def factory(state_dir: Path | None = None, **sections: Any) -> RunningProxy:
+        config = proxy_config(provider.url, **sections)
+        spans: list[ExportTraceServiceRequest] = []
+        registry = CollectorRegistry()
+        directory = state_dir or tmp_path / "state"
+        server = ProxyServer(config, spans.append, registry, directory)
+        host, port = await server.start()
+        started.append(server)
+        return RunningProxy(server, f"http://{host}:{port}", spans, registry, directory)
+
+    yield factory
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def proxy(make_proxy: ProxyFactory) -> RunningProxy:
+    return await make_proxy()

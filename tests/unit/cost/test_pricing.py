@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+from genai_prices import Usage, calc_price
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent_sre.cost.pricing import Pricer
+from agent_sre.cost.spec import ModelPrice
+from agent_sre.cost.usage import TokenUsage, estimate_tokens
+
+NOW = 1_760_000_000.0
+MODELS = [
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-4o"),
+    ("anthropic", "claude-sonnet-4-20250514"),
+    ("anthropic", "claude-3-5-haiku-latest"),
+    ("google", "gemini-2.5-pro"),
+    ("openai", "text-embedding-3-small"),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=st.sampled_from(MODELS),
+    uncached=st.integers(0, 300_000),
+    cache_read=st.integers(0, 50_000),
+    cache_write=st.integers(0, 50_000),
+    output=st.integers(0, 50_000),
+)
+def test_matches_genai_prices(model, uncached, cache_read, cache_write, output) -> None:
+    provider, name = model
+    usage = TokenUsage(uncached + cache_read + cache_write, output, cache_read, cache_write)
+    expected = calc_price(
+        Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=output,
+            cache_read_tokens=cache_read or None,
+            cache_write_tokens=cache_write or None,
+        ),
+        name,
+        provider_id=provider,
+    ).total_price
+    assert Pricer().price(provider, name, usage, NOW) == pytest.approx(
+        float(expected), rel=1e-9, abs=1e-15
+    )
+
+
+def test_unknown_model_is_unpriced_not_zero() -> None:
+    pricer = Pricer()
+    assert pricer.price("openai", "no-such-model-xyz", TokenUsage(10, 10), NOW) is None
+    assert pricer.rates("openai", "no-such-model-xyz", NOW) is None
+
+
+def test_override_prices_private_model_and_wins_over_data() -> None:
+    pricer = Pricer(
+        {
+            "private": ModelPrice(input_per_mtok=2, output_per_mtok=4, cache_read_per_mtok=1),
+            "gpt-4o-mini": ModelPrice(input_per_mtok=0, output_per_mtok=0),
+        }
+    )
+    usage = TokenUsage(1_000_000, 500_000, cache_read_tokens=200_000)
+    assert pricer.price("", "private", usage, NOW) == pytest.approx(0.8 * 2 + 0.2 + 2)
+    assert pricer.price("openai", "gpt-4o-mini", usage, NOW) == 0
+
+
+def test_rates_memoised_and_context_window() -> None:
+    pricer = Pricer()
+    rates = pricer.rates("openai", "gpt-4o-mini", NOW)
+    assert rates is not None and rates.context_window == 128000 and rates.flat
+    assert pricer.rates("openai", "gpt-4o-mini", NOW) is rates
+
+
+def test_estimate_tokens() -> None:
+    assert estimate_tokens(0) == 0
+    assert estimate_tokens(1) == 1
+    assert estimate_tokens(8) == 2
+    assert estimate_tokens(9) == 3

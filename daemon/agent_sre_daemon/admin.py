@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from agent_sre_daemon.http_site import start_site
+
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
@@ -49,12 +51,8 @@ class AdminServer:
         return app
 
     async def start(self) -> str:
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        host, _, port = self.endpoint.rpartition(":")
-        await web.TCPSite(runner, host.strip("[]"), int(port), reuse_address=True).start()
-        self._runner = runner
-        return f"{host}:{runner.addresses[0][1]}"
+        self._runner, address = await start_site(self.app(), self.endpoint)
+        return address
 
     async def stop(self) -> None:
         if self._runner is not None:

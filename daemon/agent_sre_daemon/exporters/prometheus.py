@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agent_sre_daemon.http_site import start_site
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -40,12 +42,8 @@ class MetricsServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        host, _, port = self.endpoint.rpartition(":")
-        await web.TCPSite(runner, host.strip("[]"), int(port), reuse_address=True).start()
-        self._runner = runner
-        return f"{host}:{runner.addresses[0][1]}"
+        self._runner, address = await start_site(app, self.endpoint)
+        return address
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -15,11 +15,9 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
 )
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
-    ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -35,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_sre.receiver.grpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# An empty Export*ServiceResponse (no partial_success) encodes to no bytes for all signals.
+_EMPTY_RESPONSE = b""
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
@@ -100,24 +100,22 @@ class OtlpGrpcReceiver:
         return response.SerializeToString()
 
     async def _export_metrics(self, body: bytes, context: Context) -> bytes:
-        request = await _decode(ExportMetricsServiceRequest, body, context)
-        try:
-            self.pipeline.export_passthrough(
-                "metrics", request, body, "grpc", count_metrics(request)
-            )
-        except ReceiverError as exc:
-            await _abort(context, exc)
-        return ExportMetricsServiceResponse().SerializeToString()
+        return await self._passthrough("metrics", ExportMetricsServiceRequest, body, context)
 
     async def _export_logs(self, body: bytes, context: Context) -> bytes:
-        request = await _decode(ExportLogsServiceRequest, body, context)
+        return await self._passthrough("logs", ExportLogsServiceRequest, body, context)
+
+    async def _passthrough(
+        self, signal: str, message_type: Any, body: bytes, context: Context
+    ) -> bytes:
+        """Metrics and logs: validated and counted, then forwarded as the bytes that came."""
+        request = await _decode(message_type, body, context)
+        items = count_metrics(request) if signal == "metrics" else count_log_records(request)
         try:
-            self.pipeline.export_passthrough(
-                "logs", request, body, "grpc", count_log_records(request)
-            )
+            self.pipeline.export_passthrough(signal, request, body, "grpc", items)
         except ReceiverError as exc:
             await _abort(context, exc)
-        return ExportLogsServiceResponse().SerializeToString()
+        return _EMPTY_RESPONSE
 
 
 def _service(name: str, handler: Any) -> grpc.GenericRpcHandler[Any, Any]:

@@ -32,6 +32,7 @@ from agent_sre_daemon.errors import (
     ReceiverError,
     UnsupportedMediaTypeError,
 )
+from agent_sre_daemon.http_site import start_site
 from agent_sre_daemon.receivers.counting import count_log_records, count_metrics
 from agent_sre_daemon.receivers.otlp_json import parse_otlp_json, to_otlp_json
 
@@ -65,14 +66,8 @@ class OtlpHttpReceiver:
     async def start(self) -> str:
         """Binds and starts serving; returns the bound ``host:port``."""
         # auto_decompress off: we inflate ourselves, with the limit applied as we go.
-        runner = web.AppRunner(self.app(), auto_decompress=False, access_log=None)
-        await runner.setup()
-        host, _, port = self.endpoint.rpartition(":")
-        site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_address=True)
-        await site.start()
-        self._runner = runner
-        bound = runner.addresses[0]
-        return f"{host}:{bound[1]}"
+        self._runner, address = await start_site(self.app(), self.endpoint, auto_decompress=False)
+        return address
 
     async def stop(self, grace: float) -> None:
         if self._runner is not None:

@@ -13,9 +13,20 @@ if TYPE_CHECKING:
 
 KINDS = (
     {"agent.span.kind": "AGENT_TASK", "agent.task.success": True},
-    {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"},
+    {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.output_tokens": 300,
+    },
     {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"},
-    {"openinference.span.kind": "LLM", "llm.model_name": "claude-sonnet-4"},
+    {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "claude-sonnet-4-0",
+        "llm.token_count.prompt": 900,
+        "llm.token_count.completion": 200,
+    },
     {"agent.span.kind": "DELEGATION", "agent.delegation.depth": 2},
     {"agent.span.kind": "POLICY_CHECK", "agent.policy.decision": "allow"},
     {"http.method": "GET"},

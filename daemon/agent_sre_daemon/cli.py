@@ -13,7 +13,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from agent_sre import __version__
-from agent_sre.config import ConfigError, load_config
+from agent_sre.config import ConfigError, config_json_schema, load_config
 from agent_sre_daemon import cli_budgets, cli_slo
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="validate a configuration file")
     validate.add_argument("file")
     validate.set_defaults(func=cmd_validate)
+
+    schema = sub.add_parser("schema", help="print the configuration's JSON Schema")
+    schema.set_defaults(func=cmd_schema)
 
     status = sub.add_parser("status", help="show a running daemon's status (admin API)")
     status.add_argument("--admin", default=os.environ.get("AGENT_SRE_ADMIN", "127.0.0.1:8791"))
@@ -94,6 +97,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     print(f"{args.file}: ok ({len(config.slos)} SLOs, {len(config.proxy.routes)} proxy routes)")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(config_json_schema(), indent=2))
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -37,7 +38,13 @@ def _check_endpoint(value: str) -> str:
 
 
 Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+DURATION_JSON_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"},
+    ]
+}
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_JSON_SCHEMA)]
 """Seconds; written in the file as ``5s``, ``1m``, ``28d`` or a number of seconds."""
 
 
@@ -188,6 +195,14 @@ class Config(Section):
         if problems:
             raise ValueError("; ".join(problems))
         return slos
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of the configuration file, generated from the models (editors, CRDs)."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "agent-sre configuration"
+    return schema
 
 
 class ConfigError(ValueError):

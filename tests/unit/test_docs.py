@@ -27,3 +27,24 @@ def test_issue_contract_metric_names_exist() -> None:
         "agent_sre_spans_total",
     ):
         assert f"`{name}`" in text
+
+
+def test_config_json_schema_is_current() -> None:
+    import json
+
+    from agent_sre.config import config_json_schema
+
+    shipped = json.loads((ROOT / "config" / "agent-sre.schema.json").read_text())
+    assert shipped == config_json_schema(), (
+        "regenerate: agent-sre schema > config/agent-sre.schema.json"
+    )
+
+
+def test_shipped_config_validates_against_the_schema() -> None:
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((ROOT / "config" / "agent-sre.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load((ROOT / "config" / "agent-sre.yaml").read_text()), schema)

@@ -33,7 +33,8 @@ KINDS = (
 )
 
 
-def _set(kv: KeyValue, value: object) -> None:
+def set_value(kv: KeyValue, value: object) -> None:
+    """Sets an attribute's AnyValue from a Python scalar."""
     if isinstance(value, bool):
         kv.value.bool_value = value
     elif isinstance(value, int):
@@ -80,5 +81,5 @@ def make_request(
         for key, value in attrs.items():
             kv = span.attributes.add()
             kv.key = key
-            _set(kv, value)
+            set_value(kv, value)
     return request

@@ -11,6 +11,7 @@ from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import TraceBatchProcessor
 from agent_sre.tracing.view import CORE_KEYS
+from tests.support.spans import set_value
 
 KEYS = sorted(CORE_KEYS) + ["x", ""]
 values = st.one_of(
@@ -42,14 +43,7 @@ def build(
         span.status.code = status  # type: ignore[assignment]
         for key, value in attrs:
             kv = span.attributes.add(key=key)
-            if isinstance(value, bool):
-                kv.value.bool_value = value
-            elif isinstance(value, int):
-                kv.value.int_value = value
-            elif isinstance(value, float):
-                kv.value.double_value = value
-            else:
-                kv.value.string_value = str(value)
+            set_value(kv, value)
     return request
 
 

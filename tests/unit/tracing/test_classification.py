@@ -9,6 +9,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from agent_sre.tracing.batch import TraceBatchProcessor, span_id_problem
 from agent_sre.tracing.conventions import AgentSpanKind as K
 from agent_sre.tracing.view import classify, read_span
+from tests.support.spans import set_value
 
 CASES = [
     # explicit agent.span.kind, any case
@@ -61,14 +62,7 @@ def _span(**attrs: object) -> Span:
     for key, value in attrs.items():
         kv = span.attributes.add()
         kv.key = key.replace("__", ".")
-        if isinstance(value, bool):
-            kv.value.bool_value = value
-        elif isinstance(value, int):
-            kv.value.int_value = value
-        elif isinstance(value, float):
-            kv.value.double_value = value
-        else:
-            kv.value.string_value = str(value)
+        set_value(kv, value)
     return span
 
 

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import TraceBatchProcessor
+from tests.support.spans import set_value
 
 if TYPE_CHECKING:
     from agent_sre.tracing.view import AgentSpan
@@ -23,10 +24,7 @@ def request_with(**attrs: object) -> ExportTraceServiceRequest:
     for key, value in attrs.items():
         kv = span.attributes.add()
         kv.key = key
-        if isinstance(value, int):
-            kv.value.int_value = value
-        else:
-            kv.value.string_value = str(value)
+        set_value(kv, value)
     return request
 
 

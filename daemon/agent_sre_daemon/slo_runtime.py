@@ -257,7 +257,13 @@ class SLORuntime:
     async def _list(self, request: web.Request) -> web.Response:
         self.evaluate()
         now = self.clock()
-        return web.json_response({"slos": [r.to_dict() for r in self.reports(now)], "at": now})
+        return web.json_response(
+            {
+                "slos": [r.to_dict() for r in self.reports(now)],
+                "signals": [change.to_dict() for change in self.signals],
+                "at": now,
+            }
+        )
 
     async def _show(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -163,6 +163,10 @@ def test_slis_from_real_spans_api_metrics_restart_and_reload(make_daemon) -> Non
     emit(daemon)
     assert counts(daemon) == EXPECTED
 
+    # Status changes are signals (for incident handling), listed with the SLOs.
+    signals = get(daemon.url("admin", "/v1/slos"))["signals"]
+    assert any(sig["slo"] == "tasks" and sig["old"] == "HEALTHY" for sig in signals), signals
+
     tasks = get(daemon.url("admin", "/v1/slos/tasks"))
     assert tasks["target"] == 0.99
     assert tasks["overall"]["budget"]["remaining_ratio"] < 0  # 2 bad of 5 at a 99% target

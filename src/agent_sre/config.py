@@ -112,6 +112,8 @@ class OtlpExporterConfig(Section):
     """``host:port``, ``http://host:port`` (plaintext) or ``https://host:port`` (TLS).
     Empty: nothing is forwarded and nothing is queued."""
     headers: dict[str, str] = {}
+    ca_file: str = ""
+    """PEM bundle to verify an ``https://`` upstream with (empty: the system's roots)."""
     compression: Literal["gzip", "none"] = "gzip"
     timeout: Duration = 5.0
     max_in_flight: int = Field(4, ge=1, le=64)

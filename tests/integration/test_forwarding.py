@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
@@ -25,10 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 from tests.integration.conftest import forwarding
 from tests.support.durability import Sender
 from tests.support.metrics import scrape
-from tests.support.upstream import attrs
-
-if TYPE_CHECKING:
-    from tests.support.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream, attrs
 
 
 def _emit_agent_spans(provider: TracerProvider, tag: str) -> dict[str, str]:
@@ -198,3 +194,59 @@ def test_http_metrics_and_logs_json_and_protobuf(make_daemon, upstream: Recordin
     received = upstream.logs[0].resource_logs[0].scope_logs[0].log_records[0]
     assert received.body.string_value == "over http"
     assert received.trace_id == b"\x01" * 16
+
+
+def test_tls_upstream_with_private_ca(make_daemon, tmp_path) -> None:
+    import subprocess as sp
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    sp.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    upstream = RecordingUpstream()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(upstream, server)
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        config = {
+            "exporters": {
+                "otlp": {
+                    "endpoint": f"https://localhost:{port}",
+                    "ca_file": str(cert),
+                    "retry": {"initial_interval": "50ms", "max_interval": "500ms"},
+                    "shutdown_timeout": "1s",
+                }
+            }
+        }
+        daemon = make_daemon(config).start()
+        sender = Sender(daemon.addresses["otlp_grpc"])
+        assert sender.send(5)
+        sender.close()
+        assert upstream.wait_for(lambda: len(upstream.spans()) == 5), daemon.log()
+    finally:
+        server.stop(None)

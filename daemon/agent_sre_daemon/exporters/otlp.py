@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -124,8 +125,9 @@ class OtlpForwarder:
     def start(self) -> None:
         """Opens the channel and starts ``max_in_flight`` senders."""
         if self.target.tls:
+            roots = Path(self.config.ca_file).read_bytes() if self.config.ca_file else None
             self._channel = grpc.aio.secure_channel(
-                self.target.address, grpc.ssl_channel_credentials()
+                self.target.address, grpc.ssl_channel_credentials(root_certificates=roots)
             )
         else:
             self._channel = grpc.aio.insecure_channel(self.target.address)

@@ -5,6 +5,27 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 SIGNALS = ("traces", "metrics", "logs")
+OVERFLOW_LABEL = "__overflow__"
+MAX_AGENT_LABELS = 1000
+MAX_MODEL_LABELS = 200
+
+
+class BoundedLabel:
+    """Caps the distinct values a label takes from untrusted input (agent ids, model names):
+    past ``limit`` values, newcomers are counted under ``__overflow__`` so a client cannot
+    grow the exposition without bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self.limit:
+            self._seen.add(value)
+            return value
+        return OVERFLOW_LABEL
 
 
 class PipelineMetrics:

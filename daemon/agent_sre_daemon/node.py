@@ -29,7 +29,7 @@ from agent_sre_daemon.admin import AdminServer
 from agent_sre_daemon.errors import ReceiverError
 from agent_sre_daemon.exporters.otlp import OtlpForwarder
 from agent_sre_daemon.exporters.prometheus import MetricsServer
-from agent_sre_daemon.metrics import PipelineMetrics
+from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
 from agent_sre_daemon.pipeline import Pipeline
 from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.receivers.otlp_grpc import OtlpGrpcReceiver
@@ -79,6 +79,7 @@ class Node:
         self.queue: DurableQueue | None = None
         self.forwarder: OtlpForwarder | None = None
         self.pricer = Pricer(config.budgets.price_overrides)
+        self._unpriced_model = BoundedLabel(MAX_MODEL_LABELS)
         self.processor = TraceBatchProcessor(
             self._identity(config).resource_attributes(),
             llm_enrichers=[SpanCostEnricher(self.pricer, self._count_unpriced)],
@@ -195,7 +196,7 @@ class Node:
             log.warning("span of a proxied call dropped: %s", exc.message)
 
     def _count_unpriced(self, model: str) -> None:
-        self.metrics.unpriced_spans.labels(model).inc()
+        self.metrics.unpriced_spans.labels(self._unpriced_model(model)).inc()
 
     def _wire_observers(self) -> None:
         """Points the span pass at the current engines (they are rebuilt on reload)."""

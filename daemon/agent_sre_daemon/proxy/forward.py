@@ -436,7 +436,7 @@ class _Call:
                 metrics.estimated.labels(route).inc()
             if priced is None:
                 attrs[COST_UNPRICED] = True
-                metrics.unpriced.labels(model).inc()
+                metrics.unpriced_call(model)
             else:
                 attrs[conv.AGENT_SRE_COST_USD] = cost
         if self.ttft is not None:

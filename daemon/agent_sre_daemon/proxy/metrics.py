@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from agent_sre_daemon.metrics import MAX_AGENT_LABELS, MAX_MODEL_LABELS, BoundedLabel
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
@@ -100,6 +102,9 @@ class ProxyMetrics:
         )
         self._per_call: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._per_model: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        # agent ids and model names come from clients: bound the label values
+        self._agent_label = BoundedLabel(MAX_AGENT_LABELS)
+        self._model_label = BoundedLabel(MAX_MODEL_LABELS)
 
     # hot path: per proxied call. labels() costs a few microseconds each; children are
     # looked up once per label set and kept.
@@ -117,10 +122,14 @@ class ProxyMetrics:
         if added is not None:
             self.added_latency.observe(added)
 
+    def unpriced_call(self, model: str) -> None:
+        self.unpriced.labels(self._model_label(model)).inc()
+
     def llm_usage(
         self, agent: str, model: str, input_tokens: int, output_tokens: int, cost: float | None
     ) -> None:
-        key = (agent, model)
+        key = (self._agent_label(agent), self._model_label(model))
+        agent, model = key
         children = self._per_model.get(key)
         if children is None:
             children = self._per_model[key] = (

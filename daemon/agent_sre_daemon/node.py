@@ -266,11 +266,11 @@ class Node:
                     ("receivers", old.receivers, new.receivers),
                     ("exporters.prometheus", old.exporters.prometheus, new.exporters.prometheus),
                     ("admin.endpoint", old.admin.endpoint, new.admin.endpoint),
-                    ("proxy", old.proxy, new.proxy),
-                    ("budgets", old.budgets, new.budgets),
                 )
                 if before != after
             ]
+            if self.proxy is not None:
+                restart_needed += self.proxy.reload(new)
             message = "configuration reloaded"
             if restart_needed:
                 message += f"; {', '.join(restart_needed)} changed and take effect on restart"

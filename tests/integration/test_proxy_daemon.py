@@ -152,6 +152,51 @@ def test_openai_sdk_through_the_daemon(
     )
     assert any(a["agent_id"] == "a1" and a["blocked"] for a in json.loads(agents.stdout)["agents"])
 
+    # Reload: a raised limit and a new route apply at once, spend is kept.
+    config = dict(daemon.config)
+    config["budgets"] = {
+        "budgets": [
+            {
+                "name": "a2-daily",
+                "scope": "agent",
+                "agents": ["a2"],
+                "limit_usd": 5.0,
+                "window": "day",
+            }
+        ]
+    }
+    config["proxy"] = {
+        "endpoint": "127.0.0.1:0",
+        "routes": [
+            *config["proxy"]["routes"],
+            {"name": "openai-2", "prefix": "/v2/openai", "upstream": provider_url, "api": "openai"},
+        ],
+    }
+    daemon.write_config(config)
+    reload = urllib.request.Request(
+        daemon.url("admin", "/v1/reload"),
+        method="POST",
+        data=b"",
+        headers={"Authorization": "Bearer tok"},
+    )
+    with urllib.request.urlopen(reload, timeout=10) as response:
+        assert "restart" not in json.load(response)["message"]
+    second = openai.OpenAI(
+        base_url=f"http://{daemon.addresses['proxy']}/v2/openai/v1", api_key="sk-test-planted-key"
+    )
+    assert second.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"X-Agent-Id": "a2"},
+    ).choices
+    # a1 stays blocked across the reload
+    with pytest.raises(openai.PermissionDeniedError):
+        second.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"X-Agent-Id": "a1"},
+        )
+
     # The planted key reached no log line and no store.
     assert "sk-test-planted-key" not in daemon.log()
     for path in (daemon.workdir / "state").rglob("*"):

@@ -123,6 +123,11 @@ class Forwarder:
         self._resource = resource_of(resource)
         self.background: set[asyncio.Task[None]] = set()
 
+    def reload(self, routes: list[Route], pricer: Pricer) -> None:
+        """New routes and prices for calls that start from now on."""
+        self._routes = sorted(routes, key=lambda route: len(route.prefix), reverse=True)
+        self._pricer = pricer
+
     def match(self, path: str) -> Route | None:
         for route in self._routes:
             if path == route.prefix or path.startswith(route.prefix + "/"):

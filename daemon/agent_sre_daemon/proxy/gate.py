@@ -74,6 +74,18 @@ class BudgetGate:
             self.metrics.budget_limit.labels(spec.name).set(spec.limit_usd)
             self.metrics.budget_spent.labels(spec.name).set(0.0)
 
+    def reload(self, config: BudgetsConfig, pricer: Pricer) -> None:
+        """Applies new budgets, rate limits and prices; spend in the ledger is kept (it is
+        keyed by budget name and subject), and so are operator blocks. Rate-limit buckets
+        and pacing restart from full."""
+        blocked = dict(self.guard.blocked)
+        self.config = config
+        self.pricer = pricer
+        self.guard = CostGuard(config, self.node)
+        self.guard.blocked.update(blocked)
+        for spec in config.budgets:
+            self.metrics.budget_limit.labels(spec.name).set(spec.limit_usd)
+
     async def open(self) -> None:
         await self.store.open()
         self.guard.blocked.update(await self.store.get_blocked())

@@ -120,6 +120,25 @@ class ProxyServer:
             self._session = None
         await self.store.close()
 
+    def reload(self, config: Config) -> list[str]:
+        """Applies changed routes, budgets, rate limits and prices at once; returns what
+        only a restart can change (the listener, the ledger's store)."""
+        old = self.config
+        restart = []
+        if config.proxy.endpoint != old.proxy.endpoint:
+            restart.append("proxy.endpoint")
+        store_keys = ("store", "redis_url", "redis_prefix", "on_store_error")
+        if any(getattr(config.budgets, k) != getattr(old.budgets, k) for k in store_keys):
+            restart.append("budgets.store")
+        if config.proxy.routes != old.proxy.routes or config.budgets != old.budgets:
+            self.pricer = Pricer(config.budgets.price_overrides)
+            self.gate.reload(config.budgets, self.pricer)
+            if self._forwarder is not None:
+                routes = [make_route(route, dict(os.environ)) for route in config.proxy.routes]
+                self._forwarder.reload(routes, self.pricer)
+        self.config = config
+        return restart
+
     def admin_routes(self) -> list[web.RouteDef]:
         """``GET /v1/budgets``, ``GET /v1/agents``, ``POST /v1/agents/{id}/block|unblock``."""
         return admin_routes(self.gate, time.time)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive for real (promtool, redis-server,
-# alertmanager). Idempotent; the tests themselves start each server on loopback.
+# openssl). Idempotent; the tests themselves start each server on loopback.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,12 +43,26 @@ def _fetch(args: argparse.Namespace, path: str) -> Any | None:
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
-    data = _fetch(args, "/v1/budgets")
+    return _show(args, "/v1/budgets", _budgets_table)
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    return _show(args, "/v1/agents", _agents_table)
+
+
+def _show(args: argparse.Namespace, path: str, table: Callable[[Any], Table]) -> int:
+    """Prints what the admin API answers at ``path``: its JSON with ``--json``, else a table."""
+    data = _fetch(args, path)
     if data is None:
         return 1
     if args.json:
         print(json.dumps(data, indent=2))
-        return 0
+    else:
+        Console().print(table(data))
+    return 0
+
+
+def _budgets_table(data: Any) -> Table:
     table = Table(title=f"budgets (store: {data.get('store', '?')})")
     for column in ("budget", "scope", "window", "subject", "spent $", "limit $", "left", "action"):
         table.add_column(column, justify="right" if "$" in column or column == "left" else "left")
@@ -66,17 +81,10 @@ def cmd_budgets(args: argparse.Namespace) -> int:
                 f"{max(0.0, 1 - spent / limit):.1%}",
                 budget["action"],
             )
-    Console().print(table)
-    return 0
+    return table
 
 
-def cmd_agents(args: argparse.Namespace) -> int:
-    data = _fetch(args, "/v1/agents")
-    if data is None:
-        return 1
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
+def _agents_table(data: Any) -> Table:
     rows = data.get("agents", data if isinstance(data, list) else [])
     table = Table(title="agents")
     for column in ("agent", "requests", "denied", "cost $", "blocked"):
@@ -89,5 +97,4 @@ def cmd_agents(args: argparse.Namespace) -> int:
             f"{float(row.get('cost_usd') or 0.0):.6f}",
             "yes" if row.get("blocked") else "",
         )
-    Console().print(table)
-    return 0
+    return table

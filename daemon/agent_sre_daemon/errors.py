@@ -65,4 +65,3 @@ RETRYABLE_GRPC_CODES = frozenset(
         grpc.StatusCode.UNAVAILABLE,
     }
 )
-RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-SIGNALS = ("traces", "metrics", "logs")
 OVERFLOW_LABEL = "__overflow__"
 MAX_AGENT_LABELS = 1000
 MAX_MODEL_LABELS = 200

@@ -7,7 +7,6 @@ is on disk in the durable queue (when forwarding is on) before this returns.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from agent_sre.tracing.batch import BatchResult, TraceBatchProcessor
     from agent_sre_daemon.metrics import PipelineMetrics
     from agent_sre_daemon.stores.queue import DurableQueue
-
-log = logging.getLogger("agent_sre.pipeline")
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:

@@ -6,7 +6,6 @@ and metrics and logs can be forwarded as the very bytes that came in.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -30,7 +29,6 @@ from agent_sre_daemon.receivers.counting import count_log_records, count_metrics
 if TYPE_CHECKING:
     from agent_sre_daemon.pipeline import Pipeline
 
-log = logging.getLogger("agent_sre.receiver.grpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 # An empty Export*ServiceResponse (no partial_success) encodes to no bytes for all signals.

@@ -6,7 +6,6 @@ size and inflation stops as soon as it is passed, so a small compressed bomb cos
 
 from __future__ import annotations
 
-import logging
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
     from agent_sre_daemon.pipeline import Pipeline
 
-log = logging.getLogger("agent_sre.receiver.http")
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

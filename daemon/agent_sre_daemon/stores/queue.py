@@ -39,9 +39,8 @@ class QueuedRequest:
 class DurableQueue:
     """A byte-capped FIFO of serialized OTLP requests in SQLite.
 
-    Rows handed out by :meth:`lease_batch` are in flight until :meth:`ack` (deleted) or
-    :meth:`release` (handed out again); leases live in memory only, so after a restart every
-    remaining row is pending again.
+    Rows handed out by :meth:`lease_batch` are in flight until :meth:`ack` deletes them;
+    leases live in memory only, so after a restart every remaining row is pending again.
     """
 
     def __init__(self, path: Path, max_bytes: int, fsync: bool = False) -> None:
@@ -123,11 +122,6 @@ class DurableQueue:
         ).fetchall()
         self._leased.update(picked)
         return [QueuedRequest(*row) for row in rows]
-
-    def release(self, requests: list[QueuedRequest]) -> None:
-        """Returns leased requests to the queue (handed out again by a later lease)."""
-        for request in requests:
-            self._leased.discard(request.id)
 
     def ack(self, requests: list[QueuedRequest]) -> None:
         """Deletes requests upstream has (or that were dropped by policy), in one statement."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent_sre.tracing import conventions as c
@@ -22,7 +22,6 @@ class NodeIdentity:
     node: str
     k8s_node_name: str | None = None
     k8s_pod_name: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_environ(cls, node: str, environ: Mapping[str, str]) -> NodeIdentity:
@@ -41,7 +40,6 @@ class NodeIdentity:
             attrs[c.K8S_NODE_NAME] = self.k8s_node_name
         if self.k8s_pod_name:
             attrs[c.K8S_POD_NAME] = self.k8s_pod_name
-        attrs.update(self.extra)
         return attrs
 
 

@@ -15,7 +15,7 @@ from agent_sre.tracing.conventions import AgentSpanKind
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 AttrValue = Union[str, bool, int, float]  # noqa: UP007 (a runtime alias on 3.10)
@@ -142,20 +142,11 @@ _SCALAR_FIELDS = frozenset({"string_value", "int_value", "double_value", "bool_v
 _KIND_BY_NAME = {kind.value: kind for kind in AgentSpanKind}
 
 
-def any_value(value: AnyValue) -> AttrValue | None:
-    """Decodes a scalar OTLP AnyValue; arrays, maps and bytes are not read (None)."""
-    which = value.WhichOneof("value")
-    if which in _SCALAR_FIELDS:
-        decoded: AttrValue = getattr(value, which)
-        return decoded
-    return None
-
-
 def read_attrs(
     attributes: Iterable[KeyValue], wanted: frozenset[str], into: dict[str, AttrValue]
 ) -> None:
     """Copies the wanted scalar attributes into ``into`` (later values overwrite)."""
-    # hot path: per attribute of every span; any_value() inlined
+    # hot path: per attribute of every span
     for kv in attributes:
         key = kv.key
         if key in wanted:

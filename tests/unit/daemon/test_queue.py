@@ -39,14 +39,6 @@ def test_batch_respects_byte_cap_but_takes_one_oversized(tmp_path: Path) -> None
     assert len(queue.lease_batch(max_bytes=100)) == 1
 
 
-def test_release_hands_requests_out_again(tmp_path: Path) -> None:
-    queue = DurableQueue(tmp_path / "q.db", max_bytes=10_000)
-    queue.put("traces", b"x", 1, now=0.0)
-    batch = queue.lease_batch(100)
-    queue.release(batch)
-    assert [r.id for r in queue.lease_batch(100)] == [r.id for r in batch]
-
-
 def test_room(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.db", max_bytes=100)
     assert queue.has_room(1000)  # an empty queue takes anything once

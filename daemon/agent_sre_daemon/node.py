@@ -78,11 +78,13 @@ class Node:
         self.ready = False
         self.queue: DurableQueue | None = None
         self.forwarder: OtlpForwarder | None = None
-        self.pricer = Pricer(config.budgets.price_overrides)
         self._unpriced_model = BoundedLabel(MAX_MODEL_LABELS)
+        self.cost_enricher = SpanCostEnricher(
+            Pricer(config.budgets.price_overrides), self._count_unpriced
+        )
         self.processor = TraceBatchProcessor(
             self._identity(config).resource_attributes(),
-            llm_enrichers=[SpanCostEnricher(self.pricer, self._count_unpriced)],
+            llm_enrichers=[self.cost_enricher],
             enricher_keys=PRICING_KEYS,
         )
         self.pipeline = Pipeline(self.processor, None, self.metrics)
@@ -254,6 +256,8 @@ class Node:
                 return False, str(exc)
             old, self.config = self.config, new
             self.processor.resource_attributes = self._identity(new).resource_attributes()
+            if new.budgets.price_overrides != old.budgets.price_overrides:
+                self.cost_enricher.pricer = Pricer(new.budgets.price_overrides)
             carried = self.slo.reload(new)
             self._wire_observers()
             log.info("SLO counts carried over: %s", ", ".join(carried) or "none")

@@ -8,13 +8,12 @@ import json
 import logging
 import os
 import sys
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from agent_sre import __version__
 from agent_sre.config import ConfigError, config_json_schema, load_config
 from agent_sre_daemon import cli_budgets, cli_slo
+from agent_sre_daemon.admin_client import AdminError, get_json
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -107,10 +106,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     try:
-        with urllib.request.urlopen(f"http://{args.admin}/v1/status", timeout=5) as response:
-            data = json.load(response)
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"agent-sre: cannot reach the admin API at {args.admin}: {exc}", file=sys.stderr)
+        data = get_json(args.admin, "/v1/status")
+    except AdminError as exc:
+        print(f"agent-sre: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(data, indent=2))
     return EXIT_OK

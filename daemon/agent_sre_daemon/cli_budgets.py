@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+from agent_sre_daemon.admin_client import AdminError, get_json
 
 if TYPE_CHECKING:
     import argparse
@@ -29,16 +29,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     agents.set_defaults(func=cmd_agents)
 
 
-def _get(admin: str, path: str) -> Any:
-    with urllib.request.urlopen(f"http://{admin}{path}", timeout=10) as response:
-        return json.load(response)
-
-
 def _fetch(args: argparse.Namespace, path: str) -> Any | None:
     try:
-        return _get(args.admin, path)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"agent-sre: cannot reach the admin API at {args.admin}: {exc}", file=sys.stderr)
+        return get_json(args.admin, path)
+    except AdminError as exc:
+        print(f"agent-sre: {exc}", file=sys.stderr)
         return None
 
 

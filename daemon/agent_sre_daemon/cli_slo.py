@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +14,7 @@ from agent_sre.config import Config, ConfigError, load_config
 from agent_sre.slo.compare import compare_slo_sets
 from agent_sre.slo.rules import generate_prometheus_rules, rules_yaml
 from agent_sre.slo.spec import slo_set_problems
+from agent_sre_daemon.admin_client import AdminError, get_json
 
 if TYPE_CHECKING:
     import argparse
@@ -122,29 +121,10 @@ def cmd_rules_prometheus(args: argparse.Namespace) -> int:
 # -- slo list / slo show ------------------------------------------------------------------
 
 
-class _AdminError(Exception):
-    pass
-
-
-def _get(admin: str, path: str) -> Any:
-    url = f"http://{admin}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {exc.code}"
-        raise _AdminError(message) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise _AdminError(f"cannot reach the admin API at {admin}: {exc}") from None
-
-
 def cmd_slo_list(args: argparse.Namespace) -> int:
     try:
-        data = _get(args.admin, "/v1/slos")
-    except _AdminError as exc:
+        data = get_json(args.admin, "/v1/slos")
+    except AdminError as exc:
         print(f"agent-sre: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     if args.json:
@@ -178,8 +158,8 @@ def cmd_slo_list(args: argparse.Namespace) -> int:
 
 def cmd_slo_show(args: argparse.Namespace) -> int:
     try:
-        report = _get(args.admin, f"/v1/slos/{urllib.parse.quote(args.name, safe='')}")
-    except _AdminError as exc:
+        report = get_json(args.admin, f"/v1/slos/{urllib.parse.quote(args.name, safe='')}")
+    except AdminError as exc:
         print(f"agent-sre: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     if args.json:

@@ -18,7 +18,7 @@ def registrars() -> list[tuple[str, Registrar]]:
     """Every component that registers metrics, in document order."""
     found: list[tuple[str, Registrar]] = [("OTLP pipeline", PipelineMetrics)]
     try:
-        from agent_sre_daemon.slo_runtime import SLOMetrics
+        from agent_sre_daemon.slo.runtime import SLOMetrics
     except ImportError:
         pass
     else:

@@ -25,16 +25,16 @@ from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import TraceBatchProcessor
 from agent_sre.tracing.enrich import NodeIdentity
-from agent_sre_daemon.admin import AdminServer
+from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.errors import ReceiverError
 from agent_sre_daemon.exporters.otlp import OtlpForwarder
 from agent_sre_daemon.exporters.prometheus import MetricsServer
+from agent_sre_daemon.ingest.otlp_grpc import OtlpGrpcReceiver
+from agent_sre_daemon.ingest.otlp_http import OtlpHttpReceiver
+from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
-from agent_sre_daemon.pipeline import Pipeline
 from agent_sre_daemon.proxy.server import ProxyServer
-from agent_sre_daemon.receivers.otlp_grpc import OtlpGrpcReceiver
-from agent_sre_daemon.receivers.otlp_http import OtlpHttpReceiver
-from agent_sre_daemon.slo_runtime import SLOMetrics, SLORuntime
+from agent_sre_daemon.slo.runtime import SLOMetrics, SLORuntime
 from agent_sre_daemon.stores.queue import DurableQueue
 
 if TYPE_CHECKING:

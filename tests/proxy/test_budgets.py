@@ -10,7 +10,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from agent_sre_daemon.proxy.adapters import plan_call
+from agent_sre_daemon.proxy.providers.plans import plan_call
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 BODY = {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 100}

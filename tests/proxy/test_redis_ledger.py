@@ -14,7 +14,7 @@ import openai
 import pytest
 import redis
 
-from agent_sre_daemon.proxy.adapters import plan_call
+from agent_sre_daemon.proxy.providers.plans import plan_call
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 from agent_sre.cost.guard import CostGuard, Denial, Signal
 from agent_sre.cost.ledger import Refusal, Reservation
 from agent_sre.cost.windows import position
-from agent_sre_daemon.proxy.ledger import LedgerUnavailableError
+from agent_sre_daemon.stores.ledger import LedgerUnavailableError
 
 if TYPE_CHECKING:
     from agent_sre.cost.budgets import CallIdentity
     from agent_sre.cost.ledger import Charge
     from agent_sre.cost.pricing import Pricer
     from agent_sre.cost.spec import BudgetsConfig
-    from agent_sre_daemon.proxy.adapters import CallPlan
-    from agent_sre_daemon.proxy.ledger import LedgerStore
     from agent_sre_daemon.proxy.metrics import ProxyMetrics
+    from agent_sre_daemon.proxy.providers.plans import CallPlan
+    from agent_sre_daemon.stores.ledger import LedgerStore
 
 log = logging.getLogger("agent_sre.proxy")
 

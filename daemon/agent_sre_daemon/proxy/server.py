@@ -24,8 +24,8 @@ from aiohttp import web
 from agent_sre.cost.pricing import Pricer
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon.proxy.admin import admin_routes
+from agent_sre_daemon.proxy.call import MAX_REQUEST_BYTES, Forwarder, make_route
 from agent_sre_daemon.proxy.errors import refuse_unrouted
-from agent_sre_daemon.proxy.forward import MAX_REQUEST_BYTES, Forwarder, make_route
 from agent_sre_daemon.proxy.gate import BudgetGate
 from agent_sre_daemon.proxy.metrics import ProxyMetrics
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
-    from agent_sre_daemon.proxy.ledger import LedgerStore
+    from agent_sre_daemon.stores.ledger import LedgerStore
 
 log = logging.getLogger("agent_sre.proxy")
 

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from agent_sre.cost.ledger import BudgetLedger, Charge, Refusal, Reservation
-from agent_sre_daemon.proxy.ledger import CounterView, LedgerUnavailableError
+from agent_sre_daemon.stores.ledger import CounterView, LedgerUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -14,7 +14,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from agent_sre.cost.ledger import BudgetLedger, Charge, Refusal, Reservation
-from agent_sre_daemon.proxy.ledger import CounterView
+from agent_sre_daemon.stores.ledger import CounterView
 
 if TYPE_CHECKING:
     from pathlib import Path

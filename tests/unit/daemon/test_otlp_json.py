@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agent_sre_daemon.errors import InvalidArgumentError
-from agent_sre_daemon.receivers.otlp_json import parse_otlp_json
+from agent_sre_daemon.ingest.otlp_json import parse_otlp_json
 
 
 def test_hex_ids_and_links() -> None:

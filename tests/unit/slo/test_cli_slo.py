@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from agent_sre_daemon import cli_slo
+from agent_sre_daemon.cli import slo as cli_slo
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sre import __version__
 from agent_sre.config import ConfigError, config_json_schema, load_config
-from agent_sre_daemon import cli_budgets, cli_slo
-from agent_sre_daemon.admin_client import AdminError, get_json
+from agent_sre_daemon.cli import budgets as cli_budgets
+from agent_sre_daemon.cli import slo as cli_slo
+from agent_sre_daemon.cli.client import AdminError, get_json
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine

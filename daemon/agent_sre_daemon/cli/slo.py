@@ -14,7 +14,7 @@ from agent_sre.config import Config, ConfigError, load_config
 from agent_sre.slo.compare import compare_slo_sets
 from agent_sre.slo.rules import generate_prometheus_rules, rules_yaml
 from agent_sre.slo.spec import slo_set_problems
-from agent_sre_daemon.admin_client import AdminError, get_json
+from agent_sre_daemon.cli.client import AdminError, get_json
 
 if TYPE_CHECKING:
     import argparse

@@ -24,9 +24,15 @@ from yarl import URL
 from agent_sre.cost.guard import Denial
 from agent_sre.cost.usage import TokenUsage, estimate_tokens
 from agent_sre.tracing import conventions as conv
-from agent_sre_daemon.proxy.adapters import CallPlan, ResponseFacts, facts_from_json, plan_call
 from agent_sre_daemon.proxy.errors import NOT_AN_OPEN_PROXY, error_response
 from agent_sre_daemon.proxy.identity import call_identity, trace_context
+from agent_sre_daemon.proxy.providers.plans import (
+    CallPlan,
+    ResponseFacts,
+    facts_from_json,
+    plan_call,
+)
+from agent_sre_daemon.proxy.providers.sse import StreamTap
 from agent_sre_daemon.proxy.spans import (
     COST_ESTIMATED,
     COST_UNPRICED,
@@ -35,7 +41,6 @@ from agent_sre_daemon.proxy.spans import (
     build_request,
     resource_of,
 )
-from agent_sre_daemon.proxy.sse import StreamTap
 
 if TYPE_CHECKING:
     from collections.abc import Callable

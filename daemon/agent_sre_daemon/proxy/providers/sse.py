@@ -11,7 +11,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from agent_sre_daemon.proxy.adapters import (
+from agent_sre_daemon.proxy.providers.plans import (
     ResponseFacts,
     mcp_error,
     usage_from_anthropic,
@@ -19,7 +19,7 @@ from agent_sre_daemon.proxy.adapters import (
 )
 
 if TYPE_CHECKING:
-    from agent_sre_daemon.proxy.adapters import CallPlan
+    from agent_sre_daemon.proxy.providers.plans import CallPlan
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _USAGE_NULL = (b',"usage":null', b', "usage": null')

@@ -32,13 +32,13 @@ from agent_sre_daemon.errors import (
     UnsupportedMediaTypeError,
 )
 from agent_sre_daemon.http_site import start_site
-from agent_sre_daemon.receivers.counting import count_log_records, count_metrics
-from agent_sre_daemon.receivers.otlp_json import parse_otlp_json, to_otlp_json
+from agent_sre_daemon.ingest.counting import count_log_records, count_metrics
+from agent_sre_daemon.ingest.otlp_json import parse_otlp_json, to_otlp_json
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
-    from agent_sre_daemon.pipeline import Pipeline
+    from agent_sre_daemon.ingest.pipeline import Pipeline
 
 
 PROTOBUF = "application/x-protobuf"

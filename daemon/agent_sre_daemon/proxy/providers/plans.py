@@ -2,7 +2,7 @@
 
 A request is read once into a :class:`CallPlan` (operation, model, stream, worst-case
 tokens, the body to send). A JSON response gives :class:`TokenUsage` through
-:func:`usage_from_json`; streams go through :mod:`agent_sre_daemon.proxy.sse`.
+:func:`usage_from_json`; streams go through :mod:`agent_sre_daemon.proxy.providers.sse`.
 """
 
 from __future__ import annotations

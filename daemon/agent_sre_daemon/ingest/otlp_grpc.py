@@ -24,10 +24,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from agent_sre_daemon.errors import ReceiverError
-from agent_sre_daemon.receivers.counting import count_log_records, count_metrics
+from agent_sre_daemon.ingest.counting import count_log_records, count_metrics
 
 if TYPE_CHECKING:
-    from agent_sre_daemon.pipeline import Pipeline
+    from agent_sre_daemon.ingest.pipeline import Pipeline
 
 
 Context = grpc.aio.ServicerContext[Any, Any]

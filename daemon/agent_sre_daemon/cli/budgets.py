@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from agent_sre_daemon.admin_client import AdminError, get_json
+from agent_sre_daemon.cli.client import AdminError, get_json
 
 if TYPE_CHECKING:
     import argparse

@@ -1,0 +1,1 @@
+"""Everything about one provider API shape, one module per shape."""

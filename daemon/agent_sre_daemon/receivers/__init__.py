@@ -1,1 +1,0 @@
-"""OTLP receivers: gRPC (4317) and HTTP (4318)."""

@@ -1,0 +1,1 @@
+"""The SLO engine in the daemon: observation, evaluation timer, persistence, API."""

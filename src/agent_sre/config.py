@@ -57,6 +57,11 @@ class Section(BaseModel):
 class NodeConfig(Section):
     name: str = ""
     """Node identity put on every resource as ``agent_sre.node``; empty means the host name."""
+    shutdown_timeout: Duration = 25.0
+    """On SIGTERM, one deadline for the whole drain: receivers finish what they hold, proxied
+    calls in flight finish and settle, and the queue is flushed upstream (at most
+    ``exporters.otlp.shutdown_timeout`` of it); whatever is left stays on disk. Keep it under
+    the pod's ``terminationGracePeriodSeconds`` (30 s by default)."""
 
 
 class GrpcReceiverConfig(Section):

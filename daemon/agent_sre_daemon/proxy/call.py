@@ -152,7 +152,7 @@ class Forwarder:
         body = await request.read()
         rest = path[len(route.prefix) :]
         plan = plan_call(route.config, request.method, rest, body)
-        call = _Call(self, route, request, plan, started)
+        call = Call(self, route, request, plan, started)
         return await call.run(rest, query)
 
     def emit(self, record: CallRecord, trace: TraceContext) -> None:
@@ -162,7 +162,7 @@ class Forwarder:
             log.exception("span sink failed")
 
 
-class _Call:
+class Call:
     """The state of one call in flight."""
 
     def __init__(

@@ -1,0 +1,139 @@
+"""The one way a part of the daemon plugs into the node: a :class:`Component`.
+
+Every server, store and engine runtime is a component. The node builds them in a fixed order
+from the configuration, starts them in that order, stops them in reverse, and on reload
+prepares every component's new state before committing any (all or nothing). What a
+component offers the rest of the daemon it declares here: admin routes, metrics, span
+observers, proxy stages, status; what it needs it takes from the :class:`NodeContext`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+    from pathlib import Path
+
+    from aiohttp import web
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from prometheus_client import CollectorRegistry
+
+    from agent_sre.config import Config
+    from agent_sre.tracing.batch import SpanObserver
+    from agent_sre_daemon.clock import Clock
+    from agent_sre_daemon.ingest.pipeline import Pipeline
+    from agent_sre_daemon.proxy.stage import Stage
+    from agent_sre_daemon.signals import SignalBus
+
+
+@dataclass
+class NodeContext:
+    """What the node hands every component: shared infrastructure, never another engine.
+
+    Attributes:
+        config: the configuration the node started with (reloads pass the new one).
+        clock: the only source of time.
+        registry: where metrics are registered (exposed on ``/metrics``).
+        bus: the signal bus.
+        pipeline: the span pipeline (received spans and the proxy's spans go through it).
+        environ: the environment the node was started with.
+        node_name: the node's name (``node.name`` or the host name), kept current on reload.
+    """
+
+    config: Config
+    clock: Clock
+    registry: CollectorRegistry
+    bus: SignalBus
+    pipeline: Pipeline
+    environ: Mapping[str, str]
+    node_name: str
+    stages: list[Stage] = field(default_factory=list)
+    """Proxy stages every component contributes, gathered by the node before start."""
+
+    @property
+    def state_dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.config.state_dir)
+
+
+@dataclass(frozen=True)
+class SpanObserverSpec:
+    """A light observer: called with each valid span's view; ``keys`` are the attributes it
+    reads (only those are decoded)."""
+
+    observe: SpanObserver
+    keys: frozenset[str]
+
+
+@dataclass
+class Prepared:
+    """A component's reload, prepared but not yet in force.
+
+    ``commit`` must not fail (everything that can fail happens while preparing); ``abort``
+    releases what preparing opened when another component's preparation failed.
+    """
+
+    needs_restart: list[str] = field(default_factory=list)
+    commit: Callable[[], Awaitable[None]] | None = None
+    abort: Callable[[], Awaitable[None]] | None = None
+
+
+class ReloadError(Exception):
+    """A component cannot take the new configuration; the running one stays."""
+
+
+class Component:
+    """Base of every component; override what the component offers.
+
+    Attributes:
+        name: short name used in logs and ``/v1/status``.
+        title: heading of its section in ``docs/metrics.md``.
+    """
+
+    name: ClassVar[str] = "component"
+    title: ClassVar[str] = ""
+
+    @classmethod
+    def register_metrics(cls, registry: CollectorRegistry) -> object:
+        """Registers the component's metrics on ``registry`` and returns their holder (also
+        used to generate ``docs/metrics.md`` without starting anything)."""
+        return None
+
+    async def start(self) -> dict[str, str]:
+        """Opens stores, binds listeners, starts tasks; returns the addresses it bound."""
+        return {}
+
+    async def stop(self, deadline: float) -> None:
+        """Finishes within ``deadline`` (the node clock's ``monotonic()``), then closes."""
+
+    async def prepare_reload(self, new: Config) -> Prepared:
+        """Prepares the new configuration without applying it.
+
+        Raises:
+            ReloadError: the component cannot take it (the message says why).
+        """
+        return Prepared()
+
+    def admin_routes(self) -> list[web.RouteDef]:
+        return []
+
+    def span_observers(self) -> list[SpanObserverSpec]:
+        """Light observers of each span's view (asked again after every reload)."""
+        return []
+
+    def batch_observers(self) -> list[Callable[[ExportTraceServiceRequest, float], None]]:
+        """Observers of each whole accepted request after enrichment."""
+        return []
+
+    def proxy_stages(self) -> list[Stage]:
+        """Stages this component adds to every proxied call (asked once, before start)."""
+        return []
+
+    def status(self) -> dict[str, Any]:
+        """Its part of ``GET /v1/status`` (top-level keys)."""
+        return {}

@@ -1,0 +1,173 @@
+"""The signal bus: every engine publishes :class:`~agent_sre.signals.Signal` here; incidents,
+notifications and the admin API subscribe.
+
+Publishing never waits: each subscriber has a bounded queue, and what a slow subscriber
+cannot take is dropped for it alone and counted. The bus keeps the most recent signals for
+``GET /v1/signals``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aiohttp import web
+from prometheus_client import Counter
+
+from agent_sre.signals import Severity, Signal
+from agent_sre_daemon.component import Component
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+log = logging.getLogger("agent_sre.signals")
+
+RECENT_SIGNALS = 1000
+SUBSCRIBER_QUEUE = 1000
+_LOG_LEVEL = {
+    Severity.INFO: logging.INFO,
+    Severity.WARNING: logging.WARNING,
+    Severity.CRITICAL: logging.ERROR,
+}
+
+
+class SignalMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "agent_sre_signals_total",
+            "Signals published on the bus, by source and type.",
+            ["source", "type"],
+            registry=registry,
+        )
+        self.missed = Counter(
+            "agent_sre_signal_subscriber_missed_total",
+            "Signals a slow subscriber missed because its queue was full.",
+            ["subscriber"],
+            registry=registry,
+        )
+
+
+class Subscription:
+    """A subscriber's bounded, ordered view of the bus."""
+
+    def __init__(self, bus: SignalBus, name: str, maxsize: int) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self.missed = 0
+        self._bus = bus
+        self._queue: deque[Signal] = deque()
+        self._ready = asyncio.Event()
+
+    def offer(self, signal: Signal) -> bool:
+        if len(self._queue) >= self.maxsize:
+            self.missed += 1
+            return False
+        self._queue.append(signal)
+        self._ready.set()
+        return True
+
+    def get_nowait(self) -> Signal | None:
+        if not self._queue:
+            return None
+        signal = self._queue.popleft()
+        if not self._queue:
+            self._ready.clear()
+        return signal
+
+    async def get(self) -> Signal:
+        """The next signal, in publication order (waits while there is none)."""
+        while True:
+            signal = self.get_nowait()
+            if signal is not None:
+                return signal
+            await self._ready.wait()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+class SignalBus(Component):
+    """Carries signals from publishers to subscribers; keeps the recent ones."""
+
+    name: ClassVar[str] = "signals"
+    title: ClassVar[str] = "Signals"
+
+    def __init__(self, registry: CollectorRegistry, recent: int = RECENT_SIGNALS) -> None:
+        self.metrics = self.register_metrics(registry)
+        self._recent: deque[Signal] = deque(maxlen=recent)
+        self._subscribers: list[Subscription] = []
+
+    @classmethod
+    def register_metrics(cls, registry: CollectorRegistry) -> SignalMetrics:
+        return SignalMetrics(registry)
+
+    def publish(self, signal: Signal) -> None:
+        """Hands ``signal`` to every subscriber without waiting (call from the loop's thread;
+        from another thread use ``loop.call_soon_threadsafe(bus.publish, signal)``)."""
+        self._recent.append(signal)
+        self.metrics.published.labels(signal.source, signal.type).inc()
+        log.log(
+            _LOG_LEVEL[signal.severity],
+            "signal %s/%s %s: %s",
+            signal.source,
+            signal.type,
+            signal.state.value,
+            signal.message,
+        )
+        for subscriber in self._subscribers:
+            if not subscriber.offer(signal):
+                self.metrics.missed.labels(subscriber.name).inc()
+
+    def subscribe(self, name: str, maxsize: int = SUBSCRIBER_QUEUE) -> Subscription:
+        subscription = Subscription(self, name, maxsize)
+        self._subscribers.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscribers:
+            self._subscribers.remove(subscription)
+
+    def recent(
+        self,
+        since: float | None = None,
+        type_: str | None = None,
+        source: str | None = None,
+        limit: int = RECENT_SIGNALS,
+    ) -> list[Signal]:
+        """Recent signals, oldest first, filtered; at most ``limit`` (the newest ones)."""
+        found = [
+            s
+            for s in self._recent
+            if (since is None or s.at >= since)
+            and (type_ is None or s.type == type_)
+            and (source is None or s.source == source)
+        ]
+        return found[-limit:] if limit > 0 else []
+
+    # -- component ----------------------------------------------------------------------
+
+    def admin_routes(self) -> list[web.RouteDef]:
+        return [web.get("/v1/signals", self._list)]
+
+    def status(self) -> dict[str, Any]:
+        return {"signals": {"recent": len(self._recent), "subscribers": len(self._subscribers)}}
+
+    async def _list(self, request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            since = float(query["since"]) if "since" in query else None
+            limit = int(query.get("limit", RECENT_SIGNALS))
+        except ValueError:
+            return web.json_response(
+                {
+                    "error": {
+                        "type": "invalid_argument",
+                        "message": "since must be unix seconds and limit an integer",
+                    }
+                },
+                status=400,
+            )
+        found = self.recent(since, query.get("type"), query.get("source"), limit)
+        return web.json_response({"signals": [s.to_dict() for s in found]})

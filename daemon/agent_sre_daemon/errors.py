@@ -8,6 +8,7 @@ RESOURCE_EXHAUSTED / 413 (HTTP has a status of its own for it); a wrong content 
 from __future__ import annotations
 
 import grpc
+from aiohttp import web
 
 
 class ReceiverError(Exception):
@@ -65,3 +66,8 @@ RETRYABLE_GRPC_CODES = frozenset(
         grpc.StatusCode.UNAVAILABLE,
     }
 )
+
+
+def admin_error(status: int, type_: str, message: str) -> web.Response:
+    """The admin API's error body: ``{"error": {"type": ..., "message": ...}}``."""
+    return web.json_response({"error": {"type": type_, "message": message}}, status=status)

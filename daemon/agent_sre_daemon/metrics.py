@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 OVERFLOW_LABEL = "__overflow__"
 MAX_AGENT_LABELS = 1000
@@ -94,21 +94,6 @@ class PipelineMetrics:
             "agent_sre_dropped_items_total",
             "Items the daemon dropped after accepting them, by signal and reason.",
             ["signal", "reason"],
-            registry=registry,
-        )
-        self.queue_size_bytes = Gauge(
-            "agent_sre_queue_size_bytes",
-            "Bytes of requests waiting in the durable queue.",
-            registry=registry,
-        )
-        self.queue_requests = Gauge(
-            "agent_sre_queue_requests",
-            "Requests waiting in the durable queue.",
-            registry=registry,
-        )
-        self.queue_oldest_age = Gauge(
-            "agent_sre_queue_oldest_age_seconds",
-            "Age of the oldest request in the durable queue (0 when empty).",
             registry=registry,
         )
         self.config_reloads = Counter(

@@ -1,38 +1,18 @@
-"""Generates ``docs/metrics.md`` from the metrics the daemon registers (never written by hand).
+"""Generates ``docs/metrics.md`` from the components' metrics (never written by hand).
 
 ``python -m agent_sre_daemon.metricsdoc > docs/metrics.md``; a test fails when they drift.
+Every component class in :data:`agent_sre_daemon.node.COMPONENT_TYPES` with a title gets a
+section, filled by its ``register_metrics`` on a fresh registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from prometheus_client import CollectorRegistry
-
-from agent_sre_daemon.metrics import PipelineMetrics
-
-Registrar = Callable[[CollectorRegistry], object]
-
-
-def registrars() -> list[tuple[str, Registrar]]:
-    """Every component that registers metrics, in document order."""
-    found: list[tuple[str, Registrar]] = [("OTLP pipeline", PipelineMetrics)]
-    try:
-        from agent_sre_daemon.slo.runtime import SLOMetrics
-    except ImportError:
-        pass
-    else:
-        found.append(("SLOs", SLOMetrics))
-    try:
-        from agent_sre_daemon.proxy.metrics import ProxyMetrics
-    except ImportError:
-        pass
-    else:
-        found.append(("Proxy and cost guard", ProxyMetrics))
-    return found
 
 
 def render() -> str:
+    from agent_sre_daemon.node import COMPONENT_TYPES
+
     lines = [
         "# Metrics",
         "",
@@ -40,10 +20,15 @@ def render() -> str:
         "`python -m agent_sre_daemon.metricsdoc`; names are kept once released.",
         "",
     ]
-    for title, registrar in registrars():
+    for component in COMPONENT_TYPES:
         registry = CollectorRegistry()
-        registrar(registry)
-        lines += [f"## {title}", "", "| name | type | labels | description |", "|---|---|---|---|"]
+        component.register_metrics(registry)
+        lines += [
+            f"## {component.title}",
+            "",
+            "| name | type | labels | description |",
+            "|---|---|---|---|",
+        ]
         rows = []
         for collector in _collectors(registry):
             if hasattr(collector, "_name"):  # a prometheus-client metric object

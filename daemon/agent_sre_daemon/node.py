@@ -1,8 +1,13 @@
-"""The composition root: configuration -> engines, stores and servers; the daemon's life.
+"""The composition root: configuration -> components; the daemon's life.
 
-The story of a process: :meth:`Node.start` (open the queue, start the forwarder, bind every
-listener, write the ready file), :meth:`Node.run` (serve until SIGTERM/SIGINT, reload on
-SIGHUP), :meth:`Node.shutdown` (stop intake, flush the queue within the deadline, close).
+The story of a process: :meth:`Node.start` (start every component in order, write the
+ready file), :meth:`Node.run` (serve until SIGTERM/SIGINT, reload on SIGHUP),
+:meth:`Node.shutdown` (stop the components in reverse order within one deadline: intake
+ends, proxied calls finish and settle, the queue is flushed, SLO counts are saved).
+
+The node knows no engine by name beyond :func:`components`; engines from other packages
+join through the ``agent_sre.components`` entry point group (a factory taking the
+:class:`~agent_sre_daemon.component.NodeContext`).
 """
 
 from __future__ import annotations
@@ -13,41 +18,74 @@ import logging
 import os
 import signal
 import socket
-import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
 from agent_sre import __version__
-from agent_sre.config import Config, ConfigError, load_config
-from agent_sre.cost.pricing import Pricer
-from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
-from agent_sre.tracing.batch import TraceBatchProcessor
+from agent_sre.config import ConfigError, load_config
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
-from agent_sre_daemon.errors import ReceiverError
-from agent_sre_daemon.exporters.otlp import OtlpForwarder
+from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
+from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
-from agent_sre_daemon.ingest.otlp_grpc import OtlpGrpcReceiver
-from agent_sre_daemon.ingest.otlp_http import OtlpHttpReceiver
 from agent_sre_daemon.ingest.pipeline import Pipeline
-from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
+from agent_sre_daemon.ingest.receivers import OtlpReceivers
 from agent_sre_daemon.proxy.server import ProxyServer
-from agent_sre_daemon.slo.runtime import SLOMetrics, SLORuntime
-from agent_sre_daemon.stores.queue import DurableQueue
+from agent_sre_daemon.signals import SignalBus
+from agent_sre_daemon.slo.runtime import SLORuntime
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
-if TYPE_CHECKING:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
+    from agent_sre.config import Config
+    from agent_sre_daemon.clock import Clock
 
 log = logging.getLogger("agent_sre.node")
 
-MIB = 1024 * 1024
+PLUGIN_GROUP = "agent_sre.components"
+
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime,)
+"""The engines, in start order (a new engine is one line here)."""
+
+COMPONENT_TYPES: tuple[type[Component], ...] = (
+    SignalBus,
+    Pipeline,
+    SLORuntime,
+    Forwarding,
+    ProxyServer,
+)
+"""Every component class that registers metrics, in ``docs/metrics.md`` order."""
+
+
+def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer) -> list[Component]:
+    """Every component in start order; stopping goes in reverse: intake (proxy, receivers)
+    ends first, then the queue is flushed, engines save their state, and the admin and
+    metrics endpoints go last."""
+    return [
+        context.bus,
+        context.pipeline,
+        metrics,
+        admin,
+        *(make(context) for make in ENGINES),
+        *plugins(context),
+        Forwarding(context),
+        OtlpReceivers(context),
+        ProxyServer(context),
+    ]
+
+
+def plugins(context: NodeContext) -> list[Component]:
+    """Components other packages add through the ``agent_sre.components`` entry points."""
+    found = []
+    for entry in entry_points(group=PLUGIN_GROUP):
+        factory = entry.load()
+        found.append(factory(context))
+        log.info("component %s from %s", entry.name, entry.value)
+    return found
 
 
 class Node:
@@ -58,6 +96,7 @@ class Node:
         config_path: the file it came from (None: the embedded default), re-read on reload.
         ready_file: where to write the bound addresses as JSON once every listener is up.
         environ: the environment (Kubernetes identity, variables for reloads).
+        clock: the only source of time for every component.
     """
 
     def __init__(
@@ -66,37 +105,46 @@ class Node:
         config_path: str | None = None,
         ready_file: str | None = None,
         environ: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.config = config
         self.config_path = config_path
         self.ready_file = ready_file
         self.environ = dict(os.environ if environ is None else environ)
-        self.started_at = time.time()
+        self.clock = clock
+        self.started_at = clock.time()
         self.registry = CollectorRegistry()
-        self.metrics = PipelineMetrics(self.registry)
         self.addresses: dict[str, str] = {}
         self.ready = False
-        self.queue: DurableQueue | None = None
-        self.forwarder: OtlpForwarder | None = None
-        self._unpriced_model = BoundedLabel(MAX_MODEL_LABELS)
-        self.cost_enricher = SpanCostEnricher(
-            Pricer(config.budgets.price_overrides), self._count_unpriced
+        identity = self._identity(config)
+        pipeline = Pipeline(
+            config,
+            identity.resource_attributes(),
+            Pipeline.register_metrics(self.registry),
+            clock,
         )
-        self.processor = TraceBatchProcessor(
-            self._identity(config).resource_attributes(),
-            llm_enrichers=[self.cost_enricher],
-            enricher_keys=PRICING_KEYS,
+        self.context = NodeContext(
+            config=config,
+            clock=clock,
+            registry=self.registry,
+            bus=SignalBus(self.registry),
+            pipeline=pipeline,
+            environ=self.environ,
+            node_name=identity.node,
         )
-        self.pipeline = Pipeline(self.processor, None, self.metrics)
-        self.slo = SLORuntime(config, Path(config.state_dir))
-        SLOMetrics(self.registry, lambda: self.slo)
-        self.grpc_receiver: OtlpGrpcReceiver | None = None
-        self.http_receiver: OtlpHttpReceiver | None = None
-        self.metrics_server: MetricsServer | None = None
-        self.admin_server: AdminServer | None = None
-        self.proxy: ProxyServer | None = None
+        self.metrics = pipeline.metrics
+        metrics_server = MetricsServer(self.context, ready=lambda: self.ready)
+        admin = AdminServer(
+            self.context, status=self.status, reload=self.reload, routes=self._admin_routes
+        )
+        self.components = components(self.context, metrics_server, admin)
+        self.context.stages = [s for c in self.components for s in c.proxy_stages()]
+        self._started: list[Component] = []
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+
+    @property
+    def config(self) -> Config:
+        return self.context.config
 
     # -- life -------------------------------------------------------------------------
 
@@ -126,155 +174,81 @@ class Node:
         self._stop.set()
 
     async def start(self) -> None:
-        config = self.config
-        self.slo.start()
-        self._wire_observers()
-        self._open_forwarding(config)
-        receivers = config.receivers.otlp
-        if receivers.grpc is not None:
-            self.grpc_receiver = OtlpGrpcReceiver(
-                self.pipeline,
-                receivers.grpc.endpoint,
-                int(receivers.grpc.max_recv_msg_size_mib * MIB),
-            )
-            self.addresses["otlp_grpc"] = await self.grpc_receiver.start()
-        if receivers.http is not None:
-            self.http_receiver = OtlpHttpReceiver(
-                self.pipeline,
-                receivers.http.endpoint,
-                int(receivers.http.max_request_body_size_mib * MIB),
-            )
-            self.addresses["otlp_http"] = await self.http_receiver.start()
-        self.proxy = ProxyServer(config, self._proxy_span, self.registry, Path(config.state_dir))
-        proxy_host, proxy_port = await self.proxy.start()
-        self.addresses["proxy"] = f"{proxy_host}:{proxy_port}"
-        self.metrics_server = MetricsServer(
-            self.registry,
-            config.exporters.prometheus.endpoint,
-            ready=lambda: self.ready,
-            before_scrape=self._refresh_gauges,
-        )
-        self.addresses["metrics"] = await self.metrics_server.start()
-        self.admin_server = AdminServer(
-            config.admin.endpoint,
-            token=lambda: self.config.admin.token,
-            status=self.status,
-            reload=self.reload,
-            extra_routes=[*self.slo.admin_routes(), *self.proxy.admin_routes()],
-        )
-        self.addresses["admin"] = await self.admin_server.start()
+        """Starts every component in order; if one fails, stops those already started."""
+        try:
+            for component in self.components:
+                self.addresses.update(await component.start())
+                self._started.append(component)
+            self._wire_observers()
+        except BaseException:
+            log.error("start failed; stopping what was started")
+            await self._stop_started(self.clock.monotonic() + 5.0)
+            raise
         for name, address in self.addresses.items():
             log.info("listening: %s on %s", name, address)
         self.ready = True
         if self.ready_file:
             _write_json_atomically(Path(self.ready_file), {**self.addresses, "pid": os.getpid()})
-        log.info("agent-sre %s ready (node %s)", __version__, self.processor.resource_attributes)
+        log.info("agent-sre %s ready (node %s)", __version__, self.context.node_name)
 
     async def shutdown(self) -> None:
-        """Stops intake, flushes the queue within the deadline, then closes everything."""
+        """Stops every component in reverse order within ``node.shutdown_timeout``."""
         self.ready = False
-        self.pipeline.accepting = False
-        if self.grpc_receiver is not None:
-            await self.grpc_receiver.stop(grace=2.0)
-        if self.http_receiver is not None:
-            await self.http_receiver.stop(grace=2.0)
-        if self.proxy is not None:
-            await self.proxy.stop()  # its last spans go into the queue before it closes
-        await self._close_forwarding(self.config.exporters.otlp.shutdown_timeout)
-        await self.slo.stop()
-        if self.admin_server is not None:
-            await self.admin_server.stop()
-        if self.metrics_server is not None:
-            await self.metrics_server.stop()
+        deadline = self.clock.monotonic() + self.config.node.shutdown_timeout
+        await self._stop_started(deadline)
         log.info("stopped")
 
-    def _proxy_span(self, request: ExportTraceServiceRequest) -> None:
-        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
-        try:
-            self.pipeline.export_traces(request, "proxy", request.ByteSize())
-        except ReceiverError as exc:
-            # The call itself already happened; its span cannot be pushed back on anyone.
-            self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
-            log.warning("span of a proxied call dropped: %s", exc.message)
-
-    def _count_unpriced(self, model: str) -> None:
-        self.metrics.unpriced_spans.labels(self._unpriced_model(model)).inc()
+    async def _stop_started(self, deadline: float) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop(deadline)
+            except Exception:
+                log.exception("stopping %s failed", component.name)
 
     def _wire_observers(self) -> None:
-        """Points the span pass at the current engines (they are rebuilt on reload)."""
-        observers = [self.slo.observe] if len(self.slo.engine) else []
-        self.processor.set_observers(observers, self.slo.wanted_keys)
+        """Points the span pass at the current engines (asked again after each reload)."""
+        pipeline = self.context.pipeline
+        pipeline.set_observers([o for c in self.components for o in c.span_observers()])
+        pipeline.observers_of_batches = [o for c in self.components for o in c.batch_observers()]
 
-    # -- forwarding -------------------------------------------------------------------
-
-    def _open_forwarding(self, config: Config) -> None:
-        otlp = config.exporters.otlp
-        if not otlp.endpoint:
-            log.info("exporters.otlp.endpoint is empty: nothing is forwarded or queued")
-            return
-        state_dir = Path(config.state_dir)
-        self.queue = DurableQueue(
-            state_dir / "queue.db", int(otlp.queue.max_size_mib * MIB), fsync=otlp.queue.fsync
-        )
-        if len(self.queue):
-            log.info(
-                "queue holds %d requests (%d bytes) from before; sending them first",
-                len(self.queue),
-                self.queue.size_bytes,
-            )
-        self.forwarder = OtlpForwarder(otlp, self.queue, self.metrics)
-        self.pipeline.queue = self.queue
-        self.pipeline.on_queued = self.forwarder.wake
-        self.forwarder.start()
-
-    async def _close_forwarding(self, flush_timeout: float) -> None:
-        if self.forwarder is not None:
-            if flush_timeout > 0 and not await self.forwarder.drain(flush_timeout):
-                log.warning(
-                    "upstream did not take everything within %.1fs; %d requests stay queued",
-                    flush_timeout,
-                    len(self.queue or ()),
-                )
-            await self.forwarder.stop()
-            self.forwarder = None
-        self.pipeline.queue = None
-        self.pipeline.on_queued = lambda: None
-        if self.queue is not None:
-            self.queue.close()
-            self.queue = None
+    def _admin_routes(self) -> list[Any]:
+        return [route for c in self.components for route in c.admin_routes()]
 
     # -- reload -----------------------------------------------------------------------
 
     async def reload(self) -> tuple[bool, str]:
-        """Re-reads the configuration; a bad file is refused and the old one keeps running."""
+        """Re-reads the configuration, all or nothing: every component prepares the new
+        configuration first; if any cannot, the running configuration stays in force."""
         async with self._reload_lock:
             try:
                 new = load_config(self.config_path, self.environ | dict(os.environ))
             except ConfigError as exc:
-                self.metrics.config_reloads.labels("error").inc()
-                log.error("reload refused, keeping the running configuration:\n%s", exc)
-                return False, str(exc)
-            old, self.config = self.config, new
-            self.processor.resource_attributes = self._identity(new).resource_attributes()
-            if new.budgets.price_overrides != old.budgets.price_overrides:
-                self.cost_enricher.pricer = Pricer(new.budgets.price_overrides)
-            carried = self.slo.reload(new)
-            self._wire_observers()
-            log.info("SLO counts carried over: %s", ", ".join(carried) or "none")
-            if old.exporters.otlp != new.exporters.otlp or old.state_dir != new.state_dir:
-                await self._close_forwarding(flush_timeout=0)
-                self._open_forwarding(new)
-            restart_needed = [
-                name
-                for name, before, after in (
-                    ("receivers", old.receivers, new.receivers),
-                    ("exporters.prometheus", old.exporters.prometheus, new.exporters.prometheus),
-                    ("admin.endpoint", old.admin.endpoint, new.admin.endpoint),
+                return self._reload_refused(str(exc))
+            prepared: list[Prepared] = []
+            try:
+                for component in self.components:
+                    prepared.append(await component.prepare_reload(new))
+            except Exception as exc:
+                for done in prepared:
+                    if done.abort is not None:
+                        await done.abort()
+                reason = (
+                    str(exc) if isinstance(exc, ReloadError) else f"{type(exc).__name__}: {exc}"
                 )
-                if before != after
-            ]
-            if self.proxy is not None:
-                restart_needed += self.proxy.reload(new)
+                log.exception("reload: preparing failed") if not isinstance(
+                    exc, ReloadError
+                ) else None
+                return self._reload_refused(reason)
+            identity = self._identity(new)
+            self.context.pipeline.processor.resource_attributes = identity.resource_attributes()
+            for done in prepared:
+                if done.commit is not None:
+                    await done.commit()
+            self.context.config = new
+            self.context.node_name = identity.node
+            self._wire_observers()
+            restart_needed = [item for done in prepared for item in done.needs_restart]
             message = "configuration reloaded"
             if restart_needed:
                 message += f"; {', '.join(restart_needed)} changed and take effect on restart"
@@ -284,36 +258,34 @@ class Node:
             self.metrics.config_reloads.labels("ok").inc()
             return True, message
 
+    def _reload_refused(self, reason: str) -> tuple[bool, str]:
+        self.metrics.config_reloads.labels("error").inc()
+        log.error("reload refused, keeping the running configuration:\n%s", reason)
+        return False, reason
+
     # -- status -----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        queue = self.queue
-        oldest = queue.oldest_created() if queue is not None else None
-        return {
+        answer: dict[str, Any] = {
             "version": __version__,
-            "node": self.processor.resource_attributes,
+            "node": self.context.pipeline.processor.resource_attributes,
             "ready": self.ready,
-            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "uptime_seconds": round(self.clock.time() - self.started_at, 3),
             "addresses": self.addresses,
-            "upstream": self.config.exporters.otlp.endpoint or None,
-            "queue": {
-                "requests": len(queue) if queue is not None else 0,
-                "bytes": queue.size_bytes if queue is not None else 0,
-                "oldest_age_seconds": round(time.time() - oldest, 3) if oldest else 0.0,
-            },
         }
-
-    def _refresh_gauges(self) -> None:
-        queue = self.queue
-        metrics = self.metrics
-        metrics.queue_size_bytes.set(queue.size_bytes if queue is not None else 0)
-        metrics.queue_requests.set(len(queue) if queue is not None else 0)
-        oldest = queue.oldest_created() if queue is not None else None
-        metrics.queue_oldest_age.set(max(0.0, time.time() - oldest) if oldest else 0.0)
+        for component in self.components:
+            answer.update(component.status())
+        return answer
 
     def _identity(self, config: Config) -> NodeIdentity:
         name = config.node.name or socket.gethostname()
         return NodeIdentity.from_environ(name, self.environ)
+
+
+async def _abort(prepared: list[Prepared]) -> None:
+    for done in prepared:
+        if done.abort is not None:
+            await done.abort()
 
 
 def _exit_now() -> None:

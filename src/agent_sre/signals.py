@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Severity(str, Enum):
@@ -43,6 +46,7 @@ class Signal:
             the thing a ``resolved`` signal closes is its type, source and labels.
         state: ``firing`` or ``resolved``.
         value: a number that measures it (a burn rate, dollars spent, items dropped).
+        details: what else the engine knows (JSON-able), e.g. the alerts firing.
     """
 
     type: str
@@ -53,6 +57,7 @@ class Signal:
     labels: dict[str, str] = field(default_factory=dict)
     state: SignalState = SignalState.FIRING
     value: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
@@ -69,4 +74,5 @@ class Signal:
             "message": self.message,
             "labels": dict(self.labels),
             "value": self.value,
+            "details": dict(self.details),
         }

@@ -1,87 +1,121 @@
 """The admin API (default 127.0.0.1:8791): JSON under ``/v1/...``.
 
-Reads are open; every change needs ``Authorization: Bearer <admin.token>``, and with no
-token configured every change is refused.
+Every change needs ``Authorization: Bearer <admin.token>``; with no token configured every
+change is refused. Reads are open to clients on loopback that name a loopback host (a page
+in a browser on the node cannot read through DNS rebinding); from anywhere else a read needs
+the token too.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
+from agent_sre_daemon.component import Component, Prepared
+from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.http_site import start_site
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
+    from agent_sre.config import Config
+    from agent_sre_daemon.component import NodeContext
+
 StatusProvider = Callable[[], dict[str, Any]]
 Reloader = Callable[[], Awaitable[tuple[bool, str]]]
 
+_READS = ("GET", "HEAD", "OPTIONS")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
-def json_error(status: int, type_: str, message: str) -> web.Response:
-    return web.json_response({"error": {"type": type_, "message": message}}, status=status)
 
+class AdminServer(Component):
+    """Serves the node's routes (status, reload) and every component's routes."""
 
-class AdminServer:
-    """Serves the admin routes; other components add theirs through ``extra_routes``."""
+    name: ClassVar[str] = "admin"
 
     def __init__(
         self,
-        endpoint: str,
-        token: Callable[[], str],
+        context: NodeContext,
         status: StatusProvider,
         reload: Reloader,
-        extra_routes: Iterable[web.RouteDef] = (),
+        routes: Callable[[], Iterable[web.RouteDef]] = tuple,
     ) -> None:
-        self.endpoint = endpoint
-        self.token = token
-        self.status = status
+        self.context = context
+        self.status_of_node = status
         self.reload = reload
-        self.extra_routes = list(extra_routes)
+        self.routes = routes
+        """The other components' routes, gathered when the server starts."""
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/reload", self._reload)
-        app.router.add_routes(self.extra_routes)
+        app.router.add_routes(list(self.routes()))
         return app
 
-    async def start(self) -> str:
-        self._runner, address = await start_site(self.app(), self.endpoint)
-        return address
+    async def start(self) -> dict[str, str]:
+        self._runner, address = await start_site(self.app(), self.context.config.admin.endpoint)
+        return {"admin": address}
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
+    async def prepare_reload(self, new: Config) -> Prepared:
+        changed = new.admin.endpoint != self.context.config.admin.endpoint
+        return Prepared(needs_restart=["admin.endpoint"] if changed else [])
+
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method in ("GET", "HEAD", "OPTIONS"):
+        if request.method in _READS and _local_read(request):
             return await handler(request)
-        token = self.token()
+        token = self.context.config.admin.token
         if not token:
-            return json_error(
+            if request.method in _READS:
+                return admin_error(
+                    403,
+                    "reads_disabled",
+                    "reads from beyond loopback need an admin token (admin.token)",
+                )
+            return admin_error(
                 403,
                 "changes_disabled",
                 "no admin token is configured (admin.token); changes are refused",
             )
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-            return json_error(
+            return admin_error(
                 401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required"
             )
         return await handler(request)
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.status())
+        return web.json_response(self.status_of_node())
 
     async def _reload(self, request: web.Request) -> web.Response:
         ok, message = await self.reload()
         if ok:
             return web.json_response({"reloaded": True, "message": message})
-        return json_error(400, "invalid_config", message)
+        return admin_error(400, "invalid_config", message)
+
+
+def _local_read(request: web.Request) -> bool:
+    """A read from a loopback peer that names a loopback host."""
+    peer = request.remote or ""
+    try:
+        if not ipaddress.ip_address(peer).is_loopback:
+            return False
+    except ValueError:
+        return False
+    host = request.host.lower()
+    if host.startswith("["):
+        host = host.partition("]")[0] + "]"
+    else:
+        host = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return host in LOOPBACK_NAMES or host.endswith(".localhost")

@@ -2,57 +2,57 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agent_sre_daemon.component import Component, Prepared
 from agent_sre_daemon.http_site import start_site
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from prometheus_client import CollectorRegistry
+    from agent_sre.config import Config
+    from agent_sre_daemon.component import NodeContext
 
 
-class MetricsServer:
+class MetricsServer(Component):
     """Serves the registry and the health endpoints.
 
     Args:
-        registry: what ``/metrics`` exposes.
+        context: the node's context (the registry ``/metrics`` exposes).
         ready: whether every listener is up and intake is open (``/readyz``).
-        before_scrape: refreshes gauges computed on demand (queue age, SLO state).
     """
 
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        endpoint: str,
-        ready: Callable[[], bool],
-        before_scrape: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.registry = registry
-        self.endpoint = endpoint
+    name: ClassVar[str] = "metrics"
+
+    def __init__(self, context: NodeContext, ready: Callable[[], bool]) -> None:
+        self.context = context
         self.ready = ready
-        self.before_scrape = before_scrape
         self._runner: web.AppRunner | None = None
 
-    async def start(self) -> str:
+    async def start(self) -> dict[str, str]:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        self._runner, address = await start_site(app, self.endpoint)
-        return address
+        self._runner, address = await start_site(
+            app, self.context.config.exporters.prometheus.endpoint
+        )
+        return {"metrics": address}
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
+    async def prepare_reload(self, new: Config) -> Prepared:
+        changed = new.exporters.prometheus != self.context.config.exporters.prometheus
+        return Prepared(needs_restart=["exporters.prometheus"] if changed else [])
+
     async def _metrics(self, request: web.Request) -> web.Response:
-        self.before_scrape()
-        body = generate_latest(self.registry)
+        body = generate_latest(self.context.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:

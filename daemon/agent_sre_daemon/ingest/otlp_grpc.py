@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from agent_sre_daemon.errors import ReceiverError
+from agent_sre_daemon.errors import InvalidArgumentError, ReceiverError
 from agent_sre_daemon.ingest.counting import count_log_records, count_metrics
 
 if TYPE_CHECKING:
@@ -86,10 +86,11 @@ class OtlpGrpcReceiver:
             self._server = None
 
     async def _export_traces(self, body: bytes, context: Context) -> bytes:
-        request = await _decode(ExportTraceServiceRequest, body, context)
         try:
+            request = _decode(ExportTraceServiceRequest, body)
             result = self.pipeline.export_traces(request, "grpc", len(body))
         except ReceiverError as exc:
+            self.pipeline.refused("grpc", "traces", exc)
             await _abort(context, exc)
         response = ExportTraceServiceResponse()
         if result.rejected:
@@ -107,11 +108,12 @@ class OtlpGrpcReceiver:
         self, signal: str, message_type: Any, body: bytes, context: Context
     ) -> bytes:
         """Metrics and logs: validated and counted, then forwarded as the bytes that came."""
-        request = await _decode(message_type, body, context)
-        items = count_metrics(request) if signal == "metrics" else count_log_records(request)
         try:
+            request = _decode(message_type, body)
+            items = count_metrics(request) if signal == "metrics" else count_log_records(request)
             self.pipeline.export_passthrough(signal, request, body, "grpc", items)
         except ReceiverError as exc:
+            self.pipeline.refused("grpc", signal, exc)
             await _abort(context, exc)
         return _EMPTY_RESPONSE
 
@@ -123,14 +125,13 @@ def _service(name: str, handler: Any) -> grpc.GenericRpcHandler[Any, Any]:
     )
 
 
-async def _decode(message_type: Any, body: bytes, context: Context) -> Any:
+def _decode(message_type: Any, body: bytes) -> Any:
     try:
         return message_type.FromString(body)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"cannot decode {message_type.DESCRIPTOR.name} ({len(body)} bytes): {exc}",
-        )
+        raise InvalidArgumentError(
+            f"cannot decode {message_type.DESCRIPTOR.name} ({len(body)} bytes): {exc}"
+        ) from None
 
 
 async def _abort(context: Context, exc: ReceiverError) -> None:

@@ -121,8 +121,7 @@ class OtlpHttpReceiver:
             response: web.Response = await accept(message, len(body), is_json)
             return response
         except ReceiverError as exc:
-            if exc.reason not in ("queue_full", "stopping"):  # the pipeline counted those
-                self.pipeline.metrics.refused_requests.labels("http", signal, exc.reason).inc()
+            self.pipeline.refused("http", signal, exc)
             return _error(exc, is_json)
 
     async def _read_body(self, request: web.Request) -> bytes:

@@ -7,10 +7,14 @@ is on disk in the durable queue (when forwarding is on) before this returns.
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from agent_sre_daemon.errors import InvalidArgumentError, UnavailableError
+from agent_sre.cost.pricing import Pricer
+from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
+from agent_sre.tracing.batch import TraceBatchProcessor
+from agent_sre_daemon.component import Component, Prepared
+from agent_sre_daemon.errors import InvalidArgumentError, ReceiverError, UnavailableError
+from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,9 +26,12 @@ if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
+    from prometheus_client import CollectorRegistry
 
-    from agent_sre.tracing.batch import BatchResult, TraceBatchProcessor
-    from agent_sre_daemon.metrics import PipelineMetrics
+    from agent_sre.config import Config
+    from agent_sre.tracing.batch import BatchResult
+    from agent_sre_daemon.clock import Clock
+    from agent_sre_daemon.component import SpanObserverSpec
     from agent_sre_daemon.stores.queue import DurableQueue
 
 
@@ -32,31 +39,73 @@ def count_spans(request: ExportTraceServiceRequest) -> int:
     return sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
 
 
-class Pipeline:
+class Pipeline(Component):
     """Shared by the gRPC and HTTP receivers and the proxy (spans of proxied calls).
 
     Args:
         processor: the span pass (classification, enrichment, observers).
-        queue: the durable queue, or None when no upstream is configured (then nothing is
-            stored and nothing accumulates).
         metrics: the pipeline's Prometheus metrics.
-        clock: wall clock (seconds); injected for tests.
+        clock: the node's clock.
     """
+
+    name: ClassVar[str] = "pipeline"
+    title: ClassVar[str] = "OTLP pipeline"
 
     def __init__(
         self,
-        processor: TraceBatchProcessor,
-        queue: DurableQueue | None,
+        config: Config,
+        resource_attributes: dict[str, str],
         metrics: PipelineMetrics,
-        clock: Callable[[], float] = time.time,
+        clock: Clock,
     ) -> None:
-        self.processor = processor
-        self.queue = queue
+        self.config = config
+        self._unpriced_model = BoundedLabel(MAX_MODEL_LABELS)
+        self.cost_enricher = SpanCostEnricher(
+            Pricer(config.budgets.price_overrides), self._count_unpriced
+        )
+        self.processor = TraceBatchProcessor(
+            resource_attributes, llm_enrichers=[self.cost_enricher], enricher_keys=PRICING_KEYS
+        )
+        self.queue: DurableQueue | None = None
+        """The durable queue, or None when no upstream is configured (then nothing is stored
+        and nothing accumulates); the forwarding component sets it."""
         self.metrics = metrics
         self.clock = clock
         self.accepting = True
         self.on_queued: Callable[[], None] = lambda: None
         """Called after a request is queued (wakes the exporter)."""
+        self.observers_of_batches: list[Callable[[ExportTraceServiceRequest, float], None]] = []
+        """Called with each accepted trace request after enrichment."""
+
+    @classmethod
+    def register_metrics(cls, registry: CollectorRegistry) -> PipelineMetrics:
+        return PipelineMetrics(registry)
+
+    def set_observers(self, specs: list[SpanObserverSpec]) -> None:
+        """Points the span pass at the observers of the current engines."""
+        keys = frozenset().union(*(spec.keys for spec in specs)) if specs else frozenset()
+        self.processor.set_observers([spec.observe for spec in specs], keys)
+
+    async def prepare_reload(self, new: Config) -> Prepared:
+        """Prices of received LLM spans follow ``budgets.price_overrides``."""
+        if new.budgets.price_overrides == self.config.budgets.price_overrides:
+            return Prepared()
+        pricer = Pricer(new.budgets.price_overrides)
+
+        async def commit() -> None:
+            self.cost_enricher.pricer = pricer
+            self.config = new
+
+        return Prepared(commit=commit)
+
+    def _count_unpriced(self, model: str) -> None:
+        self.metrics.unpriced_spans.labels(self._unpriced_model(model)).inc()
+
+    def refused(self, protocol: str, signal: str, exc: ReceiverError) -> None:
+        """Counts a request a receiver refused before or outside the pipeline (bad body,
+        wrong content type, too large); refusals the pipeline raised are counted already."""
+        if exc.reason not in ("queue_full", "stopping"):
+            self.metrics.refused_requests.labels(protocol, signal, exc.reason).inc()
 
     def export_traces(
         self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
@@ -72,7 +121,8 @@ class Pipeline:
         except UnavailableError as exc:
             self.metrics.refused_spans.labels(protocol, exc.reason).inc(count_spans(request))
             raise
-        result = self.processor.process(request, self.clock())
+        now = self.clock.time()
+        result = self.processor.process(request, now)
         metrics = self.metrics
         if result.rejected:
             metrics.refused_spans.labels(protocol, "invalid").inc(result.rejected)
@@ -81,6 +131,8 @@ class Pipeline:
         for kind, count in result.by_kind.items():
             metrics.spans_by_kind.labels(kind.value).inc(count)
         if result.accepted:
+            for observe in self.observers_of_batches:
+                observe(request, now)
             if self.queue is not None:
                 self._enqueue("traces", request.SerializeToString(), result.accepted)
             metrics.accepted_spans.labels(protocol).inc(result.accepted)
@@ -95,7 +147,7 @@ class Pipeline:
         items: int,
     ) -> None:
         """Accepts metrics or logs, forwarded unchanged (``body`` when given, else re-encoded)."""
-        self._check_room(protocol, signal, len(body) if body is not None else 0)
+        self._check_room(protocol, signal, len(body) if body is not None else request.ByteSize())
         if self.queue is not None:
             self._enqueue(signal, body if body is not None else request.SerializeToString(), items)
         self.metrics.accepted_items.labels(protocol, signal).inc(items)
@@ -116,5 +168,5 @@ class Pipeline:
 
     def _enqueue(self, signal: str, body: bytes, items: int) -> None:
         assert self.queue is not None
-        self.queue.put(signal, body, items, self.clock())
+        self.queue.put(signal, body, items, self.clock.time())
         self.on_queued()

@@ -16,13 +16,15 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import aiohttp
 from aiohttp import web
 
 from agent_sre.cost.pricing import Pricer
 from agent_sre.units import parse_endpoint
+from agent_sre_daemon.component import Component, Prepared
+from agent_sre_daemon.errors import ReceiverError
 from agent_sre_daemon.proxy.admin import admin_routes
 from agent_sre_daemon.proxy.call import MAX_REQUEST_BYTES, Forwarder, make_route
 from agent_sre_daemon.proxy.errors import refuse_unrouted
@@ -30,7 +32,6 @@ from agent_sre_daemon.proxy.gate import BudgetGate
 from agent_sre_daemon.proxy.metrics import ProxyMetrics
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
+    from agent_sre_daemon.component import NodeContext
     from agent_sre_daemon.stores.ledger import LedgerStore
 
 log = logging.getLogger("agent_sre.proxy")
@@ -46,33 +48,66 @@ log = logging.getLogger("agent_sre.proxy")
 LEDGER_FILE = "ledger.sqlite"
 
 
-class ProxyServer:
+class ProxyServer(Component):
     """The LLM and tool reverse proxy with the cost guard inline."""
+
+    name: ClassVar[str] = "proxy"
+    title: ClassVar[str] = "Proxy and cost guard"
+
+    @classmethod
+    def register_metrics(cls, registry: CollectorRegistry) -> ProxyMetrics:
+        return ProxyMetrics(registry)
 
     def __init__(
         self,
-        config: Config,
-        span_sink: Callable[[ExportTraceServiceRequest], None],
-        registry: CollectorRegistry,
-        state_dir: Path,
+        context: NodeContext,
         *,
         shutdown_timeout: float = 30.0,
     ) -> None:
+        config = context.config
+        state_dir = context.state_dir
+        self.context = context
         self.config = config
         self.node = config.node.name or socket.gethostname()
-        self.metrics = ProxyMetrics(registry)
+        self.metrics = ProxyMetrics(context.registry)
         self.pricer = Pricer(config.budgets.price_overrides)
         self.store = _ledger_store(config, state_dir)
         self.gate = BudgetGate(config.budgets, self.store, self.pricer, self.metrics, self.node)
         if hasattr(self.store, "on_error"):
             self.store.on_error = self.gate.store_error
-        self._span_sink = span_sink
+        self._span_sink = self._proxy_span
         self._shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._forwarder: Forwarder | None = None
 
-    async def start(self) -> tuple[str, int]:
+    def _proxy_span(self, request: ExportTraceServiceRequest) -> None:
+        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
+        pipeline = self.context.pipeline
+        try:
+            pipeline.export_traces(request, "proxy", request.ByteSize())
+        except ReceiverError as exc:
+            # The call itself already happened; its span cannot be pushed back on anyone.
+            pipeline.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
+            log.warning("span of a proxied call dropped: %s", exc.message)
+
+    async def start(self) -> dict[str, str]:
+        host, port = await self.start_listening()
+        return {"proxy": f"{host}:{port}"}
+
+    async def prepare_reload(self, new: Config) -> Prepared:
+        async def commit() -> None:
+            self._restart_needed = self.reload(new)
+
+        restart = []
+        if new.proxy.endpoint != self.config.proxy.endpoint:
+            restart.append("proxy.endpoint")
+        store_keys = ("store", "redis_url", "redis_prefix", "on_store_error")
+        if any(getattr(new.budgets, k) != getattr(self.config.budgets, k) for k in store_keys):
+            restart.append("budgets.store")
+        return Prepared(needs_restart=restart, commit=commit)
+
+    async def start_listening(self) -> tuple[str, int]:
         """Opens the ledger and binds ``proxy.endpoint``; returns the bound (host, port)."""
         await self.gate.open()
         connector = aiohttp.TCPConnector(
@@ -108,7 +143,7 @@ class ProxyServer:
         log.info("proxy listening on %s:%d (%d routes)", bound[0], bound[1], len(routes))
         return bound
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float | None = None) -> None:
         """Stops accepting, lets calls in flight finish, settles them, closes the ledger."""
         if self._runner is not None:
             await self._runner.cleanup()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre.units import format_duration
 
 if TYPE_CHECKING:
@@ -99,6 +100,30 @@ class StatusChange:
     firing: tuple[str, ...] = field(default=())
     """Names of the alerts firing at ``at`` (``page-1h``, ``ticket-3d``, ...)."""
     budget_remaining: float = 1.0
+
+    def to_signal(self) -> Signal:
+        """The change as a bus signal: firing while the instance is not HEALTHY."""
+        healthy = self.new is Status.HEALTHY
+        severity = {
+            Status.HEALTHY: Severity.INFO,
+            Status.WARNING: Severity.WARNING,
+        }.get(self.new, Severity.CRITICAL)
+        instance = "".join(f" {k}={v}" for k, v in sorted(self.labels.items()))
+        return Signal(
+            type="slo_status",
+            source="slo",
+            severity=severity,
+            at=self.at,
+            message=(
+                f"SLO {self.slo}{instance}: {self.old.value} -> {self.new.value} "
+                f"(firing: {', '.join(self.firing) or 'none'}, "
+                f"budget left {self.budget_remaining * 100:.1f}%)"
+            ),
+            labels={"slo": self.slo, **self.labels},
+            state=SignalState.RESOLVED if healthy else SignalState.FIRING,
+            value=self.budget_remaining,
+            details=self.to_dict(),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -9,7 +12,23 @@ from tests.support.upstream import RecordingUpstream
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def provider_url() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fakes" / "provider.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://"), url
+    yield url
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture

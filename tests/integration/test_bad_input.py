@@ -16,6 +16,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from tests.integration.conftest import forwarding
+from tests.support.metrics import scrape
 from tests.support.spans import make_request
 
 if TYPE_CHECKING:
@@ -102,6 +103,22 @@ def test_grpc_undecodable_bytes(daemon: DaemonProcess) -> None:
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert "cannot decode ExportTraceServiceRequest" in message
     assert_still_serving(daemon)
+
+
+def test_both_receivers_count_the_invalid_requests_they_refuse(daemon: DaemonProcess) -> None:
+    grpc_export(daemon, b"\xff\xff\xff\x0f garbage")
+    grpc_export(daemon, all_bad_request().SerializeToString())
+    post(
+        daemon.url("otlp_http", "/v1/traces"),
+        b"\xff\xff garbage",
+        {"Content-Type": "application/x-protobuf"},
+    )
+    metrics = scrape(daemon.url("metrics", "/metrics"))
+    refused = "agent_sre_receiver_refused_requests_total"
+    labels = (("protocol", "grpc"), ("reason", "invalid"), ("signal", "traces"))
+    assert metrics[(refused, labels)] == 2
+    labels = (("protocol", "http"), ("reason", "invalid"), ("signal", "traces"))
+    assert metrics[(refused, labels)] == 1
 
 
 def test_grpc_message_over_limit(daemon: DaemonProcess) -> None:
@@ -313,3 +330,21 @@ def test_grpc_gzip_bomb_refused(daemon: DaemonProcess) -> None:
             call(body, timeout=10, compression=grpc.Compression.Gzip)
     assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert_still_serving(daemon)
+
+
+def test_http_metrics_and_logs_count_against_the_queue_cap(make_daemon) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    # an upstream that never answers: the queue only fills
+    config = {"exporters": {"otlp": {"endpoint": "127.0.0.1:9", "queue": {"max_size_mib": 0.01}}}}
+    daemon = make_daemon(config).start()
+    logs = ExportLogsServiceRequest()
+    record = logs.resource_logs.add().scope_logs.add().log_records.add()
+    record.body.string_value = "x" * 6000
+    body = logs.SerializeToString()
+    url = daemon.url("otlp_http", "/v1/logs")
+    headers = {"Content-Type": "application/x-protobuf"}
+    assert post(url, body, headers)[0] == 200  # an empty queue always takes one
+    status, reply_headers, _ = post(url, body, headers)
+    assert status == 503  # 12 kB would not fit under the 10 kB cap
+    assert "Retry-After" in reply_headers

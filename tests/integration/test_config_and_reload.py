@@ -155,3 +155,37 @@ def test_status_command_and_health_endpoints(make_daemon) -> None:
     for path in ("/healthz", "/readyz"):
         with urllib.request.urlopen(daemon.url("metrics", path), timeout=5) as response:
             assert response.status == 200
+
+
+def test_a_reload_that_cannot_be_applied_changes_nothing(
+    make_daemon, upstream: RecordingUpstream, tmp_path: Path
+) -> None:
+    config = forwarding(upstream)
+    config["admin"] = {"endpoint": "127.0.0.1:0", "token": "s3cret"}
+    daemon = make_daemon(config).start()
+    sender = Sender(daemon.addresses["otlp_grpc"])
+    assert sender.send(2)
+
+    # valid YAML, but its state_dir cannot be created (a file sits where a folder must be)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    daemon.write_config(
+        {
+            **daemon.config,
+            "state_dir": str(blocker / "state"),
+            "node": {"name": "never-applied"},
+        }
+    )
+    status, body = _post(daemon.url("admin", "/v1/reload"), "s3cret")
+    assert status == 400, body
+    assert "not-a-dir" in str(body)
+
+    # everything acknowledged afterwards is still stored and forwarded, as before
+    for _ in range(3):
+        assert sender.send(2)
+    sender.close()
+    assert upstream.wait_for(lambda: len(upstream.spans()) == 8)
+    nodes = {attrs(resource.attributes)["agent_sre.node"] for resource, _ in upstream.spans()}
+    assert nodes == {"test-node"}
+    assert daemon.alive()
+    assert daemon.stop() == 0

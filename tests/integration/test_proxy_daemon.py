@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import openai
 import pytest
@@ -17,25 +17,7 @@ from genai_prices import Usage, calc_price
 from tests.integration.conftest import forwarding
 from tests.support.upstream import RecordingUpstream, attrs
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def provider_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakes" / "provider.py"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    assert url.startswith("http://"), url
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 def get(url: str) -> Any:

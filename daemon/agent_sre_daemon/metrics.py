@@ -61,6 +61,11 @@ class PipelineMetrics:
             ["kind"],
             registry=registry,
         )
+        self.ignored_values = Counter(
+            "agent_sre_spans_ignored_values_total",
+            "Spans kept with an attribute value ignored as unusable (NaN or infinite numbers).",
+            registry=registry,
+        )
         self.unpriced_spans = Counter(
             "agent_sre_spans_unpriced_total",
             "Received LLM spans with token usage whose model has no known price.",

@@ -348,3 +348,31 @@ def test_http_metrics_and_logs_count_against_the_queue_cap(make_daemon) -> None:
     status, reply_headers, _ = post(url, body, headers)
     assert status == 503  # 12 kB would not fit under the 10 kB cap
     assert "Retry-After" in reply_headers
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_usage_value_costs_no_other_span(
+    daemon: DaemonProcess, upstream: RecordingUpstream, bad: float
+) -> None:
+    from tests.support.spans import set_value
+
+    request = good_request(4)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    for span in spans[:2]:
+        for key, value in (
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.request.model", "gpt-4o-mini"),
+            ("gen_ai.usage.input_tokens", bad),
+            ("gen_ai.usage.output_tokens", 12),
+        ):
+            kv = span.attributes.add()
+            kv.key = key
+            set_value(kv, value)
+    code, _, reply = grpc_export(daemon, request.SerializeToString())
+    assert code is grpc.StatusCode.OK
+    answer = trace_service_pb2.ExportTraceServiceResponse.FromString(reply)
+    assert answer.partial_success.rejected_spans == 0
+    assert upstream.wait_for(lambda: len(upstream.spans()) == 4)
+    key = ("agent_sre_spans_ignored_values_total", ())
+    assert scrape(daemon.url("metrics", "/metrics"))[key] == 2
+    assert_still_serving(daemon)

@@ -128,6 +128,8 @@ class Pipeline(Component):
             metrics.refused_spans.labels(protocol, "invalid").inc(result.rejected)
             if not result.accepted:
                 raise InvalidArgumentError(result.error_message)
+        if result.ignored_values:
+            metrics.ignored_values.inc(result.ignored_values)
         for kind, count in result.by_kind.items():
             metrics.spans_by_kind.labels(kind.value).inc(count)
         if result.accepted:

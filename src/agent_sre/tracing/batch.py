@@ -50,6 +50,8 @@ class BatchResult:
     rejected: int = 0
     by_kind: dict[AgentSpanKind, int] = field(default_factory=dict)
     first_problem: str = ""
+    ignored_values: int = 0
+    """Attribute values ignored as unusable (NaN, Inf); their spans are kept."""
 
     @property
     def error_message(self) -> str:
@@ -118,7 +120,7 @@ class TraceBatchProcessor:
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
             resource_attrs: dict[str, AttrValue] = {}
-            read_attrs(resource.attributes, wanted, resource_attrs)
+            result.ignored_values += read_attrs(resource.attributes, wanted, resource_attrs)
             enrich_resource(resource, self.resource_attributes)
             for scope_spans in resource_spans.scope_spans:
                 spans = scope_spans.spans
@@ -140,7 +142,8 @@ class TraceBatchProcessor:
                             result.first_problem = f"span {span.name!r}: {problem}"
                         continue
                     attrs = resource_attrs.copy() if resource_attrs else {}
-                    read_attrs(span.attributes, wanted, attrs)
+                    if read_attrs(span.attributes, wanted, attrs):
+                        result.ignored_values += 1
                     kind, explicit = classify(attrs)
                     if not explicit and kind is not AgentSpanKind.OTHER:
                         add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)

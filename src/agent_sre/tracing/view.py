@@ -130,10 +130,18 @@ def _first_str(attrs: dict[str, AttrValue], *keys: str) -> str | None:
     return None
 
 
+MAX_TOKEN_COUNT = 10**12
+"""Token counts above this (or below zero) are not usage but garbage, and are ignored."""
+
+
 def _first_int(attrs: dict[str, AttrValue], *keys: str) -> int | None:
     for key in keys:
         value = attrs.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and 0 <= value <= MAX_TOKEN_COUNT
+        ):
             return int(value)
     return None
 
@@ -144,8 +152,11 @@ _KIND_BY_NAME = {kind.value: kind for kind in AgentSpanKind}
 
 def read_attrs(
     attributes: Iterable[KeyValue], wanted: frozenset[str], into: dict[str, AttrValue]
-) -> None:
-    """Copies the wanted scalar attributes into ``into`` (later values overwrite)."""
+) -> int:
+    """Copies the wanted scalar attributes into ``into`` (later values overwrite); returns how
+    many wanted values were ignored because they are not finite numbers (NaN, +-Inf), which
+    no engine could count, sum or price."""
+    ignored = 0
     # hot path: per attribute of every span
     for kv in attributes:
         key = kv.key
@@ -153,7 +164,15 @@ def read_attrs(
             value = kv.value
             which = value.WhichOneof("value")
             if which in _SCALAR_FIELDS:
-                into[key] = getattr(value, which)
+                scalar = getattr(value, which)
+                if which == "double_value" and not -_HUGE < scalar < _HUGE:
+                    ignored += 1  # NaN fails both comparisons
+                    continue
+                into[key] = scalar
+    return ignored
+
+
+_HUGE = float("inf")
 
 
 def classify(attrs: dict[str, AttrValue]) -> tuple[AgentSpanKind, bool]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from agent_sre.config import ConfigError, config_json_schema, load_config
 from agent_sre_daemon.cli import budgets as cli_budgets
 from agent_sre_daemon.cli import slo as cli_slo
 from agent_sre_daemon.cli.client import AdminError, get_json
+from agent_sre_daemon.logs import configure_logging
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -63,11 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level)
     path = args.config or os.environ.get("AGENT_SRE_CONFIG") or None
     try:
         config = load_config(path)

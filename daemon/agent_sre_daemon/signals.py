@@ -96,7 +96,10 @@ class SignalBus(Component):
 
     def __init__(self, registry: CollectorRegistry, recent: int = RECENT_SIGNALS) -> None:
         self.metrics = self.register_metrics(registry)
-        self._recent: deque[Signal] = deque(maxlen=recent)
+        self._keep = recent
+        # Kept per source so a flood from one engine cannot push another's out of view.
+        self._recent: dict[str, deque[tuple[int, Signal]]] = {}
+        self._published = 0
         self._subscribers: list[Subscription] = []
 
     @classmethod
@@ -106,7 +109,11 @@ class SignalBus(Component):
     def publish(self, signal: Signal) -> None:
         """Hands ``signal`` to every subscriber without waiting (call from the loop's thread;
         from another thread use ``loop.call_soon_threadsafe(bus.publish, signal)``)."""
-        self._recent.append(signal)
+        self._published += 1
+        kept = self._recent.get(signal.source)
+        if kept is None:
+            kept = self._recent[signal.source] = deque(maxlen=self._keep)
+        kept.append((self._published, signal))
         self.metrics.published.labels(signal.source, signal.type).inc()
         log.log(
             _LOG_LEVEL[signal.severity],
@@ -136,15 +143,16 @@ class SignalBus(Component):
         source: str | None = None,
         limit: int = RECENT_SIGNALS,
     ) -> list[Signal]:
-        """Recent signals, oldest first, filtered; at most ``limit`` (the newest ones)."""
-        found = [
-            s
-            for s in self._recent
-            if (since is None or s.at >= since)
-            and (type_ is None or s.type == type_)
-            and (source is None or s.source == source)
-        ]
-        return found[-limit:] if limit > 0 else []
+        """Recent signals (the last ``RECENT_SIGNALS`` of each source), oldest first,
+        filtered; at most ``limit`` (the newest ones)."""
+        sources = [source] if source is not None else list(self._recent)
+        found = sorted(
+            (seq, s)
+            for name in sources
+            for seq, s in self._recent.get(name, ())
+            if (since is None or s.at >= since) and (type_ is None or s.type == type_)
+        )
+        return [s for _, s in found[-limit:]] if limit > 0 else []
 
     # -- component ----------------------------------------------------------------------
 
@@ -152,7 +160,8 @@ class SignalBus(Component):
         return [web.get("/v1/signals", self._list)]
 
     def status(self) -> dict[str, Any]:
-        return {"signals": {"recent": len(self._recent), "subscribers": len(self._subscribers)}}
+        kept = sum(len(signals) for signals in self._recent.values())
+        return {"signals": {"recent": kept, "subscribers": len(self._subscribers)}}
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.query

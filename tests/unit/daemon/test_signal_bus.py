@@ -60,13 +60,14 @@ async def test_a_waiting_subscriber_wakes_on_publish() -> None:
 
 def test_recent_is_bounded_and_filtered() -> None:
     bus = SignalBus(CollectorRegistry(), recent=5)
-    for n in range(8):
-        bus.publish(signal(n, type_="a" if n % 2 else "b", source="x" if n < 6 else "y"))
-    assert [s.value for s in bus.recent()] == [3, 4, 5, 6, 7]
-    assert [s.value for s in bus.recent(type_="a")] == [3, 5, 7]
-    assert [s.value for s in bus.recent(source="y")] == [6, 7]
-    assert [s.value for s in bus.recent(since=5)] == [5, 6, 7]
-    assert [s.value for s in bus.recent(limit=2)] == [6, 7]
+    for n in range(10):
+        bus.publish(signal(n, type_="a" if n % 2 else "b", source="x" if n < 8 else "y"))
+    # each source keeps its last five: a flood from x does not push y out, nor y x
+    assert [s.value for s in bus.recent()] == [3, 4, 5, 6, 7, 8, 9]
+    assert [s.value for s in bus.recent(type_="a")] == [3, 5, 7, 9]
+    assert [s.value for s in bus.recent(source="y")] == [8, 9]
+    assert [s.value for s in bus.recent(since=5)] == [5, 6, 7, 8, 9]
+    assert [s.value for s in bus.recent(limit=2)] == [8, 9]
 
 
 def test_slo_status_changes_are_signals_in_the_one_shape() -> None:

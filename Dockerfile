@@ -11,7 +11,6 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY daemon ./daemon
-COPY config ./config
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime: the wheel installed into a venv in a slim Python --------------------------

@@ -54,8 +54,13 @@ SLOS: list[dict[str, Any]] = [
         "sli": {"kind": "tool_call_success"},
         "alerting": [{"severity": "page", "long": "1h30m", "short": 300, "budget_percent": 5}],
     },
-    {"name": "quiet", "target": 0.999, "window": "2w", "sli": {"kind": "llm_success"},
-     "alerting": []},  # fmt: skip
+    {
+        "name": "quiet",
+        "target": 0.999,
+        "window": "2w",
+        "sli": {"kind": "llm_success"},
+        "alerting": [],
+    },  # fmt: skip
 ]
 
 CASES: dict[str, dict[str, Any]] = {
@@ -152,9 +157,7 @@ def test_every_object_is_valid_kubernetes(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_rendered_daemon_config_validates_and_keeps_placeholders(
-    case: str, tmp_path: Path
-) -> None:
+def test_rendered_daemon_config_validates_and_keeps_placeholders(case: str, tmp_path: Path) -> None:
     docs = documents(render(CASES[case]))
     text = daemon_config_text(docs)
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
@@ -285,7 +288,8 @@ def test_prometheus_operator_objects_follow_the_cluster_or_the_override() -> Non
     present = by_kind(documents(render(values, api_versions=PROMETHEUS_OPERATOR)))
     assert {"ServiceMonitor", "PrometheusRule"} <= set(present)
     assert present["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "metrics"
-    forced_off = values | {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False}}
+    off = {"enabled": False}
+    forced_off = values | {"serviceMonitor": off, "prometheusRule": off}
     rendered = by_kind(documents(render(forced_off, api_versions=PROMETHEUS_OPERATOR)))
     assert not {"ServiceMonitor", "PrometheusRule"} & set(rendered)
     forced_on = values | {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}

@@ -4,6 +4,7 @@ Kubernetes schemas, and the daemon configuration it writes checked by `agent-sre
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -122,6 +123,7 @@ def _validate_config(text: str, tmp_path: Path, env: dict[str, str]) -> dict[str
     """`agent-sre validate` the rendered file, then read it back as the daemon does."""
     path = tmp_path / "agent-sre.yaml"
     path.write_text(text)
+    env = {"PYTHONPATH": os.pathsep.join(sys.path)} | env  # this checkout's daemon
     result = subprocess.run(
         [*CLI, "validate", str(path)], capture_output=True, text=True, env=env, check=False
     )
@@ -160,7 +162,7 @@ def test_every_object_is_valid_kubernetes(case: str) -> None:
 def test_rendered_daemon_config_validates_and_keeps_placeholders(case: str, tmp_path: Path) -> None:
     docs = documents(render(CASES[case]))
     text = daemon_config_text(docs)
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
+    env = {"PATH": "/usr/bin:/bin"}
     config = _validate_config(text, tmp_path, env)
     # unset ${VAR:-} placeholders must read as "" (a string), never as YAML null
     assert config["node"]["name"] == ""
@@ -374,3 +376,16 @@ def test_every_value_is_documented_in_the_readme() -> None:
     documented = set(re.findall(r"^\| `([^`]+)` \|", readme, re.MULTILINE))
     assert sorted(set(leaves(values)) - documented) == []
     assert sorted(documented - set(leaves(values))) == []
+
+
+def test_the_values_example_in_docs_renders_a_valid_config(tmp_path: Path) -> None:
+    from tests.deploy.chart import ROOT
+
+    text = (ROOT / "docs" / "kubernetes.md").read_text()
+    example = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "slos:" in b)
+    values = yaml.safe_load(example)
+    docs = documents(render(values))
+    env = {"PATH": "/usr/bin:/bin", "AGENT_SRE_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    config = _validate_config(daemon_config_text(docs), tmp_path, env)
+    assert config["budgets"]["redis_url"] == "redis://127.0.0.1:6379/0"
+    assert config["budgets"]["budgets"][0]["name"] == "per-agent-daily"

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-peers lint venv clean
+.PHONY: run test bench bench-peers lint venv clean manifests
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/slo.py
 	$(BIN)/python bench/proxy.py
+
+# Plain Kubernetes manifests rendered from the Helm chart (checked in sync by tests/deploy).
+manifests: $(STAMP)
+	$(BIN)/python deployments/render_manifests.py
 
 clean:
 	rm -rf $(VENV) .agent-sre build *.egg-info

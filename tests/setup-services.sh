@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive for real (promtool, redis-server,
-# openssl). Idempotent; the tests themselves start each server on loopback.
+# openssl; setpriv for the container image test). Idempotent; the tests themselves start
+# each server on loopback.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_slo.register(sub)
     cli_budgets.register(sub)
+    __import__("agent_sre_daemon.cli.k8s", fromlist=["register"]).register(sub)
     return parser
 
 

@@ -4,18 +4,23 @@ listed once in :data:`COMMANDS`."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import TYPE_CHECKING
 
 from agent_sre import __version__
-from agent_sre_daemon.cli import budgets, configfile, exits, run, signals, slo, status
+from agent_sre_daemon.cli import exits
 from agent_sre_daemon.cli.client import ADMIN_ENV, DEFAULT_ADMIN
 
-if TYPE_CHECKING:
-    from types import ModuleType
-
-COMMANDS: tuple[ModuleType, ...] = (run, configfile, status, slo, budgets, signals)
-"""A new engine's commands are one module here (``register(sub)`` adds its parsers)."""
+COMMANDS = (
+    "run",
+    "configfile",
+    "status",
+    "slo",
+    "budgets",
+    "signals",
+)
+"""Modules of ``agent_sre_daemon.cli`` holding commands, in the order ``--help`` lists them.
+Each has ``register(sub)`` adding its parsers; a new engine's commands are one line here."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_ADMIN})",
     )
     sub = parser.add_subparsers(title="commands")
-    for module in COMMANDS:
-        module.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"agent_sre_daemon.cli.{name}").register(sub)
     return parser
 
 

@@ -17,14 +17,15 @@ from pydantic import Field, ValidationError, field_validator
 
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
-from agent_sre.section import DURATION_JSON_SCHEMA, Duration, Endpoint, Section
+from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
+from agent_sre.section import Duration as Duration
+from agent_sre.section import Endpoint as Endpoint
+from agent_sre.section import Section as Section
 from agent_sre.slo.spec import SLOSpec, slo_set_problems
 from agent_sre.yamlsource import YamlDocument, YamlSourceError, load_yaml
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-__all__ = ["DURATION_JSON_SCHEMA", "Config", "ConfigError", "Duration", "Endpoint", "Section"]
 
 
 class NodeConfig(Section):

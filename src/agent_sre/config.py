@@ -8,50 +8,24 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    WithJsonSchema,
-    field_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 
+from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
+from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
+from agent_sre.section import Duration as Duration
+from agent_sre.section import Endpoint as Endpoint
+from agent_sre.section import Section as Section
 from agent_sre.slo.spec import SLOSpec, slo_set_problems
-from agent_sre.units import parse_duration, parse_endpoint
 from agent_sre.yamlsource import YamlDocument, YamlSourceError, load_yaml
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-
-def _check_endpoint(value: str) -> str:
-    parse_endpoint(value)
-    return value
-
-
-Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
-DURATION_JSON_SCHEMA = {
-    "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"},
-    ]
-}
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_JSON_SCHEMA)]
-"""Seconds; written in the file as ``5s``, ``1m``, ``28d`` or a number of seconds."""
-
-
-class Section(BaseModel):
-    """Base of every section: unknown keys are errors, values are immutable once loaded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NodeConfig(Section):
@@ -147,6 +121,16 @@ class ProxyRoute(Section):
     timeout: Duration = 600.0
     inject_api_key_env: str | None = None
 
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value.strip("/"):
+            raise ValueError(
+                f"{value!r} would never match (a prefix matches whole path segments and the "
+                "proxy is not an open proxy); give the route its own prefix, e.g. /openai"
+            )
+        return value
+
 
 def _default_routes() -> list[ProxyRoute]:
     return [
@@ -233,19 +217,60 @@ def default_config_text() -> str:
     )
 
 
+ENV_DEFAULTS: dict[tuple[str, ...], str] = {
+    ("exporters", "otlp", "endpoint"): "AGENT_SRE_UPSTREAM",
+    ("admin", "token"): "AGENT_SRE_ADMIN_TOKEN",
+    ("state_dir",): "AGENT_SRE_STATE_DIR",
+}
+"""Keys a file may leave unset for an environment variable to fill (a value in the file
+wins, even an empty one)."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A validated configuration and the document it came from, to place later problems
+    (the daemon's file-system checks) at their file and line."""
+
+    config: Config
+    doc: YamlDocument
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> str:
+        """``file:line: dotted.field: message`` for a problem found after loading."""
+        return _located(self.doc, loc, message)
+
+
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Loads and validates a configuration file, or the embedded default when ``path`` is None.
+
+    ``env`` is the environment for ``${VAR}`` and :data:`ENV_DEFAULTS` (default: the
+    process's).
 
     Raises:
         ConfigError: listing every problem with its file, line and dotted field.
     """
+    return read_config(path, env).config
+
+
+def read_config(path: str | None = None, env: Mapping[str, str] | None = None) -> ConfigFile:
+    """Like :func:`load_config`, keeping the document for placing later problems."""
     if path is None:
-        return parse_config(default_config_text(), f"<embedded {DEFAULT_CONFIG_NAME}>", env)
+        return parse_config_file(default_config_text(), f"<embedded {DEFAULT_CONFIG_NAME}>", env)
+    text = _read_text(path)
+    return parse_config_file(text, path, env, base_dir=Path(path).parent)
+
+
+def _read_text(path: str) -> str:
     try:
-        text = Path(path).read_text("utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    return parse_config(text, path, env, base_dir=Path(path).parent)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            [f"{path}: not UTF-8 at byte {exc.start} (line {line}); save the file as UTF-8"]
+        ) from None
 
 
 def parse_config(
@@ -255,14 +280,61 @@ def parse_config(
     base_dir: Path | None = None,
 ) -> Config:
     """Validates YAML text as a :class:`Config`; ``source`` names it in messages."""
-    doc = _load(text, source, env)
-    data = doc.data if doc.data is not None else {}
-    if not isinstance(data, dict):
+    return parse_config_file(text, source, env, base_dir).config
+
+
+def parse_config_file(
+    text: str,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> ConfigFile:
+    """Like :func:`parse_config`, keeping the document for placing later problems."""
+    environ: Mapping[str, str] = {} if env is None else env
+    doc = _load(text, source, environ)
+    if doc.data is None:
+        # An empty file would run on built-in defaults: forwarding off, the admin token
+        # gone. That is never what a reload of a truncated file should do.
+        raise ConfigError(
+            [
+                f"{source}: the file is empty (or only comments); give at least one section "
+                "(see config/agent-sre.yaml)"
+            ]
+        )
+    if not isinstance(doc.data, dict):
         raise ConfigError([f"{source}:1: the top level must be a mapping of sections"])
-    config = _validate(Config, data, doc)
+    config = _validate(Config, _with_env_defaults(doc.data, environ), doc)
+    problems = [_located(doc, loc, message) for loc, message in config_problems(config)]
+    if problems:
+        raise ConfigError(problems)
     if config.slo_files:
-        config = _with_slo_files(config, doc, env, base_dir or Path.cwd())
-    return config
+        config = _with_slo_files(config, doc, environ, base_dir or Path.cwd())
+    return ConfigFile(config, doc)
+
+
+def _with_env_defaults(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with each :data:`ENV_DEFAULTS` key the file leaves unset taken from ``env``."""
+    data = dict(data)
+    for path, variable in ENV_DEFAULTS.items():
+        value = env.get(variable)
+        if not value:
+            continue
+        section = data
+        for key in path[:-1]:
+            inner = section.get(key, {})
+            if not isinstance(inner, dict):
+                break  # not a mapping: validation reports it
+            section[key] = inner = dict(inner)
+            section = inner
+        else:
+            section.setdefault(path[-1], value)
+    return data
+
+
+def _located(doc: YamlDocument, loc: tuple[str | int, ...], message: str) -> str:
+    line = doc.line_of(loc)
+    where = f"{doc.source}:{line}" if line is not None else doc.source
+    return f"{where}: {dotted(loc) or '<top>'}: {message}"
 
 
 def _load(text: str, source: str, env: Mapping[str, str] | None) -> YamlDocument:
@@ -286,12 +358,10 @@ def format_validation_error(
     problems = []
     for error in exc.errors(include_url=False):
         loc = (*prefix, *(part for part in error["loc"] if not _is_union_tag(part)))
-        line = doc.line_of(loc)
-        where = f"{doc.source}:{line}" if line is not None else doc.source
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see docs/configuration.md)"
-        problems.append(f"{where}: {dotted(loc) or '<top>'}: {message}")
+        problems.append(_located(doc, loc, message))
     return problems
 
 
@@ -338,11 +408,9 @@ class _SLOFile(Section):
 
 def load_slo_file(path: str, env: Mapping[str, str] | None = None) -> list[SLOSpec]:
     """Loads a file holding ``slos: [...]`` (the same shape as the config's ``slos`` section)."""
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    doc = _load(text, path, env)
+    doc = _load(_read_text(path), path, env)
+    if doc.data is None:
+        raise ConfigError([f"{path}: the file is empty (or only comments); give slos: [...]"])
     try:
         return _SLOFile.model_validate(doc.data or {}).slos
     except ValidationError as exc:

@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import re
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+\s*$"
+"""Every duration string :func:`parse_duration` accepts, and only those (the JSON Schema
+uses this pattern too)."""
+_DURATION = re.compile(DURATION_PATTERN)
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_FORMS = "use 30d, 6h, 5m, 10s, 250ms, 1h30m, 1.5s or a number of seconds"
 
 
 def parse_duration(value: object) -> float:
-    """Returns seconds for ``5m``, ``1h30m``, ``28d``, ``250ms`` or a plain number of seconds.
+    """Returns seconds for ``5m``, ``1h30m``, ``28d``, ``250ms``, ``1.5s`` or a plain number
+    of seconds.
 
     Raises:
         ValueError: with a message that shows the accepted forms.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration (use 30d, 6h, 5m, 10s, 250ms)")
+        raise ValueError(f"{value!r} is not a duration ({_FORMS})")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a duration ({_FORMS})")
         if value < 0:
             raise ValueError(f"{value!r} is negative; a duration is >= 0")
         return float(value)
-    text = str(value).strip()
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"{text!r} is not a duration (use 30d, 6h, 5m, 10s, 250ms)")
-    return total
+    text = str(value)
+    if _DURATION.fullmatch(text) is None:
+        raise ValueError(f"{text.strip()!r} is not a duration ({_FORMS})")
+    return sum(float(number) * _SECONDS[unit] for number, unit in _PART.findall(text))
 
 
 def format_duration(seconds: float) -> str:

@@ -6,7 +6,6 @@ change the structure of the document and every line number stays the one the use
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -57,7 +56,7 @@ def expand_vars(text: str, env: Mapping[str, str]) -> str:
 
 def load_yaml(text: str, source: str, env: Mapping[str, str] | None = None) -> YamlDocument:
     """Parses one YAML document, expanding variables in scalars and recording line numbers."""
-    environ = os.environ if env is None else env
+    environ = {} if env is None else env
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -133,7 +133,7 @@ def _validate_config(text: str, tmp_path: Path, env: dict[str, str]) -> dict[str
 
     expanded = load_yaml(text, str(path), env=env).data
     assert isinstance(expanded, dict)
-    load_config(str(path))  # the same models, in this process
+    load_config(str(path), env)  # the same models, in this process
     return expanded
 
 
@@ -162,7 +162,8 @@ def test_every_object_is_valid_kubernetes(case: str) -> None:
 def test_rendered_daemon_config_validates_and_keeps_placeholders(case: str, tmp_path: Path) -> None:
     docs = documents(render(CASES[case]))
     text = daemon_config_text(docs)
-    env = {"PATH": "/usr/bin:/bin"}
+    # the pod's Secret sets the Redis URL when budgets use Redis (validate refuses an empty one)
+    env = {"PATH": "/usr/bin:/bin", "AGENT_SRE_REDIS_URL": "redis://redis:6379/0"}
     config = _validate_config(text, tmp_path, env)
     # unset ${VAR:-} placeholders must read as "" (a string), never as YAML null
     assert config["node"]["name"] == ""

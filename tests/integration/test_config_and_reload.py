@@ -189,3 +189,41 @@ def test_a_reload_that_cannot_be_applied_changes_nothing(
     assert nodes == {"test-node"}
     assert daemon.alive()
     assert daemon.stop() == 0
+
+
+def test_an_emptied_file_is_refused_on_reload_and_the_token_is_kept(make_daemon) -> None:
+    daemon = make_daemon({"admin": {"endpoint": "127.0.0.1:0", "token": "s3cret"}}).start()
+    good = daemon.config_path.read_text()
+    daemon.config_path.write_text("# truncated by a bad deploy\n")
+    status, body = _post(daemon.url("admin", "/v1/reload"), "s3cret")
+    assert status == 400
+    assert "the file is empty" in str(body)
+    # The running configuration stayed: the same token still works.
+    daemon.config_path.write_text(good)
+    assert _post(daemon.url("admin", "/v1/reload"), "s3cret")[0] == 200
+
+
+def test_validate_refuses_what_run_would_refuse(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory\n")
+    cases = {
+        "empty.yaml": ("", "the file is empty"),
+        "ports.yaml": (
+            "proxy: {endpoint: '127.0.0.1:7001'}\nadmin: {endpoint: '127.0.0.1:7001'}\n",
+            "2: admin.endpoint: port 7001 is already proxy.endpoint's",
+        ),
+        "state.yaml": (f"state_dir: {tmp_path / 'taken' / 'state'}\n", "1: state_dir: "),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        for args in (("validate", str(path)), ("run", "--config", str(path))):
+            result = run_cli(*args)
+            assert result.returncode == 2, (name, args, result.stderr)
+            assert f"{path}: " in result.stderr or f"{path}:{message}" in result.stderr
+            assert message in result.stderr, (name, result.stderr)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"node: {name: caf\xe9}\n")
+    result = run_cli("validate", str(latin1))
+    assert result.returncode == 2
+    assert f"{latin1}: not UTF-8 at byte 16" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -47,3 +47,29 @@ def test_engines_use_no_io_or_event_loop() -> None:
                 f"{path}:{node.lineno}: {n}" for n in names if n.split(".")[0] in forbidden
             ]
     assert offenders == []
+
+
+def test_the_core_reads_no_clock_and_no_environment() -> None:
+    """Time and the environment come in as parameters (the daemon's clock, a mapping)."""
+    forbidden_calls = {
+        ("time", "time"),
+        ("time", "time_ns"),
+        ("time", "monotonic"),
+        ("time", "perf_counter"),
+        ("datetime", "now"),
+        ("datetime", "utcnow"),
+        ("date", "today"),
+        ("os", "getenv"),
+        ("os", "environ"),
+    }
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if (node.value.id, node.attr) in forbidden_calls:
+                    offenders.append(f"{path}:{node.lineno}: {node.value.id}.{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and node.module in ("time", "os", "datetime"):
+                names = {alias.name for alias in node.names}
+                bad = names & {"time", "time_ns", "monotonic", "perf_counter", "environ", "getenv"}
+                offenders += [f"{path}:{node.lineno}: from {node.module} import {n}" for n in bad]
+    assert offenders == []

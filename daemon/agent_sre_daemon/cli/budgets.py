@@ -1,63 +1,73 @@
-"""``agent-sre budgets`` and ``agent-sre agents``: spend and agents of a running daemon."""
+"""``agent-sre budgets`` and ``agent-sre agents [block|unblock ID]``: spend and agents of a
+running daemon, and its kill switch."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
-from agent_sre_daemon.cli.client import AdminError, get_json
+from agent_sre_daemon.cli import exits, output
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    admin_default = os.environ.get("AGENT_SRE_ADMIN", "127.0.0.1:8791")
-    budgets = subparsers.add_parser("budgets", help="budgets and spend of a running daemon")
-    budgets.add_argument("--admin", default=admin_default, help="admin API host:port")
-    budgets.add_argument("--json", action="store_true", help="print the API's JSON")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    budgets = sub.add_parser("budgets", help="budgets and spend of a running daemon")
+    add_admin_option(budgets)
+    output.add_json_option(budgets)
     budgets.set_defaults(func=cmd_budgets)
-    agents = subparsers.add_parser("agents", help="agents seen by the proxy, and blocks")
-    agents.add_argument("--admin", default=admin_default, help="admin API host:port")
-    agents.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    agents = sub.add_parser("agents", help="agents seen by the proxy, and the kill switch")
+    add_admin_option(agents)
+    output.add_json_option(agents)
     agents.set_defaults(func=cmd_agents)
-
-
-def _fetch(args: argparse.Namespace, path: str) -> Any | None:
-    try:
-        return get_json(args.admin, path)
-    except AdminError as exc:
-        print(f"agent-sre: {exc}", file=sys.stderr)
-        return None
+    switch = agents.add_subparsers(title="kill switch (needs $AGENT_SRE_ADMIN_TOKEN)")
+    block = switch.add_parser("block", help="refuse every call of an agent")
+    block.add_argument("agent_id", metavar="AGENT_ID")
+    block.add_argument("--reason", default="", help="kept with the block")
+    unblock = switch.add_parser("unblock", help="lift an agent's block")
+    unblock.add_argument("agent_id", metavar="AGENT_ID")
+    for command, action in ((block, "block"), (unblock, "unblock")):
+        add_admin_option(command)
+        output.add_json_option(command)
+        command.set_defaults(func=cmd_kill_switch, action=action)
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
-    return _show(args, "/v1/budgets", _budgets_table)
+    try:
+        data = AdminClient.from_args(args).get("/v1/budgets")
+    except AdminError as exc:
+        return output.fail(exc)
+    return output.show(args, data, budgets_table)
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
-    return _show(args, "/v1/agents", _agents_table)
+    try:
+        data = AdminClient.from_args(args).get("/v1/agents")
+    except AdminError as exc:
+        return output.fail(exc)
+    return output.show(args, data, agents_table)
 
 
-def _show(args: argparse.Namespace, path: str, table: Callable[[Any], Table]) -> int:
-    """Prints what the admin API answers at ``path``: its JSON with ``--json``, else a table."""
-    data = _fetch(args, path)
-    if data is None:
-        return 1
+def cmd_kill_switch(args: argparse.Namespace) -> int:
+    agent = urllib.parse.quote(args.agent_id, safe="")
+    body = {"reason": args.reason} if getattr(args, "reason", "") else {}
+    try:
+        data = AdminClient.from_args(args).post(f"/v1/agents/{agent}/{args.action}", body)
+    except AdminError as exc:
+        return output.fail(exc)
     if args.json:
-        print(json.dumps(data, indent=2))
+        output.print_json(data)
     else:
-        Console().print(table(data))
-    return 0
+        print(f"agent {args.agent_id}: {'blocked' if data.get('blocked') else 'not blocked'}")
+    return exits.OK
 
 
-def _budgets_table(data: Any) -> Table:
+def budgets_table(data: Any) -> Table:
     table = Table(title=f"budgets (store: {data.get('store', '?')})")
     for column in ("budget", "scope", "window", "subject", "spent $", "limit $", "left", "action"):
         table.add_column(column, justify="right" if "$" in column or column == "left" else "left")
@@ -79,8 +89,8 @@ def _budgets_table(data: Any) -> Table:
     return table
 
 
-def _agents_table(data: Any) -> Table:
-    rows = data.get("agents", data if isinstance(data, list) else [])
+def agents_table(data: Any) -> Table:
+    rows = data.get("agents", []) if isinstance(data, dict) else data
     table = Table(title="agents")
     for column in ("agent", "requests", "denied", "cost $", "blocked"):
         table.add_column(column)

@@ -1,31 +1,109 @@
-"""Reading a running daemon's admin API, for the CLI commands."""
+"""The one client of a running daemon's admin API, for every CLI command.
+
+The address comes from ``--admin`` (global or per command), else ``$AGENT_SRE_ADMIN``, else
+``127.0.0.1:8791``; the token for changes from ``$AGENT_SRE_ADMIN_TOKEN``. Both variables are
+read here and nowhere else.
+"""
 
 from __future__ import annotations
 
+import argparse
+import http.client
 import json
+import os
 import urllib.error
+import urllib.parse
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+ADMIN_ENV = "AGENT_SRE_ADMIN"
+TOKEN_ENV = "AGENT_SRE_ADMIN_TOKEN"
+DEFAULT_ADMIN = "127.0.0.1:8791"
+TIMEOUT = 10.0
 
 
 class AdminError(Exception):
     """The admin API could not be reached, or answered with an error (its message)."""
 
 
-def get_json(admin: str, path: str) -> Any:
-    """GETs ``path`` from the admin API at ``admin`` (``host:port``) and decodes the JSON.
+def add_admin_option(parser: argparse.ArgumentParser) -> None:
+    """``--admin HOST:PORT`` on a command; given after the command it wins over the global
+    one given before it."""
+    parser.add_argument(
+        "--admin",
+        default=argparse.SUPPRESS,
+        metavar="HOST:PORT",
+        help=f"admin API address (default: ${ADMIN_ENV} or {DEFAULT_ADMIN})",
+    )
 
-    Raises:
-        AdminError: saying which address failed and why, or the API's own error message.
-    """
-    try:
-        with urllib.request.urlopen(f"http://{admin}{path}", timeout=10) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
+
+class AdminClient:
+    """JSON over HTTP to one daemon's admin API."""
+
+    def __init__(self, address: str, token: str | None = None) -> None:
+        self.address = address
+        self.token = token
+        base = address if "://" in address else f"http://{address}"
+        self.base_url = base.rstrip("/")
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> AdminClient:
+        """The client the command line (and the environment) points at."""
+        env = os.environ if environ is None else environ
+        address = getattr(args, "admin", None) or env.get(ADMIN_ENV) or DEFAULT_ADMIN
+        return cls(address, env.get(TOKEN_ENV) or None)
+
+    def get(self, path: str, query: Mapping[str, str] | None = None) -> Any:
+        """GETs ``path`` (with ``query``, empty values left out) and decodes the JSON.
+
+        Raises:
+            AdminError: saying which address failed and why, or the API's own message.
+        """
+        params = {key: value for key, value in (query or {}).items() if value}
+        url = f"{self.base_url}{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        return self._call(urllib.request.Request(url), path)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        """POSTs ``body`` as JSON with the admin token (changes need it).
+
+        Raises:
+            AdminError: as :meth:`get`; without a token it says how to give one.
+        """
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body if body is not None else {}).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}{path}", data=data, headers=headers, method="POST"
+        )
         try:
-            message = json.load(exc)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {exc.code}"
-        raise AdminError(f"{path}: {message}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise AdminError(f"cannot reach the admin API at {admin}: {exc}") from None
+            return self._call(request, path)
+        except AdminError as exc:
+            if self.token:
+                raise
+            raise AdminError(f"{exc} (changes need the admin token: set ${TOKEN_ENV})") from None
+
+    def _call(self, request: urllib.request.Request, path: str) -> Any:
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.load(exc)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = f"HTTP {exc.code}"
+            raise AdminError(f"{path}: {message}") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            raise AdminError(f"cannot reach the admin API at {self.address}: {exc}") from None
+
+
+def get_json(admin: str, path: str) -> Any:
+    """GETs ``path`` from the admin API at ``admin`` (``host:port``); see :class:`AdminClient`."""
+    return AdminClient(admin).get(path)

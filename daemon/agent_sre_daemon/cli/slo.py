@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import urllib.parse
@@ -14,31 +13,27 @@ from agent_sre.config import Config, ConfigError, load_config
 from agent_sre.slo.compare import compare_slo_sets
 from agent_sre.slo.rules import generate_prometheus_rules, rules_yaml
 from agent_sre.slo.spec import slo_set_problems
-from agent_sre_daemon.cli.client import AdminError, get_json
+from agent_sre_daemon.cli import exits, output
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
+    from rich.console import RenderableType
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds ``slo list|show|check`` and ``rules prometheus`` to the ``agent-sre`` command."""
-    slo = subparsers.add_parser("slo", help="SLO tools")
+    slo = sub.add_parser("slo", help="SLO tools")
     slo.set_defaults(func=_usage(slo))
     slo_commands = slo.add_subparsers(title="slo commands")
-    admin_default = os.environ.get("AGENT_SRE_ADMIN", "127.0.0.1:8791")
     listing = slo_commands.add_parser("list", help="every SLO of a running daemon")
     show = slo_commands.add_parser("show", help="one SLO of a running daemon in detail")
     show.add_argument("name", metavar="NAME")
     for command, handler in ((listing, cmd_slo_list), (show, cmd_slo_show)):
-        command.add_argument(
-            "--admin", default=admin_default, help="admin API host:port ($AGENT_SRE_ADMIN)"
-        )
-        command.add_argument("--json", action="store_true", help="print the API's JSON")
+        add_admin_option(command)
+        output.add_json_option(command)
         command.set_defaults(func=handler)
     check = slo_commands.add_parser(
         "check",
@@ -53,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("new", metavar="NEW", help="the SLOs after the change")
     check.set_defaults(func=cmd_slo_check)
 
-    rules = subparsers.add_parser("rules", help="generate rules for other systems")
+    rules = sub.add_parser("rules", help="generate rules for other systems")
     rules.set_defaults(func=_usage(rules))
     rules_commands = rules.add_subparsers(title="rules commands")
     prometheus = rules_commands.add_parser(
@@ -70,14 +65,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     def show(args: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
 
     return show
 
 
 def _load(path: str | None) -> Config | None:
     try:
-        config = load_config(path)
+        config = load_config(path, os.environ)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
@@ -92,30 +87,30 @@ def _load(path: str | None) -> Config | None:
 def cmd_slo_check(args: argparse.Namespace) -> int:
     old, new = _load(args.old), _load(args.new)
     if old is None or new is None:
-        return EXIT_USAGE
+        return exits.USAGE
     problems = compare_slo_sets(old.slos, new.slos)
     for problem in problems:
         print(problem)
     if problems:
-        return EXIT_PROBLEMS
+        return exits.FAILURE
     print(f"ok: {len(old.slos)} SLOs before, {len(new.slos)} after; no target lowered")
-    return EXIT_OK
+    return exits.OK
 
 
 def cmd_rules_prometheus(args: argparse.Namespace) -> int:
     config = _load(args.config or os.environ.get("AGENT_SRE_CONFIG") or None)
     if config is None:
-        return EXIT_USAGE
+        return exits.USAGE
     text = rules_yaml(generate_prometheus_rules(config.slos))
     if args.output:
         try:
             Path(args.output).write_text(text, "utf-8")
         except OSError as exc:
             print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return exits.USAGE
     else:
         sys.stdout.write(text)
-    return EXIT_OK
+    return exits.OK
 
 
 # -- slo list / slo show ------------------------------------------------------------------
@@ -123,13 +118,23 @@ def cmd_rules_prometheus(args: argparse.Namespace) -> int:
 
 def cmd_slo_list(args: argparse.Namespace) -> int:
     try:
-        data = get_json(args.admin, "/v1/slos")
+        data = AdminClient.from_args(args).get("/v1/slos")
     except AdminError as exc:
-        print(f"agent-sre: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return EXIT_OK
+        return output.fail(exc)
+    return output.show(args, data, slo_table)
+
+
+def cmd_slo_show(args: argparse.Namespace) -> int:
+    try:
+        report = AdminClient.from_args(args).get(
+            f"/v1/slos/{urllib.parse.quote(args.name, safe='')}"
+        )
+    except AdminError as exc:
+        return output.fail(exc)
+    return output.show(args, report, slo_detail)
+
+
+def slo_table(data: dict[str, Any]) -> RenderableType:
     from rich.table import Table
 
     table = Table(title="SLOs", title_justify="left")
@@ -152,24 +157,16 @@ def cmd_slo_list(args: argparse.Namespace) -> int:
             report["status"],
             _duration(overall["budget"]["exhaustion_in_s"]),
         )
-    _console().print(table)
-    return EXIT_OK
+    return table
 
 
-def cmd_slo_show(args: argparse.Namespace) -> int:
-    try:
-        report = get_json(args.admin, f"/v1/slos/{urllib.parse.quote(args.name, safe='')}")
-    except AdminError as exc:
-        print(f"agent-sre: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return EXIT_OK
+def slo_detail(report: dict[str, Any]) -> RenderableType:
+    from rich.console import Group
     from rich.table import Table
 
-    console = _console()
+    parts: list[RenderableType] = []
     labels = ", ".join(report["label_keys"]) or "-"
-    console.print(
+    parts.append(
         f"[bold]{report['name']}[/bold]  {report['status']}\n"
         f"{report['description'] or ''}\n"
         f"kind {report['kind']}, target {_percent(report['target'])} over {report['window']}, "
@@ -189,8 +186,8 @@ def cmd_slo_show(args: argparse.Namespace) -> int:
                 _percent(window["sli"]),
                 _number(window["burn_rate"]),
             )
-        console.print(windows)
-        console.print(
+        parts.append(windows)
+        parts.append(
             f"budget left {_percent(budget['remaining_ratio'], 1)} "
             f"({budget['bad']} bad of {budget['total']}, {_number(budget['allowed_bad'])} "
             f"allowed); exhausted in {_duration(budget['exhaustion_in_s'])}"
@@ -207,14 +204,8 @@ def cmd_slo_show(args: argparse.Namespace) -> int:
                 "yes" if alert["firing"] else "no",
             )
         if instance["alerts"]:
-            console.print(alerts)
-    return EXIT_OK
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+            parts.append(alerts)
+    return Group(*parts)
 
 
 def _window(instance: dict[str, Any], name: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class SpendAnomalyDetector:
         """Adds spend at ``now``; returns an anomaly once per interval that is one."""
         if not self._spec.enabled:
             return None
-        interval = int(now // self._spec.interval_seconds)
+        interval = int(now // self._spec.interval)
         series = self._series.get(agent_id)
         if series is None:
             series = self._series[agent_id] = _Series(interval)

@@ -58,7 +58,7 @@ class CostGuard:
         self.node = node
         self._specs: dict[str, BudgetSpec] = {spec.name: spec for spec in config.budgets}
         self._limiter = RateLimiter(config.rate_limits)
-        self._pacer = SpendPacer(config.auto_throttle_tau_seconds)
+        self._pacer = SpendPacer(config.auto_throttle_tau)
         self._anomaly = SpendAnomalyDetector(config.anomaly)
         self._fired: set[tuple[str, int, float]] = set()
         self.blocked: dict[str, str] = {}

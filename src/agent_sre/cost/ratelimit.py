@@ -57,18 +57,14 @@ class RateLimiter:
             if spec.requests_per_minute:
                 wanted.append(
                     (
-                        self._bucket(
-                            index, agent_id, "req", spec.requests_per_minute, spec.burst_seconds
-                        ),
+                        self._bucket(index, agent_id, "req", spec.requests_per_minute, spec.burst),
                         1.0,
                     )
                 )
             if spec.tokens_per_minute and tokens > 0:
                 wanted.append(
                     (
-                        self._bucket(
-                            index, agent_id, "tok", spec.tokens_per_minute, spec.burst_seconds
-                        ),
+                        self._bucket(index, agent_id, "tok", spec.tokens_per_minute, spec.burst),
                         float(tokens),
                     )
                 )

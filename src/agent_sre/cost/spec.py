@@ -16,20 +16,19 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from agent_sre.section import Duration, Section
 
 BudgetScope = Literal["task", "agent", "team", "node", "global"]
 BudgetWindow = Literal["per_task", "1h", "24h", "day", "month"]
 BudgetAction = Literal["block", "throttle", "alert"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelPrice(_Section):
+class ModelPrice(Section):
     """USD per million tokens for a model genai-prices does not know (or to override it)."""
 
     input_per_mtok: float = Field(ge=0)
@@ -40,7 +39,7 @@ class ModelPrice(_Section):
     """Largest output the model can produce, for the worst-case reservation."""
 
 
-class BudgetSpec(_Section):
+class BudgetSpec(Section):
     """One spending limit, kept per subject of its scope (each agent, each task, ...)."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
@@ -70,23 +69,28 @@ class BudgetSpec(_Section):
         return self
 
 
-class RateLimitSpec(_Section):
+class RateLimitSpec(Section):
     """Token buckets kept per agent; exceeding one answers 429 ``agent_throttled``."""
+
+    renamed_keys: ClassVar[dict[str, str]] = {"burst_seconds": "burst"}
 
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)
     """Counted on the worst-case tokens of each request (input estimate + max output)."""
-    burst_seconds: float = Field(10.0, gt=0)
-    """Bucket depth, in seconds of the rate."""
+    burst: Duration = Field(10.0, gt=0)
+    """Bucket depth, as a duration of the rate (``10s``: ten seconds' worth of requests)."""
     agents: list[str] = []
     """Agents this applies to (empty: every agent, each with its own buckets)."""
 
 
-class AnomalySpec(_Section):
+class AnomalySpec(Section):
     """EWMA of each agent's spend per interval; a spike raises a ``cost_anomaly`` signal."""
 
+    renamed_keys: ClassVar[dict[str, str]] = {"interval_seconds": "interval"}
+
     enabled: bool = True
-    interval_seconds: float = Field(60.0, gt=0)
+    interval: Duration = Field(60.0, gt=0)
+    """Length of one interval whose spend is compared with the average."""
     alpha: float = Field(0.3, gt=0, le=1)
     threshold_sigma: float = Field(4.0, gt=0)
     min_usd: float = Field(0.01, ge=0)
@@ -94,8 +98,10 @@ class AnomalySpec(_Section):
     warmup_intervals: int = Field(3, ge=1)
 
 
-class BudgetsConfig(_Section):
+class BudgetsConfig(Section):
     """The ``budgets`` section."""
+
+    renamed_keys: ClassVar[dict[str, str]] = {"auto_throttle_tau_seconds": "auto_throttle_tau"}
 
     budgets: list[BudgetSpec] = []
     rate_limits: list[RateLimitSpec] = []
@@ -107,7 +113,7 @@ class BudgetsConfig(_Section):
     auto_throttle_after: float = Field(0.5, ge=0, lt=1)
     """Share of a budget used before pacing applies to it: early in a window bursts are fine,
     as the budget runs down the pace is stretched to last the window."""
-    auto_throttle_tau_seconds: float = Field(300.0, gt=0)
+    auto_throttle_tau: Duration = Field(300.0, gt=0)
     """Time constant of the spend rate auto-throttle watches: bursts shorter than this
     barely count, a pace sustained over it does."""
     anomaly: AnomalySpec = AnomalySpec()
@@ -120,6 +126,14 @@ class BudgetsConfig(_Section):
     redis_prefix: str = "agent-sre:ledger"
     on_store_error: Literal["fail_closed", "fail_open"] = "fail_closed"
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        problem = redis_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _unique(self) -> BudgetsConfig:
         names = [budget.name for budget in self.budgets]
@@ -127,3 +141,28 @@ class BudgetsConfig(_Section):
         if dupes:
             raise ValueError(f"budget names must be unique: {', '.join(dupes)}")
         return self
+
+
+_REDIS_URL_FORMS = "redis://host:port/db, rediss://host:port/db (TLS) or unix:///path/to.sock"
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why the Redis client would refuse ``url``; None when it parses. The URL itself is not
+    repeated: it may hold a password."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return f"not a Redis URL (bad port); use {_REDIS_URL_FORMS}"
+    if parts.scheme == "unix":
+        return None if parts.path else f"names no socket path; use {_REDIS_URL_FORMS}"
+    if parts.scheme not in ("redis", "rediss"):
+        return f"not a Redis URL; use {_REDIS_URL_FORMS}"
+    if not parts.hostname:
+        return f"names no host; use {_REDIS_URL_FORMS}"
+    if port == 0:
+        return f"port 0 cannot be connected to; use {_REDIS_URL_FORMS}"
+    database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        return f"the database after the host must be a number (/0); use {_REDIS_URL_FORMS}"
+    return None

@@ -9,18 +9,16 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from agent_sre.section import DURATION_JSON_SCHEMA, Duration, Section
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.units import format_duration, parse_duration
@@ -35,8 +33,8 @@ FINE_SPAN = 6 * HOUR
 MAX_WINDOW = 366 * 86400.0
 
 MatchValue = Union[str, bool, int, float]  # noqa: UP007 (a runtime alias on 3.10)
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds; written as ``5m``, ``6h``, ``28d`` or a number of seconds."""
+Seconds = Duration
+"""Kept for code that imported it; :data:`agent_sre.section.Duration` is the one type."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PROM_INVALID = re.compile(r"[^A-Za-z0-9_]")
@@ -89,18 +87,18 @@ def prometheus_label_name(key: str) -> str:
     return f"_{name}" if name[:1].isdigit() else name
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SLISpec(_Spec):
+class SLISpec(Section):
     """Which spans are valid events and which of them are good."""
 
     kind: SLIKind
     match: dict[str, MatchValue | list[MatchValue]] = Field({}, validate_default=True)
     """Attribute filters, all of which must hold; a list means any of its values.
     ``agent.span.kind`` is compared with the span's classified kind."""
-    threshold: float | None = Field(None, validate_default=True)
+    threshold: float | None = Field(
+        None,
+        validate_default=True,
+        json_schema_extra={"anyOf": [*DURATION_JSON_SCHEMA["anyOf"], {"type": "null"}]},
+    )
     """Per kind: seconds (latency), USD (cost_per_task), depth (delegation_depth),
     minimum score (trust_score), maximum score (hallucination, optional)."""
     attribute: str | None = Field(None, validate_default=True)
@@ -195,12 +193,12 @@ def check_window(seconds: float) -> float:
     return seconds
 
 
-class AlertWindowSpec(_Spec):
+class AlertWindowSpec(Section):
     """One multiwindow burn-rate alert: fires while both windows burn above ``factor``."""
 
     severity: Literal["page", "ticket"]
-    long: Seconds
-    short: Seconds
+    long: Duration
+    short: Duration
     budget_percent: float | None = Field(None, gt=0, le=100)
     """Share of the SLO window's budget spent over ``long`` that fires the alert."""
     factor: float | None = Field(None, gt=0)
@@ -236,14 +234,14 @@ DEFAULT_ALERTING: tuple[AlertWindowSpec, ...] = (
 """SRE Workbook windows; over 30d the factors are 14.4, 6, 3 and 1."""
 
 
-class SLOSpec(_Spec):
+class SLOSpec(Section):
     """One SLO as declared under ``slos:``."""
 
     name: str
     description: str = ""
     target: float
     """Ratio of good events, 0 < target < 1 (``0.99`` is 99%)."""
-    window: Seconds = 30 * 86400.0
+    window: Duration = 30 * 86400.0
     """Rolling window of the error budget, in whole hours (``28d``, ``30d``)."""
     sli: SLISpec
     labels: tuple[str, ...] = ()

@@ -88,22 +88,86 @@ def test_top_level_must_be_mapping() -> None:
     assert problems("- a\n- b\n") == ["cfg.yaml:1: the top level must be a mapping of sections"]
 
 
-def test_empty_file_is_all_defaults() -> None:
-    assert parse_config("", "empty.yaml", {}).receivers.otlp.grpc is not None
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n", "---\n"])
+def test_an_empty_file_is_refused(text: str, tmp_path: Path) -> None:
+    # Running on built-in defaults would turn forwarding off and wipe the admin token.
+    assert problems(text) == [
+        "cfg.yaml: the file is empty (or only comments); give at least one section "
+        "(see config/agent-sre.yaml)"
+    ]
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="empty"):
+        load_config(str(path), env={})
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("5m", 300), ("1h30m", 5400), ("28d", 28 * 86400), ("250ms", 0.25), (10, 10), ("2w", 1209600)],
-)
+def test_an_explicit_empty_mapping_is_all_defaults() -> None:
+    assert parse_config("{}\n", "cfg.yaml", {}).receivers.otlp.grpc is not None
+
+
+def test_a_file_that_is_not_utf8_is_a_clean_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("node:\n  name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), env={})
+    assert info.value.problems == [f"{path}: not UTF-8 at byte 17 (line 2); save the file as UTF-8"]
+    slo_file = tmp_path / "slos.yaml"
+    slo_file.write_bytes(b"\xff\xfe")
+    (tmp_path / "main.yaml").write_text("slo_files: [slos.yaml]\n")
+    with pytest.raises(ConfigError, match="not UTF-8 at byte 0"):
+        load_config(str(tmp_path / "main.yaml"), env={})
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfnode: {name: n1}\n")
+    assert load_config(str(path), env={}).node.name == "n1"
+
+
+DURATIONS = [
+    ("5m", 300),
+    ("1h30m", 5400),
+    ("28d", 28 * 86400),
+    ("250ms", 0.25),
+    ("500ms", 0.5),
+    ("1.5s", 1.5),
+    ("8s", 8),
+    ("1m30s500ms", 90.5),
+    (" 5m ", 300),
+    (10, 10),
+    (1.5, 1.5),
+    (0, 0),
+    ("2w", 1209600),
+]
+NOT_DURATIONS = ["", " ", "5", "1.5", "3x", "m5", "-1", "-1s", "1.s", ".5s", "5 m", "5m 3s",
+                 "5M", "1e3s", "\u0665s", True, -3, float("nan"), float("inf")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "seconds"), DURATIONS)
 def test_durations(text: object, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+    assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "5", "3x", "m5", "-1", True, -3])
+@pytest.mark.parametrize("text", NOT_DURATIONS)
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="duration|negative"):
         parse_duration(text)
+
+
+def test_the_schemas_duration_accepts_exactly_what_parse_duration_accepts() -> None:
+    import jsonschema
+
+    from agent_sre.section import DURATION_JSON_SCHEMA
+
+    def schema_accepts(value: object) -> bool:
+        return jsonschema.Draft202012Validator(DURATION_JSON_SCHEMA).is_valid(value)
+
+    for value, _ in DURATIONS:
+        assert schema_accepts(value), value
+    for value in NOT_DURATIONS:
+        if isinstance(value, float) and value != value or value in (float("inf"),):
+            continue  # JSON has no NaN or infinity
+        assert not schema_accepts(value), value
 
 
 def test_format_duration_and_endpoint() -> None:

@@ -1,0 +1,85 @@
+"""``agent-sre signals``: recent signals of a running daemon (SLO status changes, budget
+thresholds and refusals, cost anomalies, export failures, ...), from ``GET /v1/signals``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.table import Table
+
+from agent_sre.units import parse_duration
+from agent_sre_daemon.cli import output
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    signals = sub.add_parser(
+        "signals",
+        help="recent signals of a running daemon",
+        description="Lists recent signals (GET /v1/signals), oldest first.",
+    )
+    signals.add_argument(
+        "--since",
+        type=seconds_ago,
+        metavar="AGO",
+        help="only signals from this long ago on: seconds (300) or a duration (5m, 1h30m)",
+    )
+    signals.add_argument("--type", default="", help="only signals of this type")
+    signals.add_argument("--source", default="", help="only signals from this source")
+    add_admin_option(signals)
+    output.add_json_option(signals)
+    signals.set_defaults(func=cmd_signals)
+
+
+def seconds_ago(text: str) -> float:
+    """``300`` or ``5m`` -> 300.0; argparse reports anything else as bad usage (exit 2)."""
+    value: object = text
+    with contextlib.suppress(ValueError):  # not a number of seconds: a duration
+        value = float(text)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    query = {"type": args.type, "source": args.source}
+    if args.since is not None:
+        query["since"] = f"{time.time() - args.since:.3f}"
+    try:
+        data = AdminClient.from_args(args).get("/v1/signals", query)
+    except AdminError as exc:
+        return output.fail(exc)
+    return output.show(args, data, signals_table)
+
+
+def signals_table(data: Any) -> Table:
+    rows = data.get("signals", []) if isinstance(data, dict) else []
+    table = Table(title=f"signals ({len(rows)})", title_justify="left")
+    for column in ("AT (UTC)", "TYPE", "SOURCE", "SEVERITY", "STATE", "VALUE", "LABELS",
+                   "MESSAGE"):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for signal in rows:
+        labels = signal.get("labels") or {}
+        value = signal.get("value")
+        table.add_row(
+            _time(signal.get("at")),
+            str(signal.get("type", "")),
+            str(signal.get("source", "")),
+            str(signal.get("severity", "")),
+            str(signal.get("state", "")),
+            "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value),
+            ", ".join(f"{key}={val}" for key, val in sorted(labels.items())),
+            str(signal.get("message", "")),
+        )
+    return table
+
+
+def _time(at: Any) -> str:
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if at is None else str(at)

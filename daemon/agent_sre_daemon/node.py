@@ -26,7 +26,8 @@ from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import TraceBatchProcessor
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
-from agent_sre_daemon.errors import ReceiverError
+from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.component import NodeContext, ReloadError
 from agent_sre_daemon.exporters.otlp import OtlpForwarder
 from agent_sre_daemon.exporters.prometheus import MetricsServer
 from agent_sre_daemon.ingest.otlp_grpc import OtlpGrpcReceiver
@@ -34,16 +35,13 @@ from agent_sre_daemon.ingest.otlp_http import OtlpHttpReceiver
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
 from agent_sre_daemon.proxy.server import ProxyServer
+from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLOMetrics, SLORuntime
 from agent_sre_daemon.stores.queue import DurableQueue
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-if TYPE_CHECKING:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
 
 log = logging.getLogger("agent_sre.node")
 
@@ -95,6 +93,7 @@ class Node:
         self.metrics_server: MetricsServer | None = None
         self.admin_server: AdminServer | None = None
         self.proxy: ProxyServer | None = None
+        self.bus = SignalBus(self.registry)
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
@@ -145,9 +144,18 @@ class Node:
                 int(receivers.http.max_request_body_size_mib * MIB),
             )
             self.addresses["otlp_http"] = await self.http_receiver.start()
-        self.proxy = ProxyServer(config, self._proxy_span, self.registry, Path(config.state_dir))
-        proxy_host, proxy_port = await self.proxy.start()
-        self.addresses["proxy"] = f"{proxy_host}:{proxy_port}"
+        self.proxy = ProxyServer(
+            NodeContext(
+                config=config,
+                clock=SYSTEM_CLOCK,
+                registry=self.registry,
+                bus=self.bus,
+                pipeline=self.pipeline,
+                environ=self.environ,
+                node_name=config.node.name or socket.gethostname(),
+            )
+        )
+        self.addresses.update(await self.proxy.start())
         self.metrics_server = MetricsServer(
             self.registry,
             config.exporters.prometheus.endpoint,
@@ -179,7 +187,8 @@ class Node:
         if self.http_receiver is not None:
             await self.http_receiver.stop(grace=2.0)
         if self.proxy is not None:
-            await self.proxy.stop()  # its last spans go into the queue before it closes
+            # its last spans go into the queue before it closes
+            await self.proxy.stop(SYSTEM_CLOCK.monotonic() + 30.0)
         await self._close_forwarding(self.config.exporters.otlp.shutdown_timeout)
         await self.slo.stop()
         if self.admin_server is not None:
@@ -187,15 +196,6 @@ class Node:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         log.info("stopped")
-
-    def _proxy_span(self, request: ExportTraceServiceRequest) -> None:
-        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
-        try:
-            self.pipeline.export_traces(request, "proxy", request.ByteSize())
-        except ReceiverError as exc:
-            # The call itself already happened; its span cannot be pushed back on anyone.
-            self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
-            log.warning("span of a proxied call dropped: %s", exc.message)
 
     def _count_unpriced(self, model: str) -> None:
         self.metrics.unpriced_spans.labels(self._unpriced_model(model)).inc()
@@ -254,6 +254,12 @@ class Node:
                 self.metrics.config_reloads.labels("error").inc()
                 log.error("reload refused, keeping the running configuration:\n%s", exc)
                 return False, str(exc)
+            try:
+                prepared = await self.proxy.prepare_reload(new) if self.proxy else None
+            except ReloadError as exc:
+                self.metrics.config_reloads.labels("error").inc()
+                log.error("reload refused, keeping the running configuration: %s", exc)
+                return False, str(exc)
             old, self.config = self.config, new
             self.processor.resource_attributes = self._identity(new).resource_attributes()
             if new.budgets.price_overrides != old.budgets.price_overrides:
@@ -273,8 +279,10 @@ class Node:
                 )
                 if before != after
             ]
-            if self.proxy is not None:
-                restart_needed += self.proxy.reload(new)
+            if prepared is not None:
+                restart_needed += prepared.needs_restart
+                if prepared.commit is not None:
+                    await prepared.commit()
             message = "configuration reloaded"
             if restart_needed:
                 message += f"; {', '.join(restart_needed)} changed and take effect on restart"

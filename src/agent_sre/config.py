@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from agent_sre.cost.spec import BudgetsConfig
+from agent_sre.gateway.providers import ApiName
 from agent_sre.slo.spec import SLOSpec, slo_set_problems
 from agent_sre.units import parse_duration, parse_endpoint
 from agent_sre.yamlsource import YamlDocument, YamlSourceError, load_yaml
@@ -142,7 +143,7 @@ class ProxyRoute(Section):
     name: str
     prefix: str
     upstream: str
-    api: Literal["openai", "anthropic", "tool", "mcp", "passthrough"]
+    api: ApiName  # the shapes of agent_sre.gateway.providers.PROVIDERS
     tool: str | None = None
     timeout: Duration = 600.0
     inject_api_key_env: str | None = None

@@ -14,7 +14,7 @@ import openai
 import pytest
 import redis
 
-from agent_sre_daemon.proxy.providers.plans import plan_call
+from agent_sre.gateway.providers import plan_call
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -153,7 +153,7 @@ async def test_redis_down_fail_closed_refuses(make_proxy, provider, redis_server
     assert await call(proxy) == "budget_unavailable"
     assert provider.calls == 1
     assert proxy.metric("agent_sre_budget_store_errors_total") >= 1
-    assert "budget_store_error" in [s.kind for _, s in proxy.server.gate.signals]
+    assert "budget_store_error" in proxy.signal_types()
     assert proxy.metric("agent_sre_budget_denied_requests_total", {"budget": "store"}) == 1
 
 

@@ -126,9 +126,7 @@ async def make_proxy(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Pr
         server = ProxyServer(context)
         address = (await server.start())["proxy"]
         started.append(server)
-        return RunningProxy(
-            server, f"http://{address}", sink.spans, registry, directory, sink, bus
-        )
+        return RunningProxy(server, f"http://{address}", sink.spans, registry, directory, sink, bus)
 
     yield factory
     for server in started:

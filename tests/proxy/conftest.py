@@ -107,7 +107,10 @@ async def make_proxy(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Pr
     started: list[ProxyServer] = []
 
     async def factory(
-        state_dir: Path | None = None, clock: Clock = SYSTEM_CLOCK, **sections: Any
+        state_dir: Path | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        stages: list[Any] | None = None,
+        **sections: Any,
     ) -> RunningProxy:
         directory = state_dir or tmp_path / "state"
         config = proxy_config(provider.url, state_dir=str(directory), **sections)
@@ -122,6 +125,7 @@ async def make_proxy(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Pr
             pipeline=sink,  # type: ignore[arg-type]
             environ=os.environ,
             node_name="test-node",
+            stages=list(stages or []),
         )
         server = ProxyServer(context)
         address = (await server.start())["proxy"]

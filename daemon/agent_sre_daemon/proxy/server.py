@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 from aiohttp import web
@@ -137,7 +137,7 @@ class ProxyServer(Component):
         host, port = parse_endpoint(self.config.proxy.endpoint)
         self._site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
         await self._site.start()
-        bound_host, bound_port = _bound_address(self._site)
+        bound_host, bound_port = _bound_address(self._runner)
         log.info(
             "proxy listening on %s:%d (%d routes, stages: %s)",
             bound_host,
@@ -209,6 +209,20 @@ class ProxyServer(Component):
 
         return commit
 
+    @property
+    def stages(self) -> list[Stage]:
+        """The chain every call passes through, in order (empty before start)."""
+        return list(self._chain.stages) if self._chain is not None else []
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "proxy": {
+                "routes": [route.name for route in self._routes.routes],
+                "stages": [stage.name for stage in self.stages],
+                "calls_in_flight": len(self._in_flight),
+            }
+        }
+
     def admin_routes(self) -> list[web.RouteDef]:
         """``GET /v1/budgets``, ``GET /v1/agents``, ``POST /v1/agents/{id}/block|unblock``."""
         return admin_routes(self.gate, self.context.bus, self.clock)
@@ -277,12 +291,10 @@ def _ledger_store(context: NodeContext) -> LedgerStore:
     return SqliteLedgerStore(context.state_dir / LEDGER_FILE)
 
 
-def _bound_address(site: web.TCPSite) -> tuple[str, int]:
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    if not sockets:
+def _bound_address(runner: web.AppRunner) -> tuple[str, int]:
+    if not runner.addresses:
         raise RuntimeError("proxy did not bind")
-    name = sockets[0].getsockname()
+    name = runner.addresses[0]
     return str(name[0]), int(name[1])
 
 

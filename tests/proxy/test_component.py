@@ -57,6 +57,8 @@ async def test_reload_keeps_blocks_and_names_what_needs_a_restart(make_proxy, pr
     assert prepared.commit is not None
     await prepared.commit()
     assert await outcome(proxy, "rogue") == "agent_blocked"
+    assert proxy.server.gate.config.store == "sqlite"  # until the restart
+    assert proxy.server.gate.config.rate_limits[0].requests_per_minute == 600
 
 
 async def test_reload_refused_when_preparing_fails(make_proxy, provider, monkeypatch) -> None:

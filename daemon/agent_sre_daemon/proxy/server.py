@@ -190,7 +190,11 @@ class ProxyServer(Component):
             return Prepared(needs_restart=restart, commit=self._commit_config(new))
         try:
             routes = RouteTable([make_route(r, self.context.environ) for r in new.proxy.routes])
-            gate_config = BudgetGate.prepare(new.budgets, Pricer(new.budgets.price_overrides), node)
+            # the store in use stays until a restart, and says so in GET /v1/budgets
+            budgets = new.budgets.model_copy(
+                update={key: getattr(old.budgets, key) for key in _STORE_KEYS}
+            )
+            gate_config = BudgetGate.prepare(budgets, Pricer(budgets.price_overrides), node)
             resource = resource_of(_resource_attributes(node))
         except Exception as exc:
             raise ReloadError(f"proxy: {exc}") from exc

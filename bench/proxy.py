@@ -79,11 +79,15 @@ async def serve_proxy(upstream: str) -> None:
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
+    from agent_sre_daemon.clock import SYSTEM_CLOCK
+    from agent_sre_daemon.component import NodeContext
     from agent_sre_daemon.proxy.server import ProxyServer
+    from agent_sre_daemon.signals import SignalBus
 
     config = Config.model_validate(
         {
             "node": {"name": "bench"},
+            "state_dir": tempfile.mkdtemp(),
             "proxy": {
                 "endpoint": "127.0.0.1:0",
                 "routes": [
@@ -93,14 +97,28 @@ async def serve_proxy(upstream: str) -> None:
             "budgets": {"budgets": [{"name": "bench", "scope": "agent", "limit_usd": 1e9}]},
         }
     )
-    spans: list[int] = [0]
 
-    def sink(request: object) -> None:
-        spans[0] += 1
+    class Sink:
+        """Counts spans where the node's pipeline would take them."""
 
-    server = ProxyServer(config, sink, CollectorRegistry(), Path(tempfile.mkdtemp()))
-    host, port = await server.start()
-    print(f"http://{host}:{port}/openai", flush=True)
+        spans = 0
+
+        def export_traces(self, request: object, protocol: str, size: int) -> None:
+            self.spans += 1
+
+    registry = CollectorRegistry()
+    context = NodeContext(
+        config=config,
+        clock=SYSTEM_CLOCK,
+        registry=registry,
+        bus=SignalBus(registry),
+        pipeline=Sink(),  # type: ignore[arg-type]
+        environ=os.environ,
+        node_name="bench",
+    )
+    server = ProxyServer(context)
+    address = (await server.start())["proxy"]
+    print(f"http://{address}/openai", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -1,14 +1,20 @@
-"""Every error the receivers return, and its gRPC and HTTP form, in one place.
+"""Every error the daemon returns, and its status, in one place.
 
-Follows the OTLP specification's table: a retryable refusal is UNAVAILABLE / 503 (with a
-Retry-After hint); bad input is INVALID_ARGUMENT / 400; an oversized message is
+Receivers follow the OTLP specification's table: a retryable refusal is UNAVAILABLE / 503
+(with a Retry-After hint); bad input is INVALID_ARGUMENT / 400; an oversized message is
 RESOURCE_EXHAUSTED / 413 (HTTP has a status of its own for it); a wrong content type is 415.
+The proxy answers in the provider's own error shape with the status of :data:`PROXY_STATUS`.
 """
 
 from __future__ import annotations
 
+import json
+import math
+
 import grpc
 from aiohttp import web
+
+from agent_sre.gateway.providers import PROVIDERS
 
 
 class ReceiverError(Exception):
@@ -71,3 +77,58 @@ RETRYABLE_GRPC_CODES = frozenset(
 def admin_error(status: int, type_: str, message: str) -> web.Response:
     """The admin API's error body: ``{"error": {"type": ..., "message": ...}}``."""
     return web.json_response({"error": {"type": type_, "message": message}}, status=status)
+
+
+# -- the proxy's own answers ------------------------------------------------------------
+#
+# Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and
+# 5xx, and obey ``x-should-retry``):
+# - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable) are 403
+#   with ``x-should-retry: false``, so the SDK raises PermissionDeniedError at once;
+# - route_not_found is 404, and 400 for absolute-URI and CONNECT requests (no open proxy);
+# - agent_throttled is 429 with Retry-After: waiting does fix it, so the SDK's own retry is
+#   right when the wait is short (up to a minute, which SDKs honour); a longer wait says
+#   ``x-should-retry: false`` so no doomed retries are sent;
+# - upstream_unreachable (connect error) is 502 and upstream_timeout 504: a direct call would
+#   have failed with a connection error the SDK retries, and so it still does.
+# The body is the provider's own error shape (``Provider.error_body``).
+
+PROXY_STATUS = {
+    "budget_exceeded": 403,
+    "agent_blocked": 403,
+    "budget_unavailable": 403,
+    "agent_throttled": 429,
+    "route_not_found": 404,
+    "bad_request": 400,
+    "upstream_unreachable": 502,
+    "upstream_timeout": 504,
+}
+"""HTTP status of every error the proxy itself answers, by its ``type``."""
+
+SDK_MAX_RETRY_AFTER = 60.0
+"""The longest Retry-After the official SDKs wait for; a longer throttle tells them not to
+retry at all (``x-should-retry: false``) rather than retry blind on their own back-off."""
+
+NOT_AN_OPEN_PROXY = "agent-sre is not an open proxy: send requests to a configured route prefix"
+
+
+def proxy_error(
+    api: str,
+    kind: str,
+    message: str,
+    retry_after: float | None = None,
+    status: int | None = None,
+) -> web.Response:
+    """The proxy's answer of type ``kind`` in the ``api`` shape (``status`` overrides the
+    table: a route_not_found for a request that names no route is 400)."""
+    status = status or PROXY_STATUS.get(kind, 400)
+    headers = {"x-agent-sre-error": kind}
+    if status == 429:
+        soon = retry_after is not None and retry_after <= SDK_MAX_RETRY_AFTER
+        headers["x-should-retry"] = "true" if soon else "false"
+    elif status < 500:
+        headers["x-should-retry"] = "false"
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+    body = json.dumps(PROVIDERS[api].error_body(kind, message)).encode()
+    return web.Response(status=status, body=body, headers=headers, content_type="application/json")

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
+from agent_sre.gateway.providers import ApiName
 from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
 from agent_sre.section import Duration as Duration
 from agent_sre.section import Endpoint as Endpoint
@@ -116,7 +117,7 @@ class ProxyRoute(Section):
     name: str
     prefix: str
     upstream: str
-    api: Literal["openai", "anthropic", "tool", "mcp", "passthrough"]
+    api: ApiName  # the shapes of agent_sre.gateway.providers.PROVIDERS
     tool: str | None = None
     timeout: Duration = 600.0
     inject_api_key_env: str | None = None

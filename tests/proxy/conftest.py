@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -10,13 +11,31 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent_sre.config import Config
+from agent_sre_daemon.clock import SYSTEM_CLOCK, Clock
+from agent_sre_daemon.component import NodeContext
+from agent_sre_daemon.metrics import PipelineMetrics
 from agent_sre_daemon.proxy.server import ProxyServer
+from agent_sre_daemon.signals import SignalBus
 from tests.fakes.provider import FakeProvider
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+
+class SpanSink:
+    """Stands in for the node's pipeline: keeps the proxy's spans (or fails, when told)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.spans: list[ExportTraceServiceRequest] = []
+        self.metrics = PipelineMetrics(registry)
+        self.fail: Exception | None = None
+
+    def export_traces(self, request: ExportTraceServiceRequest, protocol: str, size: int) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.spans.append(request)
 
 
 @dataclass
@@ -26,7 +45,13 @@ class RunningProxy:
     spans: list[ExportTraceServiceRequest]
     registry: CollectorRegistry
     state_dir: Path
+    sink: SpanSink
+    bus: SignalBus
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def signal_types(self) -> list[str]:
+        """Types of the signals the cost guard published, oldest first."""
+        return [signal.type for signal in self.bus.recent(source="budgets")]
 
     def span_attrs(self, index: int = -1) -> dict[str, Any]:
         span = self.spans[index].resource_spans[0].scope_spans[0].spans[0]
@@ -81,15 +106,31 @@ ProxyFactory = Callable[..., Awaitable[RunningProxy]]
 async def make_proxy(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[ProxyFactory]:
     started: list[ProxyServer] = []
 
-    async def factory(state_dir: Path | None = None, **sections: Any) -> RunningProxy:
-        config = proxy_config(provider.url, **sections)
-        spans: list[ExportTraceServiceRequest] = []
-        registry = CollectorRegistry()
+    async def factory(
+        state_dir: Path | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        stages: list[Any] | None = None,
+        **sections: Any,
+    ) -> RunningProxy:
         directory = state_dir or tmp_path / "state"
-        server = ProxyServer(config, spans.append, registry, directory)
-        host, port = await server.start()
+        config = proxy_config(provider.url, state_dir=str(directory), **sections)
+        registry = CollectorRegistry()
+        sink = SpanSink(registry)
+        bus = SignalBus(registry)
+        context = NodeContext(
+            config=config,
+            clock=clock,
+            registry=registry,
+            bus=bus,
+            pipeline=sink,  # type: ignore[arg-type]
+            environ=os.environ,
+            node_name="test-node",
+            stages=list(stages or []),
+        )
+        server = ProxyServer(context)
+        address = (await server.start())["proxy"]
         started.append(server)
-        return RunningProxy(server, f"http://{host}:{port}", spans, registry, directory)
+        return RunningProxy(server, f"http://{address}", sink.spans, registry, directory, sink, bus)
 
     yield factory
     for server in started:

@@ -10,7 +10,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from agent_sre_daemon.proxy.providers.plans import plan_call
+from agent_sre.gateway.providers import plan_call
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 BODY = {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 100}
@@ -188,7 +188,7 @@ async def test_alert_action_never_refuses_but_signals(make_proxy, provider) -> N
     await sdk(proxy).chat.completions.create(**BODY)
     await sdk(proxy).chat.completions.create(**BODY)
     assert provider.calls == 2
-    kinds = [signal.kind for _, signal in proxy.server.gate.signals]
+    kinds = proxy.signal_types()
     assert kinds.count("budget_exhausted") == 1
     assert proxy.metric("agent_sre_cost_signals_total", {"kind": "budget_exhausted"}) == 1
 
@@ -208,7 +208,7 @@ async def test_soft_threshold_signal(make_proxy, provider) -> None:
         }
     )
     await sdk(proxy).chat.completions.create(**BODY)
-    assert [s.kind for _, s in proxy.server.gate.signals] == ["budget_threshold"]
+    assert proxy.signal_types() == ["budget_threshold"]
 
 
 async def test_rate_limit_429_retry_after(make_proxy, provider) -> None:

@@ -330,10 +330,7 @@ async def test_upstream_dying_mid_stream_cuts_the_stream_and_is_estimated(proxy,
 async def test_a_failing_span_sink_never_breaks_a_call(make_proxy, provider, caplog) -> None:
     proxy = await make_proxy()
 
-    def broken(request: object) -> None:
-        raise RuntimeError("pipeline down")
-
-    proxy.server._forwarder._sink = broken  # type: ignore[union-attr]
+    proxy.sink.fail = RuntimeError("pipeline down")
     client = openai.AsyncOpenAI(base_url=proxy.url + "/openai/v1", api_key="k")
     completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content

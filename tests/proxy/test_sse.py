@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_sre.config import ProxyRoute
-from agent_sre_daemon.proxy.providers.plans import plan_call
-from agent_sre_daemon.proxy.providers.sse import StreamTap
+from agent_sre.gateway.providers import plan_call
+from agent_sre.gateway.sse import StreamTap
 
 OPENAI = ProxyRoute(name="o", prefix="/o", upstream="http://x", api="openai")
 ANTHROPIC = ProxyRoute(name="a", prefix="/a", upstream="http://x", api="anthropic")

@@ -1,19 +1,20 @@
 """The cost guard on the proxy's path: admit (reserve) before forwarding, settle after.
 
 Wraps the pure :class:`CostGuard` and a :class:`LedgerStore`, and turns their outcomes into
-metrics, logged signals and the admin API's view.
+metrics, signals on the node's bus, and the admin API's views. Time comes from the node's
+clock (signals of the store's own failures) or from the caller (everything else).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from agent_sre.cost.guard import CostGuard, Denial, Signal
+from agent_sre.cost.budgets import oldest_buckets, spend_by_subject
+from agent_sre.cost.guard import CostGuard, Denial
 from agent_sre.cost.ledger import Refusal, Reservation
-from agent_sre.cost.windows import position
+from agent_sre.gateway.cost import worst_case_usd
 from agent_sre_daemon.stores.ledger import LedgerUnavailableError
 
 if TYPE_CHECKING:
@@ -21,11 +22,16 @@ if TYPE_CHECKING:
     from agent_sre.cost.ledger import Charge
     from agent_sre.cost.pricing import Pricer
     from agent_sre.cost.spec import BudgetsConfig
+    from agent_sre.gateway.plan import CallPlan
+    from agent_sre.signals import Signal
+    from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.proxy.metrics import ProxyMetrics
-    from agent_sre_daemon.proxy.providers.plans import CallPlan
+    from agent_sre_daemon.signals import SignalBus
     from agent_sre_daemon.stores.ledger import LedgerStore
 
 log = logging.getLogger("agent_sre.proxy")
+
+PRUNE_INTERVAL = 300.0
 
 
 @dataclass
@@ -52,104 +58,132 @@ class _BudgetPeak:
     spent: float = 0.0
 
 
-@dataclass
+@dataclass(frozen=True)
+class GateConfig:
+    """A gate's configuration, built and checked before it is applied (reload)."""
+
+    budgets: BudgetsConfig
+    pricer: Pricer
+    guard: CostGuard
+
+
 class BudgetGate:
     """Admission and settlement of priced calls against every budget that applies."""
 
-    config: BudgetsConfig
-    store: LedgerStore
-    pricer: Pricer
-    metrics: ProxyMetrics
-    node: str
-    guard: CostGuard = field(init=False)
-    agents: dict[str, AgentView] = field(default_factory=dict)
-    signals: deque[tuple[float, Signal]] = field(default_factory=lambda: deque(maxlen=200))
-    _peaks: dict[str, _BudgetPeak] = field(default_factory=dict)
-    _pruned_at: float = 0.0
-    prune_interval: float = 300.0
+    def __init__(
+        self,
+        config: BudgetsConfig,
+        store: LedgerStore,
+        pricer: Pricer,
+        metrics: ProxyMetrics,
+        node: str,
+        clock: Clock,
+        bus: SignalBus,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._clock = clock
+        self._bus = bus
+        self._agents: dict[str, AgentView] = {}
+        self._peaks: dict[str, _BudgetPeak] = {}
+        self._pruned_at = 0.0
+        self._apply(self.prepare(config, pricer, node))
 
-    def __post_init__(self) -> None:
-        self.guard = CostGuard(self.config, self.node)
-        for spec in self.config.budgets:
-            self.metrics.budget_limit.labels(spec.name).set(spec.limit_usd)
-            self.metrics.budget_spent.labels(spec.name).set(0.0)
+    @property
+    def config(self) -> BudgetsConfig:
+        return self._config
 
-    def reload(self, config: BudgetsConfig, pricer: Pricer) -> None:
-        """Applies new budgets, rate limits and prices; spend in the ledger is kept (it is
-        keyed by budget name and subject), and so are operator blocks. Rate-limit buckets
-        and pacing restart from full."""
-        blocked = dict(self.guard.blocked)
-        self.config = config
-        self.pricer = pricer
-        self.guard = CostGuard(config, self.node)
-        self.guard.blocked.update(blocked)
-        for spec in config.budgets:
+    @property
+    def node(self) -> str:
+        """The node name ``node`` budgets are kept under."""
+        return self._guard.node
+
+    @property
+    def pricer(self) -> Pricer:
+        """The prices in force (replaced whole on reload)."""
+        return self._pricer
+
+    # -- life ---------------------------------------------------------------------------
+
+    @staticmethod
+    def prepare(config: BudgetsConfig, pricer: Pricer, node: str) -> GateConfig:
+        """Builds a configuration without applying it (may raise on a bad one)."""
+        return GateConfig(config, pricer, CostGuard(config, node))
+
+    def apply(self, prepared: GateConfig) -> None:
+        """Puts new budgets, rate limits, prices and node name in force. Spend in the ledger
+        is kept (it is keyed by budget name and subject), and so are operator blocks;
+        rate-limit buckets and pacing restart from full."""
+        prepared.guard.blocked.update(self._guard.blocked)
+        self._apply(prepared)
+
+    def _apply(self, prepared: GateConfig) -> None:
+        self._config = prepared.budgets
+        self._pricer = prepared.pricer
+        self._guard = prepared.guard
+        for spec in prepared.budgets.budgets:
             self.metrics.budget_limit.labels(spec.name).set(spec.limit_usd)
+            if spec.name not in self._peaks:
+                self.metrics.budget_spent.labels(spec.name).set(0.0)
 
     async def open(self) -> None:
         await self.store.open()
-        self.guard.blocked.update(await self.store.get_blocked())
+        self._guard.blocked.update(await self.store.get_blocked())
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    # -- the call path ------------------------------------------------------------------
 
     def worst_case_usd(self, plan: CallPlan, now: float) -> float:
-        """The most the call can cost: estimated input plus ``max_tokens`` (or the default
-        cap, bounded by the model's context) of output. Unpriced models reserve nothing."""
-        rates = self.pricer.rates(plan.provider, plan.model, now)
-        if rates is None:
-            return 0.0
-        output = plan.max_output_tokens
-        if output is None:
-            output = self.config.default_max_output_tokens
-            if rates.context_window:
-                output = min(output, rates.context_window)
-        return (
-            plan.input_tokens_estimate * rates.input_per_mtok + output * rates.output_per_mtok
-        ) / 1_000_000
+        """What the call reserves (see :func:`agent_sre.gateway.cost.worst_case_usd`)."""
+        return worst_case_usd(self._pricer, plan, self._config.default_max_output_tokens, now)
 
     async def admit(self, plan: CallPlan, who: CallIdentity, now: float) -> Ticket | Denial:
         """Kill switch, rate limits, pacing, then the reservation; a Denial on refusal."""
-        who = self.guard.identity(who)
+        guard = self._guard
+        who = guard.identity(who)
         view = self._agent(who, now)
         view.requests += 1
-        worst_tokens = plan.input_tokens_estimate + (plan.max_output_tokens or 0)
-        denial = self.guard.admit(who, worst_tokens if plan.priced else 0, now)
+        denial = guard.admit(who, plan.worst_case_tokens if plan.priced else 0, now)
         if denial is None and plan.priced:
-            charges = self.guard.charges(who, now)
+            charges = guard.charges(who, now)
             if charges:
-                outcome = await self._reserve(plan, who, charges, now)
+                outcome = await self._reserve(guard, plan, who, charges, now)
                 if isinstance(outcome, Reservation):
                     return Ticket(who, outcome)
                 denial = outcome
         if denial is None:
             return Ticket(who)
         view.denied += 1
-        label = denial.budget or {
-            "agent_blocked": "kill_switch",
-            "agent_throttled": "rate_limit",
-            "budget_unavailable": "store",
-        }.get(denial.kind, denial.kind)
-        self.metrics.budget_denied.labels(label).inc()
+        self.metrics.budget_denied.labels(denial.rule).inc()
+        signal = guard.refusal_signal(who, denial, now)
+        if signal is not None:
+            self._publish(signal)
         return denial
 
     async def _reserve(
-        self, plan: CallPlan, who: CallIdentity, charges: tuple[Charge, ...], now: float
+        self,
+        guard: CostGuard,
+        plan: CallPlan,
+        who: CallIdentity,
+        charges: tuple[Charge, ...],
+        now: float,
     ) -> Reservation | Denial:
         amount = self.worst_case_usd(plan, now)
         try:
             outcome = await self.store.reserve(charges, amount)
             if isinstance(outcome, Refusal):
-                return self.guard.refused(outcome, amount, now)
-            if self.config.auto_throttle:
+                return guard.refused(outcome, amount, now)
+            if self._config.auto_throttle:
                 # pace on what others hold: our own reservation is not spend yet
                 used = [total - amount for total in await self.store.used(charges)]
-                paced = self.guard.pace(who, zip(charges, used, strict=True), now)
+                paced = guard.pace(who, zip(charges, used, strict=True), now)
                 if paced is not None:
                     await self.store.settle(outcome, 0.0)
                     return paced
         except LedgerUnavailableError as exc:
-            return Denial(
-                "budget_unavailable",
-                f"budget ledger unavailable ({exc}); budgets.on_store_error is fail_closed",
-            )
+            return guard.unavailable(str(exc))
         return outcome
 
     async def settle(self, ticket: Ticket, cost_usd: float, now: float) -> None:
@@ -167,46 +201,94 @@ class BudgetGate:
             if total >= peak.spent:
                 peak.spent = total
                 self.metrics.budget_spent.labels(charge.budget).set(total)
-        for signal in self.guard.settled(
+        for signal in self._guard.settled(
             ticket.who, cost_usd, zip(reservation.charges, spent, strict=True), now
         ):
-            self.raise_signal(signal, now)
-        if now - self._pruned_at >= self.prune_interval:
+            self._publish(signal)
+        if now - self._pruned_at >= PRUNE_INTERVAL:
             self._pruned_at = now
             await self.prune(now)
 
     async def prune(self, now: float) -> None:
         """Forgets buckets no window covers any more (memory, SQLite rows, fired signals)."""
-        oldest = {}
-        for spec in self.config.budgets:
-            if spec.window != "per_task":
-                where = position(spec.window, now)
-                oldest[spec.name] = where.bucket - where.span + 1
+        oldest = oldest_buckets(self._config.budgets, now)
         await self.store.prune(oldest)
-        self.guard.forget_before(oldest)
+        self._guard.forget_before(oldest)
 
-    def raise_signal(self, signal: Signal, now: float) -> None:
-        self.signals.append((now, signal))
-        self.metrics.signals.labels(signal.kind).inc()
-        log.warning("cost signal %s: %s", signal.kind, signal.message)
+    # -- signals ------------------------------------------------------------------------
+
+    def _publish(self, signal: Signal) -> None:
+        self.metrics.signals.labels(signal.type).inc()
+        self._bus.publish(signal)
 
     def store_error(self, message: str) -> None:
         """Called by the ledger store on every failure it absorbs or reports."""
         self.metrics.store_errors.inc()
-        self.raise_signal(Signal("budget_store_error", message), 0.0)
+        self._publish(self._guard.store_error(message, self._clock.time()))
+
+    # -- operators ----------------------------------------------------------------------
 
     async def block(self, agent_id: str, reason: str) -> None:
-        self.guard.blocked[agent_id] = reason
+        self._guard.blocked[agent_id] = reason
         await self.store.set_blocked(agent_id, reason)
 
     async def unblock(self, agent_id: str) -> bool:
-        known = self.guard.blocked.pop(agent_id, None) is not None
+        known = self._guard.blocked.pop(agent_id, None) is not None
         await self.store.set_blocked(agent_id, None)
         return known
 
+    def agents(self) -> list[dict[str, Any]]:
+        """Every agent seen or blocked, for ``GET /v1/agents``."""
+        blocked = self._guard.blocked
+        rows = []
+        for agent_id in sorted(set(self._agents) | set(blocked)):
+            view = self._agents.get(agent_id)
+            rows.append(
+                {
+                    "agent_id": agent_id,
+                    "blocked": agent_id in blocked,
+                    "blocked_reason": blocked.get(agent_id),
+                    "requests": view.requests if view else 0,
+                    "denied": view.denied if view else 0,
+                    "cost_usd": view.cost_usd if view else 0.0,
+                    "last_seen": view.last_seen if view else None,
+                }
+            )
+        return rows
+
+    async def budgets(self, now: float) -> list[dict[str, Any]]:
+        """Every budget with each subject's spend in its current window, for
+        ``GET /v1/budgets``."""
+        counters = [
+            (view.budget, view.subject, view.bucket, view.spent_usd)
+            for view in await self.store.counters()
+        ]
+        out: list[dict[str, Any]] = []
+        for spec in self._config.budgets:
+            subjects = spend_by_subject(spec, counters, now)
+            out.append(
+                {
+                    "name": spec.name,
+                    "scope": spec.scope,
+                    "window": spec.window,
+                    "limit_usd": spec.limit_usd,
+                    "action": spec.action,
+                    "soft_thresholds": spec.soft_thresholds,
+                    "subjects": [
+                        {
+                            "subject": subject,
+                            "spent_usd": spent,
+                            "remaining_usd": max(0.0, spec.limit_usd - spent),
+                        }
+                        for subject, spent in sorted(subjects.items())
+                    ],
+                }
+            )
+        return out
+
     def _agent(self, who: CallIdentity, now: float) -> AgentView:
-        view = self.agents.get(who.agent_id or "unknown")
+        view = self._agents.get(who.agent_id or "unknown")
         if view is None:
-            view = self.agents[who.agent_id or "unknown"] = AgentView()
+            view = self._agents[who.agent_id or "unknown"] = AgentView()
         view.last_seen = now
         return view

@@ -1,12 +1,9 @@
-"""The proxy's lifecycle: build from config, listen, drain, close.
+"""The proxy component: build from config, listen, drain, close.
 
-Integration contract with the node::
-
-    server = ProxyServer(config, span_sink, registry, state_dir)
-    host, port = await server.start()      # binds config.proxy.endpoint (port 0: a free one)
-    admin_app.add_routes(server.admin_routes())
-    ...
-    await server.stop()                    # stop accepting, finish in-flight, settle, close
+A request is matched to a route (or refused: no open proxy), read once into its provider's
+plan, and passed through the chain of stages (:mod:`agent_sre_daemon.proxy.call`):
+record -> identity -> admission -> routing -> [faults, capture: other components] ->
+settle -> upstream. Spans of proxied calls join the received ones in the node's pipeline.
 """
 
 from __future__ import annotations
@@ -15,37 +12,53 @@ import asyncio
 import logging
 import os
 import socket
-import time
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 from aiohttp import web
 
 from agent_sre.cost.pricing import Pricer
+from agent_sre.gateway.identity import trace_context
+from agent_sre.gateway.providers import plan_call
 from agent_sre.units import parse_endpoint
-from agent_sre_daemon.component import Component, Prepared
-from agent_sre_daemon.errors import ReceiverError
+from agent_sre_daemon.component import Component, Prepared, ReloadError
+from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, ReceiverError, proxy_error
 from agent_sre_daemon.proxy.admin import admin_routes
-from agent_sre_daemon.proxy.call import MAX_REQUEST_BYTES, Forwarder, make_route
-from agent_sre_daemon.proxy.errors import refuse_unrouted
+from agent_sre_daemon.proxy.call import Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
 from agent_sre_daemon.proxy.metrics import ProxyMetrics
+from agent_sre_daemon.proxy.routes import RouteTable, make_route
+from agent_sre_daemon.proxy.spans import build_request, new_record, resource_of
+from agent_sre_daemon.proxy.stages.admission import AdmissionStage
+from agent_sre_daemon.proxy.stages.identity import IdentityStage
+from agent_sre_daemon.proxy.stages.record import RecordStage
+from agent_sre_daemon.proxy.stages.routing import RoutingStage
+from agent_sre_daemon.proxy.stages.settle import SettleStage
+from agent_sre_daemon.proxy.stages.upstream import UpstreamStage
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Awaitable, Callable
 
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
+    from agent_sre.gateway.identity import TraceContext
     from agent_sre_daemon.component import NodeContext
+    from agent_sre_daemon.proxy.spans import CallRecord
+    from agent_sre_daemon.proxy.stage import Stage
     from agent_sre_daemon.stores.ledger import LedgerStore
 
 log = logging.getLogger("agent_sre.proxy")
 
 LEDGER_FILE = "ledger.sqlite"
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 30.0
+"""How long :meth:`ProxyServer.stop` lets calls in flight finish when given no deadline."""
+SETTLE_GRACE = 1.0
+"""A call cut at the deadline still settles (a ledger write): at most this much longer."""
+_CUT_AFTER = 0.01
+"""aiohttp's own wait for handlers at cleanup (0 would mean no limit)."""
+_STORE_KEYS = ("store", "redis_url", "redis_prefix", "on_store_error")
 
 
 class ProxyServer(Component):
@@ -54,61 +67,41 @@ class ProxyServer(Component):
     name: ClassVar[str] = "proxy"
     title: ClassVar[str] = "Proxy and cost guard"
 
+    def __init__(self, context: NodeContext) -> None:
+        self.context = context
+        self.config = context.config
+        self.clock = context.clock
+        self.metrics = self.register_metrics(context.registry)
+        self.store = _ledger_store(context)
+        self.gate = BudgetGate(
+            self.config.budgets,
+            self.store,
+            Pricer(self.config.budgets.price_overrides),
+            self.metrics,
+            _node_name(self.config),
+            self.clock,
+            context.bus,
+        )
+        if hasattr(self.store, "on_error"):
+            self.store.on_error = self.gate.store_error
+        self._resource = resource_of(_resource_attributes(self.gate.node))
+        self._routes = RouteTable(
+            [make_route(r, context.environ) for r in self.config.proxy.routes]
+        )
+        self._chain: Chain | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._in_flight: set[asyncio.Task[object]] = set()
+
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> ProxyMetrics:
         return ProxyMetrics(registry)
 
-    def __init__(
-        self,
-        context: NodeContext,
-        *,
-        shutdown_timeout: float = 30.0,
-    ) -> None:
-        config = context.config
-        state_dir = context.state_dir
-        self.context = context
-        self.config = config
-        self.node = config.node.name or socket.gethostname()
-        self.metrics = ProxyMetrics(context.registry)
-        self.pricer = Pricer(config.budgets.price_overrides)
-        self.store = _ledger_store(config, state_dir)
-        self.gate = BudgetGate(config.budgets, self.store, self.pricer, self.metrics, self.node)
-        if hasattr(self.store, "on_error"):
-            self.store.on_error = self.gate.store_error
-        self._span_sink = self._proxy_span
-        self._shutdown_timeout = shutdown_timeout
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._forwarder: Forwarder | None = None
-
-    def _proxy_span(self, request: ExportTraceServiceRequest) -> None:
-        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
-        pipeline = self.context.pipeline
-        try:
-            pipeline.export_traces(request, "proxy", request.ByteSize())
-        except ReceiverError as exc:
-            # The call itself already happened; its span cannot be pushed back on anyone.
-            pipeline.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
-            log.warning("span of a proxied call dropped: %s", exc.message)
+    # -- life ---------------------------------------------------------------------------
 
     async def start(self) -> dict[str, str]:
-        host, port = await self.start_listening()
-        return {"proxy": f"{host}:{port}"}
-
-    async def prepare_reload(self, new: Config) -> Prepared:
-        async def commit() -> None:
-            self._restart_needed = self.reload(new)
-
-        restart = []
-        if new.proxy.endpoint != self.config.proxy.endpoint:
-            restart.append("proxy.endpoint")
-        store_keys = ("store", "redis_url", "redis_prefix", "on_store_error")
-        if any(getattr(new.budgets, k) != getattr(self.config.budgets, k) for k in store_keys):
-            restart.append("budgets.store")
-        return Prepared(needs_restart=restart, commit=commit)
-
-    async def start_listening(self) -> tuple[str, int]:
-        """Opens the ledger and binds ``proxy.endpoint``; returns the bound (host, port)."""
+        """Opens the ledger and binds ``proxy.endpoint``; returns ``{"proxy": "host:port"}``."""
         await self.gate.open()
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True
@@ -120,80 +113,202 @@ class ProxyServer(Component):
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
         )
-        routes = [make_route(route, dict(os.environ)) for route in self.config.proxy.routes]
-        self._forwarder = Forwarder(
-            routes,
-            self._session,
-            self.gate,
-            self.pricer,
-            self.metrics,
-            self._span_sink,
-            {"service.name": "agent-sre-proxy", "agent_sre.node": self.node},
+        clock = self.clock
+        self._chain = Chain(
+            [
+                RecordStage(self.metrics, clock, self._emit),
+                IdentityStage(),
+                AdmissionStage(self.gate, clock),
+                RoutingStage(),
+                SettleStage(self.gate, clock),
+                UpstreamStage(self._session, clock),
+                *self.context.stages,  # gathered by the node from every component
+            ]
         )
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[refuse_unrouted])
-        app.router.add_route("*", "/{tail:.*}", self._forwarder.handle)
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_refuse_unrouted])
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Calls in flight are waited for by stop() itself, against its deadline; what is
+        # left then is cut at once.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=self._shutdown_timeout
+            app, access_log=None, handle_signals=False, shutdown_timeout=_CUT_AFTER
         )
         await self._runner.setup()
         host, port = parse_endpoint(self.config.proxy.endpoint)
-        site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
-        bound = _bound_address(site, host)
-        log.info("proxy listening on %s:%d (%d routes)", bound[0], bound[1], len(routes))
-        return bound
+        self._site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
+        await self._site.start()
+        bound_host, bound_port = _bound_address(self._runner)
+        log.info(
+            "proxy listening on %s:%d (%d routes, stages: %s)",
+            bound_host,
+            bound_port,
+            len(self._routes.routes),
+            " -> ".join(stage.name for stage in self._chain.stages),
+        )
+        return {"proxy": f"{bound_host}:{bound_port}"}
 
     async def stop(self, deadline: float | None = None) -> None:
-        """Stops accepting, lets calls in flight finish, settles them, closes the ledger."""
+        """Stops accepting, lets calls in flight finish until ``deadline`` (the clock's
+        monotonic time; default in :data:`DRAIN_SECONDS`), settles them, closes the ledger."""
+        clock = self.clock
+        if deadline is None:
+            deadline = clock.monotonic() + DRAIN_SECONDS
+        if self._site is not None:
+            await self._site.stop()  # no new connections
+            self._site = None
+        if self._in_flight:
+            left = max(0.0, deadline - clock.monotonic())
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=left)
+            if pending:
+                log.warning("%d proxied calls still running at the deadline: cut", len(pending))
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes connections; cancels what is left
             self._runner = None
-        if self._forwarder is not None and self._forwarder.background:
-            await asyncio.wait(set(self._forwarder.background), timeout=self._shutdown_timeout)
+        if self._chain is not None and self._chain.unwinding:
+            # cancelled calls settle in their own tasks: a ledger write each
+            await asyncio.wait(set(self._chain.unwinding), timeout=SETTLE_GRACE)
         if self._session is not None:
             await self._session.close()
             self._session = None
-        await self.store.close()
+        await self.gate.close()
 
-    def reload(self, config: Config) -> list[str]:
-        """Applies changed routes, budgets, rate limits and prices at once; returns what
-        only a restart can change (the listener, the ledger's store)."""
+    async def prepare_reload(self, new: Config) -> Prepared:
+        """Builds new routes, prices and budgets without applying them; spend and operator
+        blocks are kept, rate-limit buckets and pacing restart from full."""
         old = self.config
         restart = []
-        if config.proxy.endpoint != old.proxy.endpoint:
+        if new.proxy.endpoint != old.proxy.endpoint:
             restart.append("proxy.endpoint")
-        store_keys = ("store", "redis_url", "redis_prefix", "on_store_error")
-        if any(getattr(config.budgets, k) != getattr(old.budgets, k) for k in store_keys):
+        if any(getattr(new.budgets, k) != getattr(old.budgets, k) for k in _STORE_KEYS):
             restart.append("budgets.store")
-        if config.proxy.routes != old.proxy.routes or config.budgets != old.budgets:
-            self.pricer = Pricer(config.budgets.price_overrides)
-            self.gate.reload(config.budgets, self.pricer)
-            if self._forwarder is not None:
-                routes = [make_route(route, dict(os.environ)) for route in config.proxy.routes]
-                self._forwarder.reload(routes, self.pricer)
-        self.config = config
-        return restart
+        node = _node_name(new)
+        if (
+            new.proxy.routes == old.proxy.routes
+            and new.budgets == old.budgets
+            and node == self.gate.node
+        ):
+            return Prepared(needs_restart=restart, commit=self._commit_config(new))
+        try:
+            routes = RouteTable([make_route(r, self.context.environ) for r in new.proxy.routes])
+            # the store in use stays until a restart, and says so in GET /v1/budgets
+            budgets = new.budgets.model_copy(
+                update={key: getattr(old.budgets, key) for key in _STORE_KEYS}
+            )
+            gate_config = BudgetGate.prepare(budgets, Pricer(budgets.price_overrides), node)
+            resource = resource_of(_resource_attributes(node))
+        except Exception as exc:
+            raise ReloadError(f"proxy: {exc}") from exc
+
+        async def commit() -> None:
+            self.gate.apply(gate_config)
+            self._routes = routes
+            self._resource = resource
+            self.config = new
+
+        return Prepared(needs_restart=restart, commit=commit)
+
+    def _commit_config(self, new: Config) -> Callable[[], Awaitable[None]]:
+        async def commit() -> None:
+            self.config = new
+
+        return commit
+
+    @property
+    def stages(self) -> list[Stage]:
+        """The chain every call passes through, in order (empty before start)."""
+        return list(self._chain.stages) if self._chain is not None else []
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "proxy": {
+                "routes": [route.name for route in self._routes.routes],
+                "stages": [stage.name for stage in self.stages],
+                "calls_in_flight": len(self._in_flight),
+            }
+        }
 
     def admin_routes(self) -> list[web.RouteDef]:
         """``GET /v1/budgets``, ``GET /v1/agents``, ``POST /v1/agents/{id}/block|unblock``."""
-        return admin_routes(self.gate, time.time)
+        return admin_routes(self.gate, self.context.bus, self.clock)
+
+    # -- a call -------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        started = self.clock.monotonic()
+        if request.method == "CONNECT" or not request.raw_path.startswith("/"):
+            return proxy_error("passthrough", "route_not_found", NOT_AN_OPEN_PROXY, status=400)
+        path, _, query = request.raw_path.partition("?")
+        route = self._routes.match(path)
+        if route is None:
+            return proxy_error(
+                "passthrough", "route_not_found", f"no proxy route for {request.path!r}"
+            )
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            body = await request.read()
+            rest = path[len(route.prefix) :]
+            plan = plan_call(route.config, request.method, rest, body)
+            record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
+            call = Call(request, route, rest, query, plan, started, record)
+            assert self._chain is not None
+            return await self._chain.run(call)
+        finally:
+            self._in_flight.discard(task)
+
+    def _emit(self, record: CallRecord, trace: TraceContext | None) -> None:
+        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
+        pipeline = self.context.pipeline
+        try:
+            if trace is None:
+                trace = trace_context({}, os.urandom)
+            request = build_request(record, trace, self._resource)
+            pipeline.export_traces(request, "proxy", request.ByteSize())
+        except ReceiverError as exc:
+            # The call itself already happened; its span cannot be pushed back on anyone.
+            pipeline.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
+            log.warning("span of a proxied call dropped: %s", exc.message)
+        except Exception:  # the pipeline must never break a call
+            log.exception("span sink failed")
 
 
-def _ledger_store(config: Config, state_dir: Path) -> LedgerStore:
-    budgets = config.budgets
+def _node_name(config: Config) -> str:
+    """``node.name`` of ``config``, or the host name (taken anew on every reload)."""
+    return config.node.name or socket.gethostname()
+
+
+def _resource_attributes(node: str) -> dict[str, str]:
+    return {"service.name": "agent-sre-proxy", "agent_sre.node": node}
+
+
+def _ledger_store(context: NodeContext) -> LedgerStore:
+    budgets = context.config.budgets
     if budgets.store == "redis":
         from agent_sre_daemon.stores.ledger_redis import RedisLedgerStore
 
-        return RedisLedgerStore(budgets.redis_url, budgets.redis_prefix, budgets.on_store_error)
+        return RedisLedgerStore(
+            budgets.redis_url, budgets.redis_prefix, budgets.on_store_error, clock=context.clock
+        )
     from agent_sre_daemon.stores.ledger_sqlite import SqliteLedgerStore
 
-    return SqliteLedgerStore(state_dir / LEDGER_FILE)
+    return SqliteLedgerStore(context.state_dir / LEDGER_FILE)
 
 
-def _bound_address(site: web.TCPSite, host: str) -> tuple[str, int]:
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    if not sockets:
+def _bound_address(runner: web.AppRunner) -> tuple[str, int]:
+    if not runner.addresses:
         raise RuntimeError("proxy did not bind")
-    name = sockets[0].getsockname()
+    name = runner.addresses[0]
     return str(name[0]), int(name[1])
+
+
+@web.middleware
+async def _refuse_unrouted(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turns aiohttp's own 404/405 (e.g. CONNECT, authority-form targets) into our shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status in (404, 405):
+            return proxy_error("passthrough", "route_not_found", NOT_AN_OPEN_PROXY, status=400)
+        raise

@@ -16,7 +16,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from agent_sre.tracing import conventions as conv
 
 if TYPE_CHECKING:
-    from agent_sre_daemon.proxy.identity import TraceContext
+    from agent_sre.gateway.identity import TraceContext
+    from agent_sre.gateway.plan import CallPlan
 
 SCOPE_NAME = "agent_sre.proxy"
 TTFT_SECONDS = "agent_sre.ttft_seconds"
@@ -39,6 +40,19 @@ class CallRecord:
     error: str | None = None
     """``error.type`` when the call failed (HTTP status, a refusal type, tool_error...)."""
     error_message: str = ""
+
+
+def new_record(route: str, plan: CallPlan, method: str, start_ns: int) -> CallRecord:
+    """The record of a call just received: its kind and name from the plan."""
+    if plan.operation == "execute_tool":
+        kind: str | None = conv.AgentSpanKind.TOOL_CALL.value
+        name = f"execute_tool {plan.tool_name}"
+    elif plan.operation is not None:
+        kind = conv.AgentSpanKind.LLM_INFERENCE.value
+        name = f"{plan.operation} {plan.model}".strip()
+    else:
+        kind, name = None, method
+    return CallRecord(route, kind, name, start_ns)
 
 
 def resource_of(attributes: dict[str, str]) -> Resource:

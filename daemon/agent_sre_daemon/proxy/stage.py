@@ -1,13 +1,16 @@
 """A proxied call passes through a chain of stages, each a small object.
 
-Slots, in order: ``identity`` -> ``admission`` (kill switch, rate limits, budgets) ->
-``routing`` (route, rollout variant, upstream) -> ``faults`` (chaos) -> ``capture``
-(replay) -> ``forward`` -> ``settle`` (cost, record, span). On the way in each stage either
-answers the call itself (returns a response: a refusal, an injected fault, a replayed answer)
-or lets it go on (returns None). On the way out every stage whose ``on_request`` ran sees the
-finished call in reverse order through ``on_response`` (which runs even when the client went
-away, so nothing reserved leaks). Stages know nothing of each other; what they share is the
-call object.
+Slots, in the order a call enters them: ``record`` (the span and metrics) -> ``identity`` ->
+``admission`` (kill switch, rate limits, budgets) -> ``routing`` (upstream, rollout
+variant) -> ``faults`` (chaos) -> ``capture`` (replay) -> ``settle`` (usage and cost) ->
+``forward`` (the upstream). On the way in each stage either answers the call itself (returns
+a response: a refusal, an injected fault, a replayed answer) or lets it go on (returns
+None); the ``forward`` stage always answers. On the way back every stage whose
+``on_request`` ran sees the finished call in reverse order through ``on_response`` (which
+runs even when the client went away, so nothing reserved leaks): ``settle`` first (it
+prices what passed, for everyone after it), ``admission`` books that cost, ``record`` last
+(so a refusal or an injected fault is recorded too). Stages know nothing of each other;
+what they share is the call object.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ if TYPE_CHECKING:
 
     from agent_sre_daemon.proxy.call import Call
 
-StageSlot = Literal["identity", "admission", "routing", "faults", "capture", "forward", "settle"]
+StageSlot = Literal[
+    "record", "identity", "admission", "routing", "faults", "capture", "settle", "forward"
+]
 SLOT_ORDER: tuple[StageSlot, ...] = (
+    "record",
     "identity",
     "admission",
     "routing",
     "faults",
     "capture",
-    "forward",
     "settle",
+    "forward",
 )
 
 

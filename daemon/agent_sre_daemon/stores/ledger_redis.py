@@ -14,17 +14,19 @@ add a connect attempt to every call.
 from __future__ import annotations
 
 import itertools
-import time
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from agent_sre.cost.ledger import BudgetLedger, Charge, Refusal, Reservation
+from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.stores.ledger import CounterView, LedgerUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from agent_sre_daemon.clock import Clock
 
 # KEYS: counters. ARGV: amount, then per key: bucket, span, limit, enforce, ttl.
 _RESERVE = """
@@ -130,6 +132,7 @@ class RedisLedgerStore:
         on_error: Callable[[str], None] | None = None,
         timeout: float = 0.5,
         retry_interval: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
@@ -138,6 +141,7 @@ class RedisLedgerStore:
         self._fail_open = policy == "fail_open"
         self.on_error = on_error
         self._retry_interval = retry_interval
+        self._clock = clock
         self._down_until = 0.0
         self._ids = itertools.count(1)
         self._local = BudgetLedger()
@@ -159,14 +163,14 @@ class RedisLedgerStore:
         return self._prefix + charge.counter
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        if time.monotonic() < self._down_until:
+        if self._clock.monotonic() < self._down_until:
             raise ConnectionError("redis marked down")
         if self._pending:
             await self._catch_up()
         return await self._scripts[name](keys=keys, args=args)
 
     def _failed(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + self._retry_interval
+        self._down_until = self._clock.monotonic() + self._retry_interval
         if self.on_error is not None:
             self.on_error(f"redis ledger: {type(exc).__name__}: {exc}")
 

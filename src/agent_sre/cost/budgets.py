@@ -9,7 +9,7 @@ from agent_sre.cost.ledger import Charge
 from agent_sre.cost.windows import position
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from agent_sre.cost.spec import BudgetSpec
 
@@ -68,3 +68,25 @@ def _subject(spec: BudgetSpec, who: CallIdentity, node: str) -> str | None:
     if spec.scope == "node":
         return node
     return "*"
+
+
+def oldest_buckets(budgets: Sequence[BudgetSpec], now: float) -> dict[str, int]:
+    """The oldest bucket still inside each budget's window at ``now`` (``per_task`` budgets
+    have no end, so none is given for them): anything older can be forgotten."""
+    return {
+        spec.name: position(spec.window, now).first for spec in budgets if spec.window != "per_task"
+    }
+
+
+def spend_by_subject(
+    spec: BudgetSpec, counters: Iterable[tuple[str, str, int, float]], now: float
+) -> dict[str, float]:
+    """Spend of each subject of ``spec`` in its current window, from
+    ``(budget, subject, bucket, spent_usd)`` counters."""
+    where = position(spec.window, now)
+    first, last = where.first, where.bucket
+    out: dict[str, float] = {}
+    for budget, subject, bucket, spent in counters:
+        if budget == spec.name and first <= bucket <= last:
+            out[subject] = out.get(subject, 0.0) + spent
+    return out

@@ -1,7 +1,8 @@
 """The cost guard's decisions: kill switch, rate limits, budget refusals, pacing, signals.
 
 The ledger itself (reserve/settle) lives behind a store in the daemon; this class decides
-everything around it from plain values and the current time.
+everything around it from plain values and the current time. What an operator should hear
+about comes out as :class:`~agent_sre.signals.Signal` (source ``budgets``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from agent_sre.cost.anomaly import SpendAnomalyDetector
 from agent_sre.cost.budgets import UNKNOWN_AGENT, CallIdentity, charges_for
 from agent_sre.cost.pacing import SpendPacer
 from agent_sre.cost.ratelimit import RateLimiter
+from agent_sre.cost.refusals import RefusalDigest
 from agent_sre.cost.windows import position
+from agent_sre.signals import Severity, Signal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -32,22 +35,14 @@ class Denial:
     message: str
     retry_after: float | None = None
     budget: str | None = None
+    """The budget involved (a refusal, a throttle, or pacing against it)."""
+    rule: str = ""
+    """What refused, as ``agent_sre_budget_denied_requests_total`` counts it: the budget's
+    name, or ``kill_switch``, ``rate_limit``, ``pacing``, ``store``."""
 
 
-SignalKind = Literal[
-    "budget_threshold", "budget_exhausted", "cost_anomaly", "budget_store_error", "unpriced"
-]
-
-
-@dataclass(frozen=True)
-class Signal:
-    """Something an operator should hear about; the daemon logs, counts and forwards it."""
-
-    kind: SignalKind
-    message: str
-    agent_id: str = ""
-    budget: str = ""
-    value: float = 0.0
+SOURCE = "budgets"
+"""The ``source`` of every signal the cost guard raises."""
 
 
 class CostGuard:
@@ -60,6 +55,7 @@ class CostGuard:
         self._limiter = RateLimiter(config.rate_limits)
         self._pacer = SpendPacer(config.auto_throttle_tau)
         self._anomaly = SpendAnomalyDetector(config.anomaly)
+        self._refusals = RefusalDigest()
         self._fired: set[tuple[str, int, float]] = set()
         self.blocked: dict[str, str] = {}
         """Blocked agent ids and the reason given."""
@@ -81,15 +77,30 @@ class CostGuard:
         """Kill switch and rate limits, checked before any reservation."""
         agent = who.agent_id or UNKNOWN_AGENT
         if agent in self.blocked:
-            return Denial("agent_blocked", f"agent {agent!r} is blocked by an operator")
+            return Denial(
+                "agent_blocked", f"agent {agent!r} is blocked by an operator", rule="kill_switch"
+            )
         wait = self._limiter.check(agent, worst_tokens, now)
         if wait > 0:
             return Denial(
                 "agent_throttled",
                 f"agent {agent!r} exceeds its request or token rate; retry in {wait:.1f}s",
                 retry_after=wait,
+                rule="rate_limit",
             )
         return None
+
+    def unavailable(self, reason: str) -> Denial:
+        """The answer when the ledger cannot be asked and the policy is ``fail_closed``."""
+        return Denial(
+            "budget_unavailable",
+            f"budget ledger unavailable ({reason}); budgets.on_store_error is fail_closed",
+            rule="store",
+        )
+
+    def refusal_signal(self, who: CallIdentity, denial: Denial, now: float) -> Signal | None:
+        """A ``budget_refused`` signal, at most one per agent and rule a minute."""
+        return self._refusals.refused(who.agent_id or UNKNOWN_AGENT, denial, now)
 
     def charges(self, who: CallIdentity, now: float) -> tuple[Charge, ...]:
         return charges_for(self.config.budgets, who, self.node, now)
@@ -106,8 +117,10 @@ class CostGuard:
         if spec.action == "throttle":
             wait = position(spec.window, now).ends_in
             wait = 3600.0 if wait == float("inf") else wait
-            return Denial("agent_throttled", message, retry_after=wait, budget=spec.name)
-        return Denial("budget_exceeded", message, budget=spec.name)
+            return Denial(
+                "agent_throttled", message, retry_after=wait, budget=spec.name, rule=spec.name
+            )
+        return Denial("budget_exceeded", message, budget=spec.name, rule=spec.name)
 
     def pace(
         self, who: CallIdentity, windows: Iterable[tuple[Charge, float]], now: float
@@ -131,6 +144,7 @@ class CostGuard:
                     f"before its window ends; paced, retry in {wait:.1f}s",
                     retry_after=wait,
                     budget=spec.name,
+                    rule="pacing",
                 )
         return None
 
@@ -152,14 +166,16 @@ class CostGuard:
                 if spent + 1e-12 < spec.limit_usd * share or key in self._fired:
                     continue
                 self._fired.add(key)
-                kind: SignalKind = "budget_exhausted" if share == 1.0 else "budget_threshold"
+                exhausted = share == 1.0
                 signals.append(
                     Signal(
-                        kind,
-                        f"budget {spec.name!r} ({charge.subject}) at {spent / spec.limit_usd:.0%}"
-                        f" of ${spec.limit_usd:g}",
-                        agent_id=agent,
-                        budget=spec.name,
+                        type="budget_exhausted" if exhausted else "budget_threshold",
+                        source=SOURCE,
+                        severity=Severity.CRITICAL if exhausted else Severity.WARNING,
+                        at=now,
+                        message=f"budget {spec.name!r} ({charge.subject}) at "
+                        f"{spent / spec.limit_usd:.0%} of ${spec.limit_usd:g}",
+                        labels={"agent_id": agent, "budget": spec.name, "subject": charge.subject},
                         value=spent,
                     )
                 )
@@ -167,11 +183,24 @@ class CostGuard:
         if anomaly is not None:
             signals.append(
                 Signal(
-                    "cost_anomaly",
-                    f"agent {agent!r} spent ${anomaly.interval_usd:.4f} this interval, "
+                    type="cost_anomaly",
+                    source=SOURCE,
+                    severity=Severity.WARNING,
+                    at=now,
+                    message=f"agent {agent!r} spent ${anomaly.interval_usd:.4f} this interval, "
                     f"expected about ${anomaly.expected_usd:.4f} ({anomaly.sigma:.1f} sigma)",
-                    agent_id=agent,
+                    labels={"agent_id": agent},
                     value=anomaly.interval_usd,
                 )
             )
         return signals
+
+    def store_error(self, message: str, now: float) -> Signal:
+        """The signal of a budget ledger failure (absorbed or reported)."""
+        return Signal(
+            type="budget_store_error",
+            source=SOURCE,
+            severity=Severity.CRITICAL,
+            at=now,
+            message=message,
+        )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from agent_sre.cost.windows import first_bucket
+
 _EPSILON = 1e-12
 
 
@@ -69,7 +71,7 @@ class BudgetLedger:
         counter = self._counters.get(charge.counter)
         if counter is None:
             return 0.0, 0.0
-        first = charge.bucket - charge.span + 1
+        first = first_bucket(charge.bucket, charge.span)
         if charge.span == 1:
             return counter.spent.get(charge.bucket, 0.0), counter.reserved.get(charge.bucket, 0.0)
         spent = sum(v for b, v in counter.spent.items() if first <= b <= charge.bucket)

@@ -32,6 +32,16 @@ class WindowPosition:
     horizon: float
     """Seconds from now to the end of the window (for pacing); ``inf`` for ``per_task``."""
 
+    @property
+    def first(self) -> int:
+        """The oldest bucket the window covers."""
+        return first_bucket(self.bucket, self.span)
+
+
+def first_bucket(bucket: int, span: int) -> int:
+    """The oldest of ``span`` buckets ending at ``bucket``."""
+    return bucket - span + 1
+
 
 def position(window: BudgetWindow, now: float) -> WindowPosition:
     """The bucket of ``now`` (Unix seconds) in ``window``."""

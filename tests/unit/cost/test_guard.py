@@ -91,9 +91,9 @@ def test_threshold_signals_fire_once_per_window() -> None:
     guard = CostGuard(BudgetsConfig(budgets=[spec(soft_thresholds=[0.5, 0.8])]), "n")
     who = CallIdentity("a")
     charge = guard.charges(who, NOW)[0]
-    kinds = [s.kind for s in guard.settled(who, 0.6, [(charge, 0.6)], NOW)]
+    kinds = [s.type for s in guard.settled(who, 0.6, [(charge, 0.6)], NOW)]
     assert kinds == ["budget_threshold"]
-    kinds = [s.kind for s in guard.settled(who, 0.5, [(charge, 1.1)], NOW)]
+    kinds = [s.type for s in guard.settled(who, 0.5, [(charge, 1.1)], NOW)]
     assert kinds == ["budget_threshold", "budget_exhausted"]
     assert guard.settled(who, 0.1, [(charge, 1.2)], NOW) == []
 

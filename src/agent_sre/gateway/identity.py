@@ -1,8 +1,11 @@
-"""Who makes a proxied call, and the trace it belongs to, from the request headers."""
+"""Who makes a proxied call, and the trace it belongs to, from the request headers.
+
+Order of trust: ``X-Agent-*`` headers, then W3C ``baggage`` (``agent.id``, ``agent.task.id``,
+``agent.team``, ``agent.version``); the trace from W3C ``traceparent``.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -10,7 +13,7 @@ from urllib.parse import unquote
 from agent_sre.cost.budgets import CallIdentity
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,15 @@ class TraceContext:
         return f"00-{self.trace_id.hex()}-{self.span_id.hex()}-{self.flags:02x}"
 
 
-def trace_context(headers: Mapping[str, str]) -> TraceContext:
-    """Parses ``traceparent``; starts a new sampled trace when absent or malformed."""
+def trace_context(headers: Mapping[str, str], random_bytes: Callable[[int], bytes]) -> TraceContext:
+    """Parses ``traceparent``; starts a new sampled trace when absent or malformed.
+
+    Args:
+        random_bytes: the source of new ids (``os.urandom`` in the daemon).
+    """
     value = headers.get("traceparent", "").strip()
     parts = value.split("-")
-    span_id = os.urandom(8)
+    span_id = random_bytes(8)
     if len(parts) >= 4 and len(parts[1]) == 32 and len(parts[2]) == 16 and parts[0] != "ff":
         try:
             trace_id, parent, flags = (
@@ -44,7 +51,7 @@ def trace_context(headers: Mapping[str, str]) -> TraceContext:
         else:
             if any(trace_id) and any(parent):
                 return TraceContext(trace_id, parent, span_id, flags)
-    return TraceContext(os.urandom(16), b"", span_id, 1)
+    return TraceContext(random_bytes(16), b"", span_id, 1)
 
 
 def baggage(headers: Mapping[str, str]) -> dict[str, str]:

@@ -1,1 +1,0 @@
-"""Everything about one provider API shape, one module per shape."""

@@ -1,0 +1,83 @@
+"""Where the call goes: the upstream URL and the headers it goes with.
+
+The caller's credentials go through untouched unless the route injects a key; hop-by-hop
+headers stay behind; the upstream's ``traceparent`` names the proxy's span as its parent.
+A rollout stage (same slot, later) may point ``call.upstream_url`` elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from multidict import CIMultiDict
+
+from agent_sre.gateway.providers.base import CREDENTIAL_HEADERS
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from multidict import CIMultiDictProxy
+
+    from agent_sre_daemon.proxy.call import Call
+    from agent_sre_daemon.proxy.stage import StageSlot
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "host",
+        "content-length",
+    }
+)
+_DECODABLE = ("gzip", "deflate", "identity")
+
+
+class RoutingStage:
+    name = "routing"
+    slot: StageSlot = "routing"
+
+    async def on_request(self, call: Call) -> web.StreamResponse | None:
+        route = call.route
+        call.upstream_url = route.upstream + call.path + (f"?{call.query}" if call.query else "")
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in call.request.headers.items():
+            if name.lower() not in HOP_BY_HOP:
+                headers.add(name, value)
+        if call.trace is not None:
+            headers["traceparent"] = call.trace.traceparent()
+        if call.plan.stream:
+            headers["Accept-Encoding"] = "identity"
+        elif "Accept-Encoding" in headers:
+            # we read JSON bodies for usage: only encodings we can decode
+            wanted = [
+                part.strip()
+                for part in headers["Accept-Encoding"].split(",")
+                if part.split(";")[0].strip().lower() in _DECODABLE
+            ]
+            headers["Accept-Encoding"] = ", ".join(wanted) or "identity"
+        if route.injected_key is not None:
+            for name in CREDENTIAL_HEADERS:
+                headers.pop(name, None)
+            name, value = route.provider.key_header(route.injected_key)
+            headers[name] = value
+        call.upstream_headers = headers
+        return None
+
+    async def on_response(self, call: Call) -> None:
+        return None
+
+
+def response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """An upstream's response headers without the hop-by-hop ones."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        if name.lower() not in HOP_BY_HOP:
+            out.add(name, value)
+    return out

@@ -1,0 +1,168 @@
+"""The terminal stage: sends the call to its upstream and relays the answer.
+
+JSON (and small bodies of known size) are relayed in one piece and read for usage; server-
+sent events are written to the client chunk by chunk through the provider's stream tap;
+anything else is streamed through as it arrives. Chunk taps other stages added
+(``call.add_chunk_tap``) see every chunk on its way to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from agent_sre.gateway.providers import facts_from_json
+from agent_sre.gateway.sse import StreamTap
+from agent_sre_daemon.errors import proxy_error
+from agent_sre_daemon.proxy.stages.routing import response_headers
+
+if TYPE_CHECKING:
+    from agent_sre_daemon.clock import Clock
+    from agent_sre_daemon.proxy.call import Call
+    from agent_sre_daemon.proxy.stage import StageSlot
+
+log = logging.getLogger("agent_sre.proxy")
+
+WHOLE_BODY_LIMIT = 1024 * 1024
+"""Non-JSON responses up to this size (by Content-Length) are relayed in one piece; larger
+or unsized ones are streamed through as they arrive."""
+
+
+class UpstreamStage:
+    name = "upstream"
+    slot: StageSlot = "forward"
+
+    def __init__(self, session: aiohttp.ClientSession, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def on_request(self, call: Call) -> web.StreamResponse | None:
+        clock = self._clock
+        call.added = clock.monotonic() - call.started
+        route = call.route
+        try:
+            upstream_cm = self._session.request(
+                call.request.method,
+                URL(call.upstream_url, encoded=True),
+                headers=call.upstream_headers,
+                data=call.plan.body or None,
+                allow_redirects=False,
+                timeout=route.timeout,
+                auto_decompress=False,
+            )
+            async with upstream_cm as upstream:
+                call.reached_upstream = True
+                call.status = upstream.status
+                content_type = upstream.content_type
+                if content_type == "text/event-stream":
+                    return await self._stream(call, upstream, parse=True)
+                if _is_json(content_type) or _small(upstream):
+                    return await self._whole(call, upstream)
+                return await self._stream(call, upstream, parse=False)
+        except asyncio.TimeoutError:
+            return _failed(call, "upstream_timeout", f"upstream {route.name} timed out")
+        except aiohttp.ClientError as exc:
+            return _failed(
+                call,
+                "upstream_unreachable",
+                f"upstream {route.name} unreachable: {type(exc).__name__}",
+            )
+
+    async def on_response(self, call: Call) -> None:
+        return None
+
+    async def _whole(self, call: Call, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        body = await upstream.read()
+        mark = self._clock.monotonic()
+        if call.plan.operation is not None and _is_json(upstream.content_type):
+            call.facts = facts_from_json(call.plan, _decoded(body, upstream))
+        if call.taps:
+            body = await call.tapped(body)
+        response = web.Response(
+            status=upstream.status,
+            reason=upstream.reason,
+            body=body,
+            headers=response_headers(upstream.headers),
+        )
+        call.added += self._clock.monotonic() - mark
+        return response
+
+    async def _stream(
+        self, call: Call, upstream: aiohttp.ClientResponse, parse: bool
+    ) -> web.StreamResponse:
+        """Relays the body as it arrives; ``parse`` taps server-sent events for usage."""
+        clock = self._clock
+        mark = clock.monotonic()
+        response = web.StreamResponse(
+            status=upstream.status,
+            reason=upstream.reason,
+            headers=response_headers(upstream.headers),
+        )
+        tap = StreamTap(call.plan) if parse else None
+        if tap is not None:
+            call.facts = tap.facts
+        await response.prepare(call.request)
+        call.streamed = True
+        call.added += clock.monotonic() - mark
+        try:
+            # hot path: per chunk of a streamed call
+            async for chunk in upstream.content.iter_any():
+                out = tap.feed(chunk) if tap is not None else chunk
+                if out and call.taps:
+                    out = await call.tapped(out)
+                if out:
+                    if call.ttft is None:
+                        call.ttft = clock.monotonic() - call.started
+                    await response.write(out)
+            rest = tap.finish() if tap is not None else b""
+            if rest and call.taps:
+                rest = await call.tapped(rest)
+            if rest:
+                await response.write(rest)
+            await response.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
+            if tap is not None:
+                tap.finish()
+            call.fail("client_disconnected", f"client went away mid-stream ({type(exc).__name__})")
+            log.info("route %s: client left a stream early", call.route.name)
+        except (aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            if tap is not None:
+                tap.finish()
+            call.fail("upstream_stream_error", type(exc).__name__)
+            # Cut the client's connection too: ending the chunked body cleanly would make a
+            # truncated stream look complete.
+            if call.request.transport is not None:
+                call.request.transport.abort()
+        return response
+
+
+def _failed(call: Call, kind: str, message: str) -> web.StreamResponse:
+    call.fail(kind, message)
+    if call.streamed:  # headers already sent: all we can do is cut the stream
+        raise ConnectionResetError(message)
+    return proxy_error(call.route.config.api, kind, message)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _small(upstream: aiohttp.ClientResponse) -> bool:
+    length = upstream.content_length
+    return length is not None and length <= WHOLE_BODY_LIMIT
+
+
+def _decoded(body: bytes, upstream: aiohttp.ClientResponse) -> bytes:
+    encoding = upstream.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    try:
+        return zlib.decompress(body, 47) if encoding in ("gzip", "deflate") else b""
+    except zlib.error:
+        return b""

@@ -1,0 +1,68 @@
+"""One proxied call as the proxy understood its request, and what its response told."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent_sre.cost.usage import TokenUsage
+
+
+@dataclass
+class CallPlan:
+    """One proxied call as the proxy understood its request."""
+
+    api: str
+    """The route's API shape (a key of ``PROVIDERS``)."""
+    provider: str
+    """``gen_ai.provider.name`` (empty for tools and pass-through)."""
+    operation: str | None
+    """``gen_ai.operation.name``; None for calls the proxy does not price (e.g. list models)."""
+    model: str = ""
+    stream: bool = False
+    max_output_tokens: int | None = None
+    input_tokens_estimate: int = 0
+    body: bytes = b""
+    strip_usage: bool = False
+    """We asked for ``include_usage``; take the usage chunk out before the client sees it."""
+    is_responses_api: bool = False
+    tool_name: str | None = None
+    mcp_request_id: Any = None
+
+    @property
+    def priced(self) -> bool:
+        return self.operation is not None and self.provider != "" and bool(self.model)
+
+    @property
+    def worst_case_tokens(self) -> int:
+        """Input estimate plus the requested output cap (what rate limits count)."""
+        return self.input_tokens_estimate + (self.max_output_tokens or 0)
+
+
+@dataclass
+class ResponseFacts:
+    """What a response told about the call."""
+
+    usage: TokenUsage | None = None
+    response_model: str = ""
+    output_chars: int = 0
+    usage_final: bool = False
+    """The usage block covers the whole response (a stream that ran to its usage event)."""
+    tool_error: str | None = None
+    """For MCP: the JSON-RPC error message, or ``isError`` as ``tool_error``."""
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` as a JSON object, or None."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def int_field(value: Any, default: int = 0) -> int:
+    """An integer field of a usage block (booleans and other types give ``default``)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

@@ -1,0 +1,89 @@
+"""``api: anthropic``: the Messages API (JSON and its server-sent events)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent_sre.cost.usage import TokenUsage
+from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, json_object
+from agent_sre.gateway.providers.openai import read_model_request
+
+if TYPE_CHECKING:
+    from agent_sre.config import ProxyRoute
+
+
+class Anthropic:
+    api = "anthropic"
+
+    def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
+        if method != "POST":
+            return CallPlan(self.api, "", None, body=body)
+        operation = "chat" if path.endswith("/messages") else None
+        plan = CallPlan(self.api, self.api, operation, body=body)
+        data = json_object(body) if operation is not None else None
+        if data is not None:
+            read_model_request(plan, data, body)
+        return plan
+
+    def facts_from_json(self, plan: CallPlan, data: dict[str, Any]) -> ResponseFacts:
+        facts = ResponseFacts(response_model=str(data.get("model") or ""))
+        facts.usage = usage_from_anthropic(data.get("usage"))
+        facts.usage_final = facts.usage is not None
+        facts.output_chars = sum(
+            len(str(block.get("text") or block.get("input") or ""))
+            for block in data.get("content") or []
+            if isinstance(block, dict)
+        )
+        return facts
+
+    # hot path: per server-sent event of a streamed call
+    def on_event(
+        self, plan: CallPlan, facts: ResponseFacts, name: bytes, data: dict[str, Any], event: bytes
+    ) -> bytes:
+        kind = data.get("type")
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            text = delta.get("text") or delta.get("partial_json") or delta.get("thinking")
+            if isinstance(text, str):
+                facts.output_chars += len(text)
+        elif kind == "message_start":
+            message = data.get("message") or {}
+            facts.response_model = str(message.get("model") or "")
+            facts.usage = usage_from_anthropic(message.get("usage"))
+        elif kind == "message_delta":
+            facts.usage = usage_from_anthropic(data.get("usage"), facts.usage)
+            facts.usage_final = facts.usage is not None
+        return event
+
+    def error_body(self, kind: str, message: str) -> dict[str, object]:
+        # its error.type is our kind, so clients switch on one field for both providers
+        return {"type": "error", "error": {"type": kind, "message": message}}
+
+    def key_header(self, key: str) -> tuple[str, str]:
+        return "x-api-key", key
+
+
+def usage_from_anthropic(raw: Any, previous: TokenUsage | None = None) -> TokenUsage | None:
+    """Anthropic usage; its ``input_tokens`` exclude cache reads and writes, ours include them.
+
+    A ``message_delta`` carries cumulative output tokens and (lately) may repeat input
+    figures; fields it leaves out keep their ``message_start`` values.
+    """
+    if not isinstance(raw, dict):
+        return previous
+    base = previous or TokenUsage()
+    cache_read = int_field(raw.get("cache_read_input_tokens"), base.cache_read_tokens)
+    cache_write = int_field(raw.get("cache_creation_input_tokens"), base.cache_write_tokens)
+    if "input_tokens" in raw:
+        input_tokens = int_field(raw.get("input_tokens")) + cache_read + cache_write
+    else:
+        input_tokens = base.input_tokens
+    return TokenUsage(
+        input_tokens=input_tokens,
+        output_tokens=int_field(raw.get("output_tokens"), base.output_tokens),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+
+
+PROVIDER = Anthropic()

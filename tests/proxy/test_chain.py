@@ -1,0 +1,103 @@
+"""The chain runner: order in and out, who sees the way back, and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from aiohttp import web
+
+from agent_sre_daemon.proxy.call import Chain
+
+
+class Step:
+    def __init__(self, name: str, slot: str, log: list[str], answer: bool = False) -> None:
+        self.name, self.slot, self.log, self.answer = name, slot, log, answer
+        self.gate = asyncio.Event()
+        self.hold = False
+
+    async def on_request(self, call: object) -> web.StreamResponse | None:
+        self.log.append(f"in:{self.name}")
+        if self.hold:
+            await self.gate.wait()
+        return web.Response(status=299) if self.answer else None
+
+    async def on_response(self, call: object) -> None:
+        self.log.append(f"out:{self.name}")
+
+
+def new_call() -> SimpleNamespace:
+    return SimpleNamespace(status=0, response=None)
+
+
+async def test_stages_run_in_slot_order_and_back_in_reverse() -> None:
+    log: list[str] = []
+    chain = Chain(
+        [
+            Step("up", "forward", log, answer=True),
+            Step("fault", "faults", log),
+            Step("who", "identity", log),
+            Step("rec", "record", log),
+        ]
+    )
+    call = new_call()
+    response = await chain.run(call)  # type: ignore[arg-type]
+    assert response.status == 299 and call.status == 299
+    assert log == [
+        "in:rec",
+        "in:who",
+        "in:fault",
+        "in:up",
+        "out:up",
+        "out:fault",
+        "out:who",
+        "out:rec",
+    ]
+
+
+async def test_only_stages_entered_see_the_way_back() -> None:
+    log: list[str] = []
+    chain = Chain(
+        [
+            Step("rec", "record", log),
+            Step("deny", "admission", log, answer=True),
+            Step("up", "forward", log, answer=True),
+        ]
+    )
+    await chain.run(new_call())  # type: ignore[arg-type]
+    assert log == ["in:rec", "in:deny", "out:deny", "out:rec"]
+
+
+async def test_a_cancelled_call_still_goes_back_through_every_stage_entered() -> None:
+    log: list[str] = []
+    up = Step("up", "forward", log, answer=True)
+    up.hold = True
+    chain = Chain([Step("admit", "admission", log), up])
+    task = asyncio.ensure_future(chain.run(new_call()))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.gather(*chain.unwinding)
+    assert log == ["in:admit", "in:up", "out:up", "out:admit"]
+    assert not chain.unwinding
+
+
+async def test_a_failing_stage_on_the_way_back_does_not_stop_the_others(caplog) -> None:
+    log: list[str] = []
+
+    class Broken(Step):
+        async def on_response(self, call: object) -> None:
+            raise RuntimeError("boom")
+
+    chain = Chain(
+        [
+            Step("admit", "admission", log),
+            Broken("bad", "capture", log),
+            Step("up", "forward", log, answer=True),
+        ]
+    )
+    await chain.run(new_call())  # type: ignore[arg-type]
+    assert log[-1] == "out:admit"
+    assert "proxy stage bad failed on the way back" in caplog.text

@@ -10,7 +10,7 @@ observers, proxy stages, status; what it needs it takes from the :class:`NodeCon
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -23,11 +23,16 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
+    from agent_sre.slo.report import SLOReport
     from agent_sre.tracing.batch import SpanObserver
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.ingest.pipeline import Pipeline
     from agent_sre_daemon.proxy.stage import Stage
     from agent_sre_daemon.signals import SignalBus
+
+    Action = Callable[[Mapping[str, str]], Awaitable[str]]
+    """An operation by name: takes string parameters (``agent_id``, ``reason``, ...) and
+    returns what it did, for an incident's timeline."""
 
 
 @dataclass
@@ -53,12 +58,35 @@ class NodeContext:
     node_name: str
     stages: list[Stage] = field(default_factory=list)
     """Proxy stages every component contributes, gathered by the node before start."""
+    services: dict[str, object] = field(default_factory=dict)
+    """Read-only views one component offers the others, by name (``"slo"``: an
+    :class:`SLOQuery`); a component looks one up at start, never imports another."""
+    actions: dict[str, Action] = field(default_factory=dict)
+    """Operations components offer to automatic responses and the operator, by name
+    (``block_agent``, ``stop_chaos``, ``rollback_rollout``, ...)."""
+
+    def provide(self, name: str, service: object) -> None:
+        """Offers ``service`` to the other components under ``name``."""
+        self.services[name] = service
+
+    def service(self, name: str) -> object | None:
+        """The service offered under ``name``, or None when no component offers it."""
+        return self.services.get(name)
+
+    def register_action(self, name: str, action: Action) -> None:
+        self.actions[name] = action
 
     @property
     def state_dir(self) -> Path:
         from pathlib import Path
 
         return Path(self.config.state_dir)
+
+
+class SLOQuery(Protocol):
+    """What the SLO runtime offers others (service ``"slo"``): the current reports."""
+
+    def reports(self, now: float) -> list[SLOReport]: ...
 
 
 @dataclass(frozen=True)

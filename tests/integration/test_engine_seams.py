@@ -97,6 +97,18 @@ def test_a_toy_engine_joins_through_the_seams(toy_daemon: DaemonProcess) -> None
     # the proxy's own span of the first call went through the toy's observer too
     assert seen["spans"] >= 8
 
+    # it sees the other components' services and actions by name, never their classes
+    assert "slo" in seen["services"]
+    assert {"block_agent", "unblock_agent"} <= set(seen["actions"])
+    done = post(daemon.url("admin", "/v1/toy/block/agent-x"), "tok")["done"]
+    assert done.startswith("agent agent-x blocked")
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"X-Agent-Id": "agent-x"},
+        )
+
     # a reload reaches it, and its signal is listed in the one shape
     post(daemon.url("admin", "/v1/reload"), "tok")
     assert get(toy)["reloads"] == 1

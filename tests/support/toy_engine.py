@@ -91,7 +91,12 @@ class ToyEngine(Component):
         return [ToyStage(self)]
 
     def admin_routes(self) -> list[web.RouteDef]:
-        return [web.get("/v1/toy", self._show)]
+        return [web.get("/v1/toy", self._show), web.post("/v1/toy/block/{agent}", self._block)]
+
+    async def _block(self, request: web.Request) -> web.Response:
+        # another component's operation, reached by name through the node's context
+        done = await self.context.actions["block_agent"]({"agent_id": request.match_info["agent"]})
+        return web.json_response({"done": done})
 
     def status(self) -> dict[str, Any]:
         return {"toy": {"started": self.started}}
@@ -108,5 +113,7 @@ class ToyEngine(Component):
                 "spans": self.spans,
                 "calls_in": self.calls_in,
                 "calls_out": self.calls_out,
+                "services": sorted(self.context.services),
+                "actions": sorted(self.context.actions),
             }
         )

@@ -37,7 +37,7 @@ from agent_sre_daemon.proxy.stages.settle import SettleStage
 from agent_sre_daemon.proxy.stages.upstream import UpstreamStage
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from prometheus_client import CollectorRegistry
 
@@ -93,6 +93,8 @@ class ProxyServer(Component):
         self._site: web.TCPSite | None = None
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[object]] = set()
+        context.register_action("block_agent", self._block_agent)
+        context.register_action("unblock_agent", self._unblock_agent)
 
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> ProxyMetrics:
@@ -225,6 +227,17 @@ class ProxyServer(Component):
                 "calls_in_flight": len(self._in_flight),
             }
         }
+
+    async def _block_agent(self, params: Mapping[str, str]) -> str:
+        agent_id = params["agent_id"]
+        reason = params.get("reason") or "blocked by an automatic response"
+        await self.gate.block(agent_id, reason)
+        return f"agent {agent_id} blocked ({reason})"
+
+    async def _unblock_agent(self, params: Mapping[str, str]) -> str:
+        agent_id = params["agent_id"]
+        was = await self.gate.unblock(agent_id)
+        return f"agent {agent_id} unblocked" if was else f"agent {agent_id} was not blocked"
 
     def admin_routes(self) -> list[web.RouteDef]:
         """``GET /v1/budgets``, ``GET /v1/agents``, ``POST /v1/agents/{id}/block|unblock``."""

@@ -49,6 +49,7 @@ class SLORuntime(Component):
         metrics = self.register_metrics(context.registry)
         metrics.runtime = lambda: self
         self._task: asyncio.Task[None] | None = None
+        context.provide("slo", self)
 
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> SLOMetrics:

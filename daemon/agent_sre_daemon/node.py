@@ -28,6 +28,7 @@ from agent_sre import __version__
 from agent_sre.config import ConfigError, load_config
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
+from agent_sre_daemon.chaos.runtime import ChaosRuntime
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
 from agent_sre_daemon.exporters.forwarding import Forwarding
@@ -48,13 +49,14 @@ log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
 
-ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime,)
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime, ChaosRuntime)
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
     SignalBus,
     Pipeline,
     SLORuntime,
+    ChaosRuntime,
     Forwarding,
     ProxyServer,
 )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from agent_sre.chaos.spec import ChaosConfig
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
 from agent_sre.gateway.providers import ApiName
@@ -173,7 +174,7 @@ class Config(Section):
     slos: list[SLOSpec] = []
     slo_files: list[str] = []
     budgets: BudgetsConfig = BudgetsConfig()
-    chaos: NotYetConfigurable = NotYetConfigurable()
+    chaos: ChaosConfig = ChaosConfig()
     rollouts: NotYetConfigurable = NotYetConfigurable()
     incidents: NotYetConfigurable = NotYetConfigurable()
     alerting: NotYetConfigurable = NotYetConfigurable()

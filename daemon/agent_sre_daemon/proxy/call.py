@@ -58,6 +58,8 @@ class Call:
         added: seconds the proxy itself added (before forwarding, after the answer).
         cost: USD the call cost (settle stage); None when its model has no price.
         response: the response the client got, once a stage answered.
+        response_headers: headers a stage adds to the response the ``forward`` stage builds
+            (e.g. ``x-agent-sre-chaos`` on a call a fault was injected into).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Call:
         self.cost: float | None = None
         self.response: web.StreamResponse | None = None
         self.taps: list[ChunkTap] = []
+        self.response_headers: dict[str, str] = {}
 
     def fail(self, kind: str, message: str) -> None:
         """Marks the call failed: ``error.type`` ``kind`` on its span."""

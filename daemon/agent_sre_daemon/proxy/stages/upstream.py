@@ -23,6 +23,8 @@ from agent_sre_daemon.errors import proxy_error
 from agent_sre_daemon.proxy.stages.routing import response_headers
 
 if TYPE_CHECKING:
+    from multidict import CIMultiDict
+
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.proxy.call import Call
     from agent_sre_daemon.proxy.stage import StageSlot
@@ -88,7 +90,7 @@ class UpstreamStage:
             status=upstream.status,
             reason=upstream.reason,
             body=body,
-            headers=response_headers(upstream.headers),
+            headers=_headers(call, upstream),
         )
         call.added += self._clock.monotonic() - mark
         return response
@@ -102,7 +104,7 @@ class UpstreamStage:
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
-            headers=response_headers(upstream.headers),
+            headers=_headers(call, upstream),
         )
         tap = StreamTap(call.plan) if parse else None
         if tap is not None:
@@ -140,6 +142,13 @@ class UpstreamStage:
             if call.request.transport is not None:
                 call.request.transport.abort()
         return response
+
+
+def _headers(call: Call, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    headers = response_headers(upstream.headers)
+    if call.response_headers:
+        headers.update(call.response_headers)
+    return headers
 
 
 def _failed(call: Call, kind: str, message: str) -> web.StreamResponse:

@@ -1,0 +1,1 @@
+"""The chaos engine in the daemon: experiments' lifecycle, the fault stage, run results."""

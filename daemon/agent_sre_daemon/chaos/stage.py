@@ -1,0 +1,295 @@
+"""The ``faults`` stage: injects the running experiments' faults into real proxied calls.
+
+Each fault imitates the real failure on the wire (see :mod:`agent_sre.chaos.shapes`): an
+error or a 429 in the provider's own shape, a call held until the client gives up, a reset
+connection, a body that is not JSON, a stream cut or slowed mid-way, inflated usage, a tool
+error in its own shape, a renamed result field. A faulted call's span carries
+``agent_sre.chaos.experiment`` and ``agent_sre.chaos.fault`` and its response the header
+``x-agent-sre-chaos``. With chaos disabled the stage only reads one flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from agent_sre.chaos import shapes
+from agent_sre.chaos.headers import (
+    FAULT_HEADER,
+    HEADER_EXPERIMENT,
+    HeaderFaultError,
+    parse_fault_header,
+)
+from agent_sre.chaos.targeting import CallFacts, applicable, chosen, matches, pick_fault
+from agent_sre.gateway.providers import PROVIDERS
+from agent_sre_daemon.errors import proxy_error
+
+if TYPE_CHECKING:
+    from agent_sre.chaos.spec import FaultSpec
+    from agent_sre_daemon.chaos.runtime import ChaosRuntime, Experiment
+    from agent_sre_daemon.proxy.call import Call
+    from agent_sre_daemon.proxy.stage import StageSlot
+
+log = logging.getLogger("agent_sre.chaos")
+
+CHAOS_HEADER = "x-agent-sre-chaos"
+ATTR_EXPERIMENT = "agent_sre.chaos.experiment"
+ATTR_FAULT = "agent_sre.chaos.fault"
+POLL = 0.1
+"""How often a held call looks whether its client left or its experiment stopped."""
+
+
+@dataclasses.dataclass
+class CallChaos:
+    """What the stage decided for one call, kept until the call comes back."""
+
+    matched: list[Experiment]
+    fault: FaultSpec | None = None
+    experiment: Experiment | None = None
+
+
+class ChaosStage:
+    name = "chaos"
+    slot: StageSlot = "faults"
+
+    def __init__(self, runtime: ChaosRuntime) -> None:
+        self.runtime = runtime
+        self._calls: dict[int, CallChaos] = {}
+
+    # hot path: per proxied call
+    async def on_request(self, call: Call) -> web.StreamResponse | None:
+        runtime = self.runtime
+        if not runtime.enabled:
+            return None
+        header = call.request.headers.get(FAULT_HEADER) if runtime.allow_header_faults else None
+        if not runtime.experiments and header is None:
+            return None
+        facts = _facts(call)
+        matched = [e for e in runtime.experiments.values() if matches(e.spec.targets, facts)]
+        if not matched and header is None:
+            return None
+        state = CallChaos(matched)
+        self._calls[id(call)] = state
+        draw = runtime.draw
+        for experiment in matched:
+            run = experiment.run
+            if run is None or not run.injecting:
+                continue
+            runtime.metrics.targeted.labels(experiment.name).inc()
+            if state.fault is not None or not chosen(experiment.spec.targets.share, draw):
+                continue
+            run.calls_chosen += 1
+            limit = experiment.spec.max_active_faults
+            if limit is not None and experiment.in_flight >= limit:
+                continue
+            fault = pick_fault(experiment.spec.faults, facts, draw)
+            if fault is not None:
+                state.fault, state.experiment = fault, experiment
+        if header is not None and state.fault is None:
+            try:
+                fault = parse_fault_header(header)
+            except HeaderFaultError as exc:
+                call.fail("bad_request", str(exc))
+                return proxy_error(call.route.config.api, "bad_request", str(exc))
+            if not applicable(fault, facts):
+                message = f"{FAULT_HEADER}: {fault.type} does not apply to this call"
+                call.fail("bad_request", message)
+                return proxy_error(call.route.config.api, "bad_request", message)
+            state.fault = fault
+        if state.fault is None:
+            return None
+        return await self._inject(call, state.fault, state.experiment)
+
+    async def on_response(self, call: Call) -> None:
+        state = self._calls.pop(id(call), None)
+        if state is None:
+            return
+        fault = state.fault
+        if fault is not None:
+            if state.experiment is not None:
+                state.experiment.in_flight -= 1
+            # a cut stream reads as the client leaving; the span says what really happened
+            call.fail(f"chaos_{fault.type}", f"chaos fault {fault.type} injected")
+        ok = call.record.error is None and 0 < call.status < 400 and call.facts.tool_error is None
+        now = self.runtime.clock.time()
+        for experiment in state.matched:
+            experiment.observe(now, ok, experiment is state.experiment, call.cost)
+
+    # -- faults ---------------------------------------------------------------------------
+
+    async def _inject(
+        self, call: Call, fault: FaultSpec, experiment: Experiment | None
+    ) -> web.StreamResponse | None:
+        runtime = self.runtime
+        name = experiment.name if experiment is not None else HEADER_EXPERIMENT
+        kind = fault.type
+        call.record.attributes[ATTR_EXPERIMENT] = name
+        call.record.attributes[ATTR_FAULT] = kind
+        call.response_headers[CHAOS_HEADER] = kind
+        runtime.metrics.faults.labels(name, kind).inc()
+        if experiment is not None:
+            experiment.in_flight += 1
+            if experiment.run is not None:
+                experiment.run.injected(kind)
+        api = call.route.config.api
+        live = _live(experiment)
+        headers: dict[str, str] = {CHAOS_HEADER: kind}
+
+        if kind == "latency":
+            await _hold(call, fault.delay + fault.jitter * runtime.draw(), live)
+            return None
+        if kind == "error":
+            call.fail("chaos_error", f"chaos: injected {fault.status}")
+            return _error(api, fault.status, fault.message, headers)
+        if kind == "rate_limit":
+            call.fail("chaos_rate_limit", "chaos: injected 429")
+            headers.update(shapes.rate_limit_headers(api, fault.retry_after, runtime.clock.time()))
+            headers["retry-after"] = str(max(1, int(-(-fault.retry_after // 1))))
+            headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
+            return _error(api, 429, fault.message, headers)
+        if kind == "timeout":
+            released = await _hold(call, fault.hold, live)
+            if not released:
+                call.response_headers.pop(CHAOS_HEADER, None)
+                return None  # the experiment stopped first: the call goes on
+            call.fail("chaos_timeout", f"chaos: held {fault.hold:g}s")
+            return _error(api, 504, fault.message or "Request timed out.", headers)
+        if kind == "connection_reset":
+            call.fail("chaos_connection_reset", "chaos: connection reset")
+            transport = call.request.transport
+            if transport is not None:
+                transport.abort()
+            return web.Response(status=502, headers=headers)
+        if kind == "tool_error":
+            call.fail("chaos_tool_error", "chaos: tool failed")
+            message = fault.message or "tool failed"
+            if api == "mcp":
+                body = shapes.mcp_error_body(call.plan.mcp_request_id, message)
+                return web.json_response(body, headers=headers)
+            return web.json_response(
+                PROVIDERS[api].error_body("tool_error", message), status=500, headers=headers
+            )
+        call.add_chunk_tap(_tap(call, fault, live, runtime.draw))
+        return None
+
+
+def _facts(call: Call) -> CallFacts:
+    plan, who = call.plan, call.identity
+    method = ""
+    if plan.api == "mcp" and plan.body:
+        try:
+            data = json.loads(plan.body)
+            method = str(data.get("method", "")) if isinstance(data, dict) else ""
+        except ValueError:
+            method = ""
+    return CallFacts(
+        route=call.route.name,
+        api=plan.api,
+        agent_id=who.agent_id or "",
+        agent_version=who.agent_version or "",
+        model=plan.model,
+        tool=plan.tool_name or "",
+        mcp_method=method,
+        stream=plan.stream,
+    )
+
+
+def _live(experiment: Experiment | None) -> Callable[[], bool]:
+    """Whether the fault still stands (an abort or stop lifts every fault at once)."""
+    if experiment is None:
+        return lambda: True
+    run = experiment.run
+    return lambda: run is not None and run.injecting and experiment.run is run
+
+
+async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> bool:
+    """Waits ``seconds``; False as soon as the fault is lifted or the client left."""
+    left = seconds
+    while left > 0:
+        step = min(POLL, left)
+        await asyncio.sleep(step)
+        left -= step
+        transport = call.request.transport
+        if not live() or transport is None or transport.is_closing():
+            return False
+    return True
+
+
+def _error(api: str, status: int, message: str, headers: dict[str, str]) -> web.Response:
+    kind, words = shapes.error_kind(api, status, message)
+    body = PROVIDERS[api].error_body(kind, words)
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _tap(
+    call: Call, fault: FaultSpec, live: Callable[[], bool], draw: Callable[[], float]
+) -> Callable[[bytes], Awaitable[bytes]]:
+    kind = fault.type
+    events = 0
+    first = True
+    scaled: object = None
+
+    async def tap(chunk: bytes) -> bytes:
+        nonlocal events, first, scaled
+        if not live():
+            return chunk
+        if kind == "malformed_response":
+            if first:
+                first = False
+                return shapes.malformed(chunk) if not call.plan.stream else b'data: {"id": \n\n'
+            return chunk
+        if kind == "schema_drift":
+            return shapes.drift(chunk, fault.field, fault.rename_to) if not call.plan.stream \
+                else chunk  # fmt: skip
+        if kind == "token_inflation":
+            usage = call.facts.usage
+            if usage is not None and usage is not scaled:
+                scaled = dataclasses.replace(
+                    usage,
+                    input_tokens=int(usage.input_tokens * fault.factor),
+                    output_tokens=int(usage.output_tokens * fault.factor),
+                )
+                call.facts.usage = scaled
+            return shapes.inflate_usage(chunk, fault.factor)
+        if kind == "slow_stream":
+            await asyncio.sleep(fault.delay + fault.jitter * draw())
+            return chunk
+        # truncated_stream: let ``after_events`` events through, then cut the connection
+        ends = _event_ends(chunk)
+        if events + len(ends) < fault.after_events or not call.plan.stream:
+            events += len(ends)
+            return chunk
+        keep = chunk[: ends[fault.after_events - events - 1]] if fault.after_events > events \
+            else b""  # fmt: skip
+        events = fault.after_events
+        writer = call.request.writer
+        if keep:
+            await writer.write(keep)
+        await writer.drain()
+        transport = call.request.transport
+        if transport is not None:
+            transport.close()
+        raise ConnectionResetError("chaos: stream truncated")
+
+    return tap
+
+
+def _event_ends(chunk: bytes) -> list[int]:
+    """Offsets just past each event end (a blank line) in ``chunk``."""
+    out: list[int] = []
+    start = 0
+    while True:
+        at = chunk.find(b"\n\n", start)
+        if at < 0:
+            return out
+        out.append(at + 2)
+        start = at + 2
+
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable

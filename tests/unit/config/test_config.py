@@ -75,8 +75,8 @@ def test_unknown_sections_and_reserved_sections() -> None:
     assert problems("recievers: {}\n") == [
         "cfg.yaml:1: recievers: unknown key (check the spelling; see docs/configuration.md)"
     ]
-    assert problems("chaos:\n  experiments: []\n")[0].startswith(
-        "cfg.yaml:2: chaos.experiments: unknown key"
+    assert problems("fleet:\n  nodes: []\n")[0].startswith(
+        "cfg.yaml:2: fleet.nodes: unknown key"
     )
 
 

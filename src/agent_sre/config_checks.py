@@ -29,7 +29,14 @@ _WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
 
 def config_problems(config: Config) -> list[Problem]:
     """Every cross-field problem of a validated configuration, in file order."""
-    return [*_port_problems(config), *_route_problems(config), *_header_problems(config)]
+    from agent_sre.chaos.checks import chaos_problems
+
+    return [
+        *_port_problems(config),
+        *_route_problems(config),
+        *_header_problems(config),
+        *chaos_problems(config),
+    ]
 
 
 def _listeners(config: Config) -> Iterator[tuple[Location, str]]:

@@ -75,9 +75,7 @@ def test_unknown_sections_and_reserved_sections() -> None:
     assert problems("recievers: {}\n") == [
         "cfg.yaml:1: recievers: unknown key (check the spelling; see docs/configuration.md)"
     ]
-    assert problems("fleet:\n  nodes: []\n")[0].startswith(
-        "cfg.yaml:2: fleet.nodes: unknown key"
-    )
+    assert problems("fleet:\n  nodes: []\n")[0].startswith("cfg.yaml:2: fleet.nodes: unknown key")
 
 
 def test_yaml_syntax_error_has_line() -> None:

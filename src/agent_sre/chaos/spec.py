@@ -190,7 +190,8 @@ class ExperimentSpec(Section):
     template: str = ""
     description: str = ""
     targets: TargetSpec = TargetSpec()
-    faults: list[FaultSpec] = Field(min_length=1)
+    faults: list[FaultSpec] = []
+    """At least one, here or from the ``template``."""
     duration: Duration = Field(300.0, gt=0)
     observe_after: Duration = Field(60.0, ge=0)
     """How long targeted traffic is watched after the faults stop (recovery)."""
@@ -214,6 +215,12 @@ class ExperimentSpec(Section):
         if name not in TEMPLATES:
             raise ValueError(f"template {name!r} is not one of {', '.join(sorted(TEMPLATES))}")
         return {**TEMPLATES[name], **data}
+
+    @model_validator(mode="after")
+    def _has_faults(self) -> ExperimentSpec:
+        if not self.faults:
+            raise ValueError("give faults (at least one) or a template")
+        return self
 
 
 class ChaosConfig(Section):

@@ -82,6 +82,7 @@ def test_bad_experiments_say_where_and_what() -> None:
       faults: [{type: schema_drift}]
     - {name: e7, faults: [{type: latency, delay: soon}]}
     - {name: e8, faults: [{type: latency}], blackout: [{start: "25:00"}]}
+    - {name: e9}
 """
     )
     text = "\n".join(found)
@@ -93,6 +94,7 @@ def test_bad_experiments_say_where_and_what() -> None:
     assert "schema_drift needs field" in text
     assert "chaos.experiments[6].faults[0].delay" in text
     assert "'25:00' is not a time of day" in text
+    assert "chaos.experiments[8]: give faults (at least one) or a template" in text
 
 
 def test_names_an_experiment_uses_must_exist() -> None:

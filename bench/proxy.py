@@ -3,6 +3,9 @@
 Prints, for each scenario (sequential, fixed concurrency; non-streaming and streaming):
 latency p50/p99 direct and proxied, the added latency at p50/p99, requests per second and
 their ratio, time to first chunk added (streams), and the proxy's CPU time per request.
+With ``--chaos``, a second agent-sre proxy runs the same load with the chaos stage in its
+chain and three experiments running that target other agents: every call is untargeted, so
+the figure is the fault stage's own cost (goal: within noise of the proxy without chaos).
 With ``--litellm BIN`` (the ``litellm`` command of a separate venv; ``make bench-peers``
 makes one), LiteLLM's proxy runs the same load against the same stand-in, side by side.
 
@@ -10,7 +13,7 @@ Every server runs in its own process (provider, proxy, LiteLLM) so the load gene
 is not counted against them. Figures are printed, never asserted.
 
     .venv/bin/python bench/proxy.py [--requests 2000] [--concurrency 1,32] [--rate 500]
-                                    [--litellm BIN]
+                                    [--chaos] [--litellm BIN]
 """
 
 from __future__ import annotations
@@ -74,8 +77,21 @@ def spawn(args: list[str], env: dict[str, str] | None = None) -> tuple[subproces
     return process, line
 
 
-async def serve_proxy(upstream: str) -> None:
-    """Child mode: a ProxyServer with one budget, on uvloop, printing its address."""
+CHAOS_EXPERIMENTS = [
+    {
+        "name": f"bench-{index}",
+        "targets": {"routes": ["openai"], "agents": [f"someone-else-{index}"], "share": 0.5},
+        "faults": [{"type": "error", "probability": 0.5}, {"type": "latency", "delay": "1s"}],
+        "duration": "1h",
+    }
+    for index in range(3)
+]
+"""Running while the chaos proxy is measured; none targets the load's agent (``bench``)."""
+
+
+async def serve_proxy(upstream: str, chaos: bool = False) -> None:
+    """Child mode: a ProxyServer with one budget, on uvloop, printing its address; with
+    ``chaos``, the chaos stage too, with experiments running that target other agents."""
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
@@ -95,6 +111,7 @@ async def serve_proxy(upstream: str) -> None:
                 ],
             },
             "budgets": {"budgets": [{"name": "bench", "scope": "agent", "limit_usd": 1e9}]},
+            "chaos": {"enabled": chaos, "experiments": CHAOS_EXPERIMENTS if chaos else []},
         }
     )
 
@@ -116,6 +133,14 @@ async def serve_proxy(upstream: str) -> None:
         environ=os.environ,
         node_name="bench",
     )
+    if chaos:
+        from agent_sre_daemon.chaos.runtime import ChaosRuntime
+
+        runtime = ChaosRuntime(context)
+        context.stages = runtime.proxy_stages()
+        await runtime.start()
+        for experiment in CHAOS_EXPERIMENTS:
+            runtime.start_experiment(str(experiment["name"]))
     server = ProxyServer(context)
     address = (await server.start())["proxy"]
     print(f"http://{address}/openai", flush=True)
@@ -248,6 +273,13 @@ async def run(args: argparse.Namespace) -> None:
     )
     proxy, proxied_url = spawn([sys.executable, __file__, "--serve-proxy", upstream])
     peers = [("agent-sre", proxy, proxied_url)]
+    if args.chaos:
+        # -P: bench/queue.py must not shadow the standard library's (thread pools use it)
+        isolated = ["-P"] if sys.version_info >= (3, 11) else []
+        chaos, chaos_url = spawn(
+            [sys.executable, *isolated, __file__, "--serve-proxy", upstream, "--chaos"]
+        )
+        peers.append(("+chaos", chaos, chaos_url))
     litellm = None
     if args.litellm:
         litellm, litellm_url = start_litellm(args.litellm, upstream)
@@ -270,7 +302,10 @@ async def run(args: argparse.Namespace) -> None:
                     result = await load(url, stream, args.requests, concurrency, process.pid, rate)
                     report(name, direct, result, label)
     finally:
-        for child in (proxy, provider, litellm):
+        for _, child, _ in peers[1:]:
+            child.terminate()
+            child.wait(timeout=10)
+        for child in (proxy, provider):
             if child is not None:
                 child.terminate()
                 child.wait(timeout=10)
@@ -289,6 +324,9 @@ def main() -> None:
         help="open-loop scenarios, requests per second",
     )
     parser.add_argument("--litellm", help="path to a litellm command (separate venv)")
+    parser.add_argument(
+        "--chaos", action="store_true", help="also measure the proxy with the chaos stage"
+    )
     parser.add_argument("--serve-proxy", help=argparse.SUPPRESS)
     args = parser.parse_args()
     try:
@@ -300,7 +338,7 @@ def main() -> None:
     if args.serve_proxy:
         sys.path.insert(0, str(ROOT / "src"))
         sys.path.insert(0, str(ROOT / "daemon"))
-        asyncio.run(serve_proxy(args.serve_proxy))
+        asyncio.run(serve_proxy(args.serve_proxy, args.chaos))
         return
     asyncio.run(run(args))
 

@@ -114,6 +114,7 @@ def test_share_and_probability_hold_and_untargeted_calls_are_untouched(
     live = get(daemon.url("admin", "/v1/chaos/runs"))["runs"][0]
     assert live["faults_injected"] == {"error": len(faulted)}
     assert live["calls_targeted"] == n
+    assert live["calls_seen"] == n + 200
     # chosen calls (in the share): expected 200, sd 10
     assert 155 <= live["calls_chosen"] <= 245
     metrics = scrape(daemon.url("metrics", "/metrics"))

@@ -179,7 +179,20 @@ def test_slow_faults_and_rewrites_pass_with_the_fault_named(daemon: DaemonProces
         stream=True,
         extra_headers=fault("slow_stream; delay=20ms"),
     )
-    assert [event.type for event in stream][-1] == "message_stop"
+    events = list(stream)
+    assert events[-1].type == "message_stop"
+
+    def output_tokens(events: list[Any]) -> int:
+        return next(e.usage.output_tokens for e in events if e.type == "message_delta")
+
+    inflated_stream = claude(daemon).messages.create(
+        model="claude-3-5-haiku-latest",
+        max_tokens=20,
+        messages=MESSAGES,
+        stream=True,
+        extra_headers=fault("token_inflation; factor=10"),
+    )
+    assert output_tokens(list(inflated_stream)) == 10 * output_tokens(events)
 
     proxy = f"http://{daemon.addresses['proxy']}"
     status, headers, body = post_json(
@@ -215,15 +228,23 @@ def test_the_faulted_calls_span_says_so(daemon: DaemonProcess, upstream: Recordi
         oai(daemon).chat.completions.create(
             model="gpt-4o-mini", messages=MESSAGES, extra_headers=fault("error; status=500")
         )
-    oai(daemon).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    plain = oai(daemon).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    # inflated usage reaches the daemon's own accounting (the cost guard), not only the agent
+    oai(daemon).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers=fault("token_inflation; factor=4")
+    )
 
-    def both() -> bool:
-        return len(upstream.spans()) >= 2
+    def all_three() -> bool:
+        return len(upstream.spans()) >= 3
 
-    assert upstream.wait_for(both)
+    assert upstream.wait_for(all_three)
     seen = [attrs(span.attributes) for _, span in upstream.spans()]
-    faulted = [a for a in seen if "agent_sre.chaos.fault" in a]
-    assert len(faulted) == 1
-    assert faulted[0]["agent_sre.chaos.fault"] == "error"
-    assert faulted[0]["agent_sre.chaos.experiment"] == "header"
-    assert faulted[0]["error.type"] == "chaos_error"
+    faulted = {a["agent_sre.chaos.fault"]: a for a in seen if "agent_sre.chaos.fault" in a}
+    assert set(faulted) == {"error", "token_inflation"}
+    assert faulted["error"]["agent_sre.chaos.experiment"] == "header"
+    assert faulted["error"]["error.type"] == "chaos_error"
+    assert plain.usage is not None
+    inflated = faulted["token_inflation"]
+    assert inflated["gen_ai.usage.output_tokens"] == 4 * plain.usage.completion_tokens
+    untouched = [a for a in seen if "agent_sre.chaos.fault" not in a]
+    assert len(untouched) == 1 and "error.type" not in untouched[0]

@@ -128,6 +128,10 @@ class ChaosRuntime(Component):
         now = self.clock.time()
         for data in await self.store.unfinished():
             run = Run.from_dict(data)
+            if run.state == "observing":  # its faults had stopped: it ends as it would have
+                run.finish(now)
+                await self.store.save(run.to_dict())
+                continue
             run.interrupt(now)
             run.message = "the daemon stopped while the experiment ran; not resumed"
             await self.store.save(run.to_dict())

@@ -26,6 +26,7 @@ from agent_sre.chaos.headers import (
     parse_fault_header,
 )
 from agent_sre.chaos.targeting import CallFacts, applicable, chosen, matches, pick_fault
+from agent_sre.cost.usage import TokenUsage
 from agent_sre.gateway.providers import PROVIDERS
 from agent_sre_daemon.errors import proxy_error
 
@@ -70,7 +71,13 @@ class ChaosStage:
         if not runtime.experiments and header is None:
             return None
         facts = _facts(call)
-        matched = [e for e in runtime.experiments.values() if matches(e.spec.targets, facts)]
+        matched = []
+        for experiment in runtime.experiments.values():
+            run = experiment.run
+            if run is not None and run.injecting:
+                run.calls_seen += 1
+            if matches(experiment.spec.targets, facts):
+                matched.append(experiment)
         if not matched and header is None:
             return None
         state = CallChaos(matched)
@@ -249,10 +256,15 @@ def _tap(
         if kind == "token_inflation":
             usage = call.facts.usage
             if usage is not None and usage is not scaled:
+                # a stream's usage builds on the previous (already inflated) figures:
+                # inflate only the ones that changed since
+                before = scaled if isinstance(scaled, TokenUsage) else TokenUsage()
                 scaled = dataclasses.replace(
                     usage,
-                    input_tokens=int(usage.input_tokens * fault.factor),
-                    output_tokens=int(usage.output_tokens * fault.factor),
+                    input_tokens=_inflated(usage.input_tokens, before.input_tokens, fault.factor),
+                    output_tokens=_inflated(
+                        usage.output_tokens, before.output_tokens, fault.factor
+                    ),
                 )
                 call.facts.usage = scaled
             return shapes.inflate_usage(chunk, fault.factor)
@@ -277,6 +289,10 @@ def _tap(
         raise ConnectionResetError("chaos: stream truncated")
 
     return tap
+
+
+def _inflated(tokens: int, already: int, factor: float) -> int:
+    return tokens if tokens == already and already else int(tokens * factor)
 
 
 def _event_ends(chunk: bytes) -> list[int]:

@@ -88,6 +88,14 @@ def plugins(context: NodeContext) -> list[Component]:
     return found
 
 
+START_FAILURE_GRACE = 5.0
+"""Seconds the components already started get to stop when a later one cannot start."""
+
+
+class StartError(Exception):
+    """A component could not start (the message names it and says why)."""
+
+
 class Node:
     """One agent-sre daemon.
 
@@ -149,8 +157,13 @@ class Node:
     # -- life -------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Starts, serves until asked to stop, shuts down; returns the exit status."""
-        await self.start()
+        """Starts, serves until asked to stop, shuts down; returns the exit status (1 when
+        the daemon could not start: what had started is stopped again)."""
+        try:
+            await self.start()
+        except StartError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
         loop = asyncio.get_running_loop()
         signals_installed = True
         try:
@@ -175,14 +188,18 @@ class Node:
 
     async def start(self) -> None:
         """Starts every component in order; if one fails, stops those already started."""
+        component = self.components[0]
         try:
             for component in self.components:
-                self.addresses.update(await component.start())
+                # stopped too if its own start fails half-way (stop tolerates that)
                 self._started.append(component)
+                self.addresses.update(await component.start())
             self._wire_observers()
-        except BaseException:
-            log.error("start failed; stopping what was started")
-            await self._stop_started(self.clock.monotonic() + 5.0)
+        except BaseException as exc:
+            log.error("start failed in %s; stopping what was started", component.name)
+            await self._stop_started(self.clock.monotonic() + START_FAILURE_GRACE)
+            if isinstance(exc, Exception):
+                raise StartError(f"{component.name}: {exc}") from exc
             raise
         for name, address in self.addresses.items():
             log.info("listening: %s on %s", name, address)

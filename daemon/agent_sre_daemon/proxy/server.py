@@ -9,6 +9,7 @@ settle -> upstream. Spans of proxied calls join the received ones in the node's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -155,7 +156,8 @@ class ProxyServer(Component):
         if deadline is None:
             deadline = clock.monotonic() + DRAIN_SECONDS
         if self._site is not None:
-            await self._site.stop()  # no new connections
+            with contextlib.suppress(RuntimeError):  # a site that never bound
+                await self._site.stop()  # no new connections
             self._site = None
         if self._in_flight:
             left = max(0.0, deadline - clock.monotonic())

@@ -191,7 +191,7 @@ class Node:
     def _proxy_span(self, request: ExportTraceServiceRequest) -> None:
         """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
         try:
-            self.pipeline.export_traces(request, "proxy", request.ByteSize())
+            self.pipeline.export_traces_nowait(request, "proxy", request.ByteSize())
         except ReceiverError as exc:
             # The call itself already happened; its span cannot be pushed back on anyone.
             self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()

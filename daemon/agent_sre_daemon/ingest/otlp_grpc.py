@@ -88,7 +88,7 @@ class OtlpGrpcReceiver:
     async def _export_traces(self, body: bytes, context: Context) -> bytes:
         request = await _decode(ExportTraceServiceRequest, body, context)
         try:
-            result = self.pipeline.export_traces(request, "grpc", len(body))
+            result = await self.pipeline.export_traces(request, "grpc", len(body))
         except ReceiverError as exc:
             await _abort(context, exc)
         response = ExportTraceServiceResponse()
@@ -110,7 +110,7 @@ class OtlpGrpcReceiver:
         request = await _decode(message_type, body, context)
         items = count_metrics(request) if signal == "metrics" else count_log_records(request)
         try:
-            self.pipeline.export_passthrough(signal, request, body, "grpc", items)
+            await self.pipeline.export_passthrough(signal, request, body, "grpc", items)
         except ReceiverError as exc:
             await _abort(context, exc)
         return _EMPTY_RESPONSE

@@ -35,6 +35,7 @@ from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
 from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.slo.runtime import SLOMetrics, SLORuntime
+from agent_sre_daemon.stores.lock import StateDirLock, lock_state_dir
 from agent_sre_daemon.stores.queue import DurableQueue
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Node:
         self.proxy: ProxyServer | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._state_lock: StateDirLock | None = None
 
     # -- life -------------------------------------------------------------------------
 
@@ -127,6 +129,7 @@ class Node:
 
     async def start(self) -> None:
         config = self.config
+        self._state_lock = lock_state_dir(Path(config.state_dir))
         self.slo.start()
         self._wire_observers()
         self._open_forwarding(config)
@@ -186,6 +189,9 @@ class Node:
             await self.admin_server.stop()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
+        if self._state_lock is not None:
+            self._state_lock.release()
+            self._state_lock = None
         log.info("stopped")
 
     def _proxy_span(self, request: ExportTraceServiceRequest) -> None:

@@ -75,9 +75,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"agent-sre: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     from agent_sre_daemon.node import Node
+    from agent_sre_daemon.stores.errors import StoreStartError
 
     node = Node(config, config_path=path, ready_file=args.ready_file)
-    return run_loop(node.run())
+    try:
+        return run_loop(node.run())
+    except StoreStartError as exc:
+        print(f"agent-sre: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:

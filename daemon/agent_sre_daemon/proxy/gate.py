@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent_sre.bounded import BoundedMap
 from agent_sre.cost.guard import CostGuard, Denial, Signal
 from agent_sre.cost.ledger import Refusal, Reservation
 from agent_sre.cost.windows import position
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from agent_sre_daemon.stores.ledger import LedgerStore
 
 log = logging.getLogger("agent_sre.proxy")
+
+MAX_AGENTS = 10_000
+"""Agents the admin API remembers (``GET /v1/agents``), least recently seen out first."""
+AGENT_IDLE_SECONDS = 86_400.0
 
 
 @dataclass
@@ -62,14 +67,19 @@ class BudgetGate:
     metrics: ProxyMetrics
     node: str
     guard: CostGuard = field(init=False)
-    agents: dict[str, AgentView] = field(default_factory=dict)
+    agents: BoundedMap[str, AgentView] = field(
+        default_factory=lambda: BoundedMap(
+            "proxy_agents", MAX_AGENTS, idle_seconds=AGENT_IDLE_SECONDS
+        )
+    )
     signals: deque[tuple[float, Signal]] = field(default_factory=lambda: deque(maxlen=200))
     _peaks: dict[str, _BudgetPeak] = field(default_factory=dict)
     _pruned_at: float = 0.0
     prune_interval: float = 300.0
 
     def __post_init__(self) -> None:
-        self.guard = CostGuard(self.config, self.node)
+        self.agents.on_evict = self.metrics.evicted
+        self.guard = CostGuard(self.config, self.node, self.metrics.evicted)
         for spec in self.config.budgets:
             self.metrics.budget_limit.labels(spec.name).set(spec.limit_usd)
             self.metrics.budget_spent.labels(spec.name).set(0.0)
@@ -81,7 +91,7 @@ class BudgetGate:
         blocked = dict(self.guard.blocked)
         self.config = config
         self.pricer = pricer
-        self.guard = CostGuard(config, self.node)
+        self.guard = CostGuard(config, self.node, self.metrics.evicted)
         self.guard.blocked.update(blocked)
         for spec in config.budgets:
             self.metrics.budget_limit.labels(spec.name).set(spec.limit_usd)
@@ -205,8 +215,6 @@ class BudgetGate:
         return known
 
     def _agent(self, who: CallIdentity, now: float) -> AgentView:
-        view = self.agents.get(who.agent_id or "unknown")
-        if view is None:
-            view = self.agents[who.agent_id or "unknown"] = AgentView()
+        view = self.agents.setdefault(who.agent_id or "unknown", AgentView, now)
         view.last_seen = now
         return view

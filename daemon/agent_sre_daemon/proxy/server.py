@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from prometheus_client import CollectorRegistry
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.config import Config
     from agent_sre_daemon.stores.ledger import LedgerStore
 
@@ -62,7 +63,7 @@ class ProxyServer:
         self.node = config.node.name or socket.gethostname()
         self.metrics = ProxyMetrics(registry)
         self.pricer = Pricer(config.budgets.price_overrides)
-        self.store = _ledger_store(config, state_dir)
+        self.store = _ledger_store(config, state_dir, self.metrics.evicted)
         self.gate = BudgetGate(config.budgets, self.store, self.pricer, self.metrics, self.node)
         if hasattr(self.store, "on_error"):
             self.store.on_error = self.gate.store_error
@@ -144,15 +145,17 @@ class ProxyServer:
         return admin_routes(self.gate, time.time)
 
 
-def _ledger_store(config: Config, state_dir: Path) -> LedgerStore:
+def _ledger_store(config: Config, state_dir: Path, on_evict: OnEvict) -> LedgerStore:
     budgets = config.budgets
     if budgets.store == "redis":
         from agent_sre_daemon.stores.ledger_redis import RedisLedgerStore
 
-        return RedisLedgerStore(budgets.redis_url, budgets.redis_prefix, budgets.on_store_error)
+        return RedisLedgerStore(
+            budgets.redis_url, budgets.redis_prefix, budgets.on_store_error, on_evict=on_evict
+        )
     from agent_sre_daemon.stores.ledger_sqlite import SqliteLedgerStore
 
-    return SqliteLedgerStore(state_dir / LEDGER_FILE)
+    return SqliteLedgerStore(state_dir / LEDGER_FILE, on_evict=on_evict)
 
 
 def _bound_address(site: web.TCPSite, host: str) -> tuple[str, int]:

@@ -46,6 +46,8 @@ class SqliteWriter:
         self._jobs: deque[Job | None] = deque()
         self._ready = threading.Condition(threading.Lock())
         self._closed = False
+        self.commits = 0
+        """Grouped transactions committed (each held one or more jobs)."""
         self._thread = threading.Thread(
             target=self._work, name=f"sqlite-writer:{path.name}", daemon=True
         )
@@ -135,6 +137,7 @@ class SqliteWriter:
                 for fn, _, _ in live:
                     results.append(fn(db))
                 db.execute("COMMIT")
+                self.commits += 1
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")

@@ -9,7 +9,9 @@ from agent_sre.bounded import SWEEP_EVERY, BoundedMap
 
 def test_cap_evicts_least_recently_used_and_counts() -> None:
     heard: list[tuple[str, object]] = []
-    m: BoundedMap[str, int] = BoundedMap("m", 3, on_evict=lambda name, key: heard.append((name, key)))
+    m: BoundedMap[str, int] = BoundedMap(
+        "m", 3, on_evict=lambda name, key: heard.append((name, key))
+    )
     for i, key in enumerate("abc"):
         m.put(key, i, now=0.0)
     assert m.get("a", now=1.0) == 0  # a is now the most recently used

@@ -7,14 +7,14 @@ import asyncio
 import sqlite3
 from typing import TYPE_CHECKING
 
-import pytest
-
 from agent_sre.cost.ledger import Charge, Reservation
 from agent_sre_daemon.clock import ManualClock
 from agent_sre_daemon.stores.ledger_sqlite import SqliteLedgerStore
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 
 def task_charge(task: str) -> Charge:

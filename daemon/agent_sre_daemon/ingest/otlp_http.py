@@ -121,11 +121,8 @@ class OtlpHttpReceiver:
             response: web.Response = await accept(message, len(body), is_json)
             return response
         except ReceiverError as exc:
-            if exc.reason not in (
-                "queue_full",
-                "stopping",
-                "storage",
-            ):  # the pipeline counted those
+            # the pipeline counted its own refusals
+            if exc.reason not in ("queue_full", "stopping", "storage"):
                 self.pipeline.metrics.refused_requests.labels("http", signal, exc.reason).inc()
             return _error(exc, is_json)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent_sre.bounded import SWEEP_EVERY, BoundedMap
 
@@ -43,3 +47,48 @@ def test_pop_and_setdefault_are_not_evictions() -> None:
     assert m.evictions == 0
     with pytest.raises(ValueError):
         BoundedMap("m", 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cap=st.integers(1, 5),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["put", "get", "pop"]), st.integers(0, 8), st.floats(0, 5)),
+        max_size=60,
+    ),
+)
+def test_behaves_like_a_reference_lru_with_idle_expiry(
+    cap: int, ops: list[tuple[str, int, float]]
+) -> None:
+    idle = 10.0
+    m: BoundedMap[int, int] = BoundedMap("m", cap, idle_seconds=idle)
+    model: OrderedDict[int, tuple[int, float]] = OrderedDict()  # key -> (value, last use)
+    evictions = 0
+    now = 0.0
+    for op, key, step in ops:
+        now += step
+        if op == "put":
+            model.pop(key, None)
+            model[key] = (key * 10, now)
+            m.put(key, key * 10, now)
+            while len(model) > cap:
+                model.popitem(last=False)
+                evictions += 1
+        elif op == "get":
+            found = model.get(key)
+            if found is not None and now - found[1] > idle:
+                del model[key]
+                evictions += 1
+                found = None
+            if found is not None:
+                model.move_to_end(key)
+                model[key] = (found[0], now)
+            assert m.get(key, now) == (None if found is None else found[0])
+        else:
+            assert m.pop(key) == (model.pop(key)[0] if key in model else None)
+        # a sweep may drop idle entries early; never live ones, never beyond the cap
+        for gone in [k for k in model if k not in m]:
+            assert now - model.pop(gone)[1] > idle
+            evictions += 1
+        assert m.keys() == list(model)
+        assert len(m) <= cap and m.evictions == evictions

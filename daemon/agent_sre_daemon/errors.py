@@ -4,17 +4,24 @@ Receivers follow the OTLP specification's table: a retryable refusal is UNAVAILA
 (with a Retry-After hint); bad input is INVALID_ARGUMENT / 400; an oversized message is
 RESOURCE_EXHAUSTED / 413 (HTTP has a status of its own for it); a wrong content type is 415.
 The proxy answers in the provider's own error shape with the status of :data:`PROXY_STATUS`.
+A storage failure (disk full, I/O error) is retryable: UNAVAILABLE / 503, reason ``storage``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
 
 from agent_sre.gateway.providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from agent_sre_daemon.stores.errors import StorageError
+
+STORAGE_RETRY_AFTER = 5.0
 
 
 class ReceiverError(Exception):
@@ -49,7 +56,7 @@ class UnsupportedMediaTypeError(ReceiverError):
 
 
 class UnavailableError(ReceiverError):
-    """Retryable: the queue is full or the daemon is shutting down."""
+    """Retryable: the queue is full, the disk failed, or the daemon is shutting down."""
 
     grpc_code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
@@ -59,6 +66,15 @@ class UnavailableError(ReceiverError):
         super().__init__(message)
         self.retry_after = retry_after
         self.reason = reason
+
+
+def storage_unavailable(exc: StorageError | str) -> UnavailableError:
+    """The answer to a request the durable queue could not store (the client retries)."""
+    return UnavailableError(
+        f"the daemon cannot store requests right now ({exc}); retry later",
+        retry_after=STORAGE_RETRY_AFTER,
+        reason="storage",
+    )
 
 
 # gRPC codes an OTLP exporter retries (opentelemetry-proto specification); RESOURCE_EXHAUSTED

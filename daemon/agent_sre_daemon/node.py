@@ -37,6 +37,7 @@ from agent_sre_daemon.ingest.receivers import OtlpReceivers
 from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLORuntime
+from agent_sre_daemon.stores.lock import StateDirLock, lock_state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -147,6 +148,7 @@ class Node:
         self.components = components(self.context, metrics_server, admin)
         self.context.stages = [s for c in self.components for s in c.proxy_stages()]
         self._started: list[Component] = []
+        self._state_lock: StateDirLock | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
@@ -188,6 +190,8 @@ class Node:
 
     async def start(self) -> None:
         """Starts every component in order; if one fails, stops those already started."""
+        # one daemon per state_dir: a second one is refused here, naming the first's pid
+        self._state_lock = lock_state_dir(Path(self.config.state_dir))
         component = self.components[0]
         try:
             for component in self.components:
@@ -198,6 +202,7 @@ class Node:
         except BaseException as exc:
             log.error("start failed in %s; stopping what was started", component.name)
             await self._stop_started(self.clock.monotonic() + START_FAILURE_GRACE)
+            self._release_state_dir()
             if isinstance(exc, Exception):
                 raise StartError(f"{component.name}: {exc}") from exc
             raise
@@ -213,7 +218,13 @@ class Node:
         self.ready = False
         deadline = self.clock.monotonic() + self.config.node.shutdown_timeout
         await self._stop_started(deadline)
+        self._release_state_dir()
         log.info("stopped")
+
+    def _release_state_dir(self) -> None:
+        if self._state_lock is not None:
+            self._state_lock.release()
+            self._state_lock = None
 
     async def _stop_started(self, deadline: float) -> None:
         while self._started:

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_sre.bounded import BoundedMap
 from agent_sre.cost.budgets import oldest_buckets, spend_by_subject
 from agent_sre.cost.guard import CostGuard, Denial
 from agent_sre.cost.ledger import Refusal, Reservation
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_sre.proxy")
 
 PRUNE_INTERVAL = 300.0
+MAX_AGENTS = 10_000
+"""Agents the admin API remembers (``GET /v1/agents``), least recently seen out first."""
+AGENT_IDLE_SECONDS = 86_400.0
 
 
 @dataclass
@@ -84,7 +88,9 @@ class BudgetGate:
         self.metrics = metrics
         self._clock = clock
         self._bus = bus
-        self._agents: dict[str, AgentView] = {}
+        self._agents: BoundedMap[str, AgentView] = BoundedMap(
+            "proxy_agents", MAX_AGENTS, idle_seconds=AGENT_IDLE_SECONDS, on_evict=metrics.evicted
+        )
         self._peaks: dict[str, _BudgetPeak] = {}
         self._pruned_at = 0.0
         self._apply(self.prepare(config, pricer, node))
@@ -105,10 +111,9 @@ class BudgetGate:
 
     # -- life ---------------------------------------------------------------------------
 
-    @staticmethod
-    def prepare(config: BudgetsConfig, pricer: Pricer, node: str) -> GateConfig:
+    def prepare(self, config: BudgetsConfig, pricer: Pricer, node: str) -> GateConfig:
         """Builds a configuration without applying it (may raise on a bad one)."""
-        return GateConfig(config, pricer, CostGuard(config, node))
+        return GateConfig(config, pricer, CostGuard(config, node, self.metrics.evicted))
 
     def apply(self, prepared: GateConfig) -> None:
         """Puts new budgets, rate limits, prices and node name in force. Spend in the ledger
@@ -242,7 +247,7 @@ class BudgetGate:
         blocked = self._guard.blocked
         rows = []
         for agent_id in sorted(set(self._agents) | set(blocked)):
-            view = self._agents.get(agent_id)
+            view = self._agents.peek(agent_id)
             rows.append(
                 {
                     "agent_id": agent_id,
@@ -287,8 +292,6 @@ class BudgetGate:
         return out
 
     def _agent(self, who: CallIdentity, now: float) -> AgentView:
-        view = self._agents.get(who.agent_id or "unknown")
-        if view is None:
-            view = self._agents[who.agent_id or "unknown"] = AgentView()
+        view = self._agents.setdefault(who.agent_id or "unknown", AgentView, now)
         view.last_seen = now
         return view

@@ -100,6 +100,13 @@ class ProxyMetrics:
             "Errors of the budget ledger store.",
             registry=registry,
         )
+        self.state_evictions = Counter(
+            "agent_sre_state_evictions",
+            "Entries dropped from state kept per value clients send (agent ids, task ids), by "
+            "map: the map was at its cap or the entry was idle (see docs/proxy.md).",
+            ["map"],
+            registry=registry,
+        )
         self._per_call: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._per_model: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         # agent ids and model names come from clients: bound the label values
@@ -121,6 +128,10 @@ class ProxyMetrics:
         children[1].observe(elapsed)
         if added is not None:
             self.added_latency.observe(added)
+
+    def evicted(self, map_name: str, key: object) -> None:
+        """Counts one entry dropped from a bounded map (``OnEvict`` of the core's maps)."""
+        self.state_evictions.labels(map_name).inc()
 
     def unpriced_call(self, model: str) -> None:
         self.unpriced.labels(self._model_label(model)).inc()

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.config import Config
     from agent_sre.gateway.identity import TraceContext
     from agent_sre_daemon.component import NodeContext
@@ -73,7 +74,7 @@ class ProxyServer(Component):
         self.config = context.config
         self.clock = context.clock
         self.metrics = self.register_metrics(context.registry)
-        self.store = _ledger_store(context)
+        self.store = _ledger_store(context, self.metrics.evicted)
         self.gate = BudgetGate(
             self.config.budgets,
             self.store,
@@ -197,7 +198,7 @@ class ProxyServer(Component):
             budgets = new.budgets.model_copy(
                 update={key: getattr(old.budgets, key) for key in _STORE_KEYS}
             )
-            gate_config = BudgetGate.prepare(budgets, Pricer(budgets.price_overrides), node)
+            gate_config = self.gate.prepare(budgets, Pricer(budgets.price_overrides), node)
             resource = resource_of(_resource_attributes(node))
         except Exception as exc:
             raise ReloadError(f"proxy: {exc}") from exc
@@ -278,7 +279,7 @@ class ProxyServer(Component):
             if trace is None:
                 trace = trace_context({}, os.urandom)
             request = build_request(record, trace, self._resource)
-            pipeline.export_traces(request, "proxy", request.ByteSize())
+            pipeline.export_traces_nowait(request, "proxy", request.ByteSize())
         except ReceiverError as exc:
             # The call itself already happened; its span cannot be pushed back on anyone.
             pipeline.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
@@ -296,17 +297,21 @@ def _resource_attributes(node: str) -> dict[str, str]:
     return {"service.name": "agent-sre-proxy", "agent_sre.node": node}
 
 
-def _ledger_store(context: NodeContext) -> LedgerStore:
+def _ledger_store(context: NodeContext, on_evict: OnEvict) -> LedgerStore:
     budgets = context.config.budgets
     if budgets.store == "redis":
         from agent_sre_daemon.stores.ledger_redis import RedisLedgerStore
 
         return RedisLedgerStore(
-            budgets.redis_url, budgets.redis_prefix, budgets.on_store_error, clock=context.clock
+            budgets.redis_url,
+            budgets.redis_prefix,
+            budgets.on_store_error,
+            clock=context.clock,
+            on_evict=on_evict,
         )
     from agent_sre_daemon.stores.ledger_sqlite import SqliteLedgerStore
 
-    return SqliteLedgerStore(context.state_dir / LEDGER_FILE)
+    return SqliteLedgerStore(context.state_dir / LEDGER_FILE, on_evict=on_evict)
 
 
 def _bound_address(runner: web.AppRunner) -> tuple[str, int]:

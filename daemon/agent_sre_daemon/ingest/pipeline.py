@@ -7,6 +7,7 @@ is on disk in the durable queue (when forwarding is on) before this returns.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, ClassVar
 
 from agent_sre.cost.pricing import Pricer
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.component import SpanObserverSpec
     from agent_sre_daemon.stores.queue import DurableQueue
+
+log = logging.getLogger("agent_sre.pipeline")
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -76,6 +79,9 @@ class Pipeline(Component):
         """Called after a request is queued (wakes the exporter)."""
         self.observers_of_batches: list[Callable[[ExportTraceServiceRequest, float], None]] = []
         """Called with each accepted trace request after enrichment."""
+        self.call_hold: Callable[[ExportTraceServiceRequest], None] | None = None
+        """Where the spans of proxied calls wait for the agents' own spans of the same calls
+        (set by the correlation component); None: they go straight in."""
 
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -107,6 +113,23 @@ class Pipeline(Component):
         if exc.reason not in ("queue_full", "stopping"):
             self.metrics.refused_requests.labels(protocol, signal, exc.reason).inc()
 
+    def export_proxy_call(self, request: ExportTraceServiceRequest) -> None:
+        """The span of a proxied call: held for the agent's own span of the call when
+        correlation is on, else accepted at once. Never raises."""
+        if self.call_hold is not None:
+            self.call_hold(request)
+        else:
+            self.export_call(request)
+
+    def export_call(self, request: ExportTraceServiceRequest) -> None:
+        """Accepts the span of a proxied call now; a refusal drops it (counted): the call
+        already happened and its span cannot be pushed back on anyone."""
+        try:
+            self.export_traces(request, "proxy", request.ByteSize())
+        except ReceiverError as exc:
+            self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
+            log.warning("span of a proxied call dropped: %s", exc.message)
+
     def export_traces(
         self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
     ) -> BatchResult:
@@ -130,6 +153,8 @@ class Pipeline(Component):
                 raise InvalidArgumentError(result.error_message)
         for kind, count in result.by_kind.items():
             metrics.spans_by_kind.labels(kind.value).inc(count)
+        for role, count in result.by_role.items():
+            metrics.second_view_spans.labels(role).inc(count)
         if result.accepted:
             for observe in self.observers_of_batches:
                 observe(request, now)

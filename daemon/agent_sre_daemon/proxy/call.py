@@ -190,6 +190,7 @@ class Call:
         self.streamed = False
         self.ticket: Ticket | None = None
         self.reached_upstream = False
+        self.refused = False
 
     async def run(self, rest: str, query: str) -> web.StreamResponse:
         gate = self.owner._gate
@@ -210,6 +211,7 @@ class Call:
             self.route.config.api, denial.kind, denial.message, denial.retry_after
         )
         self.status = response.status
+        self.refused = True
         self.record.error = denial.kind
         self.record.error_message = denial.message
         self._finish_record(0.0, None)
@@ -424,6 +426,11 @@ class Call:
                 attrs["gen_ai.request.max_tokens"] = plan.max_output_tokens
         if facts.response_model:
             attrs[conv.GEN_AI_RESPONSE_MODEL] = facts.response_model
+        if facts.response_id:
+            attrs[conv.GEN_AI_RESPONSE_ID] = facts.response_id
+        if plan.priced:
+            decision = (record.error or "refused") if self.refused else "admitted"
+            attrs[conv.AGENT_SRE_BUDGET_DECISION] = decision
         usage = facts.usage
         model = facts.response_model or plan.model or "unknown"
         agent = self.who.agent_id or "unknown"

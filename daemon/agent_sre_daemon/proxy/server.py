@@ -24,7 +24,6 @@ from aiohttp import web
 from agent_sre.cost.pricing import Pricer
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon.component import Component, Prepared
-from agent_sre_daemon.errors import ReceiverError
 from agent_sre_daemon.proxy.admin import admin_routes
 from agent_sre_daemon.proxy.call import MAX_REQUEST_BYTES, Forwarder, make_route
 from agent_sre_daemon.proxy.errors import refuse_unrouted
@@ -82,14 +81,9 @@ class ProxyServer(Component):
         self._forwarder: Forwarder | None = None
 
     def _proxy_span(self, request: ExportTraceServiceRequest) -> None:
-        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
-        pipeline = self.context.pipeline
-        try:
-            pipeline.export_traces(request, "proxy", request.ByteSize())
-        except ReceiverError as exc:
-            # The call itself already happened; its span cannot be pushed back on anyone.
-            pipeline.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
-            log.warning("span of a proxied call dropped: %s", exc.message)
+        """The spans of proxied calls join the received ones (SLIs, queue, upstream), after
+        meeting the agents' own spans of the same calls (one call, one event)."""
+        self.context.pipeline.export_proxy_call(request)
 
     async def start(self) -> dict[str, str]:
         host, port = await self.start_listening()

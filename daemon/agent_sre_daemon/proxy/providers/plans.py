@@ -131,6 +131,8 @@ class ResponseFacts:
     """The usage block covers the whole response (a stream that ran to its usage event)."""
     tool_error: str | None = None
     """For MCP: the JSON-RPC error message, or ``isError`` as ``tool_error``."""
+    response_id: str = ""
+    """The provider's id of the response (``gen_ai.response.id``; links the agent's span)."""
 
 
 def usage_from_openai(raw: Any) -> TokenUsage | None:
@@ -190,6 +192,7 @@ def facts_from_json(plan: CallPlan, body: bytes) -> ResponseFacts:
         facts.tool_error = mcp_error(data)
         return facts
     facts.response_model = str(data.get("model") or "")
+    facts.response_id = response_id_of(data)
     if plan.api == "anthropic":
         facts.usage = usage_from_anthropic(data.get("usage"))
         facts.usage_final = facts.usage is not None
@@ -203,6 +206,12 @@ def facts_from_json(plan: CallPlan, body: bytes) -> ResponseFacts:
     facts.usage_final = facts.usage is not None
     facts.output_chars = _openai_output_chars(data)
     return facts
+
+
+def response_id_of(data: dict[str, Any]) -> str:
+    """The ``id`` of a response object (OpenAI chat/completions/responses, Anthropic)."""
+    value = data.get("id")
+    return value if isinstance(value, str) else ""
 
 
 def _openai_output_chars(data: dict[str, Any]) -> int:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agent_sre_daemon.proxy.providers.plans import (
     ResponseFacts,
     mcp_error,
+    response_id_of,
     usage_from_anthropic,
     usage_from_openai,
 )
@@ -99,6 +100,8 @@ class StreamTap:
         facts = self.facts
         if not facts.response_model and data.get("model"):
             facts.response_model = str(data["model"])
+        if not facts.response_id:
+            facts.response_id = response_id_of(data)
         choices = data.get("choices")
         usage = data.get("usage")
         if usage:
@@ -128,6 +131,8 @@ class StreamTap:
             return
         response = data.get("response")
         if isinstance(response, dict):
+            if not facts.response_id:
+                facts.response_id = response_id_of(response)
             if response.get("model"):
                 facts.response_model = str(response["model"])
             if response.get("usage"):
@@ -145,6 +150,7 @@ class StreamTap:
         elif kind == "message_start":
             message = data.get("message") or {}
             facts.response_model = str(message.get("model") or "")
+            facts.response_id = response_id_of(message) if isinstance(message, dict) else ""
             facts.usage = usage_from_anthropic(message.get("usage"))
         elif kind == "message_delta":
             facts.usage = usage_from_anthropic(data.get("usage"), facts.usage)

@@ -379,14 +379,16 @@ class CallCorrelator(Generic[P]):
             outcome.duplicate_of = best.event or best.facts
             return outcome, []
         outcome.claimed.append((self._claim(best, facts), key))
-        # SDK retries: failed attempts of the same call that ended before the one linked
+        # SDK retries: failed attempts inside the agent's span that do not overlap the one
+        # linked (a retry follows its failed attempt; a parallel call would overlap it)
         skew = self.skew_ns
+        linked = best.facts
         for entry in self._gateway.candidates(facts, facts.start_ns - skew, facts.end_ns + skew):
             other = entry.facts
             if (
                 entry.state is State.HELD
                 and other.is_error
-                and other.end_ns <= best.facts.start_ns
+                and (other.end_ns <= linked.start_ns or other.start_ns >= linked.end_ns)
                 and link_key(facts, other, skew)
             ):
                 outcome.claimed.append((self._claim(entry, facts), key))

@@ -108,7 +108,7 @@ class Daemon:
 
 
 LINKS = {
-    LINK_RESPONSE_ID: lambda: (call(response_id=f"chatcmpl-{next(_ids)}")),
+    LINK_RESPONSE_ID: lambda: call(response_id=f"chatcmpl-{next(_ids)}"),
     LINK_TRACE: lambda: (lambda a, p: (a, traced(a, p)))(*call(usage=None)),
     LINK_FINGERPRINT: lambda: call(),
 }

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 from genai_prices import Usage, calc_price
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -29,6 +28,8 @@ from tests.support.upstream import RecordingUpstream, attrs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from opentelemetry import trace
 
     from tests.fakes.provider import FakeProvider
     from tests.support.daemon import DaemonProcess

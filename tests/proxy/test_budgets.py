@@ -443,7 +443,7 @@ async def test_auto_throttle_leaves_early_bursts_alone(make_proxy, provider) -> 
     proxy = await make_proxy(
         budgets={
             "auto_throttle": True,
-            "budgets": [{"name": "hourly", "scope": "agent", "limit_usd": limit, "window": "1h"}]
+            "budgets": [{"name": "hourly", "scope": "agent", "limit_usd": limit, "window": "1h"}],
         }
     )
     for _ in range(3):  # under half the budget used: no pacing

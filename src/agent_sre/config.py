@@ -173,7 +173,7 @@ class CorrelationConfig(Section):
     (an agent span of the call arriving later is marked ``duplicate``)."""
     remember: Duration = 600.0
     """How long a counted record is remembered, to recognise the other view arriving late."""
-    max_calls: int = Field(20000, ge=1)
+    max_calls: int = Field(10000, ge=1)
     """At most this many records remembered per side (the oldest go first)."""
 
 

@@ -127,7 +127,7 @@ class TraceBatchProcessor:
         """Replaces the observers; with none, only the keys classification and the
         enrichers need are decoded."""
         self.observers = list(observers)
-        base = CORE_KEYS | wanted if observers else CLASSIFY_KEYS
+        base = CLASSIFY_KEYS | CORE_KEYS | wanted if observers else CLASSIFY_KEYS
         self.wanted = base | self._enricher_keys if self.llm_enrichers else base
 
     def process(self, request: ExportTraceServiceRequest, now: float) -> BatchResult:

@@ -313,3 +313,56 @@ def test_a_second_instrumentation_of_a_claimed_call_is_a_duplicate() -> None:
     daemon.agent(wrapper, 1.0)
     assert daemon.events == [agent_span]
     assert daemon.duplicates == [wrapper]
+
+
+def test_a_call_that_failed_after_retries_is_one_bad_event() -> None:
+    """Every attempt failed (no response id, no usage): whichever attempt the agent's span
+    links to, the others are its retries."""
+    agent_span, _ = call(start=0, end=10, usage=None, error=True)
+    attempts = [
+        replace(
+            agent_span,
+            trace_id=_id(16),
+            span_id=_id(8),
+            start_ns=int((1 + 3 * i) * S),
+            end_ns=int((2 + 3 * i) * S),
+        )
+        for i in range(3)
+    ]
+    daemon = Daemon()
+    for attempt in attempts:
+        daemon.proxy(attempt, 1.0)
+    daemon.agent(agent_span, 2.0)
+    daemon.tick(30.0)
+    assert daemon.events == [agent_span]
+    assert len(daemon.gateways) == 3
+
+
+def test_the_span_pass_never_counts_a_second_view() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from agent_sre.tracing.batch import TraceBatchProcessor
+    from agent_sre.tracing.view import CORE_KEYS, AgentSpan
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for role in ("", "gateway", "duplicate"):
+        span = scope.spans.add(trace_id=_id(16), span_id=_id(8), name="chat gpt-4o")
+        span.attributes.add(key="gen_ai.operation.name").value.string_value = "chat"
+        if role:
+            span.attributes.add(key="agent_sre.role").value.string_value = role
+    seen: list[AgentSpan] = []
+    priced: list[AgentSpan] = []
+    processor = TraceBatchProcessor(
+        {},
+        observers=[lambda view, now: seen.append(view)],
+        wanted=CORE_KEYS,
+        llm_enrichers=[lambda span, view, now: priced.append(view)],
+    )
+    result = processor.process(request, T0)
+    assert result.accepted == 3
+    assert len(seen) == len(priced) == 1
+    assert sum(result.by_kind.values()) == 1
+    assert result.by_role == {"gateway": 1, "duplicate": 1}

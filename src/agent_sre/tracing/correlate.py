@@ -93,13 +93,11 @@ class CallFacts:
 def facts_of_view(view: AgentSpan, parent_span_id: bytes = b"", cache_tokens: int = 0) -> CallFacts:
     """The facts of a span from its view (read with :data:`LINK_KEYS`)."""
     attrs = view.attrs
-    models = tuple(
-        dict.fromkeys(
-            str(value)
-            for key in (c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME)
-            if (value := attrs.get(key)) not in (None, "")
-        )
-    )
+    models: tuple[str, ...] = ()
+    for key in _MODEL_KEYS:
+        value = attrs.get(key)
+        if value.__class__ is str and value and value not in models:
+            models = (*models, str(value))
     response_id = attrs.get(c.GEN_AI_RESPONSE_ID)
     return CallFacts(
         trace_id=view.trace_id,
@@ -115,6 +113,9 @@ def facts_of_view(view: AgentSpan, parent_span_id: bytes = b"", cache_tokens: in
         parent_span_id=parent_span_id,
         cache_tokens=cache_tokens,
     )
+
+
+_MODEL_KEYS = (c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME)
 
 
 def _str(value: object) -> str:
@@ -189,11 +190,11 @@ class _Pool(Generic[P]):
         self.order.append(entry)
         facts = entry.facts
         if facts.response_id:
-            self.by_response_id.setdefault(facts.response_id, deque()).append(entry)
-        self.by_trace.setdefault(facts.trace_id, deque()).append(entry)
+            _append(self.by_response_id, facts.response_id, entry)
+        _append(self.by_trace, facts.trace_id, entry)
         if index_models:
             for model in facts.models:
-                self.by_model.setdefault(model, deque()).append(entry)
+                _append(self.by_model, model, entry)
 
     def pop_oldest(self) -> Entry[P]:
         """Forgets the oldest entry (the leftmost of each of its index lists too)."""
@@ -225,6 +226,14 @@ class _Pool(Generic[P]):
 
 
 K = TypeVar("K", str, bytes)
+
+
+def _append(index: dict[K, deque[Entry[P]]], key: K, entry: Entry[P]) -> None:
+    entries = index.get(key)
+    if entries is None:
+        index[key] = deque((entry,))
+    else:
+        entries.append(entry)
 
 
 def _popleft(index: dict[K, deque[Entry[P]]], key: K, entry: Entry[P]) -> None:
@@ -411,15 +420,11 @@ class CallCorrelator(Generic[P]):
         best_rank: tuple[int, int, int] | None = None
         best_key = ""
         skew = self.skew_ns
-        seen: set[int] = set()
         if agent_side:  # proxy records inside the agent's span
             low, high = facts.start_ns - skew, facts.end_ns + skew
         else:  # agent spans around the proxy's record
             low, high = facts.end_ns - skew, 1 << 63
         for entry in pool.candidates(facts, low, high):
-            if id(entry) in seen:
-                continue
-            seen.add(id(entry))
             if not agent_side and entry.state is State.CLAIMED and not facts.is_error:
                 continue  # an agent span already linked to an answer (failed attempts may add)
             if agent_side:

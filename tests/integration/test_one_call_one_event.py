@@ -427,3 +427,49 @@ def test_arrival_order_does_not_change_the_count(
     assert metrics[("agent_sre_spans_second_view_total", (("role", "gateway"),))] == 2
     slos = get(daemon.url("admin", "/v1/slos/llm"))
     assert slos["overall"]["events_good"] == 3
+
+
+def test_proxy_only_agents_keep_their_task_cost_and_held_spans_survive_shutdown(
+    make_daemon: Callable[..., DaemonProcess],
+    upstream: RecordingUpstream,
+    stand_in: FakeProvider,
+) -> None:
+    """An agent that sends only its task spans (with traceparent on its calls): the proxy's
+    span is the event, released as soon as the task span containing it arrives, so the
+    task's cost includes it. A proxy span still held at shutdown is released, not lost."""
+    config = forwarding(upstream)
+    config["proxy"] = proxy_config(stand_in.url, hold="10m")
+    config["slos"] = [
+        cost_slo("cost-once", 1.0e-4, ["proxy-only"]),
+        cost_slo("cost-some", 3.0e-5, ["proxy-only"]),
+        {"name": "llm", "target": 0.99, "window": "30d", "sli": {"kind": "llm_success"}},
+    ]
+    daemon = make_daemon(config).start()
+    client = openai.OpenAI(
+        base_url=f"http://{daemon.addresses['proxy']}/openai/v1", api_key="sk-test"
+    )
+    provider = agent_provider(daemon, "proxy-only", batch=False)
+    tracer = provider.get_tracer("the-agent")
+    with tracer.start_as_current_span(
+        "invoke_agent support", attributes={"gen_ai.operation.name": "invoke_agent"}
+    ) as task:
+        context = task.get_span_context()
+        client.chat.completions.create(
+            model=OPENAI_MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-01"},
+        )
+    provider.shutdown()
+    metrics = scrape(daemon.url("metrics", "/metrics"))
+    assert events(metrics, "cost-once")["proxy-only"] == {"good": 1, "bad": 0}
+    assert events(metrics, "cost-some")["proxy-only"] == {"good": 0, "bad": 1}
+    assert metrics[("agent_sre_llm_calls_unlinked_total", (("reason", "task_ended"),))] == 1
+
+    # a call nobody else describes waits for the (10 minute) hold; stopping releases it
+    client.chat.completions.create(model=OPENAI_MODEL, messages=[{"role": "user", "content": "x"}])
+    assert scrape(daemon.url("metrics", "/metrics"))[("agent_sre_llm_calls_held", ())] == 1
+    assert daemon.stop() == 0
+    proxy_spans = [s for _, s in upstream.spans() if "agent_sre.proxy.route" in attrs(s.attributes)]
+    assert len(proxy_spans) == 2
+    assert all("agent_sre.role" not in attrs(s.attributes) for s in proxy_spans)
+    assert all(attrs(s.attributes)["agent_sre.cost_usd"] > 0 for s in proxy_spans)

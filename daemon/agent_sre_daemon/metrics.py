@@ -66,6 +66,13 @@ class PipelineMetrics:
             "Spans kept with an attribute value ignored as unusable (NaN or infinite numbers).",
             registry=registry,
         )
+        self.second_view_spans = Counter(
+            "agent_sre_spans_second_view_total",
+            "Spans forwarded but not counted because another span counts the same LLM call "
+            "(agent_sre.role: gateway, duplicate), by role.",
+            ["role"],
+            registry=registry,
+        )
         self.unpriced_spans = Counter(
             "agent_sre_spans_unpriced_total",
             "Received LLM spans with token usage whose model has no known price.",

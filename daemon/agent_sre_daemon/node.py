@@ -32,6 +32,7 @@ from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
+from agent_sre_daemon.ingest.correlation import CallCorrelation
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.ingest.receivers import OtlpReceivers
 from agent_sre_daemon.proxy.server import ProxyServer
@@ -57,6 +58,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     Pipeline,
     SLORuntime,
     Forwarding,
+    CallCorrelation,
     ProxyServer,
 )
 """Every component class that registers metrics, in ``docs/metrics.md`` order."""
@@ -64,8 +66,8 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
 
 def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer) -> list[Component]:
     """Every component in start order; stopping goes in reverse: intake (proxy, receivers)
-    ends first, then the queue is flushed, engines save their state, and the admin and
-    metrics endpoints go last."""
+    ends first, then the proxy's spans held for correlation are released, the queue is
+    flushed, engines save their state, and the admin and metrics endpoints go last."""
     return [
         context.bus,
         context.pipeline,
@@ -74,6 +76,7 @@ def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer)
         *(make(context) for make in ENGINES),
         *plugins(context),
         Forwarding(context),
+        CallCorrelation(context),
         OtlpReceivers(context),
         ProxyServer(context),
     ]

@@ -147,9 +147,25 @@ def _default_routes() -> list[ProxyRoute]:
     ]
 
 
+class CorrelationConfig(Section):
+    """One LLM call, one event: linking agents' LLM spans with the proxy's records."""
+
+    enabled: bool = True
+    """``false``: no linking; an agent's span and the proxy's span of a call both count."""
+    hold: Duration = 10.0
+    """How long the proxy's record of a call waits for the agent's own span of it; one that
+    no agent span claims in time is the event. 0: the proxy's record is always the event
+    (an agent span of the call arriving later is marked ``duplicate``)."""
+    remember: Duration = 600.0
+    """How long a counted record is remembered, to recognise the other view arriving late."""
+    max_calls: int = Field(10000, ge=1)
+    """At most this many records remembered per side (the oldest go first)."""
+
+
 class ProxyConfig(Section):
     endpoint: Endpoint = "127.0.0.1:8790"
     routes: list[ProxyRoute] = Field(default_factory=_default_routes)
+    correlation: CorrelationConfig = CorrelationConfig()
 
 
 class AdminConfig(Section):

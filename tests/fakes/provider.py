@@ -19,12 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+_IDS = itertools.count(1)
+"""Response ids are unique per call, as providers' are."""
 
 OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -82,6 +86,9 @@ class FakeProvider:
     """Drop the connection after this many SSE events (an upstream dying mid-stream)."""
     gzip: bool = False
     """Compress JSON responses when the client accepts gzip."""
+    unique_ids: bool = True
+    """Response ids unique per call, as providers' are; off, every response of a kind has
+    the same id (tests comparing a proxied answer with a direct one byte for byte)."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -146,23 +153,32 @@ class FakeProvider:
     def _input_tokens(value: Any) -> int:
         return max(1, len(json.dumps(value, separators=(",", ":"))) // 4)
 
-    def _openai_error(self) -> web.Response:
-        kind = OPENAI_ERROR_TYPES.get(self.status, "server_error")
-        body = {
-            "error": {"message": f"fake {self.status}", "type": kind, "param": None, "code": None}
-        }
-        return self._error(body)
+    def _id(self) -> str:
+        return str(next(_IDS)) if self.unique_ids else ""
 
-    def _anthropic_error(self) -> web.Response:
-        kind = ANTHROPIC_ERROR_TYPES.get(self.status, "api_error")
-        body = {"type": "error", "error": {"type": kind, "message": f"fake {self.status}"}}
-        return self._error(body)
+    def _status(self, request: web.Request) -> int:
+        """``status``, or the ``x-fake-status`` request header (tests in another process)."""
+        asked = request.headers.get("x-fake-status", "")
+        return int(asked) if asked.isdigit() else self.status
 
-    def _error(self, body: dict[str, Any]) -> web.Response:
-        headers = {"x-should-retry": "false"} if self.status < 500 else {}
+    def _openai_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = OPENAI_ERROR_TYPES.get(status, "server_error")
+        body = {"error": {"message": f"fake {status}", "type": kind, "param": None, "code": None}}
+        return self._error(body, status)
+
+    def _anthropic_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+        body = {"type": "error", "error": {"type": kind, "message": f"fake {status}"}}
+        return self._error(body, status)
+
+    def _error(self, body: dict[str, Any], status: int | None = None) -> web.Response:
+        status = status or self.status
+        headers = {"x-should-retry": "false"} if status < 500 else {}
         if self.retry_after is not None:
             headers["retry-after"] = self.retry_after
-        return web.json_response(body, status=self.status, headers=headers)
+        return web.json_response(body, status=status, headers=headers)
 
     def _json(self, request: web.Request, value: Any) -> web.Response:
         response = web.Response(body=self._dumps(value), content_type="application/json")
@@ -197,8 +213,8 @@ class FakeProvider:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if self.status != 200:
-            return self._openai_error()
+        if self._status(request) != 200:
+            return self._openai_error(self._status(request))
         model = str(body.get("model", "gpt-4o-mini"))
         words = self._words(body)
         prompt = self._input_tokens(body.get("messages", []))
@@ -208,7 +224,7 @@ class FakeProvider:
             "total_tokens": prompt + len(words),
         }
         base = {
-            "id": "chatcmpl-fake",
+            "id": f"chatcmpl-fake{self._id()}",
             "created": 1700000000,
             "model": model,
             "system_fingerprint": "fp_fake",
@@ -273,7 +289,7 @@ class FakeProvider:
             "total_tokens": prompt + len(words),
         }
         base = {
-            "id": "cmpl-fake",
+            "id": f"cmpl-fake{self._id()}",
             "object": "text_completion",
             "created": 1700000000,
             "model": model,
@@ -342,7 +358,7 @@ class FakeProvider:
             "content": [{"type": "output_text", "text": text, "annotations": []}],
         }
         response: dict[str, Any] = {
-            "id": "resp_fake",
+            "id": f"resp_fake{self._id()}",
             "object": "response",
             "created_at": 1700000000,
             "status": "completed",
@@ -403,8 +419,8 @@ class FakeProvider:
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if self.status != 200:
-            return self._anthropic_error()
+        if self._status(request) != 200:
+            return self._anthropic_error(self._status(request))
         model = str(body.get("model", "claude-3-5-haiku-latest"))
         words = self._words(body)
         prompt = self._input_tokens([body.get("system", ""), body.get("messages", [])])
@@ -415,7 +431,7 @@ class FakeProvider:
             "output_tokens": len(words),
         }
         message: dict[str, Any] = {
-            "id": "msg_fake",
+            "id": f"msg_fake{self._id()}",
             "type": "message",
             "role": "assistant",
             "model": model,

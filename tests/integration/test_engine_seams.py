@@ -52,6 +52,8 @@ def toy_daemon(make_daemon, provider_url: str, tmp_path: Path) -> DaemonProcess:
     config = {
         "proxy": {
             "endpoint": "127.0.0.1:0",
+            # the proxy's spans go in at once (no wait for an agent's own span of the call)
+            "correlation": {"hold": "0s"},
             "routes": [
                 {"name": "openai", "prefix": "/openai", "upstream": provider_url, "api": "openai"}
             ],

@@ -9,6 +9,7 @@ while one waits for its commit.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, ClassVar
 
 from agent_sre.cost.pricing import Pricer
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.component import SpanObserverSpec
     from agent_sre_daemon.stores.queue import DurableQueue
+
+log = logging.getLogger("agent_sre.pipeline")
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -85,6 +88,9 @@ class Pipeline(Component):
         """Called after a request is queued (wakes the exporter)."""
         self.observers_of_batches: list[Callable[[ExportTraceServiceRequest, float], None]] = []
         """Called with each accepted trace request after enrichment."""
+        self.call_hold: Callable[[ExportTraceServiceRequest], None] | None = None
+        """Where the spans of proxied calls wait for the agents' own spans of the same calls
+        (set by the correlation component); None: they go straight in."""
 
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -115,6 +121,23 @@ class Pipeline(Component):
         wrong content type, too large); refusals the pipeline raised are counted already."""
         if exc.reason not in ("queue_full", "stopping", "storage"):
             self.metrics.refused_requests.labels(protocol, signal, exc.reason).inc()
+
+    def export_proxy_call(self, request: ExportTraceServiceRequest) -> None:
+        """The span of a proxied call: held for the agent's own span of the call when
+        correlation is on, else accepted at once. Never raises."""
+        if self.call_hold is not None:
+            self.call_hold(request)
+        else:
+            self.export_call(request)
+
+    def export_call(self, request: ExportTraceServiceRequest) -> None:
+        """Accepts the span of a proxied call now; a refusal drops it (counted): the call
+        already happened and its span cannot be pushed back on anyone."""
+        try:
+            self.export_traces_nowait(request, "proxy", request.ByteSize())
+        except ReceiverError as exc:
+            self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
+            log.warning("span of a proxied call dropped: %s", exc.message)
 
     async def export_traces(
         self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
@@ -173,6 +196,8 @@ class Pipeline(Component):
             metrics.ignored_values.inc(result.ignored_values)
         for kind, count in result.by_kind.items():
             metrics.spans_by_kind.labels(kind.value).inc(count)
+        for role, count in result.by_role.items():
+            metrics.second_view_spans.labels(role).inc(count)
         if result.accepted:
             for observe in self.observers_of_batches:
                 observe(request, now)

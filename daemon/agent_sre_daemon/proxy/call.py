@@ -48,6 +48,7 @@ class Call:
         identity: who makes the call (identity stage; admission fills the team).
         trace: the caller's trace context and our span id (identity stage).
         ticket: the admission and the reservation it holds (admission stage).
+        refused: the admission stage refused the call (budget, block, rate limit).
         upstream_url: where the call goes (routing stage; a rollout stage may change it).
         upstream_headers: the headers it goes with (routing stage).
         status: the HTTP status answered (0 until known).
@@ -80,6 +81,7 @@ class Call:
         self.identity = _ANONYMOUS
         self.trace: TraceContext | None = None
         self.ticket: Ticket | None = None
+        self.refused = False
         self.upstream_url = ""
         self.upstream_headers: CIMultiDict[str] = CIMultiDict()
         self.status = 0

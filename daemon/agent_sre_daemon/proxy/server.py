@@ -23,7 +23,7 @@ from agent_sre.gateway.identity import trace_context
 from agent_sre.gateway.providers import plan_call
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon.component import Component, Prepared, ReloadError
-from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, ReceiverError, proxy_error
+from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, proxy_error
 from agent_sre_daemon.proxy.admin import admin_routes
 from agent_sre_daemon.proxy.call import Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
@@ -278,12 +278,9 @@ class ProxyServer(Component):
         try:
             if trace is None:
                 trace = trace_context({}, os.urandom)
-            request = build_request(record, trace, self._resource)
-            pipeline.export_traces_nowait(request, "proxy", request.ByteSize())
-        except ReceiverError as exc:
-            # The call itself already happened; its span cannot be pushed back on anyone.
-            pipeline.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
-            log.warning("span of a proxied call dropped: %s", exc.message)
+            # held for the agent's own span of the same call (one call, one event), then
+            # accepted; a refusal is counted as a drop there
+            pipeline.export_proxy_call(build_request(record, trace, self._resource))
         except Exception:  # the pipeline must never break a call
             log.exception("span sink failed")
 

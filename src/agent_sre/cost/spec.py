@@ -107,7 +107,7 @@ class BudgetsConfig(Section):
     rate_limits: list[RateLimitSpec] = []
     price_overrides: dict[str, ModelPrice] = {}
     """Keyed by model name (as sent in the request, e.g. ``my-org/llama-70b``)."""
-    auto_throttle: bool = True
+    auto_throttle: bool = False
     """Pace an agent whose spend rate would exhaust an ``agent`` or ``task`` budget before
     its window ends (429 ``agent_throttled`` with the wait in Retry-After)."""
     auto_throttle_after: float = Field(0.5, ge=0, lt=1)

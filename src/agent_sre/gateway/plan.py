@@ -52,6 +52,14 @@ class ResponseFacts:
     """The usage block covers the whole response (a stream that ran to its usage event)."""
     tool_error: str | None = None
     """For MCP: the JSON-RPC error message, or ``isError`` as ``tool_error``."""
+    response_id: str = ""
+    """The provider's id of the response (``gen_ai.response.id``; links the agent's span)."""
+
+
+def response_id_of(data: Any) -> str:
+    """The ``id`` of a response object (OpenAI chat/completions/responses, Anthropic)."""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:

@@ -192,3 +192,17 @@ def test_duplicate_slo_names_are_refused(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(main), env={})
     assert "main.yaml:1: slo_files[1]: 'absent-*.yaml' matches no file" in str(info.value)
+
+
+def test_proxy_correlation_defaults_durations_and_unknown_keys() -> None:
+    config = load_config(None, env={})
+    correlation = config.proxy.correlation
+    assert (correlation.enabled, correlation.hold, correlation.remember) == (True, 10.0, 600.0)
+    assert config.budgets.auto_throttle is False
+    text = "proxy:\n  correlation: {hold: 2s, remember: 1h, max_calls: 50}\n"
+    parsed = parse_config(text, "cfg.yaml", {}).proxy.correlation
+    assert (parsed.hold, parsed.remember, parsed.max_calls) == (2.0, 3600.0, 50)
+    found = problems("proxy:\n  correlation: {hodl: 2s}\n")
+    assert any("proxy.correlation.hodl" in p for p in found), found
+    found = problems("proxy:\n  correlation: {max_calls: 0}\n")
+    assert any("proxy.correlation.max_calls" in p for p in found), found

@@ -75,6 +75,11 @@ class RecordStage:
                 attrs["gen_ai.request.max_tokens"] = plan.max_output_tokens
         if facts.response_model:
             attrs[conv.GEN_AI_RESPONSE_MODEL] = facts.response_model
+        if facts.response_id:
+            attrs[conv.GEN_AI_RESPONSE_ID] = facts.response_id
+        if plan.priced:
+            decision = (record.error or "refused") if call.refused else "admitted"
+            attrs[conv.AGENT_SRE_BUDGET_DECISION] = decision
         usage = facts.usage
         if usage is not None and plan.priced:
             cost = call.cost

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.usage import TokenUsage
-from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, json_object
+from agent_sre.gateway.plan import (
+    CallPlan,
+    ResponseFacts,
+    int_field,
+    json_object,
+    response_id_of,
+)
 from agent_sre.gateway.providers.openai import read_model_request
 
 if TYPE_CHECKING:
@@ -26,7 +32,9 @@ class Anthropic:
         return plan
 
     def facts_from_json(self, plan: CallPlan, data: dict[str, Any]) -> ResponseFacts:
-        facts = ResponseFacts(response_model=str(data.get("model") or ""))
+        facts = ResponseFacts(
+            response_model=str(data.get("model") or ""), response_id=response_id_of(data)
+        )
         facts.usage = usage_from_anthropic(data.get("usage"))
         facts.usage_final = facts.usage is not None
         facts.output_chars = sum(
@@ -49,6 +57,7 @@ class Anthropic:
         elif kind == "message_start":
             message = data.get("message") or {}
             facts.response_model = str(message.get("model") or "")
+            facts.response_id = response_id_of(message)
             facts.usage = usage_from_anthropic(message.get("usage"))
         elif kind == "message_delta":
             facts.usage = usage_from_anthropic(data.get("usage"), facts.usage)

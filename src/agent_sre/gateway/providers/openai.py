@@ -11,7 +11,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.usage import TokenUsage, estimate_tokens
-from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, json_object
+from agent_sre.gateway.plan import (
+    CallPlan,
+    ResponseFacts,
+    int_field,
+    json_object,
+    response_id_of,
+)
 
 if TYPE_CHECKING:
     from agent_sre.config import ProxyRoute
@@ -57,7 +63,9 @@ class OpenAI:
         return plan
 
     def facts_from_json(self, plan: CallPlan, data: dict[str, Any]) -> ResponseFacts:
-        facts = ResponseFacts(response_model=str(data.get("model") or ""))
+        facts = ResponseFacts(
+            response_model=str(data.get("model") or ""), response_id=response_id_of(data)
+        )
         facts.usage = usage_from_openai(data.get("usage"))
         facts.usage_final = facts.usage is not None
         facts.output_chars = _output_chars(data)
@@ -141,6 +149,8 @@ def _chunk(facts: ResponseFacts, data: dict[str, Any]) -> bool:
     """Reads a chat/completions chunk; True when it is the usage-only final chunk."""
     if not facts.response_model and data.get("model"):
         facts.response_model = str(data["model"])
+    if not facts.response_id:
+        facts.response_id = response_id_of(data)
     choices = data.get("choices")
     usage = data.get("usage")
     if usage:
@@ -170,6 +180,8 @@ def _responses_event(facts: ResponseFacts, name: bytes, data: dict[str, Any]) ->
         return
     response = data.get("response")
     if isinstance(response, dict):
+        if not facts.response_id:
+            facts.response_id = response_id_of(response)
         if response.get("model"):
             facts.response_model = str(response["model"])
         if response.get("usage"):

@@ -194,3 +194,18 @@ async def test_rollouts_posted_to_the_api_are_checked_and_kept(
     await rig.stop()
     again = await make_rig(clock=clock, state_dir=tmp_path / "posted")
     assert list(again.delivery.rollouts) == ["posted"]
+
+
+async def test_a_shadow_upstream_that_is_down_never_disturbs_the_client(
+    make_rig: RigFactory,
+) -> None:
+    spec = rollout(vary="upstream", baseline="", candidate="http://127.0.0.1:9",
+                   mode="shadow", steps=[{"weight": 100, "duration": "1h"}])  # fmt: skip
+    rig = await make_rig(spec)
+    assert await rig.ask("t1") == BASE
+    await asyncio.gather(*rig.delivery.shadow.tasks)
+    canary = rig.delivery.rollouts["canary"]
+    assert list(canary.samples["candidate"].success) == [0.0]
+    assert list(canary.samples["baseline"].success) == [1.0]
+    labels = {"rollout": "canary", "variant": "shadow", "result": "error"}
+    assert rig.metric("agent_sre_rollout_requests_total", labels) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
@@ -16,6 +16,7 @@ from agent_sre.delivery.assign import CANDIDATE
 from agent_sre.gateway.cost import call_cost, settled_usage
 from agent_sre.gateway.plan import ResponseFacts
 from agent_sre.gateway.providers import facts_from_json
+from agent_sre_daemon.delivery.stage import upstream_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from agent_sre.cost.pricing import Pricer
     from agent_sre.delivery.rollout import Rollout
+    from agent_sre.gateway.plan import CallPlan
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.proxy.call import Call
 
@@ -78,32 +80,34 @@ class ShadowCaller:
                 return False
             plan = dataclasses.replace(plan, body=body, model=spec.candidate)
         else:
-            from agent_sre_daemon.delivery.stage import upstream_url
-
             url = upstream_url(spec.candidate, call)
         headers = dict(call.upstream_headers)
         headers.pop("traceparent", None)
         headers["Accept-Encoding"] = "identity"
         task = asyncio.ensure_future(
-            self._send(rollout, plan, url, call.request.method, headers, body or b"", call)
+            self._guarded(rollout, plan, url, call.request.method, headers, body or b"", call)
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return True
 
+    async def _guarded(self, rollout: Rollout, *args: Any) -> None:
+        try:
+            await self._send(rollout, *args)
+        except Exception:  # a shadow call must never disturb anything else
+            log.exception("shadow call of rollout %s failed", rollout.name)
+
     async def _send(
         self,
         rollout: Rollout,
-        plan: object,
+        plan: CallPlan,
         url: str,
         method: str,
         headers: dict[str, str],
         body: bytes,
         call: Call,
     ) -> None:
-        from agent_sre.gateway.plan import CallPlan
-
-        assert isinstance(plan, CallPlan) and self.session is not None
+        assert self.session is not None
         started = self.clock.monotonic()
         status, data, reached = 0, b"", False
         try:

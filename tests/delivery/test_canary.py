@@ -40,7 +40,7 @@ async def test_a_worse_canary_is_rolled_back_at_the_first_step_with_enough_data(
     assert "waits for samples" in canary.state.reason
 
     await rig.calls_until("canary", 20)
-    [event] = rig.delivery.evaluate()
+    [event] = await rig.delivery.evaluate_aside()  # as the node's timer does
     assert event.kind == "rolled_back"
     assert canary.state.phase == "rolled_back"
     assert canary.state.weight == 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import ValidationError
 
 from agent_sre.cost.pricing import Pricer
+from agent_sre.delivery.analysis import analyse
 from agent_sre.delivery.assign import BASELINE, CANDIDATE
 from agent_sre.delivery.rollout import (
     PHASE_CODES,
@@ -143,6 +144,27 @@ class DeliveryRuntime(Component):
         for rollout in self.rollouts.values():
             slo = rollout.spec.analysis.slo
             happened = rollout.evaluate(now, burns.get(slo) if slo else None)
+            self._announce(rollout, happened)
+            events += happened
+        self.save()
+        return events
+
+    async def evaluate_aside(self) -> list[Event]:
+        """As :meth:`evaluate`, with each analysis made in a worker thread from copies of
+        the samples, so a large step does not hold up the proxy's calls."""
+        events: list[Event] = []
+        for rollout in list(self.rollouts.values()):
+            if not rollout.running:
+                continue
+            step, samples = rollout.state.step, rollout.samples
+            copies = (samples[BASELINE].copy(), samples[CANDIDATE].copy())
+            result = await asyncio.to_thread(analyse, rollout.spec.analysis, *copies)
+            if rollout.state.step != step or self.rollouts.get(rollout.name) is not rollout:
+                continue  # promoted, paused or replaced meanwhile: judged again next time
+            now = self.clock.time()
+            slo = rollout.spec.analysis.slo
+            burn = self._burn_rates(now).get(slo) if slo else None
+            happened = rollout.evaluate(now, burn, result)
             self._announce(rollout, happened)
             events += happened
         self.save()
@@ -294,7 +316,7 @@ class DeliveryRuntime(Component):
         while True:
             await asyncio.sleep(self.settings.evaluate_every)
             try:
-                self.evaluate()
+                await self.evaluate_aside()
             except Exception:
                 log.exception("rollout evaluation failed")
 

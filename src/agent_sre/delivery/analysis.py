@@ -49,6 +49,15 @@ class Samples:
         self.tokens: deque[float] = deque(maxlen=max_samples)
         self.task_cost: dict[str, float] = {}
 
+    def copy(self) -> Samples:
+        """A copy to analyse elsewhere while calls keep adding to this one."""
+        out = Samples(self.success.maxlen or 10_000)
+        out.calls = self.calls
+        for name in ("success", "latency", "ttft", "cost", "tokens"):
+            getattr(out, name).extend(getattr(self, name))
+        out.task_cost = dict(self.task_cost)
+        return out
+
     def add(self, seen: Observation) -> None:
         self.calls += 1
         self.success.append(1.0 if seen.success else 0.0)

@@ -130,13 +130,21 @@ class Rollout:
 
     # -- decisions ------------------------------------------------------------------------
 
-    def evaluate(self, now: float, burn_rate: float | None = None) -> list[Event]:
+    def evaluate(
+        self, now: float, burn_rate: float | None = None, result: Analysis | None = None
+    ) -> list[Event]:
         """Judges the step at ``now``: rolls back on a failed gate or the SLO burning past
-        its limit, advances (or promotes) a finished step whose analysis passed."""
+        its limit, advances (or promotes) a finished step whose analysis passed.
+
+        Args:
+            result: the step's analysis when it was made elsewhere (from copies of the
+                samples); None: made here.
+        """
         if not self.running:
             return []
         state, spec = self.state, self.spec
-        result = self.analysis()
+        if result is None:
+            result = self.analysis()
         state.analysis = {**result.to_dict(), "at": now, "step": state.step}
         limit = spec.analysis.max_burn_rate
         if burn_rate is not None and burn_rate > limit:

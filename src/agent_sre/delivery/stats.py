@@ -29,20 +29,21 @@ def mann_whitney_u(first: Sequence[float], second: Sequence[float]) -> UTest:
     n1, n2 = len(first), len(second)
     if not n1 or not n2:
         raise ValueError("both samples need at least one value")
-    pooled = sorted([(v, 0) for v in first] + [(v, 1) for v in second])
+    pooled = sorted([*first, *second])
     n = n1 + n2
-    rank_sum = 0.0
+    rank_of: dict[float, float] = {}
     ties = 0.0
     i = 0
     while i < n:
+        value = pooled[i]
         j = i
-        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
+        while j + 1 < n and pooled[j + 1] == value:
             j += 1
-        average = (i + j) / 2 + 1  # ranks start at 1
+        rank_of[value] = (i + j) / 2 + 1  # ranks start at 1; ties share their average
         size = j - i + 1
         ties += size**3 - size
-        rank_sum += average * sum(1 for k in range(i, j + 1) if pooled[k][1] == 0)
         i = j + 1
+    rank_sum = math.fsum(rank_of[value] for value in first)
     u = rank_sum - n1 * (n1 + 1) / 2
     mean = n1 * n2 / 2
     variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0

@@ -149,3 +149,43 @@ async def test_the_slo_burning_past_its_limit_rolls_back(make_rig: RigFactory) -
     [event] = rig.delivery.evaluate()
     assert event.kind == "rolled_back"
     assert "SLO llm burns at 14.4x" in rig.delivery.rollouts["canary"].state.reason
+
+
+async def test_streams_and_anthropic_calls_take_part(make_rig: RigFactory) -> None:
+    import anthropic
+
+    spec = rollout(steps=[{"weight": 100, "duration": "1h"}])
+    claude = rollout(
+        name="claude",
+        route="anthropic",
+        baseline="claude-3-5-haiku-latest",
+        candidate="claude-3-7-sonnet-latest",
+        steps=[{"weight": 100, "duration": "1h"}],
+    )
+    rig = await make_rig(spec, claude)
+    stream = await rig.client().chat.completions.create(
+        model=BASE,
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"X-Agent-Task-Id": "streamed"},
+    )
+    models = {chunk.model async for chunk in stream}
+    assert models == {CAND}
+    samples = rig.delivery.rollouts["canary"].samples["candidate"]
+    assert len(samples.ttft) == 1  # time to first token, measured on the stream
+    assert samples.tokens[0] > 0
+
+    client = anthropic.AsyncAnthropic(
+        base_url=rig.url + "/anthropic", api_key="sk-ant-x", max_retries=0
+    )
+    reply = await client.messages.create(
+        model="claude-3-5-haiku-latest",
+        max_tokens=32,
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    await client.close()
+    assert reply.model == "claude-3-7-sonnet-latest"
+    assert rig.provider.requests[-1].path == "/v1/messages"
+    span = rig.span_attrs()[-1]
+    assert (span["agent_sre.rollout"], span["gen_ai.provider.name"]) == ("claude", "anthropic")

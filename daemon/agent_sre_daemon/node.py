@@ -30,6 +30,7 @@ from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
+from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
 from agent_sre_daemon.ingest.correlation import CallCorrelation
@@ -50,13 +51,14 @@ log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
 
-ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime,)
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime, DeliveryRuntime)
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
     SignalBus,
     Pipeline,
     SLORuntime,
+    DeliveryRuntime,
     Forwarding,
     CallCorrelation,
     ProxyServer,

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
+from agent_sre.delivery.spec import RolloutsConfig
 from agent_sre.gateway.providers import ApiName
 from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
 from agent_sre.section import Duration as Duration
@@ -190,7 +191,7 @@ class Config(Section):
     slo_files: list[str] = []
     budgets: BudgetsConfig = BudgetsConfig()
     chaos: NotYetConfigurable = NotYetConfigurable()
-    rollouts: NotYetConfigurable = NotYetConfigurable()
+    rollouts: RolloutsConfig = RolloutsConfig()
     incidents: NotYetConfigurable = NotYetConfigurable()
     alerting: NotYetConfigurable = NotYetConfigurable()
     replay: NotYetConfigurable = NotYetConfigurable()

@@ -9,9 +9,10 @@ events ``message_start``, ``content_block_start``, ``content_block_delta``,
 JSON; ``/mcp`` answers MCP JSON-RPC ``tools/call``.
 
 Behaviour is set on :class:`FakeProvider` attributes (``status``, ``latency``,
-``chunk_delay``, ``omit_usage``, ``reply_words``...). Every request is recorded with its
-headers and body. Run standalone with ``python tests/fakes/provider.py --port 0``; it prints
-``http://host:port`` on its first line.
+``chunk_delay``, ``omit_usage``, ``reply_words``, ``models`` for per-model quality...).
+Every request is recorded with its headers and body. Run standalone with
+``python tests/fakes/provider.py --port 0 [--models JSON]``; it prints ``http://host:port``
+on its first line.
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ class RecordedRequest:
 
 
 @dataclass
+class ModelQuality:
+    """How one model answers (``FakeProvider.models``): set quality for rollout tests."""
+
+    error_rate: float = 0.0
+    """Share of calls answered with ``error_status``, spread evenly (deterministic)."""
+    error_status: int = 500
+    latency: float = 0.0
+    """Seconds added before the answer."""
+    reply_words: int | None = None
+    """Words in each reply (more words: more output tokens, more cost)."""
+    calls: int = 0
+
+
+@dataclass
 class FakeProvider:
     """The stand-in provider; mutate its attributes between calls to change behaviour."""
 
@@ -89,6 +104,8 @@ class FakeProvider:
     unique_ids: bool = True
     """Response ids unique per call, as providers' are; off, every response of a kind has
     the same id (tests comparing a proxied answer with a direct one byte for byte)."""
+    models: dict[str, ModelQuality] = field(default_factory=dict)
+    """Per-model quality for chat completions and messages (models not listed: as set above)."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -144,9 +161,27 @@ class FakeProvider:
             parsed = {}
         return parsed if isinstance(parsed, dict) else {}
 
+    async def _quality(self, body: dict[str, Any]) -> int | None:
+        """Applies the model's latency; the error status when this call is one of its
+        failures."""
+        quality = self.models.get(str(body.get("model", "")))
+        if quality is None:
+            return None
+        quality.calls += 1
+        if quality.latency:
+            await asyncio.sleep(quality.latency)
+        n, rate = quality.calls, quality.error_rate
+        if int(n * rate) > int((n - 1) * rate):
+            return quality.error_status
+        return None
+
     def _words(self, body: dict[str, Any], limit_key: str = "max_tokens") -> list[str]:
-        limit = body.get(limit_key) or body.get("max_completion_tokens") or self.reply_words
-        count = max(1, min(self.reply_words, int(limit)))
+        quality = self.models.get(str(body.get("model", "")))
+        words = self.reply_words
+        if quality is not None and quality.reply_words is not None:
+            words = quality.reply_words
+        limit = body.get(limit_key) or body.get("max_completion_tokens") or words
+        count = max(1, min(words, int(limit)))
         return [("Hello" if i == 0 else " word") for i in range(count)]
 
     @staticmethod
@@ -160,6 +195,18 @@ class FakeProvider:
         """``status``, or the ``x-fake-status`` request header (tests in another process)."""
         asked = request.headers.get("x-fake-status", "")
         return int(asked) if asked.isdigit() else self.status
+
+    def _openai_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = OPENAI_ERROR_TYPES.get(status, "server_error")
+        body = {"error": {"message": f"fake {status}", "type": kind, "param": None, "code": None}}
+        return self._error(body, status)
+
+    def _anthropic_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+        body = {"type": "error", "error": {"type": kind, "message": f"fake {status}"}}
+        return self._error(body, status)
 
     def _openai_error(self, status: int | None = None) -> web.Response:
         status = status or self.status
@@ -215,6 +262,9 @@ class FakeProvider:
         body = await self._record(request)
         if self._status(request) != 200:
             return self._openai_error(self._status(request))
+        failed = await self._quality(body)
+        if failed is not None:
+            return self._openai_error(failed)
         model = str(body.get("model", "gpt-4o-mini"))
         words = self._words(body)
         prompt = self._input_tokens(body.get("messages", []))
@@ -421,6 +471,9 @@ class FakeProvider:
         body = await self._record(request)
         if self._status(request) != 200:
             return self._anthropic_error(self._status(request))
+        failed = await self._quality(body)
+        if failed is not None:
+            return self._anthropic_error(failed)
         model = str(body.get("model", "claude-3-5-haiku-latest"))
         words = self._words(body)
         prompt = self._input_tokens([body.get("system", ""), body.get("messages", [])])
@@ -531,8 +584,10 @@ class FakeProvider:
         )
 
 
-async def _serve(host: str, port: int) -> None:
-    fake = FakeProvider(host=host, port=port)
+async def _serve(host: str, port: int, models: dict[str, Any]) -> None:
+    fake = FakeProvider(
+        host=host, port=port, models={k: ModelQuality(**v) for k, v in models.items()}
+    )
     print(await fake.start(), flush=True)
     try:
         while True:
@@ -545,9 +600,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--models",
+        type=json.loads,
+        default={},
+        help='per-model quality as JSON, e.g. {"gpt-4.1": {"error_rate": 0.5}}',
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.models))
 
 
 if __name__ == "__main__":

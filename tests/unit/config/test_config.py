@@ -206,3 +206,19 @@ def test_proxy_correlation_defaults_durations_and_unknown_keys() -> None:
     assert any("proxy.correlation.hodl" in p for p in found), found
     found = problems("proxy:\n  correlation: {max_calls: 0}\n")
     assert any("proxy.correlation.max_calls" in p for p in found), found
+
+
+def test_an_unquoted_variable_that_expands_to_nothing_is_an_empty_string(tmp_path) -> None:
+    from agent_sre.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "node:\n  name: ${NODE_NAME:-}\n"
+        "admin:\n  token: ${AGENT_SRE_ADMIN_TOKEN:-}\n"
+        "receivers:\n  otlp:\n    grpc:\n      max_recv_msg_size_mib: ${SIZE:-8}\n"
+    )
+    config = load_config(str(path), env={})
+    assert config.node.name == ""
+    assert config.admin.token == ""
+    assert config.receivers.otlp.grpc is not None
+    assert config.receivers.otlp.grpc.max_recv_msg_size_mib == 8

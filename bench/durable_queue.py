@@ -5,7 +5,7 @@ the least any on-disk queue pays. Then puts from the event loop as receivers mak
 (``put_async`` from concurrent requests), with ``fsync`` off and on: the writer thread
 commits the puts that arrive together as one transaction (one fsync), so the figures show
 wall time per request and how many requests share a commit.
-Usage: python bench/queue.py [--requests 2000] [--concurrency 16]
+Usage: python bench/durable_queue.py [--requests 2000] [--concurrency 16]
 """
 
 from __future__ import annotations

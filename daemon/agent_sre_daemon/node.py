@@ -32,6 +32,7 @@ from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
+from agent_sre_daemon.incidents.runtime import IncidentsRuntime
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.ingest.receivers import OtlpReceivers
 from agent_sre_daemon.proxy.server import ProxyServer
@@ -48,13 +49,14 @@ log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
 
-ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime,)
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime, IncidentsRuntime)
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
     SignalBus,
     Pipeline,
     SLORuntime,
+    IncidentsRuntime,
     Forwarding,
     ProxyServer,
 )

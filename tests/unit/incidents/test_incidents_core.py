@@ -174,7 +174,7 @@ def test_postmortem_has_every_section() -> None:
     ("yaml_text", "message"),
     [
         ("incidents: {correlation_window: 5x}", "incidents.correlation_window"),
-        ("incidents: {rules: [{name: r, actions: []}]}", "incidents.rules.0.actions"),
+        ("incidents: {rules: [{name: r, actions: []}]}", "incidents.rules[0].actions"),
         ("incidents: {rules: [{name: r, actions: [{action: a}]}, {name: r, actions: "
          "[{action: b}]}]}", "used twice"),
         ("incidents: {circuit_breakers: [{name: b, error_ratio: 2}]}", "error_ratio"),

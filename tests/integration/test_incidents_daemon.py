@@ -7,6 +7,9 @@ and what it missed is delivered after a restart."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -244,7 +247,36 @@ def test_operators_ack_and_resolve_with_the_token(
     with pytest.raises(urllib.error.HTTPError) as refused:
         post(f"{base}/ack", token="wrong")
     assert refused.value.code == 401
-    assert post(f"{base}/ack")["state"] == "acknowledged"
+
+    # the CLI: list, a refused change without the token, ack with it, a postmortem file
+    admin = daemon.addresses["admin"]
+
+    def cli(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "AGENT_SRE_ADMIN_TOKEN": token}
+        return subprocess.run(
+            [sys.executable, "-m", "agent_sre_daemon.cli", "incidents", *args, "--admin", admin],
+            capture_output=True, text=True, env=env, timeout=30, check=False,
+        )  # fmt: skip
+
+    listed = cli("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [i["id"] for i in json.loads(listed.stdout)["incidents"]] == [incident_id]
+    assert incident_id in cli().stdout
+    no_token = cli("ack", incident_id)
+    assert no_token.returncode == 1
+    assert "AGENT_SRE_ADMIN_TOKEN" in no_token.stderr
+    acked = cli("ack", incident_id, token="tok")
+    assert acked.returncode == 0, acked.stderr
+    assert acked.stdout.strip() == f"incident {incident_id}: acknowledged"
+    assert "acknowledged by operator" in cli("show", incident_id).stdout
+    missing_cli = cli("show", "inc-404")
+    assert missing_cli.returncode == 1
+    assert "no incident 'inc-404'" in missing_cli.stderr
+    draft = daemon.workdir / "pm.md"
+    written = cli("postmortem", incident_id, "-o", str(draft))
+    assert written.returncode == 0, written.stderr
+    assert draft.read_text().startswith(f"# Postmortem: {incident_id}")
+    assert cli("postmortem", incident_id, "-o", "/nonexistent/dir/pm.md").returncode == 1
     done = post(f"{base}/resolve")
     assert done["state"] == "resolved"
     assert done["resolved_by"] == "operator"

@@ -61,7 +61,9 @@ class RuleBook:
         for rule in self.rules:
             if not matches(rule.match, signal):
                 continue
-            fired = event in rule.on or ("signal" in rule.on and event in ("opened", "escalated"))
+            fired = event in rule.when or (
+                "signal" in rule.when and event in ("opened", "escalated")
+            )
             if not fired or (event == "signal" and signal.state.value != "firing"):
                 continue
             values = {**signal.labels, "incident": change.incident.id}

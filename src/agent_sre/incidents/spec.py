@@ -41,7 +41,7 @@ class RuleSpec(Section):
 
     name: str = Field(min_length=1)
     match: SignalMatch = SignalMatch()
-    on: list[RuleEvent] = ["signal"]
+    when: list[RuleEvent] = ["signal"]
     """``signal``: every firing signal that matches; ``opened`` / ``escalated`` /
     ``resolved``: the incident a matching signal opened, escalated or resolved."""
     actions: list[ActionSpec] = Field(min_length=1)

@@ -103,7 +103,7 @@ def test_rules_match_cool_down_render_labels_and_dry_run() -> None:
                     "actions": [{"action": "block_agent", "params": {"agent_id": "{agent.id}"}}],
                     "cooldown": "10m",
                 },
-                {"name": "rehearse", "match": {"min_severity": "critical"}, "on": ["opened"],
+                {"name": "rehearse", "match": {"min_severity": "critical"}, "when": ["opened"],
                  "actions": [{"action": "stop_chaos"}], "dry_run": True},
             ]
         }

@@ -37,7 +37,7 @@ class IncidentMetrics:
         self.actions = Counter(
             "agent_sre_incident_actions_total",
             "Actions of automatic responses, by action and outcome (ran, dry_run, failed, "
-            "unavailable, skipped).",
+            "unavailable, skipped, cooling_down).",
             ["action", "outcome"],
             registry=registry,
         )

@@ -213,6 +213,11 @@ class IncidentsRuntime(Component):
         now = self.clock.time()
         what = f"{planned.action}({', '.join(f'{k}={v}' for k, v in planned.params.items())})"
         details = {"rule": planned.rule, "action": planned.action, "params": planned.params}
+        if planned.cooling_down:
+            self.metrics.actions.labels(planned.action, "cooling_down").inc()
+            log.debug("incident %s: rule %s: %s %s", incident.id, planned.rule, what,
+                      planned.skipped)  # fmt: skip
+            return
         if planned.skipped:
             outcome, message = "skipped", f"rule {planned.rule}: {what} skipped: {planned.skipped}"
         elif planned.dry_run:

@@ -27,6 +27,9 @@ class PlannedAction:
     params: dict[str, str]
     dry_run: bool
     skipped: str = ""
+    cooling_down: bool = False
+    """Skipped because the rule ran with these parameters within its cool-down (counted,
+    not added to the timeline: a flapping signal must not flood it either)."""
 
 
 def matches(match: SignalMatch, signal: Signal) -> bool:
@@ -84,7 +87,7 @@ class RuleBook:
                     planned.append(
                         PlannedAction(
                             rule.name, spec.action, params, rule.dry_run,
-                            f"cooling down ({left:.0f}s left)",
+                            f"cooling down ({left:.0f}s left)", cooling_down=True,
                         )
                     )  # fmt: skip
                     continue

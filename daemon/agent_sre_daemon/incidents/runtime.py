@@ -22,6 +22,7 @@ from agent_sre_daemon.incidents.breaker import CircuitBreakerStage
 from agent_sre_daemon.incidents.metrics import IncidentMetrics
 from agent_sre_daemon.incidents.notify import Notifier
 from agent_sre_daemon.incidents.store import IncidentStore
+from agent_sre_daemon.incidents.throttle import ThrottleStage
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -65,7 +66,10 @@ class IncidentsRuntime(Component):
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        self.throttles = ThrottleStage(self.clock)
         context.register_action("open_circuit", self._open_circuit)
+        context.register_action("throttle_agent", self.throttles.throttle)
+        context.register_action("unthrottle_agent", self.throttles.unthrottle)
 
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> IncidentMetrics:
@@ -124,7 +128,7 @@ class IncidentsRuntime(Component):
         return Prepared(needs_restart=restart, commit=commit)
 
     def proxy_stages(self) -> list[Stage]:
-        return [self.breakers]
+        return [self.throttles, self.breakers]
 
     def admin_routes(self) -> list[web.RouteDef]:
         return [

@@ -26,7 +26,7 @@ class SignalMatch(Section):
 
 class ActionSpec(Section):
     """One action of a rule: an operation a component registered (``block_agent``,
-    ``unblock_agent``, ``throttle_agent``, ``open_circuit``, ``stop_chaos``,
+    ``unblock_agent``, ``throttle_agent``, ``unthrottle_agent``, ``open_circuit``, ``stop_chaos``,
     ``pause_rollout``, ``rollback_rollout``, ...) or ``notify``."""
 
     action: str = Field(min_length=1)

@@ -134,3 +134,41 @@ async def test_admin_input_is_checked(tmp_path: Path) -> None:
             assert await circuits.json() == {"circuits": []}
     finally:
         await engine.stop(engine.clock.monotonic() + 5)
+
+
+async def test_reload_swaps_rules_receivers_and_breakers(tmp_path: Path) -> None:
+    engine = runtime(tmp_path)
+    await engine.start()
+    try:
+        new = Config.model_validate(
+            {
+                "state_dir": str(tmp_path / "elsewhere"),
+                "incidents": {
+                    "enabled": False,
+                    "rules": [{"name": "r", "actions": [{"action": "notify"}]}],
+                    "circuit_breakers": [{"name": "b"}],
+                },
+                "alerting": {"receivers": [{"name": "s", "type": "slack", "url": "http://x"}]},
+            }
+        )
+        prepared = await engine.prepare_reload(new)
+        assert prepared.needs_restart == ["state_dir (incidents)", "incidents.enabled"]
+        assert prepared.commit is not None
+        await prepared.commit()
+        assert [r.name for r in engine.rules.rules] == ["r"]
+        assert list(engine.notifier.receivers) == ["s"]
+        assert [s.name for s in engine.breakers.specs] == ["b"]
+        assert engine.status() == {"incidents": {"open": 0, "circuits_open": 0}}
+    finally:
+        await engine.stop(engine.clock.monotonic() + 5)
+
+
+async def test_disabled_incidents_ignore_the_bus(tmp_path: Path) -> None:
+    engine = runtime(tmp_path, incidents={"enabled": False})
+    await engine.start()
+    try:
+        engine.context.bus.publish(slo(engine.clock.time(), Severity.CRITICAL))
+        await asyncio.sleep(0.05)
+        assert engine.book.incidents == {}
+    finally:
+        await engine.stop(engine.clock.monotonic() + 5)

@@ -94,6 +94,8 @@ class CircuitBreakerStage:
         return None
 
     async def on_response(self, call: Call) -> None:
+        if not self._passed:
+            return
         passing = self._passed.pop(id(call), None)
         if not passing:
             return

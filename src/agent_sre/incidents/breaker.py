@@ -113,6 +113,8 @@ class Circuit:
         if bucket != number:
             calls = errors = 0
         self._slots[index] = (number, calls + 1, errors + (0 if ok else 1))
+        if ok:
+            return None  # a success never opens the circuit
         calls, errors = self.counts(now)
         if calls >= self.spec.min_calls and errors / calls >= self.spec.error_ratio:
             return self._open(now, f"{errors} of the last {calls} calls failed")

@@ -49,7 +49,8 @@ log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
 
-ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime, IncidentsRuntime)
+# incidents first: it subscribes before the others publish and stops after them
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (IncidentsRuntime, SLORuntime)
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (

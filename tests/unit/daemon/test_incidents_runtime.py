@@ -172,3 +172,25 @@ async def test_disabled_incidents_ignore_the_bus(tmp_path: Path) -> None:
         assert engine.book.incidents == {}
     finally:
         await engine.stop(engine.clock.monotonic() + 5)
+
+
+async def test_firing_incidents_are_re_sent_to_alertmanager(tmp_path: Path) -> None:
+    engine = runtime(
+        tmp_path,
+        alerting={
+            "resend_interval": "1m",
+            "receivers": [
+                {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9"},
+                {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9"},
+            ],
+        },
+    )
+    clock = engine.clock
+    assert isinstance(clock, ManualClock)
+    change = engine.book.observe(slo(clock.time(), Severity.CRITICAL), clock.time())[0]
+    assert [r for r, _ in engine.notifier.payloads(change, clock.time())] == ["am", "hook"]
+    open_now = engine.book.open_incidents()
+    assert engine.notifier.resends(open_now, clock.time() + 59) == []
+    [(receiver, body)] = engine.notifier.resends(open_now, clock.time() + 60)
+    assert receiver == "am"  # only Alertmanager forgets alerts that are not re-sent
+    assert json.loads(body)[0]["labels"]["incident"] == "inc-1"

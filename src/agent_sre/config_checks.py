@@ -12,6 +12,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from agent_sre.incidents.checks import incident_problems
 from agent_sre.units import parse_endpoint
 
 if TYPE_CHECKING:
@@ -29,7 +30,12 @@ _WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
 
 def config_problems(config: Config) -> list[Problem]:
     """Every cross-field problem of a validated configuration, in file order."""
-    return [*_port_problems(config), *_route_problems(config), *_header_problems(config)]
+    return [
+        *_port_problems(config),
+        *_route_problems(config),
+        *_header_problems(config),
+        *incident_problems(config),
+    ]
 
 
 def _listeners(config: Config) -> Iterator[tuple[Location, str]]:

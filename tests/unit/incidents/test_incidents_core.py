@@ -183,6 +183,10 @@ def test_postmortem_has_every_section() -> None:
         ("alerting: {receivers: [{name: w, type: webhook}]}", "needs url"),
         ("alerting: {receivers: [{name: w, type: webhook, url: ftp://x}]}", "http://"),
         ("alerting: {receivers: [{name: w, type: teams, url: http://x}]}", "alerting.receivers"),
+        ("incidents: {circuit_breakers: [{name: b, routes: [nope]}]}",
+         "incidents.circuit_breakers[0].routes[0]: no proxy route is named 'nope'"),
+        ("incidents: {rules: [{name: r, actions: [{action: notify, params: {receivers: x}}]}]}",
+         "no alerting receiver is named 'x'"),
         ("alerting: {receivers: [{name: w, type: slack, url: http://x}, {name: w, type: slack, "
          "url: http://y}]}", "used twice"),
     ],

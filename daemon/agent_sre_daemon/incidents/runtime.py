@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
-from agent_sre.incidents.book import IncidentBook
+from agent_sre.incidents.book import IncidentBook, signal_key
 from agent_sre.incidents.model import IncidentState
 from agent_sre.incidents.postmortem import postmortem
 from agent_sre.incidents.rules import RuleBook
-from agent_sre.signals import Severity
+from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre_daemon.component import Component, Prepared
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.incidents.breaker import CircuitBreakerStage
@@ -163,10 +163,15 @@ class IncidentsRuntime(Component):
                               signal.type)  # fmt: skip
 
     async def _housekeeping(self) -> None:
+        reconciled = False
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)
             try:
                 now = self.clock.time()
+                if not reconciled:
+                    # after the other engines restored their state
+                    reconciled = True
+                    await self._handle(self.reconcile_slos(now))
                 await self._handle(self.book.tick(now))
                 await self.notifier.enqueue(self.notifier.resends(self.book.open_incidents(), now))
                 self.book.forget_resolved_before(now - KEEP_RESOLVED_IN_MEMORY_S)
@@ -194,6 +199,47 @@ class IncidentsRuntime(Component):
                     await self._act(change, planned)
             await self.store.save([i.to_dict() for i in touched.values()])
             self._gauge()
+
+    def reconcile_slos(self, now: float) -> list[Change]:
+        """Resolves what a restart made us miss: SLO instances of open incidents that are
+        healthy again (or gone from the configuration) now. The SLO engine only signals
+        changes, so a recovery during the restart would otherwise leave them open."""
+        slo = self.context.service("slo")
+        reports = getattr(slo, "reports", None)
+        waiting = [
+            (incident, entry.details)
+            for incident in self.book.open_incidents()
+            for entry in incident.timeline
+            if entry.kind == "signal"
+            and entry.details.get("type") == "slo_status"
+            and entry.details.get("source") == "slo"
+        ]
+        if reports is None or not waiting:
+            return []
+        status: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        for report in reports(now):
+            for instance in report.instances:
+                status[(report.name, tuple(sorted(instance.labels.items())))] = (
+                    instance.status.value
+                )
+        changes: list[Change] = []
+        for incident, details in waiting:
+            labels = dict(details.get("labels") or {})
+            instance = tuple(sorted((k, v) for k, v in labels.items() if k != "slo"))
+            if status.get((labels.get("slo", ""), instance), "HEALTHY") != "HEALTHY":
+                continue
+            resolved = Signal(
+                type="slo_status",
+                source="slo",
+                severity=Severity.INFO,
+                at=now,
+                message=f"SLO {labels.get('slo')} is healthy (or gone) after a restart",
+                labels=labels,
+                state=SignalState.RESOLVED,
+            )
+            if incident.is_open and signal_key(resolved) in incident.active:
+                changes.extend(self.book.observe(resolved, now))
+        return changes
 
     def _count(self, change: Change) -> None:
         incident = change.incident

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -194,3 +195,26 @@ async def test_firing_incidents_are_re_sent_to_alertmanager(tmp_path: Path) -> N
     [(receiver, body)] = engine.notifier.resends(open_now, clock.time() + 60)
     assert receiver == "am"  # only Alertmanager forgets alerts that are not re-sent
     assert json.loads(body)[0]["labels"]["incident"] == "inc-1"
+
+
+async def test_slo_incidents_missed_by_a_restart_are_reconciled(tmp_path: Path) -> None:
+    engine = runtime(tmp_path, incidents={"group_by": ["slo"]})  # an incident per SLO
+    now = engine.clock.time()
+    for name in ("llm", "gone", "still"):
+        signal = Signal("slo_status", "slo", Severity.CRITICAL, now, f"{name} burning",
+                        {"slo": name, "agent_id": "a"})  # fmt: skip
+        engine.book.observe(signal, now)
+    assert len(engine.book.open_incidents()) == 3
+    assert engine.reconcile_slos(now) == []  # no SLO engine on this node: nothing to say
+
+    def instance(status: str) -> Any:
+        return SimpleNamespace(labels={"agent_id": "a"}, status=SimpleNamespace(value=status))
+
+    reports = [
+        SimpleNamespace(name="llm", instances=[instance("HEALTHY")]),
+        SimpleNamespace(name="still", instances=[instance("CRITICAL")]),
+    ]
+    engine.context.provide("slo", SimpleNamespace(reports=lambda at: reports))
+    resolved = {c.incident.title for c in engine.reconcile_slos(now) if c.event == "resolved"}
+    assert resolved == {"llm burning", "gone burning"}
+    assert [i.title for i in engine.book.open_incidents()] == ["still burning"]

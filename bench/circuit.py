@@ -43,6 +43,7 @@ def calls(count: int) -> list[Any]:
                 status=500 if (index // 50) % 10 == 0 else 200,  # 10% of each agent's
                 record=SimpleNamespace(attributes={}),
                 fail=lambda kind, message: None,
+                trace=None,
             )
         )
     return made

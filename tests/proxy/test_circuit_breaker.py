@@ -101,6 +101,10 @@ async def test_a_breaker_opens_fails_fast_half_opens_and_closes(
     opened = bus.recent(source="circuit_breaker")[0]
     assert opened.labels == {"breaker": "upstreams", "target": "route:openai", "route": "openai"}
     assert opened.severity.value == "critical"
+    # the failed calls' traces, for the incident (and replay)
+    failed_traces = opened.details["trace_ids"]
+    assert len(failed_traces) == 2
+    assert all(len(t) == 32 for t in failed_traces)
     gauge = stage.metrics.circuit_state.labels("route:openai")._value.get()
     assert gauge == 0
     assert stage.metrics.circuit_rejected.labels("route:openai")._value.get() == 1

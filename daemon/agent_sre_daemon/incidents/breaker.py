@@ -101,8 +101,9 @@ class CircuitBreakerStage:
             return
         ok = not failed(call)
         now = self.clock.time()
+        trace = call.trace.trace_id.hex() if not ok and call.trace is not None else ""
         for circuit in passing:
-            transition = circuit.record(ok, now)
+            transition = circuit.record(ok, now, trace)
             if transition is not None:
                 self.publish(transition)
 

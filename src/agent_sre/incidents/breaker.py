@@ -7,6 +7,7 @@ Counts live in fixed time buckets (ten per window), so memory does not grow with
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from agent_sre.incidents.spec import CircuitBreakerSpec
 
 BUCKETS = 10
+FAILED_TRACES = 5
+"""Trace ids of the latest failed calls a circuit remembers (for the incident, and replay)."""
 
 
 class CircuitState(str, Enum):
@@ -43,6 +46,8 @@ class Transition:
     new: CircuitState
     at: float
     reason: str
+    traces: tuple[str, ...] = ()
+    """Trace ids of the latest failed calls (hex), when it opened."""
 
     def to_signal(self) -> Signal:
         opened = self.new is CircuitState.OPEN
@@ -57,7 +62,12 @@ class Transition:
             labels={"breaker": self.breaker, "target": self.target, scope: name},
             state=SignalState.RESOLVED if closed else SignalState.FIRING,
             value=float(self.new.gauge),
-            details={"old": self.old.value, "new": self.new.value, "reason": self.reason},
+            details={
+                "old": self.old.value,
+                "new": self.new.value,
+                "reason": self.reason,
+                "trace_ids": list(self.traces),
+            },
         )
 
 
@@ -73,6 +83,7 @@ class Circuit:
         self.probes_ok = 0
         self._width = spec.window / BUCKETS
         self._slots = [(-1, 0, 0)] * BUCKETS  # (bucket number, calls, errors)
+        self.failed_traces: deque[str] = deque(maxlen=FAILED_TRACES)
 
     def retry_after(self, now: float) -> float:
         """Seconds until probes are let through (0 unless open)."""
@@ -95,8 +106,10 @@ class Circuit:
             return True, transition
         return False, transition
 
-    def record(self, ok: bool, now: float) -> Transition | None:
-        """Counts a finished call that was allowed through."""
+    def record(self, ok: bool, now: float, trace: str = "") -> Transition | None:
+        """Counts a finished call that was allowed through (``trace``: its trace id)."""
+        if not ok and trace:
+            self.failed_traces.append(trace)
         if self.state is CircuitState.HALF_OPEN:
             if not ok:
                 return self._open(now, "a probe failed")
@@ -138,11 +151,13 @@ class Circuit:
 
     def _open(self, now: float, reason: str) -> Transition:
         self.opened_at = now
-        return self._move(CircuitState.OPEN, now, reason)
+        return self._move(CircuitState.OPEN, now, reason, tuple(self.failed_traces))
 
-    def _move(self, new: CircuitState, now: float, reason: str) -> Transition:
+    def _move(
+        self, new: CircuitState, now: float, reason: str, traces: tuple[str, ...] = ()
+    ) -> Transition:
         old, self.state = self.state, new
-        return Transition(self.spec.name, self.target, old, new, now, reason)
+        return Transition(self.spec.name, self.target, old, new, now, reason, traces)
 
 
 def target_of(spec: CircuitBreakerSpec, route: str, tool: str | None, agent: str) -> str | None:

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -30,7 +31,6 @@ from tests.support.receivers import ALERTMANAGER, Alertmanager, Receiver, free_p
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from tests.support.daemon import DaemonProcess
 
@@ -214,6 +214,14 @@ def test_fast_burn_opens_one_incident_notifies_acts_and_resolves(
     wait_for(lambda: "resolved" in [json.loads(b)["event"] for _, _, b in
                                     receivers["webhook"].requests], "webhook resolved")  # fmt: skip
     assert events[0] == "opened"
+
+    # the PagerDuty routing key and the webhook secret are in no store and no log line
+    state = Path(daemon.config["state_dir"])
+    for path in [*state.rglob("*"), daemon.log_path]:
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"R0UT1NG" not in data, path
+            assert SECRET.encode() not in data, path
 
     metrics = scrape(daemon.url("metrics", "/metrics"))
     assert metrics[("agent_sre_incidents_opened_total", (("severity", "critical"),))] == 1

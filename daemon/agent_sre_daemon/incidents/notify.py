@@ -114,7 +114,8 @@ class Notifier:
         if receiver.type == "webhook":
             return payloads.webhook_body(incident, event, self.node, url)
         if receiver.type == "pagerduty":
-            return payloads.pagerduty_event(incident, event, self.node, receiver.routing_key, url)
+            # the routing key is a secret: it is added when sending, never stored
+            return payloads.pagerduty_event(incident, event, self.node, "", url)
         return payloads.slack_message(incident, event, self.node, url)
 
     def resends(self, incidents: list[Incident], now: float) -> list[tuple[str, bytes]]:
@@ -232,6 +233,8 @@ class Notifier:
     async def _post(self, receiver: ReceiverSpec, body: bytes) -> None:
         assert self._session is not None
         headers = {"Content-Type": "application/json", **receiver.headers}
+        if receiver.type == "pagerduty":
+            body = json.dumps({**json.loads(body), "routing_key": receiver.routing_key}).encode()
         if receiver.type == "webhook" and receiver.secret:
             headers.update(payloads.sign_webhook(receiver.secret, int(self.clock.time()), body))
         timeout = aiohttp.ClientTimeout(total=receiver.timeout)

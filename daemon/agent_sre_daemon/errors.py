@@ -99,7 +99,8 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
 #
 # Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and
 # 5xx, and obey ``x-should-retry``):
-# - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable) are 403
+# - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable,
+#   circuit_open: the cool-down is in Retry-After) are 403
 #   with ``x-should-retry: false``, so the SDK raises PermissionDeniedError at once;
 # - route_not_found is 404, and 400 for absolute-URI and CONNECT requests (no open proxy);
 # - agent_throttled is 429 with Retry-After: waiting does fix it, so the SDK's own retry is
@@ -113,6 +114,7 @@ PROXY_STATUS = {
     "budget_exceeded": 403,
     "agent_blocked": 403,
     "budget_unavailable": 403,
+    "circuit_open": 403,
     "agent_throttled": 429,
     "route_not_found": 404,
     "bad_request": 400,

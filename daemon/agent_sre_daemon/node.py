@@ -33,6 +33,7 @@ from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadE
 from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
+from agent_sre_daemon.incidents.runtime import IncidentsRuntime
 from agent_sre_daemon.ingest.correlation import CallCorrelation
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.ingest.receivers import OtlpReceivers
@@ -51,7 +52,12 @@ log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
 
-ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime, DeliveryRuntime)
+# incidents first: it subscribes before the others publish and stops after them
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
+    IncidentsRuntime,
+    SLORuntime,
+    DeliveryRuntime,
+)
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
@@ -59,6 +65,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     Pipeline,
     SLORuntime,
     DeliveryRuntime,
+    IncidentsRuntime,
     Forwarding,
     CallCorrelation,
     ProxyServer,

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from agent_sre.alerts.spec import AlertingConfig
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
 from agent_sre.delivery.spec import RolloutsConfig
 from agent_sre.gateway.providers import ApiName
+from agent_sre.incidents.spec import IncidentsConfig
 from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
 from agent_sre.section import Duration as Duration
 from agent_sre.section import Endpoint as Endpoint
@@ -192,8 +194,8 @@ class Config(Section):
     budgets: BudgetsConfig = BudgetsConfig()
     chaos: NotYetConfigurable = NotYetConfigurable()
     rollouts: RolloutsConfig = RolloutsConfig()
-    incidents: NotYetConfigurable = NotYetConfigurable()
-    alerting: NotYetConfigurable = NotYetConfigurable()
+    incidents: IncidentsConfig = IncidentsConfig()
+    alerting: AlertingConfig = AlertingConfig()
     replay: NotYetConfigurable = NotYetConfigurable()
     fleet: NotYetConfigurable = NotYetConfigurable()
 

@@ -19,6 +19,7 @@ COMMANDS = (
     "budgets",
     "signals",
     "rollout",
+    "incidents",
     "k8s",
 )
 """Modules of ``agent_sre_daemon.cli`` holding commands, in the order ``--help`` lists them.

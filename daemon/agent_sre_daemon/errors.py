@@ -83,9 +83,11 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
 #
 # Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and
 # 5xx, and obey ``x-should-retry``):
-# - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable) are 403
+# - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable,
+#   model_unpriced) are 403
 #   with ``x-should-retry: false``, so the SDK raises PermissionDeniedError at once;
 # - route_not_found is 404, and 400 for absolute-URI and CONNECT requests (no open proxy);
+# - invalid_path (a dot segment, or one that decodes to a slash or control character) is 400;
 # - agent_throttled is 429 with Retry-After: waiting does fix it, so the SDK's own retry is
 #   right when the wait is short (up to a minute, which SDKs honour); a longer wait says
 #   ``x-should-retry: false`` so no doomed retries are sent;
@@ -97,9 +99,11 @@ PROXY_STATUS = {
     "budget_exceeded": 403,
     "agent_blocked": 403,
     "budget_unavailable": 403,
+    "model_unpriced": 403,
     "agent_throttled": 429,
     "route_not_found": 404,
     "bad_request": 400,
+    "invalid_path": 400,
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
 }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agent_sre.cost.budgets import oldest_buckets, spend_by_subject
 from agent_sre.cost.guard import CostGuard, Denial
 from agent_sre.cost.ledger import Refusal, Reservation
+from agent_sre.cost.spec import PriceAs
 from agent_sre.gateway.cost import worst_case_usd
 from agent_sre_daemon.stores.ledger import LedgerUnavailableError
 
@@ -108,6 +109,12 @@ class BudgetGate:
     @staticmethod
     def prepare(config: BudgetsConfig, pricer: Pricer, node: str) -> GateConfig:
         """Builds a configuration without applying it (may raise on a bad one)."""
+        policy = config.unpriced_models
+        if isinstance(policy, PriceAs) and pricer.rates("", policy.price_as, 0.0) is None:
+            raise ValueError(
+                f"budgets.unpriced_models.price_as: model {policy.price_as!r} has no price "
+                "either (add it to budgets.price_overrides)"
+            )
         return GateConfig(config, pricer, CostGuard(config, node))
 
     def apply(self, prepared: GateConfig) -> None:
@@ -145,10 +152,12 @@ class BudgetGate:
         who = guard.identity(who)
         view = self._agent(who, now)
         view.requests += 1
-        denial = guard.admit(who, plan.worst_case_tokens if plan.priced else 0, now)
-        if denial is None and plan.priced:
+        denial = guard.admit(who, plan.worst_case_tokens if plan.llm_call else 0, now)
+        if denial is None and plan.llm_call:
             charges = guard.charges(who, now)
             if charges:
+                denial = self._unpriced(plan, now)
+            if charges and denial is None:
                 outcome = await self._reserve(guard, plan, who, charges, now)
                 if isinstance(outcome, Reservation):
                     return Ticket(who, outcome)
@@ -161,6 +170,26 @@ class BudgetGate:
         if signal is not None:
             self._publish(signal)
         return denial
+
+    def _unpriced(self, plan: CallPlan, now: float) -> Denial | None:
+        """``budgets.unpriced_models`` for a call a budget covers: None to go on (priced, or
+        ``price_as`` set on the plan, or ``allow``), or the refusal."""
+        if plan.model and self._pricer.rates(plan.provider, plan.model, now) is not None:
+            return None
+        policy = self._config.unpriced_models
+        if policy == "allow":
+            return None
+        if isinstance(policy, PriceAs):
+            plan.priced_as = policy.price_as
+            return None
+        what = f"model {plan.model!r}" if plan.model else "a request naming no model"
+        return Denial(
+            "model_unpriced",
+            f"{what} has no price and a budget covers this call; "
+            "budgets.unpriced_models is block (set price_overrides for it, or "
+            "unpriced_models: {price_as: MODEL})",
+            rule="unpriced_model",
+        )
 
     async def _reserve(
         self,

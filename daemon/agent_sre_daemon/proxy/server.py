@@ -19,6 +19,7 @@ from aiohttp import web
 
 from agent_sre.cost.pricing import Pricer
 from agent_sre.gateway.identity import trace_context
+from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.gateway.providers import plan_call
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon.component import Component, Prepared, ReloadError
@@ -249,7 +250,14 @@ class ProxyServer(Component):
         started = self.clock.monotonic()
         if request.method == "CONNECT" or not request.raw_path.startswith("/"):
             return proxy_error("passthrough", "route_not_found", NOT_AN_OPEN_PROXY, status=400)
-        path, _, query = request.raw_path.partition("?")
+        raw, _, query = request.raw_path.partition("?")
+        try:
+            # one canonical form decides both what the call is and what is forwarded
+            path = canonical_path(raw)
+        except PathError as exc:
+            guess = self._routes.match(raw)
+            api = guess.config.api if guess is not None else "passthrough"
+            return proxy_error(api, "invalid_path", str(exc))
         route = self._routes.match(path)
         if route is None:
             return proxy_error(

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from agent_sre.cost.ledger import Charge, Refusal
     from agent_sre.cost.spec import BudgetsConfig, BudgetSpec
 
-DenialKind = Literal["agent_blocked", "agent_throttled", "budget_exceeded", "budget_unavailable"]
+DenialKind = Literal[
+    "agent_blocked", "agent_throttled", "budget_exceeded", "budget_unavailable", "model_unpriced"
+]
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,11 @@ if TYPE_CHECKING:
 def worst_case_usd(pricer: Pricer, plan: CallPlan, default_max_output: int, now: float) -> float:
     """The most the call can cost: estimated input plus ``max_tokens`` (or
     ``default_max_output``, bounded by the model's context) of output. Unpriced models
-    reserve nothing."""
-    rates = pricer.rates(plan.provider, plan.model, now)
+    reserve nothing. Each of several choices (``n``) may produce the whole output."""
+    if plan.priced_as:
+        rates = pricer.rates("", plan.priced_as, now)
+    else:
+        rates = pricer.rates(plan.provider, plan.model, now)
     if rates is None:
         return 0.0
     output = plan.max_output_tokens
@@ -24,7 +27,8 @@ def worst_case_usd(pricer: Pricer, plan: CallPlan, default_max_output: int, now:
         if rates.context_window:
             output = min(output, rates.context_window)
     return (
-        plan.input_tokens_estimate * rates.input_per_mtok + output * rates.output_per_mtok
+        plan.input_tokens_estimate * rates.input_per_mtok
+        + output * plan.choices * rates.output_per_mtok
     ) / 1_000_000
 
 
@@ -56,4 +60,6 @@ def call_cost(
     cost = pricer.price(plan.provider, model, usage, now)
     if cost is None and model != plan.model:
         cost = pricer.price(plan.provider, plan.model, usage, now)
+    if cost is None and plan.priced_as:
+        cost = pricer.price("", plan.priced_as, usage, now)
     return cost

@@ -30,15 +30,25 @@ class CallPlan:
     is_responses_api: bool = False
     tool_name: str | None = None
     mcp_request_id: Any = None
+    choices: int = 1
+    """Completions asked for at once (OpenAI ``n``, ``best_of``): each may reach the cap."""
+    priced_as: str = ""
+    """The model this call is priced at when its own has no price
+    (``budgets.unpriced_models: {price_as: ...}``); empty otherwise."""
+
+    @property
+    def llm_call(self) -> bool:
+        """An LLM operation of an LLM API, whether or not its model is known or priced."""
+        return self.operation is not None and self.provider != ""
 
     @property
     def priced(self) -> bool:
-        return self.operation is not None and self.provider != "" and bool(self.model)
+        return self.llm_call and bool(self.model or self.priced_as)
 
     @property
     def worst_case_tokens(self) -> int:
         """Input estimate plus the requested output cap (what rate limits count)."""
-        return self.input_tokens_estimate + (self.max_output_tokens or 0)
+        return self.input_tokens_estimate + (self.max_output_tokens or 0) * self.choices
 
 
 @dataclass

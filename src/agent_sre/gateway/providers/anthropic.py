@@ -18,7 +18,7 @@ class Anthropic:
     def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
         if method != "POST":
             return CallPlan(self.api, "", None, body=body)
-        operation = "chat" if path.endswith("/messages") else None
+        operation = "chat" if path.rstrip("/").endswith("/messages") else None
         plan = CallPlan(self.api, self.api, operation, body=body)
         data = json_object(body) if operation is not None else None
         if data is not None:

@@ -27,6 +27,9 @@ STREAM_OPTIONS_PATHS = ("/chat/completions", "/completions")
 """Endpoints that take ``stream_options.include_usage``."""
 _USAGE_NULL = (b',"usage":null', b', "usage": null')
 _MAX_TOKENS_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+_CHOICES_KEYS = ("n", "best_of")
+MAX_CHOICES = 128
+"""OpenAI takes at most 128 choices; a larger ``n`` is reserved as 128 (upstream refuses it)."""
 
 
 class OpenAI:
@@ -35,6 +38,7 @@ class OpenAI:
     def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
         if method != "POST":
             return CallPlan(self.api, "", None, body=body)
+        path = path.rstrip("/")
         operation = next((op for suffix, op in OPERATIONS if path.endswith(suffix)), None)
         plan = CallPlan(self.api, self.api, operation, body=body)
         if operation is None:
@@ -94,6 +98,10 @@ def read_model_request(plan: CallPlan, data: dict[str, Any], body: bytes) -> Non
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             plan.max_output_tokens = value
             break
+    for key in _CHOICES_KEYS:  # best_of generates that many server-side, billed as output
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+            plan.choices = max(plan.choices, min(value, MAX_CHOICES))
 
 
 def _asks_for_usage(data: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ clock (signals of the store's own failures) or from the caller (everything else)
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -217,11 +218,14 @@ class BudgetGate:
 
     async def settle(self, ticket: Ticket, cost_usd: float, now: float) -> None:
         """Books the actual cost of an admitted call and raises the signals it causes."""
+        reservation = ticket.reservation
+        if not math.isfinite(cost_usd) or cost_usd < 0:  # never NaN or negative spend
+            log.warning("cost %r of a call is not bookable: settled at its reservation", cost_usd)
+            cost_usd = reservation.amount_usd if reservation is not None else 0.0
         view = self._agent(ticket.who, now)
         view.cost_usd += cost_usd
-        if ticket.reservation is None:
+        if reservation is None:
             return
-        reservation = ticket.reservation
         spent = await self.store.settle(reservation, cost_usd)
         for charge, total in zip(reservation.charges, spent, strict=True):
             peak = self._peaks.setdefault(charge.budget, _BudgetPeak())
@@ -306,8 +310,12 @@ class BudgetGate:
                     "subjects": [
                         {
                             "subject": subject,
-                            "spent_usd": spent,
-                            "remaining_usd": max(0.0, spec.limit_usd - spent),
+                            # a ledger written before usage was validated may hold NaN or
+                            # infinities: null, so the answer stays JSON
+                            "spent_usd": spent if math.isfinite(spent) else None,
+                            "remaining_usd": max(0.0, spec.limit_usd - spent)
+                            if math.isfinite(spent)
+                            else None,
                         }
                         for subject, spent in sorted(subjects.items())
                     ],

@@ -70,6 +70,13 @@ class ProxyMetrics:
             ["route"],
             registry=registry,
         )
+        self.invalid_usage = Counter(
+            "agent_sre_llm_invalid_usage_requests",
+            "LLM calls whose reported usage was unusable (negative, not a whole number, beyond "
+            "the model's limits); settled at their reservation.",
+            ["route"],
+            registry=registry,
+        )
         self.budget_spent = Gauge(
             "agent_sre_budget_spent_usd",
             "Spend in the current window of the budget's subject closest to its limit.",

@@ -62,17 +62,38 @@ class ResponseFacts:
     """The usage block covers the whole response (a stream that ran to its usage event)."""
     tool_error: str | None = None
     """For MCP: the JSON-RPC error message, or ``isError`` as ``tool_error``."""
+    usage_problem: str | None = None
+    """Why the usage the upstream reported cannot be trusted (negative, not a whole number,
+    beyond what the model can take); the call then settles at its reservation."""
+
+
+class UsageError(ValueError):
+    """A usage figure the proxy will not book (the message says which and why)."""
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:
-    """``body`` as a JSON object, or None."""
+    """``body`` as a JSON object, or None (not JSON, not an object, or nested too deeply
+    for the parser)."""
     try:
         data = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def int_field(value: Any, default: int = 0) -> int:
-    """An integer field of a usage block (booleans and other types give ``default``)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+def int_field(value: Any, default: int = 0, name: str = "usage") -> int:
+    """A token count of a usage block: ``default`` when absent (missing or null); a whole
+    non-negative number otherwise, or :class:`UsageError`."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise UsageError(f"{name} is a boolean")
+    if isinstance(value, float):
+        if not value.is_integer():  # also NaN and infinities
+            raise UsageError(f"{name} is not a whole number ({value!r})")
+        value = int(value)
+    if not isinstance(value, int):
+        raise UsageError(f"{name} is not a number ({type(value).__name__})")
+    if value < 0:
+        raise UsageError(f"{name} is negative")
+    return value

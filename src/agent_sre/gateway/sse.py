@@ -12,7 +12,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from agent_sre.gateway.plan import ResponseFacts
+from agent_sre.gateway.plan import ResponseFacts, UsageError
 from agent_sre.gateway.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -71,8 +71,14 @@ class StreamTap:
             return event
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return event
         if not isinstance(data, dict):
             return event
-        return self._provider.on_event(self._plan, self.facts, name, data, event)
+        try:
+            return self._provider.on_event(self._plan, self.facts, name, data, event)
+        except UsageError as exc:
+            self.facts.usage_problem = str(exc)
+        except Exception:  # odd but parseable: this event tells us nothing
+            pass
+        return event

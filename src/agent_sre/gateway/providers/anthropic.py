@@ -29,9 +29,10 @@ class Anthropic:
         facts = ResponseFacts(response_model=str(data.get("model") or ""))
         facts.usage = usage_from_anthropic(data.get("usage"))
         facts.usage_final = facts.usage is not None
+        content = data.get("content")
         facts.output_chars = sum(
             len(str(block.get("text") or block.get("input") or ""))
-            for block in data.get("content") or []
+            for block in (content if isinstance(content, list) else [])
             if isinstance(block, dict)
         )
         return facts
@@ -42,12 +43,14 @@ class Anthropic:
     ) -> bytes:
         kind = data.get("type")
         if kind == "content_block_delta":
-            delta = data.get("delta") or {}
+            delta = data.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
             text = delta.get("text") or delta.get("partial_json") or delta.get("thinking")
             if isinstance(text, str):
                 facts.output_chars += len(text)
         elif kind == "message_start":
-            message = data.get("message") or {}
+            message = data.get("message")
+            message = message if isinstance(message, dict) else {}
             facts.response_model = str(message.get("model") or "")
             facts.usage = usage_from_anthropic(message.get("usage"))
         elif kind == "message_delta":
@@ -72,15 +75,23 @@ def usage_from_anthropic(raw: Any, previous: TokenUsage | None = None) -> TokenU
     if not isinstance(raw, dict):
         return previous
     base = previous or TokenUsage()
-    cache_read = int_field(raw.get("cache_read_input_tokens"), base.cache_read_tokens)
-    cache_write = int_field(raw.get("cache_creation_input_tokens"), base.cache_write_tokens)
-    if "input_tokens" in raw:
-        input_tokens = int_field(raw.get("input_tokens")) + cache_read + cache_write
+    cache_read = int_field(
+        raw.get("cache_read_input_tokens"), base.cache_read_tokens, "cache_read_input_tokens"
+    )
+    cache_write = int_field(
+        raw.get("cache_creation_input_tokens"),
+        base.cache_write_tokens,
+        "cache_creation_input_tokens",
+    )
+    if raw.get("input_tokens") is not None:
+        input_tokens = (
+            int_field(raw["input_tokens"], name="input_tokens") + cache_read + cache_write
+        )
     else:
         input_tokens = base.input_tokens
     return TokenUsage(
         input_tokens=input_tokens,
-        output_tokens=int_field(raw.get("output_tokens"), base.output_tokens),
+        output_tokens=int_field(raw.get("output_tokens"), base.output_tokens, "output_tokens"),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )

@@ -17,6 +17,7 @@ class OddUpstream:
     headers: dict[str, str] = field(default_factory=dict)
     events: list[bytes] | None = None
     """Chunks of an event stream, written one by one (with ``delay`` between them)."""
+    stream_type: str = "text/event-stream"
     delay: float = 0.0
     status: int = 200
     paths: list[str] = field(default_factory=list)
@@ -50,7 +51,7 @@ class OddUpstream:
                 headers={"Content-Type": self.content_type, **self.headers},
             )
         response = web.StreamResponse(
-            status=self.status, headers={"Content-Type": "text/event-stream", **self.headers}
+            status=self.status, headers={"Content-Type": self.stream_type, **self.headers}
         )
         await response.prepare(request)
         for chunk in self.events:

@@ -120,6 +120,11 @@ class ProxyRoute(Section):
     api: ApiName  # the shapes of agent_sre.gateway.providers.PROVIDERS
     tool: str | None = None
     timeout: Duration = 600.0
+    """Longest wait for the upstream's next bytes (connect, headers, each chunk)."""
+    deadline: Duration = Field(3600.0, gt=0)
+    """Longest a whole call may take, answer included: an upstream that trickles bytes
+    cannot hold a budget reservation for ever (504 before the answer starts, the stream cut
+    after)."""
     inject_api_key_env: str | None = None
 
     @field_validator("prefix")

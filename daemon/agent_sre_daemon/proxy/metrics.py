@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from agent_sre_daemon.metrics import MAX_AGENT_LABELS, MAX_MODEL_LABELS, BoundedLabel
+from agent_sre_daemon.metrics import (
+    MAX_AGENT_LABELS,
+    MAX_MODEL_LABELS,
+    BoundedLabel,
+    BoundedSeries,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -112,6 +117,7 @@ class ProxyMetrics:
         # agent ids and model names come from clients: bound the label values
         self._agent_label = BoundedLabel(MAX_AGENT_LABELS)
         self._model_label = BoundedLabel(MAX_MODEL_LABELS)
+        self._agent_model = BoundedSeries()  # agent x model: tokens and cost
 
     # hot path: per proxied call. labels() costs a few microseconds each; children are
     # looked up once per label set and kept.
@@ -135,7 +141,7 @@ class ProxyMetrics:
     def llm_usage(
         self, agent: str, model: str, input_tokens: int, output_tokens: int, cost: float | None
     ) -> None:
-        key = (self._agent_label(agent), self._model_label(model))
+        key = self._agent_model((self._agent_label(agent), self._model_label(model)))
         agent, model = key
         children = self._per_model.get(key)
         if children is None:

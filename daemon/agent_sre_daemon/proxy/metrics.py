@@ -113,7 +113,7 @@ class ProxyMetrics:
             registry=registry,
         )
         self._per_call: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._per_model: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        self._per_model: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
         # agent ids and model names come from clients: bound the label values
         self._agent_label = BoundedLabel(MAX_AGENT_LABELS)
         self._model_label = BoundedLabel(MAX_MODEL_LABELS)

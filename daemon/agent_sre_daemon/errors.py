@@ -87,6 +87,7 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
 #   model_unpriced) are 403
 #   with ``x-should-retry: false``, so the SDK raises PermissionDeniedError at once;
 # - route_not_found is 404, and 400 for absolute-URI and CONNECT requests (no open proxy);
+# - agent_key_invalid (a missing, unknown or revoked agent key) is 401: not retried;
 # - invalid_path (a dot segment, or one that decodes to a slash or control character) is 400;
 # - request_timeout (a body that did not arrive within the body timeout) is 408 with
 #   ``x-should-retry: false`` (a client that slow would only be slow again);
@@ -108,6 +109,7 @@ PROXY_STATUS = {
     "route_not_found": 404,
     "bad_request": 400,
     "invalid_path": 400,
+    "agent_key_invalid": 401,
     "request_timeout": 408,
     "request_too_large": 413,
     "proxy_busy": 503,

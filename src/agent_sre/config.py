@@ -152,9 +152,31 @@ def _default_routes() -> list[ProxyRoute]:
     ]
 
 
+class AgentKey(Section):
+    agent: str = Field(min_length=1)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    """The key's SHA-256 (hex), as ``agent-sre agent-key new AGENT`` prints it."""
+
+
+class AgentKeysConfig(Section):
+    required: bool = False
+    """Refuse (401 ``agent_key_invalid``) every proxied call without a valid agent key."""
+    keys: list[AgentKey] = []
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, keys: list[AgentKey]) -> list[AgentKey]:
+        digests = [key.sha256 for key in keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("a key digest appears twice")
+        return keys
+
+
 class ProxyConfig(Section):
     endpoint: Endpoint = "127.0.0.1:8790"
     routes: list[ProxyRoute] = Field(default_factory=_default_routes)
+    agent_keys: AgentKeysConfig = AgentKeysConfig()
+    """Per-agent keys: the key decides the identity (see docs/proxy.md, Agent keys)."""
 
 
 class AdminConfig(Section):

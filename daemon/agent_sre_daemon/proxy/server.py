@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from agent_sre.cost.pricing import Pricer
+from agent_sre.gateway.agent_keys import AgentKeys
 from agent_sre.gateway.identity import trace_context
 from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.gateway.providers import plan_call
@@ -95,6 +96,7 @@ class ProxyServer(Component):
         self._routes = RouteTable(
             [make_route(r, context.environ) for r in self.config.proxy.routes]
         )
+        self._agent_keys = AgentKeys(self.config.proxy.agent_keys)
         self._chain: Chain | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -127,7 +129,7 @@ class ProxyServer(Component):
         self._chain = Chain(
             [
                 RecordStage(self.metrics, clock, self._emit),
-                IdentityStage(),
+                IdentityStage(lambda: self._agent_keys),
                 AdmissionStage(self.gate, clock),
                 RoutingStage(),
                 SettleStage(self.gate, clock),
@@ -196,6 +198,7 @@ class ProxyServer(Component):
         node = _node_name(new)
         if (
             new.proxy.routes == old.proxy.routes
+            and new.proxy.agent_keys == old.proxy.agent_keys
             and new.budgets == old.budgets
             and node == self.gate.node
         ):
@@ -208,6 +211,7 @@ class ProxyServer(Component):
             )
             gate_config = BudgetGate.prepare(budgets, Pricer(budgets.price_overrides), node)
             resource = resource_of(_resource_attributes(node))
+            agent_keys = AgentKeys(new.proxy.agent_keys)
         except Exception as exc:
             raise ReloadError(f"proxy: {exc}") from exc
 
@@ -215,6 +219,7 @@ class ProxyServer(Component):
             self.gate.apply(gate_config)
             self._routes = routes
             self._resource = resource
+            self._agent_keys = agent_keys
             self.config = new
 
         return Prepared(needs_restart=restart, commit=commit)

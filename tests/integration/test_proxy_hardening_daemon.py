@@ -17,10 +17,11 @@ CHAT = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "conten
 def raw_post(address: str, path: str, body: str = CHAT) -> tuple[int, dict]:
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
+        request = (
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"X-Agent-Id: a1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
+            f"X-Agent-Id: a1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
+        sock.sendall(request.encode() + body.encode())
         data = b""
         while chunk := sock.recv(65536):
             data += chunk

@@ -182,3 +182,41 @@ async def test_unpriced_models_price_as(make_proxy, provider) -> None:
 async def test_price_as_an_unpriced_model_is_a_configuration_error(make_proxy) -> None:
     with pytest.raises(ValueError, match="price_as"):
         await make_proxy(budgets={**BUDGET, "unpriced_models": {"price_as": "nope-model-1"}})
+
+
+async def post_bytes(url: str, path: str, payload: bytes) -> tuple[int, dict]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Agent-Id: a1\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+        + payload
+    )
+    data = await reader.read()
+    writer.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(rest) if rest else {}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"model":"gpt-4o","model":"gpt-4o-mini","messages":[]}',
+        b'{"model":"gpt-4o-mini","max_tokens":1,"max_tokens":100000,"messages":[]}',
+        b'{"model":"gpt-4o-mini","n":1,"n":100,"messages":[]}',
+    ],
+)
+async def test_a_deciding_key_named_twice_is_unpriced(make_proxy, provider, payload) -> None:
+    """Parsers disagree on which duplicate counts: the proxy cannot tell what will run."""
+    proxy = await make_proxy(budgets=BUDGET)
+    status, body = await post_bytes(proxy.url, "/openai/v1/chat/completions", payload)
+    assert status == 403, body
+    assert body["error"]["type"] == "model_unpriced"
+    assert provider.calls == 0
+
+
+async def test_duplicate_keys_elsewhere_are_fine(make_proxy, provider) -> None:
+    proxy = await make_proxy(budgets=BUDGET)
+    payload = b'{"model":"gpt-4o-mini","messages":[{"role":"user","role":"user","content":"x"}]}'
+    status, _ = await post_bytes(proxy.url, "/openai/v1/chat/completions", payload)
+    assert status == 200

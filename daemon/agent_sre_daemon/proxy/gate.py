@@ -183,7 +183,7 @@ class BudgetGate:
         if isinstance(policy, PriceAs):
             plan.priced_as = policy.price_as
             return None
-        what = f"model {plan.model!r}" if plan.model else "a request naming no model"
+        what = f"model {plan.model!r}" if plan.model else "a request whose model cannot be read"
         return Denial(
             "model_unpriced",
             f"{what} has no price and a budget covers this call; "

@@ -81,6 +81,47 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+DECISIVE_KEYS = frozenset(
+    {
+        "model",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "n",
+        "best_of",
+    }
+)
+"""Request keys that decide what a call is or may cost."""
+
+
+class _AmbiguousError(ValueError):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and key in DECISIVE_KEYS:
+                raise _AmbiguousError(key)
+            seen.add(key)
+    return data
+
+
+def request_object(body: bytes) -> dict[str, Any] | None:
+    """A request body as a JSON object, or None, also when it names a deciding key twice
+    (``{"model": "a", "model": "b"}``): parsers disagree on which one counts, so the
+    proxy cannot know which model the upstream will run."""
+    try:
+        data = json.loads(body, object_pairs_hook=_pairs) if body else None
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def int_field(value: Any, default: int = 0, name: str = "usage") -> int:
     """A token count of a usage block: ``default`` when absent (missing or null); a whole
     non-negative number otherwise, or :class:`UsageError`."""

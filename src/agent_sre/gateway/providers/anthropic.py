@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.usage import TokenUsage
-from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, json_object
+from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, request_object
 from agent_sre.gateway.providers.openai import read_model_request
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ class Anthropic:
             return CallPlan(self.api, "", None, body=body)
         operation = "chat" if path.rstrip("/").endswith("/messages") else None
         plan = CallPlan(self.api, self.api, operation, body=body)
-        data = json_object(body) if operation is not None else None
+        data = request_object(body) if operation is not None else None
         if data is not None:
             read_model_request(plan, data, body)
         return plan

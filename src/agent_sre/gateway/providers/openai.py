@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.usage import TokenUsage, estimate_tokens
 from agent_sre.gateway.cost import MAX_TOKENS_PER_CALL
-from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, json_object
+from agent_sre.gateway.plan import (
+    CallPlan,
+    ResponseFacts,
+    int_field,
+    request_object,
+)
 
 if TYPE_CHECKING:
     from agent_sre.config import ProxyRoute
@@ -44,7 +49,7 @@ class OpenAI:
         plan = CallPlan(self.api, self.api, operation, body=body)
         if operation is None:
             return plan
-        data = json_object(body)
+        data = request_object(body)
         if data is None:
             return plan
         read_model_request(plan, data, body)

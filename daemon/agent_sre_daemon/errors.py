@@ -100,9 +100,16 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
 # Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and
 # 5xx, and obey ``x-should-retry``):
 # - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable,
-#   circuit_open: the cool-down is in Retry-After) are 403
+#   circuit_open: the cool-down is in Retry-After),
+#   model_unpriced) are 403
 #   with ``x-should-retry: false``, so the SDK raises PermissionDeniedError at once;
 # - route_not_found is 404, and 400 for absolute-URI and CONNECT requests (no open proxy);
+# - agent_key_invalid (a missing, unknown or revoked agent key) is 401: not retried;
+# - invalid_path (a dot segment, or one that decodes to a slash or control character) is 400;
+# - request_timeout (a body that did not arrive within the body timeout) is 408 with
+#   ``x-should-retry: false`` (a client that slow would only be slow again);
+# - request_too_large is 413; proxy_busy (too many request bytes in flight) is 503 with
+#   Retry-After: the SDKs retry it, and room frees as calls finish;
 # - agent_throttled is 429 with Retry-After: waiting does fix it, so the SDK's own retry is
 #   right when the wait is short (up to a minute, which SDKs honour); a longer wait says
 #   ``x-should-retry: false`` so no doomed retries are sent;
@@ -115,9 +122,15 @@ PROXY_STATUS = {
     "agent_blocked": 403,
     "budget_unavailable": 403,
     "circuit_open": 403,
+    "model_unpriced": 403,
     "agent_throttled": 429,
     "route_not_found": 404,
     "bad_request": 400,
+    "invalid_path": 400,
+    "agent_key_invalid": 401,
+    "request_timeout": 408,
+    "request_too_large": 413,
+    "proxy_busy": 503,
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
 }

@@ -13,6 +13,7 @@ join through the ``agent_sre.components`` entry point group (a factory taking th
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadE
 from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
+from agent_sre_daemon.http_site import connection_cap, raise_open_files_limit
 from agent_sre_daemon.incidents.runtime import IncidentsRuntime
 from agent_sre_daemon.ingest.correlation import CallCorrelation
 from agent_sre_daemon.ingest.pipeline import Pipeline
@@ -202,6 +204,8 @@ class Node:
 
     async def start(self) -> None:
         """Starts every component in order; if one fails, stops those already started."""
+        soft, _ = raise_open_files_limit()
+        log.info("open files limit %d (connections per listener: %d)", soft, connection_cap())
         # one daemon per state_dir: a second one is refused here, naming the first's pid
         self._state_lock = lock_state_dir(Path(self.config.state_dir))
         component = self.components[0]
@@ -220,6 +224,14 @@ class Node:
             raise
         for name, address in self.addresses.items():
             log.info("listening: %s on %s", name, address)
+        exposed = sorted(n for n, a in self.addresses.items() if not is_loopback_address(a))
+        if exposed and not self.config.admin.token:
+            log.warning(
+                "listening beyond loopback (%s) and admin.token is empty: whoever reaches "
+                "these ports is served under whatever agent id it claims; bind them to "
+                "loopback or a private network and set admin.token (docs/proxy.md, Limits)",
+                ", ".join(exposed),
+            )
         self.ready = True
         if self.ready_file:
             _write_json_atomically(Path(self.ready_file), {**self.addresses, "pid": os.getpid()})
@@ -326,6 +338,17 @@ async def _abort(prepared: list[Prepared]) -> None:
     for done in prepared:
         if done.abort is not None:
             await done.abort()
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether ``host:port`` (``[v6]:port``, a name) binds to loopback only."""
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _exit_now() -> None:

@@ -123,6 +123,11 @@ class ProxyRoute(Section):
     api: ApiName  # the shapes of agent_sre.gateway.providers.PROVIDERS
     tool: str | None = None
     timeout: Duration = 600.0
+    """Longest wait for the upstream's next bytes (connect, headers, each chunk)."""
+    deadline: Duration = Field(3600.0, gt=0)
+    """Longest a whole call may take, answer included: an upstream that trickles bytes
+    cannot hold a budget reservation for ever (504 before the answer starts, the stream cut
+    after)."""
     inject_api_key_env: str | None = None
 
     @field_validator("prefix")
@@ -165,10 +170,32 @@ class CorrelationConfig(Section):
     """At most this many records remembered per side (the oldest go first)."""
 
 
+class AgentKey(Section):
+    agent: str = Field(min_length=1)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    """The key's SHA-256 (hex), as ``agent-sre agent-key new AGENT`` prints it."""
+
+
+class AgentKeysConfig(Section):
+    required: bool = False
+    """Refuse (401 ``agent_key_invalid``) every proxied call without a valid agent key."""
+    keys: list[AgentKey] = []
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, keys: list[AgentKey]) -> list[AgentKey]:
+        digests = [key.sha256 for key in keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("a key digest appears twice")
+        return keys
+
+
 class ProxyConfig(Section):
     endpoint: Endpoint = "127.0.0.1:8790"
     routes: list[ProxyRoute] = Field(default_factory=_default_routes)
     correlation: CorrelationConfig = CorrelationConfig()
+    agent_keys: AgentKeysConfig = AgentKeysConfig()
+    """Per-agent keys: the key decides the identity (see docs/proxy.md, Agent keys)."""
 
 
 class AdminConfig(Section):

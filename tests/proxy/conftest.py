@@ -140,3 +140,13 @@ async def make_proxy(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Pr
 @pytest.fixture
 async def proxy(make_proxy: ProxyFactory) -> RunningProxy:
     return await make_proxy()
+
+
+@pytest.fixture
+async def odd() -> AsyncIterator[Any]:
+    from tests.proxy.odd_upstream import OddUpstream
+
+    upstream = OddUpstream()
+    await upstream.start()
+    yield upstream
+    await upstream.stop()

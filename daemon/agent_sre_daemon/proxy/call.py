@@ -93,6 +93,8 @@ class Call:
         self.cost: float | None = None
         self.response: web.StreamResponse | None = None
         self.taps: list[ChunkTap] = []
+        self.hidden_headers: set[str] = set()
+        """Request headers (lower case) that must not go upstream (an agent key)."""
 
     def fail(self, kind: str, message: str) -> None:
         """Marks the call failed: ``error.type`` ``kind`` on its span."""

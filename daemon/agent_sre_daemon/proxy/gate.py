@@ -8,6 +8,7 @@ clock (signals of the store's own failures) or from the caller (everything else)
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from agent_sre.bounded import BoundedMap
 from agent_sre.cost.budgets import oldest_buckets, spend_by_subject
 from agent_sre.cost.guard import CostGuard, Denial
 from agent_sre.cost.ledger import Refusal, Reservation
+from agent_sre.cost.spec import PriceAs
 from agent_sre.gateway.cost import worst_case_usd
 from agent_sre_daemon.stores.ledger import LedgerUnavailableError
 
@@ -113,6 +115,12 @@ class BudgetGate:
 
     def prepare(self, config: BudgetsConfig, pricer: Pricer, node: str) -> GateConfig:
         """Builds a configuration without applying it (may raise on a bad one)."""
+        policy = config.unpriced_models
+        if isinstance(policy, PriceAs) and pricer.rates("", policy.price_as, 0.0) is None:
+            raise ValueError(
+                f"budgets.unpriced_models.price_as: model {policy.price_as!r} has no price "
+                "either (add it to budgets.price_overrides)"
+            )
         return GateConfig(config, pricer, CostGuard(config, node, self.metrics.evicted))
 
     def apply(self, prepared: GateConfig) -> None:
@@ -150,10 +158,12 @@ class BudgetGate:
         who = guard.identity(who)
         view = self._agent(who, now)
         view.requests += 1
-        denial = guard.admit(who, plan.worst_case_tokens if plan.priced else 0, now)
-        if denial is None and plan.priced:
+        denial = guard.admit(who, plan.worst_case_tokens if plan.llm_call else 0, now)
+        if denial is None and plan.llm_call:
             charges = guard.charges(who, now)
             if charges:
+                denial = self._unpriced(plan, now)
+            if charges and denial is None:
                 outcome = await self._reserve(guard, plan, who, charges, now)
                 if isinstance(outcome, Reservation):
                     return Ticket(who, outcome)
@@ -166,6 +176,26 @@ class BudgetGate:
         if signal is not None:
             self._publish(signal)
         return denial
+
+    def _unpriced(self, plan: CallPlan, now: float) -> Denial | None:
+        """``budgets.unpriced_models`` for a call a budget covers: None to go on (priced, or
+        ``price_as`` set on the plan, or ``allow``), or the refusal."""
+        if plan.model and self._pricer.rates(plan.provider, plan.model, now) is not None:
+            return None
+        policy = self._config.unpriced_models
+        if policy == "allow":
+            return None
+        if isinstance(policy, PriceAs):
+            plan.priced_as = policy.price_as
+            return None
+        what = f"model {plan.model!r}" if plan.model else "a request whose model cannot be read"
+        return Denial(
+            "model_unpriced",
+            f"{what} has no price and a budget covers this call; "
+            "budgets.unpriced_models is block (set price_overrides for it, or "
+            "unpriced_models: {price_as: MODEL})",
+            rule="unpriced_model",
+        )
 
     async def _reserve(
         self,
@@ -193,11 +223,14 @@ class BudgetGate:
 
     async def settle(self, ticket: Ticket, cost_usd: float, now: float) -> None:
         """Books the actual cost of an admitted call and raises the signals it causes."""
+        reservation = ticket.reservation
+        if not math.isfinite(cost_usd) or cost_usd < 0:  # never NaN or negative spend
+            log.warning("cost %r of a call is not bookable: settled at its reservation", cost_usd)
+            cost_usd = reservation.amount_usd if reservation is not None else 0.0
         view = self._agent(ticket.who, now)
         view.cost_usd += cost_usd
-        if ticket.reservation is None:
+        if reservation is None:
             return
-        reservation = ticket.reservation
         spent = await self.store.settle(reservation, cost_usd)
         for charge, total in zip(reservation.charges, spent, strict=True):
             peak = self._peaks.setdefault(charge.budget, _BudgetPeak())
@@ -282,8 +315,12 @@ class BudgetGate:
                     "subjects": [
                         {
                             "subject": subject,
-                            "spent_usd": spent,
-                            "remaining_usd": max(0.0, spec.limit_usd - spent),
+                            # a ledger written before usage was validated may hold NaN or
+                            # infinities: null, so the answer stays JSON
+                            "spent_usd": spent if math.isfinite(spent) else None,
+                            "remaining_usd": max(0.0, spec.limit_usd - spent)
+                            if math.isfinite(spent)
+                            else None,
                         }
                         for subject, spent in sorted(subjects.items())
                     ],

@@ -19,11 +19,15 @@ import aiohttp
 from aiohttp import web
 
 from agent_sre.cost.pricing import Pricer
+from agent_sre.gateway.agent_keys import AgentKeys
 from agent_sre.gateway.identity import trace_context
+from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.gateway.providers import plan_call
 from agent_sre.units import parse_endpoint
+from agent_sre_daemon import http_site
 from agent_sre_daemon.component import Component, Prepared, ReloadError
 from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, proxy_error
+from agent_sre_daemon.http_site import GuardedSite, runner_kwargs
 from agent_sre_daemon.proxy.admin import admin_routes
 from agent_sre_daemon.proxy.call import Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
@@ -54,6 +58,10 @@ log = logging.getLogger("agent_sre.proxy")
 
 LEDGER_FILE = "ledger.sqlite"
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+BODIES_IN_FLIGHT_BYTES = 256 * 1024 * 1024
+"""Request bytes the proxy holds at once (read, parsed and forwarded): a body that would take
+it past this is refused with 503 and a Retry-After (the SDKs retry it), so concurrent large
+bodies cannot take the daemon's memory."""
 DRAIN_SECONDS = 30.0
 """How long :meth:`ProxyServer.stop` lets calls in flight finish when given no deadline."""
 SETTLE_GRACE = 1.0
@@ -90,11 +98,13 @@ class ProxyServer(Component):
         self._routes = RouteTable(
             [make_route(r, context.environ) for r in self.config.proxy.routes]
         )
+        self._agent_keys = AgentKeys(self.config.proxy.agent_keys)
         self._chain: Chain | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[object]] = set()
+        self._bodies = BodyRoom(BODIES_IN_FLIGHT_BYTES)
         context.register_action("block_agent", self._block_agent)
         context.register_action("unblock_agent", self._unblock_agent)
 
@@ -121,7 +131,7 @@ class ProxyServer(Component):
         self._chain = Chain(
             [
                 RecordStage(self.metrics, clock, self._emit),
-                IdentityStage(),
+                IdentityStage(lambda: self._agent_keys),
                 AdmissionStage(self.gate, clock),
                 RoutingStage(),
                 SettleStage(self.gate, clock),
@@ -134,11 +144,14 @@ class ProxyServer(Component):
         # Calls in flight are waited for by stop() itself, against its deadline; what is
         # left then is cut at once.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=_CUT_AFTER
+            app,
+            access_log=None,
+            handle_signals=False,
+            **runner_kwargs({"shutdown_timeout": _CUT_AFTER}),
         )
         await self._runner.setup()
         host, port = parse_endpoint(self.config.proxy.endpoint)
-        self._site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
+        self._site = GuardedSite(self._runner, host, port, backlog=1024, reuse_address=True)
         await self._site.start()
         bound_host, bound_port = _bound_address(self._runner)
         log.info(
@@ -188,6 +201,7 @@ class ProxyServer(Component):
         node = _node_name(new)
         if (
             new.proxy.routes == old.proxy.routes
+            and new.proxy.agent_keys == old.proxy.agent_keys
             and new.budgets == old.budgets
             and node == self.gate.node
         ):
@@ -200,6 +214,7 @@ class ProxyServer(Component):
             )
             gate_config = self.gate.prepare(budgets, Pricer(budgets.price_overrides), node)
             resource = resource_of(_resource_attributes(node))
+            agent_keys = AgentKeys(new.proxy.agent_keys)
         except Exception as exc:
             raise ReloadError(f"proxy: {exc}") from exc
 
@@ -207,6 +222,7 @@ class ProxyServer(Component):
             self.gate.apply(gate_config)
             self._routes = routes
             self._resource = resource
+            self._agent_keys = agent_keys
             self.config = new
 
         return Prepared(needs_restart=restart, commit=commit)
@@ -252,7 +268,14 @@ class ProxyServer(Component):
         started = self.clock.monotonic()
         if request.method == "CONNECT" or not request.raw_path.startswith("/"):
             return proxy_error("passthrough", "route_not_found", NOT_AN_OPEN_PROXY, status=400)
-        path, _, query = request.raw_path.partition("?")
+        raw, _, query = request.raw_path.partition("?")
+        try:
+            # one canonical form decides both what the call is and what is forwarded
+            path = canonical_path(raw)
+        except PathError as exc:
+            guess = self._routes.match(raw)
+            api = guess.config.api if guess is not None else "passthrough"
+            return proxy_error(api, "invalid_path", str(exc))
         route = self._routes.match(path)
         if route is None:
             return proxy_error(
@@ -261,8 +284,29 @@ class ProxyServer(Component):
         task = asyncio.current_task()
         assert task is not None
         self._in_flight.add(task)
+        held = 0
         try:
-            body = await request.read()
+            api = route.config.api
+            length = request.content_length or 0
+            if length > MAX_REQUEST_BYTES:
+                return proxy_error(api, "request_too_large", _TOO_LARGE)
+            if not self._bodies.take(length):
+                return proxy_error(
+                    api, "proxy_busy", _BUSY.format(self._bodies.limit), retry_after=1.0
+                )
+            held = length
+            try:  # the body timeout of every listener, answered in the provider's shape
+                body = await asyncio.wait_for(self._read(request, length), http_site.BODY_TIMEOUT)
+            except asyncio.TimeoutError:
+                return _request_timeout(api)
+            except web.HTTPRequestEntityTooLarge:
+                return proxy_error(api, "request_too_large", _TOO_LARGE)
+            except _BusyError:
+                return proxy_error(
+                    api, "proxy_busy", _BUSY.format(self._bodies.limit), retry_after=1.0
+                )
+            finally:
+                held = max(held, self._bodies.held_by(request))
             rest = path[len(route.prefix) :]
             plan = plan_call(route.config, request.method, rest, body)
             record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
@@ -270,7 +314,23 @@ class ProxyServer(Component):
             assert self._chain is not None
             return await self._chain.run(call)
         finally:
+            self._bodies.give(held)
             self._in_flight.discard(task)
+
+    async def _read(self, request: web.Request, length: int) -> bytes:
+        """The body; an unsized (chunked) one takes its room as it arrives."""
+        if length or request.content_length is not None:
+            return await request.read()
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                raise web.HTTPRequestEntityTooLarge(max_size=MAX_REQUEST_BYTES, actual_size=size)
+            if not self._bodies.take(len(chunk), request):
+                raise _BusyError
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _emit(self, record: CallRecord, trace: TraceContext | None) -> None:
         """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
@@ -283,6 +343,48 @@ class ProxyServer(Component):
             pipeline.export_proxy_call(build_request(record, trace, self._resource))
         except Exception:  # the pipeline must never break a call
             log.exception("span sink failed")
+
+
+_TOO_LARGE = f"request body over the proxy's {MAX_REQUEST_BYTES}-byte limit"
+_BUSY = "the proxy holds all the request bytes it takes at once ({} bytes); retry shortly"
+
+
+class _BusyError(Exception):
+    """No room for more request bytes in flight."""
+
+
+class BodyRoom:
+    """Bytes of request bodies in flight, against a cap (see :data:`BODIES_IN_FLIGHT_BYTES`)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._by_request: dict[int, int] = {}
+
+    def take(self, size: int, request: web.Request | None = None) -> bool:
+        if size and self.held + size > self.limit:
+            return False
+        self.held += size
+        if request is not None:
+            self._by_request[id(request)] = self._by_request.get(id(request), 0) + size
+        return True
+
+    def held_by(self, request: web.Request) -> int:
+        """What an unsized body took as it arrived (handed over to the caller to give back)."""
+        return self._by_request.pop(id(request), 0)
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+def _request_timeout(api: str) -> web.Response:
+    response = proxy_error(
+        api,
+        "request_timeout",
+        f"request body not received within {http_site.BODY_TIMEOUT:g}s",
+    )
+    response.force_close()
+    return response
 
 
 def _node_name(config: Config) -> str:

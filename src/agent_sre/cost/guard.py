@@ -32,7 +32,9 @@ once per window; forgetting one early at most repeats a signal."""
 FIRED_IDLE_SECONDS = 40 * 86_400.0
 """Longer than the longest window (a month); ``per_task`` firings go after this too."""
 
-DenialKind = Literal["agent_blocked", "agent_throttled", "budget_exceeded", "budget_unavailable"]
+DenialKind = Literal[
+    "agent_blocked", "agent_throttled", "budget_exceeded", "budget_unavailable", "model_unpriced"
+]
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,14 @@ class BudgetGate:
 
     # -- operators ----------------------------------------------------------------------
 
+    async def refresh_blocks(self) -> None:
+        """Takes the operator blocks from the store, so a block set through another daemon
+        sharing the ledger (Redis) holds here too; on a store error the last known stay."""
+        blocked = await self.store.get_blocked()
+        guard = self._guard.blocked
+        guard.clear()
+        guard.update(blocked)
+
     async def block(self, agent_id: str, reason: str) -> None:
         self._guard.blocked[agent_id] = reason
         await self.store.set_blocked(agent_id, reason)

@@ -71,6 +71,10 @@ _CUT_AFTER = 0.01
 _STORE_KEYS = ("store", "redis_url", "redis_prefix", "on_store_error")
 
 
+BLOCKS_REFRESH_SECONDS = 1.0
+"""How often a daemon on a shared (Redis) ledger takes the operator blocks from it."""
+
+
 class ProxyServer(Component):
     """The LLM and tool reverse proxy with the cost guard inline."""
 
@@ -104,6 +108,7 @@ class ProxyServer(Component):
         self._site: web.TCPSite | None = None
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[object]] = set()
+        self._blocks_task: asyncio.Task[None] | None = None
         self._bodies = BodyRoom(BODIES_IN_FLIGHT_BYTES)
         context.register_action("block_agent", self._block_agent)
         context.register_action("unblock_agent", self._unblock_agent)
@@ -117,6 +122,9 @@ class ProxyServer(Component):
     async def start(self) -> dict[str, str]:
         """Opens the ledger and binds ``proxy.endpoint``; returns ``{"proxy": "host:port"}``."""
         await self.gate.open()
+        if self.config.budgets.store == "redis":
+            # the kill switch is fleet-wide when the ledger is
+            self._blocks_task = asyncio.create_task(self._follow_blocks(), name="proxy-blocks")
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True
         )
@@ -169,6 +177,11 @@ class ProxyServer(Component):
         clock = self.clock
         if deadline is None:
             deadline = clock.monotonic() + DRAIN_SECONDS
+        if self._blocks_task is not None:
+            self._blocks_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._blocks_task
+            self._blocks_task = None
         if self._site is not None:
             with contextlib.suppress(RuntimeError):  # a site that never bound
                 await self._site.stop()  # no new connections
@@ -246,6 +259,14 @@ class ProxyServer(Component):
                 "calls_in_flight": len(self._in_flight),
             }
         }
+
+    async def _follow_blocks(self) -> None:
+        while True:
+            await asyncio.sleep(BLOCKS_REFRESH_SECONDS)
+            try:
+                await self.gate.refresh_blocks()
+            except Exception:  # the next round tries again; the last known blocks hold
+                log.exception("reading operator blocks from the ledger failed")
 
     async def _block_agent(self, params: Mapping[str, str]) -> str:
         agent_id = params["agent_id"]

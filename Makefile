@@ -27,9 +27,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/durable_queue.py
 	$(BIN)/python bench/slo.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/delivery.py
 
 # Plain Kubernetes manifests rendered from the Helm chart (checked in sync by tests/deploy).
 manifests: $(STAMP)

@@ -3,8 +3,9 @@
 Runs, in one go and on the same machine state:
   1. saturation: closed-loop senders of 512-span requests (about 12 attributes a span, mixed
      agent span kinds) against (a) a bare gRPC server that only parses and acknowledges, the
-     baseline, and (b) the daemon forwarding to a null upstream; spans/s, ack latency p50/p99,
-     peak RSS, and (b)/(a) as a ratio.
+     baseline, (b) the daemon forwarding to a null upstream, and (c) the same with
+     ``queue.fsync: true`` (every commit fsynced before the ack); spans/s, ack latency
+     p50/p99, peak RSS, and (b)/(a), (c)/(a) as ratios.
   2. steady: 10,000 spans/s as 100 requests/s of 100 spans, OTLP in -> OTLP out, the figure
      the OpenTelemetry Collector publishes from its load tests (CPU share of one core, RSS).
 
@@ -53,7 +54,9 @@ def start_helper(mode: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str
     return proc, f"127.0.0.1:{port_file.read_text()}"
 
 
-def start_daemon(workdir: Path, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_daemon(
+    workdir: Path, upstream: str, fsync: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     config = workdir / "bench.yaml"
     config.write_text(
         f"""
@@ -64,7 +67,7 @@ receivers:
     grpc: {{endpoint: "127.0.0.1:0", max_recv_msg_size_mib: 16}}
     http: {{endpoint: "127.0.0.1:0"}}
 exporters:
-  otlp: {{endpoint: "{upstream}", compression: none}}
+  otlp: {{endpoint: "{upstream}", compression: none, queue: {{fsync: {str(fsync).lower()}}}}}
   prometheus: {{endpoint: "127.0.0.1:0"}}
 proxy: {{endpoint: "127.0.0.1:0"}}
 admin: {{endpoint: "127.0.0.1:0"}}
@@ -194,29 +197,31 @@ def main() -> None:
         pin(sink.pid, CLIENT_CPU)
         baseline, baseline_addr = start_helper("baseline", workdir)
         pin_tree(baseline.pid, SERVER_CPU)
-        (workdir / "saturation").mkdir()
-        daemon, daemon_addr = start_daemon(workdir / "saturation", sink_addr)
-        pin_tree(daemon.pid, SERVER_CPU)
-        try:
-            load = saturate(baseline_addr, body, 512, args.seconds, args.concurrency)
-            base, base_cpu, _, base_peak = measure(baseline, load)
-            load = saturate(daemon_addr, body, 512, args.seconds, args.concurrency)
-            ours, our_cpu, _, our_peak = measure(daemon, load)
-            assert isinstance(base, dict) and isinstance(ours, dict)
+        load = saturate(baseline_addr, body, 512, args.seconds, args.concurrency)
+        base, base_cpu, _, base_peak = measure(baseline, load)
+        assert isinstance(base, dict)
+        rows = [("baseline (parse + ack)", base, base_cpu, base_peak)]
+        for fsync in (False, True):
+            name = f"saturation-fsync-{fsync}"
+            (workdir / name).mkdir()
+            daemon, daemon_addr = start_daemon(workdir / name, sink_addr, fsync=fsync)
+            pin_tree(daemon.pid, SERVER_CPU)
+            try:
+                load = saturate(daemon_addr, body, 512, args.seconds, args.concurrency)
+                ours, our_cpu, _, our_peak = measure(daemon, load)
+                assert isinstance(ours, dict)
+                label = "agent-sre, fsync on" if fsync else "agent-sre (in -> out)"
+                rows.append((label, ours, our_cpu, our_peak))
+            finally:
+                daemon.terminate()
+                daemon.wait()
+        print(f"\nsaturation: closed loop, {args.concurrency} senders, {args.seconds:.0f}s each")
+        print_saturation(rows)
+        for label, ours, _, _ in rows[1:]:
             print(
-                f"\nsaturation: closed loop, {args.concurrency} senders, {args.seconds:.0f}s each"
+                f"{label} / baseline: throughput {ours['spans_per_s'] / base['spans_per_s']:.2f}x,"
+                f" ack p99 {ours['p99_ms'] / base['p99_ms']:.2f}x"
             )
-            print_saturation(
-                [
-                    ("baseline (parse + ack)", base, base_cpu, base_peak),
-                    ("agent-sre (in -> out)", ours, our_cpu, our_peak),
-                ]
-            )
-            ratio = ours["spans_per_s"] / base["spans_per_s"]
-            print(f"agent-sre / baseline throughput: {ratio:.2f}x")
-        finally:
-            daemon.terminate()
-            daemon.wait()
 
         # Steady 10k spans/s, each server fresh (RSS not inflated by the saturation run).
         (workdir / "steady").mkdir()

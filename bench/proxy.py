@@ -120,7 +120,7 @@ async def serve_proxy(upstream: str, chaos: bool = False) -> None:
 
         spans = 0
 
-        def export_traces(self, request: object, protocol: str, size: int) -> None:
+        def export_proxy_call(self, request: object) -> None:
             self.spans += 1
 
     registry = CollectorRegistry()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive for real (promtool, redis-server,
-# openssl; setpriv for the container image test). Idempotent; the tests themselves start
+# prometheus-alertmanager, openssl; setpriv for the container image test). Idempotent; the tests themselves start
 # each server on loopback.
 set -euo pipefail
 need=()
@@ -8,6 +8,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null

@@ -4,17 +4,24 @@ Receivers follow the OTLP specification's table: a retryable refusal is UNAVAILA
 (with a Retry-After hint); bad input is INVALID_ARGUMENT / 400; an oversized message is
 RESOURCE_EXHAUSTED / 413 (HTTP has a status of its own for it); a wrong content type is 415.
 The proxy answers in the provider's own error shape with the status of :data:`PROXY_STATUS`.
+A storage failure (disk full, I/O error) is retryable: UNAVAILABLE / 503, reason ``storage``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
 
 from agent_sre.gateway.providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from agent_sre_daemon.stores.errors import StorageError
+
+STORAGE_RETRY_AFTER = 5.0
 
 
 class ReceiverError(Exception):
@@ -49,7 +56,7 @@ class UnsupportedMediaTypeError(ReceiverError):
 
 
 class UnavailableError(ReceiverError):
-    """Retryable: the queue is full or the daemon is shutting down."""
+    """Retryable: the queue is full, the disk failed, or the daemon is shutting down."""
 
     grpc_code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
@@ -59,6 +66,15 @@ class UnavailableError(ReceiverError):
         super().__init__(message)
         self.retry_after = retry_after
         self.reason = reason
+
+
+def storage_unavailable(exc: StorageError | str) -> UnavailableError:
+    """The answer to a request the durable queue could not store (the client retries)."""
+    return UnavailableError(
+        f"the daemon cannot store requests right now ({exc}); retry later",
+        retry_after=STORAGE_RETRY_AFTER,
+        reason="storage",
+    )
 
 
 # gRPC codes an OTLP exporter retries (opentelemetry-proto specification); RESOURCE_EXHAUSTED
@@ -83,9 +99,17 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
 #
 # Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and
 # 5xx, and obey ``x-should-retry``):
-# - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable) are 403
+# - refusals a retry cannot fix (budget_exceeded, agent_blocked, budget_unavailable,
+#   circuit_open: the cool-down is in Retry-After),
+#   model_unpriced) are 403
 #   with ``x-should-retry: false``, so the SDK raises PermissionDeniedError at once;
 # - route_not_found is 404, and 400 for absolute-URI and CONNECT requests (no open proxy);
+# - agent_key_invalid (a missing, unknown or revoked agent key) is 401: not retried;
+# - invalid_path (a dot segment, or one that decodes to a slash or control character) is 400;
+# - request_timeout (a body that did not arrive within the body timeout) is 408 with
+#   ``x-should-retry: false`` (a client that slow would only be slow again);
+# - request_too_large is 413; proxy_busy (too many request bytes in flight) is 503 with
+#   Retry-After: the SDKs retry it, and room frees as calls finish;
 # - agent_throttled is 429 with Retry-After: waiting does fix it, so the SDK's own retry is
 #   right when the wait is short (up to a minute, which SDKs honour); a longer wait says
 #   ``x-should-retry: false`` so no doomed retries are sent;
@@ -97,9 +121,16 @@ PROXY_STATUS = {
     "budget_exceeded": 403,
     "agent_blocked": 403,
     "budget_unavailable": 403,
+    "circuit_open": 403,
+    "model_unpriced": 403,
     "agent_throttled": 429,
     "route_not_found": 404,
     "bad_request": 400,
+    "invalid_path": 400,
+    "agent_key_invalid": 401,
+    "request_timeout": 408,
+    "request_too_large": 413,
+    "proxy_busy": 503,
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
 }

@@ -7,24 +7,49 @@ from prometheus_client import CollectorRegistry, Counter
 OVERFLOW_LABEL = "__overflow__"
 MAX_AGENT_LABELS = 1000
 MAX_MODEL_LABELS = 200
+MAX_LABEL_LENGTH = 128
+"""Longest label value taken from untrusted input; longer ones are cut (ending in ``~``)."""
+MAX_SERIES_PER_METRIC = 2000
+"""Label sets one metric keeps from untrusted input (agents x models): per-label caps alone
+would allow 1000 x 200."""
 
 
 class BoundedLabel:
     """Caps the distinct values a label takes from untrusted input (agent ids, model names):
-    past ``limit`` values, newcomers are counted under ``__overflow__`` so a client cannot
-    grow the exposition without bound."""
+    values are cut to ``max_length`` characters, and past ``limit`` values newcomers are
+    counted under ``__overflow__`` so a client cannot grow the exposition without bound."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_length: int = MAX_LABEL_LENGTH) -> None:
         self.limit = limit
+        self.max_length = max_length
         self._seen: set[str] = set()
 
     def __call__(self, value: str) -> str:
+        if len(value) > self.max_length:
+            value = value[: self.max_length - 1] + "~"
         if value in self._seen:
             return value
         if len(self._seen) < self.limit:
             self._seen.add(value)
             return value
         return OVERFLOW_LABEL
+
+
+class BoundedSeries:
+    """Caps the label sets (series) one metric takes: past ``limit``, a new combination is
+    counted under ``__overflow__`` for every label."""
+
+    def __init__(self, limit: int = MAX_SERIES_PER_METRIC) -> None:
+        self.limit = limit
+        self._seen: set[tuple[str, ...]] = set()
+
+    def __call__(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if labels in self._seen:
+            return labels
+        if len(self._seen) < self.limit:
+            self._seen.add(labels)
+            return labels
+        return (OVERFLOW_LABEL,) * len(labels)
 
 
 class PipelineMetrics:
@@ -64,6 +89,13 @@ class PipelineMetrics:
         self.ignored_values = Counter(
             "agent_sre_spans_ignored_values_total",
             "Spans kept with an attribute value ignored as unusable (NaN or infinite numbers).",
+            registry=registry,
+        )
+        self.second_view_spans = Counter(
+            "agent_sre_spans_second_view_total",
+            "Spans forwarded but not counted because another span counts the same LLM call "
+            "(agent_sre.role: gateway, duplicate), by role.",
+            ["role"],
             registry=registry,
         )
         self.unpriced_spans = Counter(

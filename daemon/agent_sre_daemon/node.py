@@ -13,6 +13,7 @@ join through the ``agent_sre.components`` entry point group (a factory taking th
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -31,13 +32,18 @@ from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
+from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
+from agent_sre_daemon.http_site import connection_cap, raise_open_files_limit
+from agent_sre_daemon.incidents.runtime import IncidentsRuntime
+from agent_sre_daemon.ingest.correlation import CallCorrelation
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.ingest.receivers import OtlpReceivers
 from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLORuntime
+from agent_sre_daemon.stores.lock import StateDirLock, lock_state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -49,15 +55,24 @@ log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
 
-ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime, ChaosRuntime)
+# incidents first: it subscribes before the others publish and stops after them
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
+    IncidentsRuntime,
+    SLORuntime,
+    DeliveryRuntime,
+    ChaosRuntime,
+)
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
     SignalBus,
     Pipeline,
     SLORuntime,
+    DeliveryRuntime,
+    IncidentsRuntime,
     ChaosRuntime,
     Forwarding,
+    CallCorrelation,
     ProxyServer,
 )
 """Every component class that registers metrics, in ``docs/metrics.md`` order."""
@@ -65,8 +80,8 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
 
 def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer) -> list[Component]:
     """Every component in start order; stopping goes in reverse: intake (proxy, receivers)
-    ends first, then the queue is flushed, engines save their state, and the admin and
-    metrics endpoints go last."""
+    ends first, then the proxy's spans held for correlation are released, the queue is
+    flushed, engines save their state, and the admin and metrics endpoints go last."""
     return [
         context.bus,
         context.pipeline,
@@ -75,6 +90,7 @@ def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer)
         *(make(context) for make in ENGINES),
         *plugins(context),
         Forwarding(context),
+        CallCorrelation(context),
         OtlpReceivers(context),
         ProxyServer(context),
     ]
@@ -88,6 +104,14 @@ def plugins(context: NodeContext) -> list[Component]:
         found.append(factory(context))
         log.info("component %s from %s", entry.name, entry.value)
     return found
+
+
+START_FAILURE_GRACE = 5.0
+"""Seconds the components already started get to stop when a later one cannot start."""
+
+
+class StartError(Exception):
+    """A component could not start (the message names it and says why)."""
 
 
 class Node:
@@ -141,6 +165,7 @@ class Node:
         self.components = components(self.context, metrics_server, admin)
         self.context.stages = [s for c in self.components for s in c.proxy_stages()]
         self._started: list[Component] = []
+        self._state_lock: StateDirLock | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
@@ -151,8 +176,13 @@ class Node:
     # -- life -------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Starts, serves until asked to stop, shuts down; returns the exit status."""
-        await self.start()
+        """Starts, serves until asked to stop, shuts down; returns the exit status (1 when
+        the daemon could not start: what had started is stopped again)."""
+        try:
+            await self.start()
+        except StartError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
         loop = asyncio.get_running_loop()
         signals_installed = True
         try:
@@ -177,17 +207,34 @@ class Node:
 
     async def start(self) -> None:
         """Starts every component in order; if one fails, stops those already started."""
+        soft, _ = raise_open_files_limit()
+        log.info("open files limit %d (connections per listener: %d)", soft, connection_cap())
+        # one daemon per state_dir: a second one is refused here, naming the first's pid
+        self._state_lock = lock_state_dir(Path(self.config.state_dir))
+        component = self.components[0]
         try:
             for component in self.components:
-                self.addresses.update(await component.start())
+                # stopped too if its own start fails half-way (stop tolerates that)
                 self._started.append(component)
+                self.addresses.update(await component.start())
             self._wire_observers()
-        except BaseException:
-            log.error("start failed; stopping what was started")
-            await self._stop_started(self.clock.monotonic() + 5.0)
+        except BaseException as exc:
+            log.error("start failed in %s; stopping what was started", component.name)
+            await self._stop_started(self.clock.monotonic() + START_FAILURE_GRACE)
+            self._release_state_dir()
+            if isinstance(exc, Exception):
+                raise StartError(f"{component.name}: {exc}") from exc
             raise
         for name, address in self.addresses.items():
             log.info("listening: %s on %s", name, address)
+        exposed = sorted(n for n, a in self.addresses.items() if not is_loopback_address(a))
+        if exposed and not self.config.admin.token:
+            log.warning(
+                "listening beyond loopback (%s) and admin.token is empty: whoever reaches "
+                "these ports is served under whatever agent id it claims; bind them to "
+                "loopback or a private network and set admin.token (docs/proxy.md, Limits)",
+                ", ".join(exposed),
+            )
         self.ready = True
         if self.ready_file:
             _write_json_atomically(Path(self.ready_file), {**self.addresses, "pid": os.getpid()})
@@ -198,7 +245,13 @@ class Node:
         self.ready = False
         deadline = self.clock.monotonic() + self.config.node.shutdown_timeout
         await self._stop_started(deadline)
+        self._release_state_dir()
         log.info("stopped")
+
+    def _release_state_dir(self) -> None:
+        if self._state_lock is not None:
+            self._state_lock.release()
+            self._state_lock = None
 
     async def _stop_started(self, deadline: float) -> None:
         while self._started:
@@ -288,6 +341,17 @@ async def _abort(prepared: list[Prepared]) -> None:
     for done in prepared:
         if done.abort is not None:
             await done.abort()
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether ``host:port`` (``[v6]:port``, a name) binds to loopback only."""
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _exit_now() -> None:

@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from agent_sre.alerts.spec import AlertingConfig
 from agent_sre.chaos.spec import ChaosConfig
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
+from agent_sre.delivery.spec import RolloutsConfig
 from agent_sre.gateway.providers import ApiName
+from agent_sre.incidents.spec import IncidentsConfig
 from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
 from agent_sre.section import Duration as Duration
 from agent_sre.section import Endpoint as Endpoint
@@ -121,6 +124,11 @@ class ProxyRoute(Section):
     api: ApiName  # the shapes of agent_sre.gateway.providers.PROVIDERS
     tool: str | None = None
     timeout: Duration = 600.0
+    """Longest wait for the upstream's next bytes (connect, headers, each chunk)."""
+    deadline: Duration = Field(3600.0, gt=0)
+    """Longest a whole call may take, answer included: an upstream that trickles bytes
+    cannot hold a budget reservation for ever (504 before the answer starts, the stream cut
+    after)."""
     inject_api_key_env: str | None = None
 
     @field_validator("prefix")
@@ -148,9 +156,47 @@ def _default_routes() -> list[ProxyRoute]:
     ]
 
 
+class CorrelationConfig(Section):
+    """One LLM call, one event: linking agents' LLM spans with the proxy's records."""
+
+    enabled: bool = True
+    """``false``: no linking; an agent's span and the proxy's span of a call both count."""
+    hold: Duration = 10.0
+    """How long the proxy's record of a call waits for the agent's own span of it; one that
+    no agent span claims in time is the event. 0: the proxy's record is always the event
+    (an agent span of the call arriving later is marked ``duplicate``)."""
+    remember: Duration = 600.0
+    """How long a counted record is remembered, to recognise the other view arriving late."""
+    max_calls: int = Field(10000, ge=1)
+    """At most this many records remembered per side (the oldest go first)."""
+
+
+class AgentKey(Section):
+    agent: str = Field(min_length=1)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    """The key's SHA-256 (hex), as ``agent-sre agent-key new AGENT`` prints it."""
+
+
+class AgentKeysConfig(Section):
+    required: bool = False
+    """Refuse (401 ``agent_key_invalid``) every proxied call without a valid agent key."""
+    keys: list[AgentKey] = []
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, keys: list[AgentKey]) -> list[AgentKey]:
+        digests = [key.sha256 for key in keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("a key digest appears twice")
+        return keys
+
+
 class ProxyConfig(Section):
     endpoint: Endpoint = "127.0.0.1:8790"
     routes: list[ProxyRoute] = Field(default_factory=_default_routes)
+    correlation: CorrelationConfig = CorrelationConfig()
+    agent_keys: AgentKeysConfig = AgentKeysConfig()
+    """Per-agent keys: the key decides the identity (see docs/proxy.md, Agent keys)."""
 
 
 class AdminConfig(Section):
@@ -175,9 +221,9 @@ class Config(Section):
     slo_files: list[str] = []
     budgets: BudgetsConfig = BudgetsConfig()
     chaos: ChaosConfig = ChaosConfig()
-    rollouts: NotYetConfigurable = NotYetConfigurable()
-    incidents: NotYetConfigurable = NotYetConfigurable()
-    alerting: NotYetConfigurable = NotYetConfigurable()
+    rollouts: RolloutsConfig = RolloutsConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
+    alerting: AlertingConfig = AlertingConfig()
     replay: NotYetConfigurable = NotYetConfigurable()
     fleet: NotYetConfigurable = NotYetConfigurable()
 

@@ -12,6 +12,8 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from agent_sre.delivery.spec import rollout_problems
+from agent_sre.incidents.checks import incident_problems
 from agent_sre.units import parse_endpoint
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ def config_problems(config: Config) -> list[Problem]:
         *_port_problems(config),
         *_route_problems(config),
         *_header_problems(config),
+        *rollout_problems(config),
+        *incident_problems(config),
         *chaos_problems(config),
     ]
 

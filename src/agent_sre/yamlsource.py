@@ -95,6 +95,8 @@ def _walk(
     elif isinstance(node, yaml.ScalarNode) and "${" in node.value:
         node.value = expand_vars(node.value, env)
         # Re-resolve the tag so `${PORT:-4317}` becomes an int where YAML would make one,
-        # unless the user quoted it.
-        if node.style is None:
+        # unless the user quoted it. An unquoted variable that expands to nothing stays an
+        # empty string: `name: ${NODE_NAME:-}` means "no name", never YAML's null (which is
+        # what a Helm `toYaml` or a hand-written file would otherwise turn it into).
+        if node.style is None and node.value != "":
             node.tag = loader.resolve(yaml.ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]

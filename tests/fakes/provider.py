@@ -9,9 +9,10 @@ events ``message_start``, ``content_block_start``, ``content_block_delta``,
 JSON; ``/mcp`` answers MCP JSON-RPC ``tools/call``.
 
 Behaviour is set on :class:`FakeProvider` attributes (``status``, ``latency``,
-``chunk_delay``, ``omit_usage``, ``reply_words``...). Every request is recorded with its
-headers and body. Run standalone with ``python tests/fakes/provider.py --port 0``; it prints
-``http://host:port`` on its first line.
+``chunk_delay``, ``omit_usage``, ``reply_words``, ``models`` for per-model quality...).
+Every request is recorded with its headers and body. Run standalone with
+``python tests/fakes/provider.py --port 0 [--models JSON]``; it prints ``http://host:port``
+on its first line.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+_IDS = itertools.count(1)
+"""Response ids are unique per call, as providers' are."""
 
 OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -62,6 +67,20 @@ class RecordedRequest:
 
 
 @dataclass
+class ModelQuality:
+    """How one model answers (``FakeProvider.models``): set quality for rollout tests."""
+
+    error_rate: float = 0.0
+    """Share of calls answered with ``error_status``, spread evenly (deterministic)."""
+    error_status: int = 500
+    latency: float = 0.0
+    """Seconds added before the answer."""
+    reply_words: int | None = None
+    """Words in each reply (more words: more output tokens, more cost)."""
+    calls: int = 0
+
+
+@dataclass
 class FakeProvider:
     """The stand-in provider; mutate its attributes between calls to change behaviour."""
 
@@ -82,6 +101,11 @@ class FakeProvider:
     """Drop the connection after this many SSE events (an upstream dying mid-stream)."""
     gzip: bool = False
     """Compress JSON responses when the client accepts gzip."""
+    unique_ids: bool = True
+    """Response ids unique per call, as providers' are; off, every response of a kind has
+    the same id (tests comparing a proxied answer with a direct one byte for byte)."""
+    models: dict[str, ModelQuality] = field(default_factory=dict)
+    """Per-model quality for chat completions and messages (models not listed: as set above)."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -137,32 +161,71 @@ class FakeProvider:
             parsed = {}
         return parsed if isinstance(parsed, dict) else {}
 
+    async def _quality(self, body: dict[str, Any]) -> int | None:
+        """Applies the model's latency; the error status when this call is one of its
+        failures."""
+        quality = self.models.get(str(body.get("model", "")))
+        if quality is None:
+            return None
+        quality.calls += 1
+        if quality.latency:
+            await asyncio.sleep(quality.latency)
+        n, rate = quality.calls, quality.error_rate
+        if int(n * rate) > int((n - 1) * rate):
+            return quality.error_status
+        return None
+
     def _words(self, body: dict[str, Any], limit_key: str = "max_tokens") -> list[str]:
-        limit = body.get(limit_key) or body.get("max_completion_tokens") or self.reply_words
-        count = max(1, min(self.reply_words, int(limit)))
+        quality = self.models.get(str(body.get("model", "")))
+        words = self.reply_words
+        if quality is not None and quality.reply_words is not None:
+            words = quality.reply_words
+        limit = body.get(limit_key) or body.get("max_completion_tokens") or words
+        count = max(1, min(words, int(limit)))
         return [("Hello" if i == 0 else " word") for i in range(count)]
 
     @staticmethod
     def _input_tokens(value: Any) -> int:
         return max(1, len(json.dumps(value, separators=(",", ":"))) // 4)
 
-    def _openai_error(self) -> web.Response:
-        kind = OPENAI_ERROR_TYPES.get(self.status, "server_error")
-        body = {
-            "error": {"message": f"fake {self.status}", "type": kind, "param": None, "code": None}
-        }
-        return self._error(body)
+    def _id(self) -> str:
+        return str(next(_IDS)) if self.unique_ids else ""
 
-    def _anthropic_error(self) -> web.Response:
-        kind = ANTHROPIC_ERROR_TYPES.get(self.status, "api_error")
-        body = {"type": "error", "error": {"type": kind, "message": f"fake {self.status}"}}
-        return self._error(body)
+    def _status(self, request: web.Request) -> int:
+        """``status``, or the ``x-fake-status`` request header (tests in another process)."""
+        asked = request.headers.get("x-fake-status", "")
+        return int(asked) if asked.isdigit() else self.status
 
-    def _error(self, body: dict[str, Any]) -> web.Response:
-        headers = {"x-should-retry": "false"} if self.status < 500 else {}
+    def _openai_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = OPENAI_ERROR_TYPES.get(status, "server_error")
+        body = {"error": {"message": f"fake {status}", "type": kind, "param": None, "code": None}}
+        return self._error(body, status)
+
+    def _anthropic_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+        body = {"type": "error", "error": {"type": kind, "message": f"fake {status}"}}
+        return self._error(body, status)
+
+    def _openai_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = OPENAI_ERROR_TYPES.get(status, "server_error")
+        body = {"error": {"message": f"fake {status}", "type": kind, "param": None, "code": None}}
+        return self._error(body, status)
+
+    def _anthropic_error(self, status: int | None = None) -> web.Response:
+        status = status or self.status
+        kind = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+        body = {"type": "error", "error": {"type": kind, "message": f"fake {status}"}}
+        return self._error(body, status)
+
+    def _error(self, body: dict[str, Any], status: int | None = None) -> web.Response:
+        status = status or self.status
+        headers = {"x-should-retry": "false"} if status < 500 else {}
         if self.retry_after is not None:
             headers["retry-after"] = self.retry_after
-        return web.json_response(body, status=self.status, headers=headers)
+        return web.json_response(body, status=status, headers=headers)
 
     def _json(self, request: web.Request, value: Any) -> web.Response:
         response = web.Response(body=self._dumps(value), content_type="application/json")
@@ -197,8 +260,11 @@ class FakeProvider:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if self.status != 200:
-            return self._openai_error()
+        if self._status(request) != 200:
+            return self._openai_error(self._status(request))
+        failed = await self._quality(body)
+        if failed is not None:
+            return self._openai_error(failed)
         model = str(body.get("model", "gpt-4o-mini"))
         words = self._words(body)
         prompt = self._input_tokens(body.get("messages", []))
@@ -208,7 +274,7 @@ class FakeProvider:
             "total_tokens": prompt + len(words),
         }
         base = {
-            "id": "chatcmpl-fake",
+            "id": f"chatcmpl-fake{self._id()}",
             "created": 1700000000,
             "model": model,
             "system_fingerprint": "fp_fake",
@@ -273,7 +339,7 @@ class FakeProvider:
             "total_tokens": prompt + len(words),
         }
         base = {
-            "id": "cmpl-fake",
+            "id": f"cmpl-fake{self._id()}",
             "object": "text_completion",
             "created": 1700000000,
             "model": model,
@@ -342,7 +408,7 @@ class FakeProvider:
             "content": [{"type": "output_text", "text": text, "annotations": []}],
         }
         response: dict[str, Any] = {
-            "id": "resp_fake",
+            "id": f"resp_fake{self._id()}",
             "object": "response",
             "created_at": 1700000000,
             "status": "completed",
@@ -403,8 +469,11 @@ class FakeProvider:
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if self.status != 200:
-            return self._anthropic_error()
+        if self._status(request) != 200:
+            return self._anthropic_error(self._status(request))
+        failed = await self._quality(body)
+        if failed is not None:
+            return self._anthropic_error(failed)
         model = str(body.get("model", "claude-3-5-haiku-latest"))
         words = self._words(body)
         prompt = self._input_tokens([body.get("system", ""), body.get("messages", [])])
@@ -415,7 +484,7 @@ class FakeProvider:
             "output_tokens": len(words),
         }
         message: dict[str, Any] = {
-            "id": "msg_fake",
+            "id": f"msg_fake{self._id()}",
             "type": "message",
             "role": "assistant",
             "model": model,
@@ -515,8 +584,10 @@ class FakeProvider:
         )
 
 
-async def _serve(host: str, port: int) -> None:
-    fake = FakeProvider(host=host, port=port)
+async def _serve(host: str, port: int, models: dict[str, Any]) -> None:
+    fake = FakeProvider(
+        host=host, port=port, models={k: ModelQuality(**v) for k, v in models.items()}
+    )
     print(await fake.start(), flush=True)
     try:
         while True:
@@ -529,9 +600,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--models",
+        type=json.loads,
+        default={},
+        help='per-model quality as JSON, e.g. {"gpt-4.1": {"error_rate": 0.5}}',
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.models))
 
 
 if __name__ == "__main__":

@@ -161,9 +161,12 @@ def test_an_slo_in_fast_burn_aborts_the_experiment_within_a_second(
         "steady_state": {"slos_healthy": ["llm"]},
         "abort_when": [{"slo": "llm", "burn_rate_above": 14.4, "window": "5m"}],
     }
+    settings = config(provider_url, experiments=[experiment])
+    # the proxy's span of a call is the SLO event at once (no wait for the agent's own span)
+    settings["proxy"]["correlation"] = {"hold": 0}
     daemon = make_daemon(
         {
-            **config(provider_url, experiments=[experiment]),
+            **settings,
             "slos": [
                 {"name": "llm", "target": 0.99, "window": "30d", "sli": {"kind": "llm_success"}}
             ],  # fmt: skip

@@ -32,7 +32,7 @@ class SpanSink:
         self.metrics = PipelineMetrics(registry)
         self.fail: Exception | None = None
 
-    def export_traces(self, request: ExportTraceServiceRequest, protocol: str, size: int) -> None:
+    def export_proxy_call(self, request: ExportTraceServiceRequest) -> None:
         if self.fail is not None:
             raise self.fail
         self.spans.append(request)
@@ -70,7 +70,7 @@ class RunningProxy:
 
 @pytest.fixture
 async def provider() -> AsyncIterator[FakeProvider]:
-    fake = FakeProvider()
+    fake = FakeProvider(unique_ids=False)  # answers compared byte for byte with direct ones
     await fake.start()
     yield fake
     await fake.stop()
@@ -140,3 +140,13 @@ async def make_proxy(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Pr
 @pytest.fixture
 async def proxy(make_proxy: ProxyFactory) -> RunningProxy:
     return await make_proxy()
+
+
+@pytest.fixture
+async def odd() -> AsyncIterator[Any]:
+    from tests.proxy.odd_upstream import OddUpstream
+
+    upstream = OddUpstream()
+    await upstream.start()
+    yield upstream
+    await upstream.stop()

@@ -344,6 +344,7 @@ async def test_auto_throttle_paces_a_fast_spender(make_proxy, provider) -> None:
     limit = worst_case(probe) * 1.5
     proxy = await make_proxy(
         budgets={
+            "auto_throttle": True,
             "auto_throttle_after": 0.0,
             "budgets": [{"name": "hourly", "scope": "agent", "limit_usd": limit, "window": "1h"}],
         }
@@ -441,7 +442,8 @@ async def test_auto_throttle_leaves_early_bursts_alone(make_proxy, provider) -> 
     limit = worst_case(await make_proxy()) * 1.5
     proxy = await make_proxy(
         budgets={
-            "budgets": [{"name": "hourly", "scope": "agent", "limit_usd": limit, "window": "1h"}]
+            "auto_throttle": True,
+            "budgets": [{"name": "hourly", "scope": "agent", "limit_usd": limit, "window": "1h"}],
         }
     )
     for _ in range(3):  # under half the budget used: no pacing
@@ -455,6 +457,7 @@ async def test_refusal_wins_over_pacing(make_proxy, provider) -> None:
     limit = worst_case(await make_proxy()) * 1.05
     proxy = await make_proxy(
         budgets={
+            "auto_throttle": True,
             "auto_throttle_after": 0.0,
             "budgets": [{"name": "hourly", "scope": "agent", "limit_usd": limit, "window": "1h"}],
         }

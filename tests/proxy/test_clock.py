@@ -110,6 +110,7 @@ async def test_paced_agent_admitted_after_retry_after_and_counted_as_pacing(
     proxy = await make_proxy(
         clock=clock,
         budgets={
+            "auto_throttle": True,  # pacing is off by default
             "auto_throttle_after": 0.0,
             "budgets": [{"name": "hourly", "scope": "agent", "limit_usd": limit, "window": "1h"}],
         },

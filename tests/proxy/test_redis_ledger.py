@@ -189,3 +189,33 @@ async def test_redis_down_fail_open_allows_and_catches_up(
     # the three calls made while it was down (or not yet asked again) plus the one after;
     # the first was lost with the old redis process (it kept no data)
     assert spent == pytest.approx(before * 4, rel=1e-6)
+
+
+async def test_a_block_set_on_one_daemon_holds_on_every_daemon_of_the_ledger(
+    make_proxy, provider, redis_server
+) -> None:
+    first = await make_proxy(budgets=budgets(redis_server.url, 10.0))
+    second = await make_proxy(budgets=budgets(redis_server.url, 10.0))
+
+    async def outcome(proxy) -> str:
+        try:
+            await sdk(proxy).chat.completions.create(
+                **BODY, extra_headers={"X-Agent-Id": "rogue-7"}
+            )
+        except openai.APIStatusError as exc:
+            return str(exc.body["type"])
+        return "ok"
+
+    async def settles_on(proxy, wanted: str) -> bool:
+        for _ in range(50):
+            if await outcome(proxy) == wanted:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    assert await outcome(second) == "ok"
+    await first.server.gate.block("rogue-7", "runaway spend")
+    assert await outcome(first) == "agent_blocked"
+    assert await settles_on(second, "agent_blocked")  # without a restart
+    await first.server.gate.unblock("rogue-7")
+    assert await settles_on(second, "ok")

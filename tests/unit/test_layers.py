@@ -73,3 +73,23 @@ def test_the_core_reads_no_clock_and_no_environment() -> None:
                 bad = names & {"time", "time_ns", "monotonic", "perf_counter", "environ", "getenv"}
                 offenders += [f"{path}:{node.lineno}: from {node.module} import {n}" for n in bad]
     assert offenders == []
+
+
+DAEMON = Path(__file__).parents[2] / "daemon" / "agent_sre_daemon"
+
+
+def test_the_daemon_reads_time_only_through_its_clock() -> None:
+    """Components take the node's clock, so tests move a ManualClock instead of sleeping."""
+    offenders = []
+    for path in DAEMON.rglob("*.py"):
+        if path.name == "clock.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "time"
+                and node.attr in ("time", "time_ns", "monotonic", "perf_counter")
+            ):
+                offenders.append(f"{path}:{node.lineno}: time.{node.attr}")
+    assert offenders == []

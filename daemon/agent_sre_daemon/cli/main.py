@@ -18,8 +18,11 @@ COMMANDS = (
     "slo",
     "budgets",
     "signals",
+    "rollout",
+    "incidents",
     "chaos",
     "k8s",
+    "agentkeys",
 )
 """Modules of ``agent_sre_daemon.cli`` holding commands, in the order ``--help`` lists them.
 Each has ``register(sub)`` adding its parsers; a new engine's commands are one line here."""

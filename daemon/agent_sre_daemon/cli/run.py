@@ -34,9 +34,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("agent-sre: invalid configuration (above); not started", file=sys.stderr)
         return exits.USAGE
     from agent_sre_daemon.node import Node
+    from agent_sre_daemon.stores.errors import StoreStartError
 
     node = Node(loaded.config, config_path=path, ready_file=args.ready_file)
-    return run_loop(node.run())
+    try:
+        return run_loop(node.run())
+    except StoreStartError as exc:
+        print(f"agent-sre: cannot start: {exc}", file=sys.stderr)
+        return exits.FAILURE
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:

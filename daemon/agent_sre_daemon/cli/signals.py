@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.table import Table
 from agent_sre.units import parse_duration
 from agent_sre_daemon.cli import output
 from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+from agent_sre_daemon.clock import SYSTEM_CLOCK
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,7 +49,7 @@ def seconds_ago(text: str) -> float:
 def cmd_signals(args: argparse.Namespace) -> int:
     query = {"type": args.type, "source": args.source}
     if args.since is not None:
-        query["since"] = f"{time.time() - args.since:.3f}"
+        query["since"] = f"{SYSTEM_CLOCK.time() - args.since:.3f}"
     try:
         data = AdminClient.from_args(args).get("/v1/signals", query)
     except AdminError as exc:

@@ -72,7 +72,7 @@ class Forwarding(Component):
                 len(queue),
                 queue.size_bytes,
             )
-        self._swap(queue, OtlpForwarder(otlp, queue, self.context.pipeline.metrics))
+        self._swap(queue, self._forwarder(otlp, queue))
         return {}
 
     async def stop(self, deadline: float) -> None:
@@ -99,7 +99,7 @@ class Forwarding(Component):
         try:
             if queue is None:
                 queue = self._open_queue(otlp, Path(new.state_dir))
-            forwarder = OtlpForwarder(otlp, queue, self.context.pipeline.metrics)
+            forwarder = self._forwarder(otlp, queue)
         except (OSError, ValueError) as exc:
             if queue is not None and queue is not self.queue:
                 queue.close()
@@ -134,7 +134,19 @@ class Forwarding(Component):
 
     def _open_queue(self, otlp: OtlpExporterConfig, state_dir: Path) -> DurableQueue:
         return DurableQueue(
-            state_dir / QUEUE_FILE, int(otlp.queue.max_size_mib * MIB), fsync=otlp.queue.fsync
+            state_dir / QUEUE_FILE,
+            int(otlp.queue.max_size_mib * MIB),
+            fsync=otlp.queue.fsync,
+            clock=self.context.clock,
+        )
+
+    def _forwarder(self, otlp: OtlpExporterConfig, queue: DurableQueue) -> OtlpForwarder:
+        return OtlpForwarder(
+            otlp,
+            queue,
+            self.context.pipeline.metrics,
+            clock=self.context.clock,
+            on_signal=self.context.bus.publish,
         )
 
     def _swap(self, queue: DurableQueue, forwarder: OtlpForwarder) -> None:

@@ -3,6 +3,11 @@
 A request leaves the durable queue only when upstream acknowledged it, or when upstream
 refused it for good (a non-retryable status), which is counted and logged as a drop. Retries
 use exponential backoff with jitter (tenacity) and honour the upstream's RetryInfo hint.
+
+The senders survive the queue's storage errors (a full disk): they wait and try again, and
+forwarding resumes by itself when the disk does. Upstream trouble is published as signals:
+``export_failed`` fires at the first failed attempt and resolves at the next success (not one
+per retry); ``items_dropped`` fires for every drop.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,16 +35,24 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from agent_sre.signals import Severity, Signal, SignalState
+from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.errors import RETRYABLE_GRPC_CODES
+from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from agent_sre.config import OtlpExporterConfig
+    from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.metrics import PipelineMetrics
     from agent_sre_daemon.stores.queue import DurableQueue, QueuedRequest
 
 log = logging.getLogger("agent_sre.exporter.otlp")
+
+STORAGE_RETRY_INITIAL = 0.5
+STORAGE_RETRY_MAX = 10.0
+"""Backoff of a sender whose queue read or delete failed (the disk recovers on its own)."""
 
 _METHODS = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -95,7 +107,8 @@ class OtlpForwarder:
         config: the ``exporters.otlp`` section (endpoint must be set).
         queue: the durable queue the receivers fill.
         metrics: exporter counters.
-        clock: wall clock, for queue ages.
+        clock: the node's clock (signal times, the drain deadline).
+        on_signal: where ``export_failed`` and ``items_dropped`` go (the signal bus).
     """
 
     def __init__(
@@ -103,12 +116,17 @@ class OtlpForwarder:
         config: OtlpExporterConfig,
         queue: DurableQueue,
         metrics: PipelineMetrics,
-        clock: Callable[[], float] = time.time,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_signal: Callable[[Signal], None] | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
         self.metrics = metrics
         self.clock = clock
+        self.on_signal = on_signal
+        self.failing = False
+        """Whether the last attempt upstream failed (``export_failed`` is firing)."""
         self.target = Target.parse(config.endpoint)
         self._wakeup = asyncio.Event()
         self._draining = False
@@ -147,8 +165,8 @@ class OtlpForwarder:
     async def drain(self, timeout: float) -> bool:
         """Waits until the queue is empty or ``timeout`` passes; True when empty."""
         self._draining = True
-        deadline = time.monotonic() + timeout
-        while len(self.queue) and time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + timeout
+        while len(self.queue) and self.clock.monotonic() < deadline:
             self.wake()
             await asyncio.sleep(0.05)
         return not len(self.queue)
@@ -167,9 +185,17 @@ class OtlpForwarder:
 
     async def _run(self) -> None:
         batch_bytes = int(self.config.batch.max_size_mib * 1024 * 1024)
+        pause = STORAGE_RETRY_INITIAL
         while True:
             self._wakeup.clear()
-            batch = self.queue.lease_batch(batch_bytes)
+            try:
+                batch = await self.queue.lease_batch_async(batch_bytes)
+            except StorageError as exc:
+                log.error("cannot read the queue (retrying in %.1fs): %s", pause, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, STORAGE_RETRY_MAX)
+                continue
+            pause = STORAGE_RETRY_INITIAL
             if not batch:
                 await self._wakeup.wait()
                 if self.config.batch.timeout > 0 and not self._draining:
@@ -178,7 +204,12 @@ class OtlpForwarder:
                 continue
             # Another sender may be idle while this one works: pass the wakeup on.
             self._wakeup.set()
-            await self._deliver(batch)
+            try:
+                await self._deliver(batch)
+            except Exception:  # a sender never dies: the batch goes back and is sent later
+                log.exception("sending %d queued requests failed; retrying", len(batch))
+                self.queue.release(batch)
+                await asyncio.sleep(STORAGE_RETRY_MAX)
 
     async def _deliver(self, batch: list[QueuedRequest]) -> None:
         """Sends one batch until upstream has it; on a permanent refusal of a batch of
@@ -192,15 +223,88 @@ class OtlpForwarder:
                 return
             reason = "retries_exhausted" if exc.retryable else f"upstream_{exc.code.name.lower()}"
             items = sum(request.items for request in batch)
-            self.metrics.dropped_items.labels(batch[0].signal, reason).inc(items)
+            signal = batch[0].signal
+            self.metrics.dropped_items.labels(signal, reason).inc(items)
             log.error(
                 "dropped %d %s items (requests %s) after upstream refused them: %s",
                 items,
-                batch[0].signal,
+                signal,
                 ",".join(str(request.id) for request in batch),
                 exc,
             )
-        self.queue.ack(batch)
+            self._publish(
+                "items_dropped",
+                Severity.WARNING,
+                f"dropped {items} {signal} items: upstream {self.target.address} "
+                f"{'kept failing past retry.max_elapsed' if exc.retryable else 'refused them'}"
+                f" ({exc})",
+                {"signal": signal, "reason": reason},
+                value=float(items),
+            )
+        await self._ack(batch)
+
+    async def _ack(self, batch: list[QueuedRequest]) -> None:
+        """Deletes a finished batch; while the disk refuses, waits and tries again (the batch
+        stays leased meanwhile, so it is not sent twice)."""
+        pause = STORAGE_RETRY_INITIAL
+        while True:
+            try:
+                await self.queue.ack_async(batch)
+                return
+            except StorageError as exc:
+                log.error("cannot delete sent requests (retrying in %.1fs): %s", pause, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, STORAGE_RETRY_MAX)
+
+    def _publish(
+        self,
+        type_: str,
+        severity: Severity,
+        message: str,
+        labels: dict[str, str],
+        *,
+        state: SignalState = SignalState.FIRING,
+        value: float | None = None,
+    ) -> None:
+        if self.on_signal is None:
+            return
+        signal = Signal(
+            type=type_,
+            source="exporter",
+            severity=severity,
+            at=self.clock.time(),
+            message=message,
+            labels={"upstream": self.target.address, **labels},
+            state=state,
+            value=value,
+        )
+        try:
+            self.on_signal(signal)
+        except Exception:  # a subscriber's bug must not stop forwarding
+            log.exception("publishing signal %s failed", type_)
+
+    def _upstream_failed(self, error: UpstreamError) -> None:
+        if self.failing:
+            return
+        self.failing = True
+        self._publish(
+            "export_failed",
+            Severity.WARNING,
+            f"upstream {self.target.address} is failing: {error}; requests wait in the queue",
+            {},
+        )
+
+    def _upstream_ok(self) -> None:
+        if not self.failing:
+            return
+        self.failing = False
+        self._publish(
+            "export_failed",
+            Severity.INFO,
+            f"upstream {self.target.address} accepts requests again",
+            {},
+            state=SignalState.RESOLVED,
+        )
 
     async def _send_with_retries(self, batch: list[QueuedRequest]) -> None:
         retry = self.config.retry
@@ -237,7 +341,9 @@ class OtlpForwarder:
                 signal,
                 error,
             )
+            self._upstream_failed(error)
             raise error from None
+        self._upstream_ok()
         self._count_success(signal, sum(request.items for request in batch), reply)
 
     def _count_success(self, signal: str, items: int, reply: bytes) -> None:

@@ -88,7 +88,7 @@ class OtlpGrpcReceiver:
     async def _export_traces(self, body: bytes, context: Context) -> bytes:
         try:
             request = _decode(ExportTraceServiceRequest, body)
-            result = self.pipeline.export_traces(request, "grpc", len(body))
+            result = await self.pipeline.export_traces(request, "grpc", len(body))
         except ReceiverError as exc:
             self.pipeline.refused("grpc", "traces", exc)
             await _abort(context, exc)
@@ -111,7 +111,7 @@ class OtlpGrpcReceiver:
         try:
             request = _decode(message_type, body)
             items = count_metrics(request) if signal == "metrics" else count_log_records(request)
-            self.pipeline.export_passthrough(signal, request, body, "grpc", items)
+            await self.pipeline.export_passthrough(signal, request, body, "grpc", items)
         except ReceiverError as exc:
             self.pipeline.refused("grpc", signal, exc)
             await _abort(context, exc)

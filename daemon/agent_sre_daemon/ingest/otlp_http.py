@@ -75,7 +75,7 @@ class OtlpHttpReceiver:
 
     async def _traces(self, request: web.Request) -> web.Response:
         async def accept(message: Any, wire_size: int, is_json: bool) -> web.Response:
-            result = self.pipeline.export_traces(message, "http", wire_size)
+            result = await self.pipeline.export_traces(message, "http", wire_size)
             response = ExportTraceServiceResponse()
             if result.rejected:
                 response.partial_success.rejected_spans = result.rejected
@@ -86,7 +86,7 @@ class OtlpHttpReceiver:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         async def accept(message: Any, wire_size: int, is_json: bool) -> web.Response:
-            self.pipeline.export_passthrough(
+            await self.pipeline.export_passthrough(
                 "metrics", message, None, "http", count_metrics(message)
             )
             return _ok(ExportMetricsServiceResponse(), is_json)
@@ -95,7 +95,7 @@ class OtlpHttpReceiver:
 
     async def _logs(self, request: web.Request) -> web.Response:
         async def accept(message: Any, wire_size: int, is_json: bool) -> web.Response:
-            self.pipeline.export_passthrough(
+            await self.pipeline.export_passthrough(
                 "logs", message, None, "http", count_log_records(message)
             )
             return _ok(ExportLogsServiceResponse(), is_json)

@@ -2,21 +2,31 @@
 
 Receivers decode and hand a request here; the pipeline refuses it (a
 :class:`~agent_sre_daemon.errors.ReceiverError`) or accepts it, in which case the request
-is on disk in the durable queue (when forwarding is on) before this returns.
+is on disk in the durable queue (when forwarding is on) before the awaited call returns.
+The disk write happens on the queue's writer thread: the event loop serves other requests
+while one waits for its commit.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, ClassVar
 
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import TraceBatchProcessor
 from agent_sre_daemon.component import Component, Prepared
-from agent_sre_daemon.errors import InvalidArgumentError, ReceiverError, UnavailableError
+from agent_sre_daemon.errors import (
+    InvalidArgumentError,
+    ReceiverError,
+    UnavailableError,
+    storage_unavailable,
+)
 from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
+from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
+    import concurrent.futures
     from collections.abc import Callable
 
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -33,6 +43,8 @@ if TYPE_CHECKING:
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.component import SpanObserverSpec
     from agent_sre_daemon.stores.queue import DurableQueue
+
+log = logging.getLogger("agent_sre.pipeline")
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -76,6 +88,9 @@ class Pipeline(Component):
         """Called after a request is queued (wakes the exporter)."""
         self.observers_of_batches: list[Callable[[ExportTraceServiceRequest, float], None]] = []
         """Called with each accepted trace request after enrichment."""
+        self.call_hold: Callable[[ExportTraceServiceRequest], None] | None = None
+        """Where the spans of proxied calls wait for the agents' own spans of the same calls
+        (set by the correlation component); None: they go straight in."""
 
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -104,18 +119,67 @@ class Pipeline(Component):
     def refused(self, protocol: str, signal: str, exc: ReceiverError) -> None:
         """Counts a request a receiver refused before or outside the pipeline (bad body,
         wrong content type, too large); refusals the pipeline raised are counted already."""
-        if exc.reason not in ("queue_full", "stopping"):
+        if exc.reason not in ("queue_full", "stopping", "storage"):
             self.metrics.refused_requests.labels(protocol, signal, exc.reason).inc()
 
-    def export_traces(
+    def export_proxy_call(self, request: ExportTraceServiceRequest) -> None:
+        """The span of a proxied call: held for the agent's own span of the call when
+        correlation is on, else accepted at once. Never raises."""
+        if self.call_hold is not None:
+            self.call_hold(request)
+        else:
+            self.export_call(request)
+
+    def export_call(self, request: ExportTraceServiceRequest) -> None:
+        """Accepts the span of a proxied call now; a refusal drops it (counted): the call
+        already happened and its span cannot be pushed back on anyone."""
+        try:
+            self.export_traces_nowait(request, "proxy", request.ByteSize())
+        except ReceiverError as exc:
+            self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
+            log.warning("span of a proxied call dropped: %s", exc.message)
+
+    async def export_traces(
         self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
     ) -> BatchResult:
-        """Accepts a decoded trace request; returns how many spans were kept and rejected.
+        """Accepts a decoded trace request; returns how many spans were kept and rejected,
+        once they are on disk.
 
         Raises:
-            UnavailableError: the queue is full or the daemon is stopping (retryable).
+            UnavailableError: the queue is full, cannot be written (reason ``storage``), or
+                the daemon is stopping (retryable).
             InvalidArgumentError: every span of the request was malformed.
         """
+        result, body = self._process_traces(request, protocol, wire_size)
+        if body is not None:
+            try:
+                await self._queue().put_async("traces", body, result.accepted, self.clock.time())
+            except StorageError as exc:
+                raise self._storage_refused(protocol, "traces", exc, result.accepted) from None
+            self.on_queued()
+        if result.accepted:
+            self.metrics.accepted_spans.labels(protocol).inc(result.accepted)
+        return result
+
+    def export_traces_nowait(
+        self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
+    ) -> BatchResult:
+        """:meth:`export_traces` for spans nobody waits on (the proxy's own): the write is
+        submitted, not awaited; a failed write is counted as a drop (``<protocol>_storage``).
+        """
+        result, body = self._process_traces(request, protocol, wire_size)
+        if body is not None:
+            future = self._queue().put_nowait("traces", body, result.accepted, self.clock.time())
+            future.add_done_callback(self._count_lost(protocol, result.accepted))
+            self.on_queued()
+        if result.accepted:
+            self.metrics.accepted_spans.labels(protocol).inc(result.accepted)
+        return result
+
+    def _process_traces(
+        self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
+    ) -> tuple[BatchResult, bytes | None]:
+        """Admission and the span pass; the bytes to queue (None: nothing to queue)."""
         try:
             self._check_room(protocol, "traces", wire_size)
         except UnavailableError as exc:
@@ -132,15 +196,16 @@ class Pipeline(Component):
             metrics.ignored_values.inc(result.ignored_values)
         for kind, count in result.by_kind.items():
             metrics.spans_by_kind.labels(kind.value).inc(count)
+        for role, count in result.by_role.items():
+            metrics.second_view_spans.labels(role).inc(count)
         if result.accepted:
             for observe in self.observers_of_batches:
                 observe(request, now)
-            if self.queue is not None:
-                self._enqueue("traces", request.SerializeToString(), result.accepted)
-            metrics.accepted_spans.labels(protocol).inc(result.accepted)
-        return result
+        if result.accepted and self.queue is not None:
+            return result, request.SerializeToString()
+        return result, None
 
-    def export_passthrough(
+    async def export_passthrough(
         self,
         signal: str,
         request: ExportMetricsServiceRequest | ExportLogsServiceRequest,
@@ -151,7 +216,12 @@ class Pipeline(Component):
         """Accepts metrics or logs, forwarded unchanged (``body`` when given, else re-encoded)."""
         self._check_room(protocol, signal, len(body) if body is not None else request.ByteSize())
         if self.queue is not None:
-            self._enqueue(signal, body if body is not None else request.SerializeToString(), items)
+            data = body if body is not None else request.SerializeToString()
+            try:
+                await self.queue.put_async(signal, data, items, self.clock.time())
+            except StorageError as exc:
+                raise self._storage_refused(protocol, signal, exc, 0) from None
+            self.on_queued()
         self.metrics.accepted_items.labels(protocol, signal).inc(items)
 
     def _check_room(self, protocol: str, signal: str, size: int) -> None:
@@ -161,14 +231,38 @@ class Pipeline(Component):
                 "the daemon is shutting down; retry", retry_after=1.0, reason="stopping"
             )
         queue = self.queue
-        if queue is not None and not queue.has_room(size):
+        if queue is None:
+            return
+        failure = queue.storage_error()
+        if failure is not None:
+            # The disk failed a moment ago: refuse before observing, so the client's retry
+            # is the only time its spans are counted.
+            self.metrics.refused_requests.labels(protocol, signal, "storage").inc()
+            raise storage_unavailable(failure)
+        if not queue.has_room(size):
             self.metrics.refused_requests.labels(protocol, signal, "queue_full").inc()
             raise UnavailableError(
                 f"the upstream queue is full ({queue.size_bytes} bytes); retry later",
                 retry_after=5.0,
             )
 
-    def _enqueue(self, signal: str, body: bytes, items: int) -> None:
+    def _queue(self) -> DurableQueue:
         assert self.queue is not None
-        self.queue.put(signal, body, items, self.clock.time())
-        self.on_queued()
+        return self.queue
+
+    def _storage_refused(
+        self, protocol: str, signal: str, exc: StorageError, spans: int
+    ) -> UnavailableError:
+        self.metrics.refused_requests.labels(protocol, signal, "storage").inc()
+        if spans:
+            self.metrics.refused_spans.labels(protocol, "storage").inc(spans)
+        return storage_unavailable(exc)
+
+    def _count_lost(
+        self, protocol: str, spans: int
+    ) -> Callable[[concurrent.futures.Future[int]], None]:
+        def done(future: concurrent.futures.Future[int]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                self.metrics.dropped_items.labels("traces", f"{protocol}_storage").inc(spans)
+
+        return done

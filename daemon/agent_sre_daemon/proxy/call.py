@@ -48,6 +48,7 @@ class Call:
         identity: who makes the call (identity stage; admission fills the team).
         trace: the caller's trace context and our span id (identity stage).
         ticket: the admission and the reservation it holds (admission stage).
+        refused: the admission stage refused the call (budget, block, rate limit).
         upstream_url: where the call goes (routing stage; a rollout stage may change it).
         upstream_headers: the headers it goes with (routing stage).
         status: the HTTP status answered (0 until known).
@@ -82,6 +83,7 @@ class Call:
         self.identity = _ANONYMOUS
         self.trace: TraceContext | None = None
         self.ticket: Ticket | None = None
+        self.refused = False
         self.upstream_url = ""
         self.upstream_headers: CIMultiDict[str] = CIMultiDict()
         self.status = 0
@@ -93,6 +95,8 @@ class Call:
         self.cost: float | None = None
         self.response: web.StreamResponse | None = None
         self.taps: list[ChunkTap] = []
+        self.hidden_headers: set[str] = set()
+        """Request headers (lower case) that must not go upstream (an agent key)."""
         self.response_headers: dict[str, str] = {}
 
     def fail(self, kind: str, message: str) -> None:

@@ -8,12 +8,15 @@ clock (signals of the store's own failures) or from the caller (everything else)
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_sre.bounded import BoundedMap
 from agent_sre.cost.budgets import oldest_buckets, spend_by_subject
 from agent_sre.cost.guard import CostGuard, Denial
 from agent_sre.cost.ledger import Refusal, Reservation
+from agent_sre.cost.spec import PriceAs
 from agent_sre.gateway.cost import worst_case_usd
 from agent_sre_daemon.stores.ledger import LedgerUnavailableError
 
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_sre.proxy")
 
 PRUNE_INTERVAL = 300.0
+MAX_AGENTS = 10_000
+"""Agents the admin API remembers (``GET /v1/agents``), least recently seen out first."""
+AGENT_IDLE_SECONDS = 86_400.0
 
 
 @dataclass
@@ -84,7 +90,9 @@ class BudgetGate:
         self.metrics = metrics
         self._clock = clock
         self._bus = bus
-        self._agents: dict[str, AgentView] = {}
+        self._agents: BoundedMap[str, AgentView] = BoundedMap(
+            "proxy_agents", MAX_AGENTS, idle_seconds=AGENT_IDLE_SECONDS, on_evict=metrics.evicted
+        )
         self._peaks: dict[str, _BudgetPeak] = {}
         self._pruned_at = 0.0
         self._apply(self.prepare(config, pricer, node))
@@ -105,10 +113,15 @@ class BudgetGate:
 
     # -- life ---------------------------------------------------------------------------
 
-    @staticmethod
-    def prepare(config: BudgetsConfig, pricer: Pricer, node: str) -> GateConfig:
+    def prepare(self, config: BudgetsConfig, pricer: Pricer, node: str) -> GateConfig:
         """Builds a configuration without applying it (may raise on a bad one)."""
-        return GateConfig(config, pricer, CostGuard(config, node))
+        policy = config.unpriced_models
+        if isinstance(policy, PriceAs) and pricer.rates("", policy.price_as, 0.0) is None:
+            raise ValueError(
+                f"budgets.unpriced_models.price_as: model {policy.price_as!r} has no price "
+                "either (add it to budgets.price_overrides)"
+            )
+        return GateConfig(config, pricer, CostGuard(config, node, self.metrics.evicted))
 
     def apply(self, prepared: GateConfig) -> None:
         """Puts new budgets, rate limits, prices and node name in force. Spend in the ledger
@@ -145,10 +158,12 @@ class BudgetGate:
         who = guard.identity(who)
         view = self._agent(who, now)
         view.requests += 1
-        denial = guard.admit(who, plan.worst_case_tokens if plan.priced else 0, now)
-        if denial is None and plan.priced:
+        denial = guard.admit(who, plan.worst_case_tokens if plan.llm_call else 0, now)
+        if denial is None and plan.llm_call:
             charges = guard.charges(who, now)
             if charges:
+                denial = self._unpriced(plan, now)
+            if charges and denial is None:
                 outcome = await self._reserve(guard, plan, who, charges, now)
                 if isinstance(outcome, Reservation):
                     return Ticket(who, outcome)
@@ -161,6 +176,26 @@ class BudgetGate:
         if signal is not None:
             self._publish(signal)
         return denial
+
+    def _unpriced(self, plan: CallPlan, now: float) -> Denial | None:
+        """``budgets.unpriced_models`` for a call a budget covers: None to go on (priced, or
+        ``price_as`` set on the plan, or ``allow``), or the refusal."""
+        if plan.model and self._pricer.rates(plan.provider, plan.model, now) is not None:
+            return None
+        policy = self._config.unpriced_models
+        if policy == "allow":
+            return None
+        if isinstance(policy, PriceAs):
+            plan.priced_as = policy.price_as
+            return None
+        what = f"model {plan.model!r}" if plan.model else "a request whose model cannot be read"
+        return Denial(
+            "model_unpriced",
+            f"{what} has no price and a budget covers this call; "
+            "budgets.unpriced_models is block (set price_overrides for it, or "
+            "unpriced_models: {price_as: MODEL})",
+            rule="unpriced_model",
+        )
 
     async def _reserve(
         self,
@@ -188,11 +223,14 @@ class BudgetGate:
 
     async def settle(self, ticket: Ticket, cost_usd: float, now: float) -> None:
         """Books the actual cost of an admitted call and raises the signals it causes."""
+        reservation = ticket.reservation
+        if not math.isfinite(cost_usd) or cost_usd < 0:  # never NaN or negative spend
+            log.warning("cost %r of a call is not bookable: settled at its reservation", cost_usd)
+            cost_usd = reservation.amount_usd if reservation is not None else 0.0
         view = self._agent(ticket.who, now)
         view.cost_usd += cost_usd
-        if ticket.reservation is None:
+        if reservation is None:
             return
-        reservation = ticket.reservation
         spent = await self.store.settle(reservation, cost_usd)
         for charge, total in zip(reservation.charges, spent, strict=True):
             peak = self._peaks.setdefault(charge.budget, _BudgetPeak())
@@ -228,6 +266,14 @@ class BudgetGate:
 
     # -- operators ----------------------------------------------------------------------
 
+    async def refresh_blocks(self) -> None:
+        """Takes the operator blocks from the store, so a block set through another daemon
+        sharing the ledger (Redis) holds here too; on a store error the last known stay."""
+        blocked = await self.store.get_blocked()
+        guard = self._guard.blocked
+        guard.clear()
+        guard.update(blocked)
+
     async def block(self, agent_id: str, reason: str) -> None:
         self._guard.blocked[agent_id] = reason
         await self.store.set_blocked(agent_id, reason)
@@ -242,7 +288,7 @@ class BudgetGate:
         blocked = self._guard.blocked
         rows = []
         for agent_id in sorted(set(self._agents) | set(blocked)):
-            view = self._agents.get(agent_id)
+            view = self._agents.peek(agent_id)
             rows.append(
                 {
                     "agent_id": agent_id,
@@ -277,8 +323,12 @@ class BudgetGate:
                     "subjects": [
                         {
                             "subject": subject,
-                            "spent_usd": spent,
-                            "remaining_usd": max(0.0, spec.limit_usd - spent),
+                            # a ledger written before usage was validated may hold NaN or
+                            # infinities: null, so the answer stays JSON
+                            "spent_usd": spent if math.isfinite(spent) else None,
+                            "remaining_usd": max(0.0, spec.limit_usd - spent)
+                            if math.isfinite(spent)
+                            else None,
                         }
                         for subject, spent in sorted(subjects.items())
                     ],
@@ -287,8 +337,6 @@ class BudgetGate:
         return out
 
     def _agent(self, who: CallIdentity, now: float) -> AgentView:
-        view = self._agents.get(who.agent_id or "unknown")
-        if view is None:
-            view = self._agents[who.agent_id or "unknown"] = AgentView()
+        view = self._agents.setdefault(who.agent_id or "unknown", AgentView, now)
         view.last_seen = now
         return view

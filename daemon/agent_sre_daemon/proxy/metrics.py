@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from agent_sre_daemon.metrics import MAX_AGENT_LABELS, MAX_MODEL_LABELS, BoundedLabel
+from agent_sre_daemon.metrics import (
+    MAX_AGENT_LABELS,
+    MAX_MODEL_LABELS,
+    BoundedLabel,
+    BoundedSeries,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -70,6 +75,13 @@ class ProxyMetrics:
             ["route"],
             registry=registry,
         )
+        self.invalid_usage = Counter(
+            "agent_sre_llm_invalid_usage_requests",
+            "LLM calls whose reported usage was unusable (negative, not a whole number, beyond "
+            "the model's limits); settled at their reservation.",
+            ["route"],
+            registry=registry,
+        )
         self.budget_spent = Gauge(
             "agent_sre_budget_spent_usd",
             "Spend in the current window of the budget's subject closest to its limit.",
@@ -100,11 +112,19 @@ class ProxyMetrics:
             "Errors of the budget ledger store.",
             registry=registry,
         )
+        self.state_evictions = Counter(
+            "agent_sre_state_evictions",
+            "Entries dropped from state kept per value clients send (agent ids, task ids), by "
+            "map: the map was at its cap or the entry was idle (see docs/proxy.md).",
+            ["map"],
+            registry=registry,
+        )
         self._per_call: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._per_model: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        self._per_model: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
         # agent ids and model names come from clients: bound the label values
         self._agent_label = BoundedLabel(MAX_AGENT_LABELS)
         self._model_label = BoundedLabel(MAX_MODEL_LABELS)
+        self._agent_model = BoundedSeries()  # agent x model: tokens and cost
 
     # hot path: per proxied call. labels() costs a few microseconds each; children are
     # looked up once per label set and kept.
@@ -122,13 +142,17 @@ class ProxyMetrics:
         if added is not None:
             self.added_latency.observe(added)
 
+    def evicted(self, map_name: str, key: object) -> None:
+        """Counts one entry dropped from a bounded map (``OnEvict`` of the core's maps)."""
+        self.state_evictions.labels(map_name).inc()
+
     def unpriced_call(self, model: str) -> None:
         self.unpriced.labels(self._model_label(model)).inc()
 
     def llm_usage(
         self, agent: str, model: str, input_tokens: int, output_tokens: int, cost: float | None
     ) -> None:
-        key = (self._agent_label(agent), self._model_label(model))
+        key = self._agent_model((self._agent_label(agent), self._model_label(model)))
         agent, model = key
         children = self._per_model.get(key)
         if children is None:

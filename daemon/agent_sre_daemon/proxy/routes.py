@@ -50,7 +50,9 @@ def make_route(config: ProxyRoute, environ: Mapping[str, str]) -> Route:
         prefix="/" + config.prefix.strip("/"),
         upstream=config.upstream.rstrip("/"),
         injected_key=key or None,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=config.timeout),
+        timeout=aiohttp.ClientTimeout(
+            total=config.deadline, sock_connect=10.0, sock_read=config.timeout
+        ),
     )
 
 

@@ -9,6 +9,7 @@ settle -> upstream. Spans of proxied calls join the received ones in the node's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -18,11 +19,15 @@ import aiohttp
 from aiohttp import web
 
 from agent_sre.cost.pricing import Pricer
+from agent_sre.gateway.agent_keys import AgentKeys
 from agent_sre.gateway.identity import trace_context
+from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.gateway.providers import plan_call
 from agent_sre.units import parse_endpoint
+from agent_sre_daemon import http_site
 from agent_sre_daemon.component import Component, Prepared, ReloadError
-from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, ReceiverError, proxy_error
+from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, proxy_error
+from agent_sre_daemon.http_site import GuardedSite, runner_kwargs
 from agent_sre_daemon.proxy.admin import admin_routes
 from agent_sre_daemon.proxy.call import Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.config import Config
     from agent_sre.gateway.identity import TraceContext
     from agent_sre_daemon.component import NodeContext
@@ -52,6 +58,10 @@ log = logging.getLogger("agent_sre.proxy")
 
 LEDGER_FILE = "ledger.sqlite"
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+BODIES_IN_FLIGHT_BYTES = 256 * 1024 * 1024
+"""Request bytes the proxy holds at once (read, parsed and forwarded): a body that would take
+it past this is refused with 503 and a Retry-After (the SDKs retry it), so concurrent large
+bodies cannot take the daemon's memory."""
 DRAIN_SECONDS = 30.0
 """How long :meth:`ProxyServer.stop` lets calls in flight finish when given no deadline."""
 SETTLE_GRACE = 1.0
@@ -59,6 +69,10 @@ SETTLE_GRACE = 1.0
 _CUT_AFTER = 0.01
 """aiohttp's own wait for handlers at cleanup (0 would mean no limit)."""
 _STORE_KEYS = ("store", "redis_url", "redis_prefix", "on_store_error")
+
+
+BLOCKS_REFRESH_SECONDS = 1.0
+"""How often a daemon on a shared (Redis) ledger takes the operator blocks from it."""
 
 
 class ProxyServer(Component):
@@ -72,7 +86,7 @@ class ProxyServer(Component):
         self.config = context.config
         self.clock = context.clock
         self.metrics = self.register_metrics(context.registry)
-        self.store = _ledger_store(context)
+        self.store = _ledger_store(context, self.metrics.evicted)
         self.gate = BudgetGate(
             self.config.budgets,
             self.store,
@@ -88,11 +102,14 @@ class ProxyServer(Component):
         self._routes = RouteTable(
             [make_route(r, context.environ) for r in self.config.proxy.routes]
         )
+        self._agent_keys = AgentKeys(self.config.proxy.agent_keys)
         self._chain: Chain | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[object]] = set()
+        self._blocks_task: asyncio.Task[None] | None = None
+        self._bodies = BodyRoom(BODIES_IN_FLIGHT_BYTES)
         context.register_action("block_agent", self._block_agent)
         context.register_action("unblock_agent", self._unblock_agent)
 
@@ -105,6 +122,9 @@ class ProxyServer(Component):
     async def start(self) -> dict[str, str]:
         """Opens the ledger and binds ``proxy.endpoint``; returns ``{"proxy": "host:port"}``."""
         await self.gate.open()
+        if self.config.budgets.store == "redis":
+            # the kill switch is fleet-wide when the ledger is
+            self._blocks_task = asyncio.create_task(self._follow_blocks(), name="proxy-blocks")
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True
         )
@@ -119,7 +139,7 @@ class ProxyServer(Component):
         self._chain = Chain(
             [
                 RecordStage(self.metrics, clock, self._emit),
-                IdentityStage(),
+                IdentityStage(lambda: self._agent_keys),
                 AdmissionStage(self.gate, clock),
                 RoutingStage(),
                 SettleStage(self.gate, clock),
@@ -132,11 +152,14 @@ class ProxyServer(Component):
         # Calls in flight are waited for by stop() itself, against its deadline; what is
         # left then is cut at once.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=_CUT_AFTER
+            app,
+            access_log=None,
+            handle_signals=False,
+            **runner_kwargs({"shutdown_timeout": _CUT_AFTER}),
         )
         await self._runner.setup()
         host, port = parse_endpoint(self.config.proxy.endpoint)
-        self._site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
+        self._site = GuardedSite(self._runner, host, port, backlog=1024, reuse_address=True)
         await self._site.start()
         bound_host, bound_port = _bound_address(self._runner)
         log.info(
@@ -154,8 +177,14 @@ class ProxyServer(Component):
         clock = self.clock
         if deadline is None:
             deadline = clock.monotonic() + DRAIN_SECONDS
+        if self._blocks_task is not None:
+            self._blocks_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._blocks_task
+            self._blocks_task = None
         if self._site is not None:
-            await self._site.stop()  # no new connections
+            with contextlib.suppress(RuntimeError):  # a site that never bound
+                await self._site.stop()  # no new connections
             self._site = None
         if self._in_flight:
             left = max(0.0, deadline - clock.monotonic())
@@ -185,6 +214,7 @@ class ProxyServer(Component):
         node = _node_name(new)
         if (
             new.proxy.routes == old.proxy.routes
+            and new.proxy.agent_keys == old.proxy.agent_keys
             and new.budgets == old.budgets
             and node == self.gate.node
         ):
@@ -195,8 +225,9 @@ class ProxyServer(Component):
             budgets = new.budgets.model_copy(
                 update={key: getattr(old.budgets, key) for key in _STORE_KEYS}
             )
-            gate_config = BudgetGate.prepare(budgets, Pricer(budgets.price_overrides), node)
+            gate_config = self.gate.prepare(budgets, Pricer(budgets.price_overrides), node)
             resource = resource_of(_resource_attributes(node))
+            agent_keys = AgentKeys(new.proxy.agent_keys)
         except Exception as exc:
             raise ReloadError(f"proxy: {exc}") from exc
 
@@ -204,6 +235,7 @@ class ProxyServer(Component):
             self.gate.apply(gate_config)
             self._routes = routes
             self._resource = resource
+            self._agent_keys = agent_keys
             self.config = new
 
         return Prepared(needs_restart=restart, commit=commit)
@@ -228,6 +260,14 @@ class ProxyServer(Component):
             }
         }
 
+    async def _follow_blocks(self) -> None:
+        while True:
+            await asyncio.sleep(BLOCKS_REFRESH_SECONDS)
+            try:
+                await self.gate.refresh_blocks()
+            except Exception:  # the next round tries again; the last known blocks hold
+                log.exception("reading operator blocks from the ledger failed")
+
     async def _block_agent(self, params: Mapping[str, str]) -> str:
         agent_id = params["agent_id"]
         reason = params.get("reason") or "blocked by an automatic response"
@@ -249,7 +289,14 @@ class ProxyServer(Component):
         started = self.clock.monotonic()
         if request.method == "CONNECT" or not request.raw_path.startswith("/"):
             return proxy_error("passthrough", "route_not_found", NOT_AN_OPEN_PROXY, status=400)
-        path, _, query = request.raw_path.partition("?")
+        raw, _, query = request.raw_path.partition("?")
+        try:
+            # one canonical form decides both what the call is and what is forwarded
+            path = canonical_path(raw)
+        except PathError as exc:
+            guess = self._routes.match(raw)
+            api = guess.config.api if guess is not None else "passthrough"
+            return proxy_error(api, "invalid_path", str(exc))
         route = self._routes.match(path)
         if route is None:
             return proxy_error(
@@ -258,8 +305,29 @@ class ProxyServer(Component):
         task = asyncio.current_task()
         assert task is not None
         self._in_flight.add(task)
+        held = 0
         try:
-            body = await request.read()
+            api = route.config.api
+            length = request.content_length or 0
+            if length > MAX_REQUEST_BYTES:
+                return proxy_error(api, "request_too_large", _TOO_LARGE)
+            if not self._bodies.take(length):
+                return proxy_error(
+                    api, "proxy_busy", _BUSY.format(self._bodies.limit), retry_after=1.0
+                )
+            held = length
+            try:  # the body timeout of every listener, answered in the provider's shape
+                body = await asyncio.wait_for(self._read(request, length), http_site.BODY_TIMEOUT)
+            except asyncio.TimeoutError:
+                return _request_timeout(api)
+            except web.HTTPRequestEntityTooLarge:
+                return proxy_error(api, "request_too_large", _TOO_LARGE)
+            except _BusyError:
+                return proxy_error(
+                    api, "proxy_busy", _BUSY.format(self._bodies.limit), retry_after=1.0
+                )
+            finally:
+                held = max(held, self._bodies.held_by(request))
             rest = path[len(route.prefix) :]
             plan = plan_call(route.config, request.method, rest, body)
             record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
@@ -267,7 +335,23 @@ class ProxyServer(Component):
             assert self._chain is not None
             return await self._chain.run(call)
         finally:
+            self._bodies.give(held)
             self._in_flight.discard(task)
+
+    async def _read(self, request: web.Request, length: int) -> bytes:
+        """The body; an unsized (chunked) one takes its room as it arrives."""
+        if length or request.content_length is not None:
+            return await request.read()
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                raise web.HTTPRequestEntityTooLarge(max_size=MAX_REQUEST_BYTES, actual_size=size)
+            if not self._bodies.take(len(chunk), request):
+                raise _BusyError
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _emit(self, record: CallRecord, trace: TraceContext | None) -> None:
         """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
@@ -275,14 +359,53 @@ class ProxyServer(Component):
         try:
             if trace is None:
                 trace = trace_context({}, os.urandom)
-            request = build_request(record, trace, self._resource)
-            pipeline.export_traces(request, "proxy", request.ByteSize())
-        except ReceiverError as exc:
-            # The call itself already happened; its span cannot be pushed back on anyone.
-            pipeline.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
-            log.warning("span of a proxied call dropped: %s", exc.message)
+            # held for the agent's own span of the same call (one call, one event), then
+            # accepted; a refusal is counted as a drop there
+            pipeline.export_proxy_call(build_request(record, trace, self._resource))
         except Exception:  # the pipeline must never break a call
             log.exception("span sink failed")
+
+
+_TOO_LARGE = f"request body over the proxy's {MAX_REQUEST_BYTES}-byte limit"
+_BUSY = "the proxy holds all the request bytes it takes at once ({} bytes); retry shortly"
+
+
+class _BusyError(Exception):
+    """No room for more request bytes in flight."""
+
+
+class BodyRoom:
+    """Bytes of request bodies in flight, against a cap (see :data:`BODIES_IN_FLIGHT_BYTES`)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._by_request: dict[int, int] = {}
+
+    def take(self, size: int, request: web.Request | None = None) -> bool:
+        if size and self.held + size > self.limit:
+            return False
+        self.held += size
+        if request is not None:
+            self._by_request[id(request)] = self._by_request.get(id(request), 0) + size
+        return True
+
+    def held_by(self, request: web.Request) -> int:
+        """What an unsized body took as it arrived (handed over to the caller to give back)."""
+        return self._by_request.pop(id(request), 0)
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+def _request_timeout(api: str) -> web.Response:
+    response = proxy_error(
+        api,
+        "request_timeout",
+        f"request body not received within {http_site.BODY_TIMEOUT:g}s",
+    )
+    response.force_close()
+    return response
 
 
 def _node_name(config: Config) -> str:
@@ -294,17 +417,21 @@ def _resource_attributes(node: str) -> dict[str, str]:
     return {"service.name": "agent-sre-proxy", "agent_sre.node": node}
 
 
-def _ledger_store(context: NodeContext) -> LedgerStore:
+def _ledger_store(context: NodeContext, on_evict: OnEvict) -> LedgerStore:
     budgets = context.config.budgets
     if budgets.store == "redis":
         from agent_sre_daemon.stores.ledger_redis import RedisLedgerStore
 
         return RedisLedgerStore(
-            budgets.redis_url, budgets.redis_prefix, budgets.on_store_error, clock=context.clock
+            budgets.redis_url,
+            budgets.redis_prefix,
+            budgets.on_store_error,
+            clock=context.clock,
+            on_evict=on_evict,
         )
     from agent_sre_daemon.stores.ledger_sqlite import SqliteLedgerStore
 
-    return SqliteLedgerStore(context.state_dir / LEDGER_FILE)
+    return SqliteLedgerStore(context.state_dir / LEDGER_FILE, on_evict=on_evict)
 
 
 def _bound_address(runner: web.AppRunner) -> tuple[str, int]:

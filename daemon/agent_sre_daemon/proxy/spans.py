@@ -23,6 +23,8 @@ SCOPE_NAME = "agent_sre.proxy"
 TTFT_SECONDS = "agent_sre.ttft_seconds"
 COST_ESTIMATED = "agent_sre.cost.estimated"
 COST_UNPRICED = "agent_sre.cost.unpriced"
+USAGE_INVALID = "agent_sre.usage.invalid"
+"""Why the usage the upstream reported was not booked (the call settled at its reservation)."""
 PROXY_ROUTE = "agent_sre.proxy.route"
 
 

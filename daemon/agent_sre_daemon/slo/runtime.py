@@ -105,10 +105,15 @@ class SLORuntime(Component):
             self.context.bus.publish(change.to_signal())
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Writes the SLO counts; a full or failing disk keeps the last snapshot (logged)."""
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.engine.snapshot()))
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.engine.snapshot()))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.error("cannot save SLO counts to %s (the last snapshot stays): %s", self.path, exc)
+            tmp.unlink(missing_ok=True)
 
     def _restore(self) -> None:
         if not self.path.exists():

@@ -8,7 +8,9 @@ When Redis cannot answer, ``fail_closed`` refuses priced calls (:class:`LedgerUn
 and ``fail_open`` books them in a local ledger whose spend is pushed to Redis once it is
 back (the catch-up). Either way ``on_error`` is told, so the daemon counts and signals it.
 Redis is retried at most once per ``retry_interval`` while it is down, so an outage does not
-add a connect attempt to every call.
+add a connect attempt to every call. The catch-up merges increments per counter field and
+keeps at most ``MAX_CATCH_UP`` fields (one per budget subject and bucket): past that, spend of
+new subjects is not pushed (counted as evictions of ``redis_catch_up``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from agent_sre_daemon.stores.ledger import CounterView, LedgerUnavailableError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from agent_sre.bounded import OnEvict
     from agent_sre_daemon.clock import Clock
+
+MAX_CATCH_UP = 20_000
+"""Counter fields (budget subject x bucket, spent or reserved) kept for the catch-up."""
 
 # KEYS: counters. ARGV: amount, then per key: bucket, span, limit, enforce, ttl.
 _RESERVE = """
@@ -132,7 +138,9 @@ class RedisLedgerStore:
         on_error: Callable[[str], None] | None = None,
         timeout: float = 0.5,
         retry_interval: float = 1.0,
+        *,
         clock: Clock = SYSTEM_CLOCK,
+        on_evict: OnEvict | None = None,
     ) -> None:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
@@ -142,12 +150,13 @@ class RedisLedgerStore:
         self.on_error = on_error
         self._retry_interval = retry_interval
         self._clock = clock
-        self._down_until = 0.0
+        self._on_evict = on_evict
+        self._down_until = float("-inf")
         self._ids = itertools.count(1)
-        self._local = BudgetLedger()
+        self._local = BudgetLedger(on_evict)
         self._local_ids: set[int] = set()
-        self._pending: list[tuple[str, str, float, int]] = []
-        """Catch-up: (key, field, increment, ttl) to apply once Redis answers again."""
+        self._pending: dict[tuple[str, str], tuple[float, int]] = {}
+        """Catch-up: (key, field) -> (increment, ttl) to apply once Redis answers again."""
         self._blocked_cache: dict[str, str] = {}
         self._scripts: dict[str, Any] = {}
 
@@ -174,16 +183,28 @@ class RedisLedgerStore:
         if self.on_error is not None:
             self.on_error(f"redis ledger: {type(exc).__name__}: {exc}")
 
+    def _owe(self, key: str, field: str, amount: float, ttl: int) -> None:
+        """Adds an increment to the catch-up (merged with the field's earlier ones)."""
+        pending = self._pending
+        found = pending.get((key, field))
+        if found is not None:
+            pending[(key, field)] = (found[0] + amount, max(found[1], ttl))
+        elif len(pending) < MAX_CATCH_UP:
+            pending[(key, field)] = (amount, ttl)
+        elif self._on_evict is not None:
+            self._on_evict("redis_catch_up", (key, field))
+
     async def _catch_up(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, {}
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                for key, field, amount, ttl in pending:
+                for (key, field), (amount, ttl) in pending.items():
                     pipe.hincrbyfloat(key, field, amount)
                     pipe.expire(key, ttl)
                 await pipe.execute()
         except BaseException:
-            self._pending = pending + self._pending
+            for (key, field), (amount, ttl) in pending.items():
+                self._owe(key, field, amount, ttl)
             raise
 
     async def reserve(
@@ -218,9 +239,7 @@ class RedisLedgerStore:
             self._local_ids.discard(reservation.id)
             self._local.settle(reservation, actual_usd)
             for charge in charges:
-                self._pending.append(
-                    (self._key(charge), f"s{charge.bucket}", actual_usd, _ttl(charge))
-                )
+                self._owe(self._key(charge), f"s{charge.bucket}", actual_usd, _ttl(charge))
             return [self._local.window_total(charge)[0] for charge in charges]
         args: list[Any] = [repr(reservation.amount_usd), repr(actual_usd)]
         for charge in charges:
@@ -231,8 +250,8 @@ class RedisLedgerStore:
             self._failed(exc)
             for charge in charges:
                 key, ttl = self._key(charge), _ttl(charge)
-                self._pending.append((key, f"r{charge.bucket}", -reservation.amount_usd, ttl))
-                self._pending.append((key, f"s{charge.bucket}", actual_usd, ttl))
+                self._owe(key, f"r{charge.bucket}", -reservation.amount_usd, ttl)
+                self._owe(key, f"s{charge.bucket}", actual_usd, ttl)
             return [actual_usd for _ in charges]
         return [float(value) for value in totals]
 

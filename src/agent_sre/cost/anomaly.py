@@ -1,4 +1,8 @@
-"""Spend anomalies: an EWMA of each agent's spend per interval and its deviation."""
+"""Spend anomalies: an EWMA of each agent's spend per interval and its deviation.
+
+Kept per agent id (clients choose them): at most ``MAX_AGENTS`` series, and a series idle for
+``IDLE_SECONDS`` is forgotten (the agent starts a new warm-up when it spends again).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent_sre.bounded import BoundedMap
+
 if TYPE_CHECKING:
+    from agent_sre.bounded import OnEvict
     from agent_sre.cost.spec import AnomalySpec
+
+MAX_AGENTS = 10_000
+IDLE_SECONDS = 86_400.0
 
 
 @dataclass
@@ -31,18 +41,24 @@ class SpendAnomaly:
 class SpendAnomalyDetector:
     """Flags an interval whose spend exceeds the EWMA by ``threshold_sigma`` deviations."""
 
-    def __init__(self, spec: AnomalySpec) -> None:
+    def __init__(self, spec: AnomalySpec, on_evict: OnEvict | None = None) -> None:
         self._spec = spec
-        self._series: dict[str, _Series] = {}
+        self._series: BoundedMap[str, _Series] = BoundedMap(
+            "anomaly", MAX_AGENTS, idle_seconds=IDLE_SECONDS, on_evict=on_evict
+        )
+
+    def __len__(self) -> int:
+        return len(self._series)
 
     def observe(self, agent_id: str, usd: float, now: float) -> SpendAnomaly | None:
         """Adds spend at ``now``; returns an anomaly once per interval that is one."""
         if not self._spec.enabled:
             return None
         interval = int(now // self._spec.interval)
-        series = self._series.get(agent_id)
+        series = self._series.get(agent_id, now)
         if series is None:
-            series = self._series[agent_id] = _Series(interval)
+            series = _Series(interval)
+            self._series.put(agent_id, series, now)
         while series.interval < interval:
             self._close(series)
         series.current += usd

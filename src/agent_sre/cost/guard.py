@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from agent_sre.bounded import BoundedMap
 from agent_sre.cost.anomaly import SpendAnomalyDetector
 from agent_sre.cost.budgets import UNKNOWN_AGENT, CallIdentity, charges_for
 from agent_sre.cost.pacing import SpendPacer
@@ -21,10 +22,19 @@ from agent_sre.signals import Severity, Signal
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.cost.ledger import Charge, Refusal
     from agent_sre.cost.spec import BudgetsConfig, BudgetSpec
 
-DenialKind = Literal["agent_blocked", "agent_throttled", "budget_exceeded", "budget_unavailable"]
+MAX_FIRED = 20_000
+"""Threshold signals remembered as fired (per budget subject, bucket and share), so each fires
+once per window; forgetting one early at most repeats a signal."""
+FIRED_IDLE_SECONDS = 40 * 86_400.0
+"""Longer than the longest window (a month); ``per_task`` firings go after this too."""
+
+DenialKind = Literal[
+    "agent_blocked", "agent_throttled", "budget_exceeded", "budget_unavailable", "model_unpriced"
+]
 
 
 @dataclass(frozen=True)
@@ -48,15 +58,18 @@ SOURCE = "budgets"
 class CostGuard:
     """Everything the proxy asks before and after a priced call, except the ledger."""
 
-    def __init__(self, config: BudgetsConfig, node: str) -> None:
+    def __init__(self, config: BudgetsConfig, node: str, on_evict: OnEvict | None = None) -> None:
+        """``on_evict`` hears of every entry dropped from the per-agent maps (to count them)."""
         self.config = config
         self.node = node
         self._specs: dict[str, BudgetSpec] = {spec.name: spec for spec in config.budgets}
-        self._limiter = RateLimiter(config.rate_limits)
-        self._pacer = SpendPacer(config.auto_throttle_tau)
-        self._anomaly = SpendAnomalyDetector(config.anomaly)
+        self._limiter = RateLimiter(config.rate_limits, on_evict)
+        self._pacer = SpendPacer(config.auto_throttle_tau, on_evict)
+        self._anomaly = SpendAnomalyDetector(config.anomaly, on_evict)
         self._refusals = RefusalDigest()
-        self._fired: set[tuple[str, int, float]] = set()
+        self._fired: BoundedMap[tuple[str, int, float], bool] = BoundedMap(
+            "budget_signals", MAX_FIRED, idle_seconds=FIRED_IDLE_SECONDS, on_evict=on_evict
+        )
         self.blocked: dict[str, str] = {}
         """Blocked agent ids and the reason given."""
 
@@ -69,8 +82,17 @@ class CostGuard:
 
     def forget_before(self, oldest: dict[str, int]) -> None:
         """Drops remembered signal firings of buckets older than ``oldest[budget]``."""
-        self._fired = {
-            key for key in self._fired if key[1] >= oldest.get(key[0].split("|", 1)[0], key[1])
+        for key in list(self._fired):
+            if key[1] < oldest.get(key[0].split("|", 1)[0], key[1]):
+                self._fired.pop(key)
+
+    def state_sizes(self) -> dict[str, int]:
+        """Entries in each per-agent map (for tests and the status page)."""
+        return {
+            "rate_limit_buckets": len(self._limiter),
+            "pacing": len(self._pacer),
+            "anomaly": len(self._anomaly),
+            "budget_signals": len(self._fired),
         }
 
     def admit(self, who: CallIdentity, worst_tokens: int, now: float) -> Denial | None:
@@ -165,7 +187,7 @@ class CostGuard:
                 key = (charge.counter, charge.bucket, share)
                 if spent + 1e-12 < spec.limit_usd * share or key in self._fired:
                     continue
-                self._fired.add(key)
+                self._fired.put(key, True, now)
                 exhausted = share == 1.0
                 signals.append(
                     Signal(

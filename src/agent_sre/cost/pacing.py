@@ -4,19 +4,33 @@ The agent's spend rate is an exponentially decayed sum of its spend over a time 
 ``tau`` (so a short burst barely moves it, a sustained pace does). When that rate, kept up,
 would spend the room left in a budget before the budget's window ends, the agent waits until
 the rate has decayed to the sustainable one: ``tau * ln(rate / sustainable)`` seconds.
+
+Kept per agent id (clients choose them): at most ``MAX_AGENTS`` agents, and an agent idle for
+``IDLE_TAUS`` time constants is forgotten (its decayed spend is below e**-20 of what it was).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+from agent_sre.bounded import BoundedMap
+
+if TYPE_CHECKING:
+    from agent_sre.bounded import OnEvict
+
+MAX_AGENTS = 10_000
+IDLE_TAUS = 20
 
 
 class SpendPacer:
     """Per-agent decayed spend and the wait it implies against a budget's room."""
 
-    def __init__(self, tau: float = 300.0) -> None:
+    def __init__(self, tau: float = 300.0, on_evict: OnEvict | None = None) -> None:
         self._tau = tau
-        self._spend: dict[str, tuple[float, float]] = {}
+        self._spend: BoundedMap[str, tuple[float, float]] = BoundedMap(
+            "pacing", MAX_AGENTS, idle_seconds=IDLE_TAUS * tau, on_evict=on_evict
+        )
 
     def rate(self, agent_id: str, now: float) -> float:
         """USD per second the agent has been spending lately."""
@@ -38,8 +52,11 @@ class SpendPacer:
         return self._tau * math.log(spent / (self._tau * sustainable))
 
     def settled(self, agent_id: str, cost_usd: float, now: float) -> None:
-        self._spend[agent_id] = (self._decayed(agent_id, now) + cost_usd, now)
+        self._spend.put(agent_id, (self._decayed(agent_id, now) + cost_usd, now), now)
+
+    def __len__(self) -> int:
+        return len(self._spend)
 
     def _decayed(self, agent_id: str, now: float) -> float:
-        spent, at = self._spend.get(agent_id, (0.0, now))
+        spent, at = self._spend.get(agent_id, now) or (0.0, now)
         return spent * math.exp(-max(0.0, now - at) / self._tau)

@@ -1,14 +1,25 @@
-"""Token buckets for per-agent request and token rates."""
+"""Token buckets for per-agent request and token rates.
+
+Buckets are kept per agent id, which clients choose: at most ``MAX_BUCKETS`` are kept
+(least recently used out first), and a bucket idle long enough to have refilled is dropped,
+which changes nothing (a new bucket starts full).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent_sre.bounded import BoundedMap
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.cost.spec import RateLimitSpec
+
+MAX_BUCKETS = 20_000
+"""Rate-limit buckets kept (two per agent and rate limit: requests and tokens)."""
 
 
 @dataclass
@@ -43,9 +54,21 @@ class TokenBucket:
 class RateLimiter:
     """Per-agent request and token buckets from the ``rate_limits`` specs."""
 
-    def __init__(self, specs: Sequence[RateLimitSpec]) -> None:
+    def __init__(self, specs: Sequence[RateLimitSpec], on_evict: OnEvict | None = None) -> None:
         self._specs = list(specs)
-        self._buckets: dict[tuple[int, str, str], TokenBucket] = {}
+        # The longest a bucket takes to refill from empty: idle longer, it is full again.
+        refill = max(
+            (
+                max(60.0 / per_minute, spec.burst)
+                for spec in self._specs
+                for per_minute in (spec.requests_per_minute, spec.tokens_per_minute)
+                if per_minute
+            ),
+            default=0.0,
+        )
+        self._buckets: BoundedMap[tuple[int, str, str], TokenBucket] = BoundedMap(
+            "rate_limit_buckets", MAX_BUCKETS, idle_seconds=refill, on_evict=on_evict
+        )
 
     def check(self, agent_id: str, tokens: int, now: float) -> float:
         """Takes one request and ``tokens`` from every bucket of the agent when all have
@@ -57,14 +80,23 @@ class RateLimiter:
             if spec.requests_per_minute:
                 wanted.append(
                     (
-                        self._bucket(index, agent_id, "req", spec.requests_per_minute, spec.burst),
+                        self._bucket(
+                            index,
+                            agent_id,
+                            "req",
+                            spec.requests_per_minute,
+                            spec.burst,
+                            now,
+                        ),
                         1.0,
                     )
                 )
             if spec.tokens_per_minute and tokens > 0:
                 wanted.append(
                     (
-                        self._bucket(index, agent_id, "tok", spec.tokens_per_minute, spec.burst),
+                        self._bucket(
+                            index, agent_id, "tok", spec.tokens_per_minute, spec.burst, now
+                        ),
                         float(tokens),
                     )
                 )
@@ -75,12 +107,16 @@ class RateLimiter:
             bucket.take(amount, now)
         return 0.0
 
+    def __len__(self) -> int:
+        return len(self._buckets)
+
     def _bucket(
-        self, index: int, agent_id: str, kind: str, per_minute: float, burst: float
+        self, index: int, agent_id: str, kind: str, per_minute: float, burst: float, now: float
     ) -> TokenBucket:
         key = (index, agent_id, kind)
-        bucket = self._buckets.get(key)
+        bucket = self._buckets.get(key, now)
         if bucket is None:
             rate = per_minute / 60.0
-            bucket = self._buckets[key] = TokenBucket(rate, max(1.0, rate * burst))
+            bucket = TokenBucket(rate, max(1.0, rate * burst))
+            self._buckets.put(key, bucket, now)
         return bucket

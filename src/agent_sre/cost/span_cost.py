@@ -53,7 +53,12 @@ class SpanCostEnricher:
         self.on_unpriced = on_unpriced
 
     def __call__(self, span: Span, view: AgentSpan, now: float) -> None:
-        if view.kind is not AgentSpanKind.LLM_INFERENCE or c.AGENT_SRE_COST_USD in view.attrs:
+        attrs = view.attrs
+        if (
+            view.kind is not AgentSpanKind.LLM_INFERENCE
+            or c.AGENT_SRE_COST_USD in attrs
+            or c.AGENT_SRE_GATEWAY_SPAN_ID in attrs  # the proxy's facts (and price) came
+        ):
             return
         model = view.model
         input_tokens, output_tokens = view.input_tokens, view.output_tokens

@@ -39,6 +39,16 @@ class ModelPrice(Section):
     """Largest output the model can produce, for the worst-case reservation."""
 
 
+class PriceAs(Section):
+    """``unpriced_models: {price_as: MODEL}``: an unknown model is reserved and charged at
+    the rates of ``price_as`` (a model the price table or ``price_overrides`` knows)."""
+
+    price_as: str = Field(min_length=1)
+
+
+UnpricedModels = Literal["block", "allow"] | PriceAs
+
+
 class BudgetSpec(Section):
     """One spending limit, kept per subject of its scope (each agent, each task, ...)."""
 
@@ -107,7 +117,7 @@ class BudgetsConfig(Section):
     rate_limits: list[RateLimitSpec] = []
     price_overrides: dict[str, ModelPrice] = {}
     """Keyed by model name (as sent in the request, e.g. ``my-org/llama-70b``)."""
-    auto_throttle: bool = True
+    auto_throttle: bool = False
     """Pace an agent whose spend rate would exhaust an ``agent`` or ``task`` budget before
     its window ends (429 ``agent_throttled`` with the wait in Retry-After)."""
     auto_throttle_after: float = Field(0.5, ge=0, lt=1)
@@ -119,6 +129,12 @@ class BudgetsConfig(Section):
     anomaly: AnomalySpec = AnomalySpec()
     agent_teams: dict[str, str] = {}
     """Team of an agent id, for ``team`` budgets when the call carries no ``X-Agent-Team``."""
+    unpriced_models: UnpricedModels = "block"
+    """What to do with an LLM call that a budget covers when its model has no price (unknown
+    to genai-prices and ``price_overrides``, or no readable model at all): ``block`` refuses
+    it (403 ``model_unpriced``), ``allow`` lets it through uncharged (counted in
+    ``agent_sre_llm_unpriced_requests_total``), ``{price_as: MODEL}`` charges it at MODEL's
+    rates. Calls no budget covers are never refused for this."""
     default_max_output_tokens: int = Field(4096, gt=0)
     """Worst-case output for a request without ``max_tokens`` and a model of unknown limit."""
     store: Literal["sqlite", "redis"] = "sqlite"

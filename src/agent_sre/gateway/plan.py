@@ -30,15 +30,25 @@ class CallPlan:
     is_responses_api: bool = False
     tool_name: str | None = None
     mcp_request_id: Any = None
+    choices: int = 1
+    """Completions asked for at once (OpenAI ``n``, ``best_of``): each may reach the cap."""
+    priced_as: str = ""
+    """The model this call is priced at when its own has no price
+    (``budgets.unpriced_models: {price_as: ...}``); empty otherwise."""
+
+    @property
+    def llm_call(self) -> bool:
+        """An LLM operation of an LLM API, whether or not its model is known or priced."""
+        return self.operation is not None and self.provider != ""
 
     @property
     def priced(self) -> bool:
-        return self.operation is not None and self.provider != "" and bool(self.model)
+        return self.llm_call and bool(self.model or self.priced_as)
 
     @property
     def worst_case_tokens(self) -> int:
         """Input estimate plus the requested output cap (what rate limits count)."""
-        return self.input_tokens_estimate + (self.max_output_tokens or 0)
+        return self.input_tokens_estimate + (self.max_output_tokens or 0) * self.choices
 
 
 @dataclass
@@ -52,17 +62,87 @@ class ResponseFacts:
     """The usage block covers the whole response (a stream that ran to its usage event)."""
     tool_error: str | None = None
     """For MCP: the JSON-RPC error message, or ``isError`` as ``tool_error``."""
+    response_id: str = ""
+    """The provider's id of the response (``gen_ai.response.id``; links the agent's span)."""
+    usage_problem: str | None = None
+    """Why the usage the upstream reported cannot be trusted (negative, not a whole number,
+    beyond what the model can take); the call then settles at its reservation."""
+
+
+def response_id_of(data: Any) -> str:
+    """The ``id`` of a response object (OpenAI chat/completions/responses, Anthropic)."""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+class UsageError(ValueError):
+    """A usage figure the proxy will not book (the message says which and why)."""
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:
-    """``body`` as a JSON object, or None."""
+    """``body`` as a JSON object, or None (not JSON, not an object, or nested too deeply
+    for the parser)."""
     try:
         data = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def int_field(value: Any, default: int = 0) -> int:
-    """An integer field of a usage block (booleans and other types give ``default``)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+DECISIVE_KEYS = frozenset(
+    {
+        "model",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "n",
+        "best_of",
+    }
+)
+"""Request keys that decide what a call is or may cost."""
+
+
+class _AmbiguousError(ValueError):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and key in DECISIVE_KEYS:
+                raise _AmbiguousError(key)
+            seen.add(key)
+    return data
+
+
+def request_object(body: bytes) -> dict[str, Any] | None:
+    """A request body as a JSON object, or None, also when it names a deciding key twice
+    (``{"model": "a", "model": "b"}``): parsers disagree on which one counts, so the
+    proxy cannot know which model the upstream will run."""
+    try:
+        data = json.loads(body, object_pairs_hook=_pairs) if body else None
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def int_field(value: Any, default: int = 0, name: str = "usage") -> int:
+    """A token count of a usage block: ``default`` when absent (missing or null); a whole
+    non-negative number otherwise, or :class:`UsageError`."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise UsageError(f"{name} is a boolean")
+    if isinstance(value, float):
+        if not value.is_integer():  # also NaN and infinities
+            raise UsageError(f"{name} is not a whole number ({value!r})")
+        value = int(value)
+    if not isinstance(value, int):
+        raise UsageError(f"{name} is not a number ({type(value).__name__})")
+    if value < 0:
+        raise UsageError(f"{name} is negative")
+    return value

@@ -4,6 +4,10 @@
 event; chunks pass through untouched unless the proxy must take out the usage chunk it
 asked for itself (OpenAI ``include_usage``), in which case whole events are forwarded.
 What an event means is the provider's business (:meth:`Provider.on_event`).
+
+Linear in the stream's size: each byte is scanned for an event's end once (a chunk is
+searched from just before where the last search ended), and a partial event longer than
+:data:`MAX_EVENT_BYTES` is passed on unread up to its end instead of being held.
 """
 
 from __future__ import annotations
@@ -12,47 +16,75 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from agent_sre.gateway.plan import ResponseFacts
+from agent_sre.gateway.plan import ResponseFacts, UsageError
 from agent_sre.gateway.providers import PROVIDERS
 
 if TYPE_CHECKING:
     from agent_sre.gateway.plan import CallPlan
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_OVERLAP = 3
+"""An event's end is at most 4 bytes: a search starts this many bytes back."""
+MAX_EVENT_BYTES = 1024 * 1024
+"""The longest event read for usage (real ones are a few KiB); a longer one passes unread."""
 
 
 class StreamTap:
     """Feeds on a stream's bytes; :attr:`facts` fills in as events pass."""
 
-    def __init__(self, plan: CallPlan) -> None:
+    def __init__(self, plan: CallPlan, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._plan = plan
         self._provider = PROVIDERS[plan.api]
         self._rewrite = plan.strip_usage
-        self._buffer = b""
+        self._max = max_event_bytes
+        self._buffer = bytearray()
+        """The partial event: bytes not yet forwarded when rewriting."""
+        self._skipping = False
+        """In an event too long to read: pass it on up to its end."""
         self.facts = ResponseFacts()
         self.events = 0
+        self.oversized = 0
+        """Events passed on unread because they outgrew :data:`MAX_EVENT_BYTES`."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Returns the bytes to send to the client now."""
-        data = self._buffer + chunk if self._buffer else chunk
+        buffer = self._buffer
+        scan = max(len(buffer) - _OVERLAP, 0)
+        buffer += chunk
+        out: list[bytes] = []
         end = 0
-        out = []
-        for match in _EVENT_END.finditer(data):
-            event = data[end : match.end()]
+        for match in _EVENT_END.finditer(buffer, scan):
+            event = bytes(buffer[end : match.end()])
             end = match.end()
-            keep = self._on_event(event)
+            if self._skipping:  # the end of an oversized event: passed on as it is
+                self._skipping = False
+                keep = event
+            else:
+                keep = self._on_event(event)
             if self._rewrite:
                 out.append(keep)
-        self._buffer = data[end:]
+        if end:
+            del buffer[:end]
+        if len(buffer) > self._max:
+            if not self._skipping:
+                self._skipping = True
+                self.oversized += 1
+            # keep only what an event's end could start in; the rest goes on unread
+            cut = len(buffer) - _OVERLAP
+            if self._rewrite:
+                out.append(bytes(buffer[:cut]))
+            del buffer[:cut]
         if not self._rewrite:
             return chunk
         return b"".join(out)
 
     def finish(self) -> bytes:
         """The bytes of an unterminated last event (a stream cut short)."""
-        rest, self._buffer = self._buffer, b""
-        if rest.strip():
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        if rest.strip() and not self._skipping:
             self._on_event(rest)
+        self._skipping = False
         return rest if self._rewrite else b""
 
     def _on_event(self, event: bytes) -> bytes:
@@ -71,8 +103,14 @@ class StreamTap:
             return event
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return event
         if not isinstance(data, dict):
             return event
-        return self._provider.on_event(self._plan, self.facts, name, data, event)
+        try:
+            return self._provider.on_event(self._plan, self.facts, name, data, event)
+        except UsageError as exc:
+            self.facts.usage_problem = str(exc)
+        except Exception:  # odd but parseable: this event tells us nothing
+            pass
+        return event

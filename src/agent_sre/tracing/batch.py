@@ -38,6 +38,9 @@ the observers."""
 SpanObserver = Callable[[AgentSpan, float], None]
 """Called with each valid span's view and the time (unix seconds) the batch was received."""
 
+TaskHook = Callable[["Span", float], None]
+"""Called with each valid AGENT_TASK span before the observers see it."""
+
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 
@@ -49,6 +52,10 @@ class BatchResult:
     accepted: int = 0
     rejected: int = 0
     by_kind: dict[AgentSpanKind, int] = field(default_factory=dict)
+    """Spans counted, by kind (second views of an LLM call are not)."""
+    by_role: dict[str, int] = field(default_factory=dict)
+    """Spans marked ``agent_sre.role`` (a second view of an LLM call), by role: forwarded,
+    never counted."""
     first_problem: str = ""
     ignored_values: int = 0
     """Attribute values ignored as unusable (NaN, Inf); their spans are kept."""
@@ -85,6 +92,7 @@ class TraceBatchProcessor:
         wanted: attribute keys observers need beyond the view's core keys.
         llm_enrichers: write onto LLM_INFERENCE spans (cost), before the observers see them.
         enricher_keys: attribute keys the enrichers read.
+        task_hooks: called with each AGENT_TASK span before the observers.
     """
 
     def __init__(
@@ -94,19 +102,34 @@ class TraceBatchProcessor:
         wanted: frozenset[str] = frozenset(),
         llm_enrichers: list[SpanEnricher] | None = None,
         enricher_keys: frozenset[str] = frozenset(),
+        task_hooks: list[TaskHook] | None = None,
     ) -> None:
         self.resource_attributes = dict(resource_attributes)
         self.llm_enrichers = list(llm_enrichers or [])
+        self.task_hooks = list(task_hooks or [])
         self._enricher_keys = enricher_keys
         self.observers: list[SpanObserver] = []
         self.wanted = CLASSIFY_KEYS
         self.set_observers(observers or [], wanted)
 
+    def add_enricher(self, enricher: SpanEnricher, keys: frozenset[str], first: bool) -> None:
+        """Adds an LLM enricher (``first``: before the others) reading ``keys``."""
+        if first:
+            self.llm_enrichers.insert(0, enricher)
+        else:
+            self.llm_enrichers.append(enricher)
+        self._enricher_keys = self._enricher_keys | keys
+        self.wanted = self.wanted | keys
+
+    def remove_enricher(self, enricher: SpanEnricher) -> None:
+        if enricher in self.llm_enrichers:
+            self.llm_enrichers.remove(enricher)
+
     def set_observers(self, observers: list[SpanObserver], wanted: frozenset[str]) -> None:
         """Replaces the observers; with none, only the keys classification and the
         enrichers need are decoded."""
         self.observers = list(observers)
-        base = CORE_KEYS | wanted if observers else CLASSIFY_KEYS
+        base = CLASSIFY_KEYS | CORE_KEYS | wanted if observers else CLASSIFY_KEYS
         self.wanted = base | self._enricher_keys if self.llm_enrichers else base
 
     def process(self, request: ExportTraceServiceRequest, now: float) -> BatchResult:
@@ -117,6 +140,8 @@ class TraceBatchProcessor:
         wanted = self.wanted
         observers = self.observers
         enrichers = self.llm_enrichers
+        task_hooks = self.task_hooks
+        role_key = c.AGENT_SRE_ROLE
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
             resource_attrs: dict[str, AttrValue] = {}
@@ -147,12 +172,21 @@ class TraceBatchProcessor:
                     kind, explicit = classify(attrs)
                     if not explicit and kind is not AgentSpanKind.OTHER:
                         add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)
-                    by_kind[kind] = by_kind.get(kind, 0) + 1
+                    if role_key in attrs:  # a second view of an LLM call: never counted
+                        self._second_view(result, attrs)
+                        continue
                     view = None
                     if enrichers and kind is AgentSpanKind.LLM_INFERENCE:
                         view = view_of(span, kind, explicit, attrs)
                         for enrich in enrichers:
                             enrich(span, view, now)
+                        if role_key in attrs:
+                            self._second_view(result, attrs)
+                            continue
+                    elif task_hooks and kind is AgentSpanKind.AGENT_TASK:
+                        for hook in task_hooks:
+                            hook(span, now)
+                    by_kind[kind] = by_kind.get(kind, 0) + 1
                     if observers:
                         if view is None:
                             view = view_of(span, kind, explicit, attrs)
@@ -163,3 +197,8 @@ class TraceBatchProcessor:
                 result.rejected += len(bad)
                 result.accepted += len(spans)
         return result
+
+    @staticmethod
+    def _second_view(result: BatchResult, attrs: dict[str, AttrValue]) -> None:
+        role = str(attrs[c.AGENT_SRE_ROLE])
+        result.by_role[role] = result.by_role.get(role, 0) + 1

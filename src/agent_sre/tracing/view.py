@@ -22,9 +22,16 @@ AttrValue = Union[str, bool, int, float]  # noqa: UP007 (a runtime alias on 3.10
 
 STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
-# What classification reads: all a span pass decodes when no engine observes spans.
+# What classification reads: all a span pass decodes when no engine observes spans
+# (``agent_sre.role`` marks a second view of an LLM call, which is never counted).
 CLASSIFY_KEYS: frozenset[str] = frozenset(
-    {c.AGENT_SPAN_KIND, c.GEN_AI_OPERATION_NAME, c.OPENINFERENCE_SPAN_KIND, c.TRACELOOP_SPAN_KIND}
+    {
+        c.AGENT_SPAN_KIND,
+        c.GEN_AI_OPERATION_NAME,
+        c.OPENINFERENCE_SPAN_KIND,
+        c.TRACELOOP_SPAN_KIND,
+        c.AGENT_SRE_ROLE,
+    }
 )
 
 # The attributes the view itself interprets; engines may ask for more (SLO match keys).

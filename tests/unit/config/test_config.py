@@ -190,3 +190,33 @@ def test_duplicate_slo_names_are_refused(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(main), env={})
     assert "main.yaml:1: slo_files[1]: 'absent-*.yaml' matches no file" in str(info.value)
+
+
+def test_proxy_correlation_defaults_durations_and_unknown_keys() -> None:
+    config = load_config(None, env={})
+    correlation = config.proxy.correlation
+    assert (correlation.enabled, correlation.hold, correlation.remember) == (True, 10.0, 600.0)
+    assert config.budgets.auto_throttle is False
+    text = "proxy:\n  correlation: {hold: 2s, remember: 1h, max_calls: 50}\n"
+    parsed = parse_config(text, "cfg.yaml", {}).proxy.correlation
+    assert (parsed.hold, parsed.remember, parsed.max_calls) == (2.0, 3600.0, 50)
+    found = problems("proxy:\n  correlation: {hodl: 2s}\n")
+    assert any("proxy.correlation.hodl" in p for p in found), found
+    found = problems("proxy:\n  correlation: {max_calls: 0}\n")
+    assert any("proxy.correlation.max_calls" in p for p in found), found
+
+
+def test_an_unquoted_variable_that_expands_to_nothing_is_an_empty_string(tmp_path) -> None:
+    from agent_sre.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "node:\n  name: ${NODE_NAME:-}\n"
+        "admin:\n  token: ${AGENT_SRE_ADMIN_TOKEN:-}\n"
+        "receivers:\n  otlp:\n    grpc:\n      max_recv_msg_size_mib: ${SIZE:-8}\n"
+    )
+    config = load_config(str(path), env={})
+    assert config.node.name == ""
+    assert config.admin.token == ""
+    assert config.receivers.otlp.grpc is not None
+    assert config.receivers.otlp.grpc.max_recv_msg_size_mib == 8

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 from pydantic import ValidationError
 
@@ -10,6 +12,7 @@ from agent_sre.cost.ledger import BudgetLedger, Refusal
 from agent_sre.cost.pacing import SpendPacer
 from agent_sre.cost.ratelimit import RateLimiter, TokenBucket
 from agent_sre.cost.spec import AnomalySpec, BudgetsConfig, BudgetSpec, RateLimitSpec
+from agent_sre.cost.windows import position
 
 NOW = 1_760_000_000.0
 
@@ -157,7 +160,9 @@ def test_forget_before_lets_a_new_window_signal_again() -> None:
 
 
 def test_pace_applies_once_enough_of_the_budget_is_used() -> None:
-    config = BudgetsConfig(budgets=[spec(window="1h", limit_usd=1.0)], auto_throttle_after=0.5)
+    config = BudgetsConfig(
+        budgets=[spec(window="1h", limit_usd=1.0)], auto_throttle=True, auto_throttle_after=0.5
+    )
     guard = CostGuard(config, "n")
     who = CallIdentity("a")
     charge = guard.charges(who, NOW)[0]
@@ -168,3 +173,27 @@ def test_pace_applies_once_enough_of_the_budget_is_used() -> None:
     off = CostGuard(config.model_copy(update={"auto_throttle": False}), "n")
     off.settled(who, 0.3, [(charge, 0.3)], NOW)
     assert off.pace(who, [(charge, 0.6)], NOW) is None
+
+
+def test_pacing_is_off_by_default_and_its_wait_follows_the_spend_rate() -> None:
+    """Off unless asked for; when on, the wait is ``tau * ln(rate / sustainable)``: the spend
+    rate (decayed spend / tau) against the room left over the time left in the window."""
+    assert BudgetsConfig().auto_throttle is False
+    config = BudgetsConfig(
+        budgets=[spec(window="1h", limit_usd=1.0)],
+        auto_throttle=True,
+        auto_throttle_after=0.0,
+        auto_throttle_tau_seconds=300.0,
+    )
+    guard = CostGuard(config, "n")
+    who = CallIdentity("a")
+    charge = guard.charges(who, NOW)[0]
+    guard.settled(who, 0.3, [(charge, 0.3)], NOW)
+    denial = guard.pace(who, [(charge, 0.6)], NOW)
+    assert denial is not None and denial.retry_after is not None
+    rate = 0.3 / 300.0
+    horizon = position("1h", NOW).horizon
+    sustainable = (1.0 - 0.6) / horizon
+    assert denial.retry_after == pytest.approx(300.0 * math.log(rate / sustainable))
+    # later, the decayed rate is sustainable and the same room admits the call
+    assert guard.pace(who, [(charge, 0.6)], NOW + denial.retry_after + 1.0) is None

@@ -29,6 +29,7 @@ class AdmissionStage:
         outcome = await self._gate.admit(call.plan, call.identity, self._clock.time())
         if isinstance(outcome, Denial):
             call.fail(outcome.kind, outcome.message)
+            call.refused = True
             return proxy_error(
                 call.route.config.api, outcome.kind, outcome.message, outcome.retry_after
             )

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING
 
 from agent_sre.gateway.identity import call_identity, trace_context
+from agent_sre_daemon.errors import proxy_error
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aiohttp import web
 
+    from agent_sre.gateway.agent_keys import AgentKeys
     from agent_sre_daemon.proxy.call import Call
     from agent_sre_daemon.proxy.stage import StageSlot
 
 
 class IdentityStage:
+    """Headers (``X-Agent-*``, baggage) name the agent, unless an agent key does: then the
+    key decides, and the header that carried it never goes upstream."""
+
     name = "identity"
     slot: StageSlot = "identity"
+
+    def __init__(self, keys: Callable[[], AgentKeys]) -> None:
+        self._keys = keys
 
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         headers = call.request.headers
         call.identity = call_identity(headers)
         call.trace = trace_context(headers, os.urandom)
+        keys = self._keys()
+        if keys.enabled:
+            check = keys.check(headers)
+            if check.header is not None:
+                call.hidden_headers.add(check.header)
+            if check.refusal is not None:
+                call.fail("agent_key_invalid", check.refusal)
+                return proxy_error(call.route.config.api, "agent_key_invalid", check.refusal)
+            if check.agent_id is not None:
+                call.identity = dataclasses.replace(call.identity, agent_id=check.agent_id)
         return None
 
     async def on_response(self, call: Call) -> None:

@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent_sre.tracing import conventions as conv
-from agent_sre_daemon.proxy.spans import COST_ESTIMATED, COST_UNPRICED, TTFT_SECONDS
+from agent_sre_daemon.proxy.spans import (
+    COST_ESTIMATED,
+    COST_UNPRICED,
+    TTFT_SECONDS,
+    USAGE_INVALID,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,6 +80,11 @@ class RecordStage:
                 attrs["gen_ai.request.max_tokens"] = plan.max_output_tokens
         if facts.response_model:
             attrs[conv.GEN_AI_RESPONSE_MODEL] = facts.response_model
+        if facts.response_id:
+            attrs[conv.GEN_AI_RESPONSE_ID] = facts.response_id
+        if plan.priced:
+            decision = (record.error or "refused") if call.refused else "admitted"
+            attrs[conv.AGENT_SRE_BUDGET_DECISION] = decision
         usage = facts.usage
         if usage is not None and plan.priced:
             cost = call.cost
@@ -96,6 +106,9 @@ class RecordStage:
                 metrics.unpriced_call(model)
             else:
                 attrs[conv.AGENT_SRE_COST_USD] = cost
+        elif USAGE_INVALID in attrs and call.cost is not None:
+            model = facts.response_model or plan.model or "unknown"
+            metrics.llm_usage(who.agent_id or "unknown", model, 0, 0, call.cost)
         if call.ttft is not None:
             attrs[TTFT_SECONDS] = call.ttft
             metrics.ttft.labels(route).observe(call.ttft)

@@ -47,8 +47,10 @@ class RoutingStage:
         route = call.route
         call.upstream_url = route.upstream + call.path + (f"?{call.query}" if call.query else "")
         headers: CIMultiDict[str] = CIMultiDict()
+        hidden = call.hidden_headers
         for name, value in call.request.headers.items():
-            if name.lower() not in HOP_BY_HOP:
+            lower = name.lower()
+            if lower not in HOP_BY_HOP and (not hidden or lower not in hidden):
                 headers.add(name, value)
         if call.trace is not None:
             headers["traceparent"] = call.trace.traceparent()

@@ -34,6 +34,11 @@ log = logging.getLogger("agent_sre.proxy")
 WHOLE_BODY_LIMIT = 1024 * 1024
 """Non-JSON responses up to this size (by Content-Length) are relayed in one piece; larger
 or unsized ones are streamed through as they arrive."""
+USAGE_READ_LIMIT = 16 * 1024 * 1024
+"""The most of a JSON response the proxy holds and reads for usage, compressed or inflated
+(a ~1 MiB gzip body can inflate to gigabytes). A larger one is streamed through untouched;
+its usage is unknown, so a priced call settles at its reservation."""
+TOO_LARGE = f"the response is beyond the {USAGE_READ_LIMIT}-byte limit usage is read within"
 
 
 class UpstreamStage:
@@ -80,10 +85,21 @@ class UpstreamStage:
         return None
 
     async def _whole(self, call: Call, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        body = await upstream.read()
+        length = upstream.content_length
+        if length is not None and length > USAGE_READ_LIMIT:
+            call.facts.usage_problem = TOO_LARGE
+            return await self._stream(call, upstream, parse=False)
+        body = await _read_at_most(upstream, USAGE_READ_LIMIT)
+        if len(body) > USAGE_READ_LIMIT:  # unsized and larger: the rest streams after it
+            call.facts.usage_problem = TOO_LARGE
+            return await self._stream(call, upstream, parse=False, head=body)
         mark = self._clock.monotonic()
         if call.plan.operation is not None and _is_json(upstream.content_type):
-            call.facts = facts_from_json(call.plan, _decoded(body, upstream))
+            decoded = _decoded(body, upstream)
+            if decoded is None:
+                call.facts.usage_problem = TOO_LARGE
+            else:
+                call.facts = facts_from_json(call.plan, decoded)
         if call.taps:
             body = await call.tapped(body)
         response = web.Response(
@@ -96,9 +112,10 @@ class UpstreamStage:
         return response
 
     async def _stream(
-        self, call: Call, upstream: aiohttp.ClientResponse, parse: bool
+        self, call: Call, upstream: aiohttp.ClientResponse, parse: bool, head: bytes = b""
     ) -> web.StreamResponse:
-        """Relays the body as it arrives; ``parse`` taps server-sent events for usage."""
+        """Relays the body as it arrives (after ``head``, already read); ``parse`` taps
+        server-sent events for usage."""
         clock = self._clock
         mark = clock.monotonic()
         response = web.StreamResponse(
@@ -113,6 +130,8 @@ class UpstreamStage:
         call.streamed = True
         call.added += clock.monotonic() - mark
         try:
+            if head:
+                await response.write(await call.tapped(head) if call.taps else head)
             # hot path: per chunk of a streamed call
             async for chunk in upstream.content.iter_any():
                 out = tap.feed(chunk) if tap is not None else chunk
@@ -167,11 +186,32 @@ def _small(upstream: aiohttp.ClientResponse) -> bool:
     return length is not None and length <= WHOLE_BODY_LIMIT
 
 
-def _decoded(body: bytes, upstream: aiohttp.ClientResponse) -> bytes:
+async def _read_at_most(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first ``limit`` bytes and more (then the rest is still unread)."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await upstream.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _decoded(body: bytes, upstream: aiohttp.ClientResponse) -> bytes | None:
+    """The body inflated within :data:`USAGE_READ_LIMIT` (None beyond it; ``b""`` when it
+    cannot be inflated: usage unknown). The client gets ``body`` as it came either way."""
     encoding = upstream.headers.get("Content-Encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return body
+    if encoding not in ("gzip", "deflate"):
+        return b""
+    inflater = zlib.decompressobj(47)  # gzip or zlib header, detected
     try:
-        return zlib.decompress(body, 47) if encoding in ("gzip", "deflate") else b""
+        out = inflater.decompress(body, USAGE_READ_LIMIT + 1)
     except zlib.error:
         return b""
+    if len(out) > USAGE_READ_LIMIT or inflater.unconsumed_tail:
+        return None
+    return out

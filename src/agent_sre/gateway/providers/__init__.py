@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, get_args
 
-from agent_sre.gateway.plan import ResponseFacts, json_object
+from agent_sre.gateway.plan import ResponseFacts, UsageError, json_object
 from agent_sre.gateway.providers import anthropic, mcp, openai, passthrough, tool
 
 if TYPE_CHECKING:
@@ -33,13 +33,32 @@ if set(get_args(ApiName)) != set(PROVIDERS):  # pragma: no cover - a drift fails
 
 
 def plan_call(route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
-    """Reads a request of ``route`` (``path`` is relative to the route prefix)."""
-    return PROVIDERS[route.api].plan(route, method, path, body)
+    """Reads a request of ``route`` (``path`` is relative to the route prefix).
+
+    A body the provider cannot read (odd but parseable JSON it trips on) is planned as one
+    naming no model: an LLM call stays an LLM call, and ``budgets.unpriced_models`` decides.
+    """
+    provider = PROVIDERS[route.api]
+    try:
+        return provider.plan(route, method, path, body)
+    except Exception:  # never a 500 for a request's shape
+        plan = provider.plan(route, method, path, b"")
+        plan.body = body
+        return plan
 
 
 def facts_from_json(plan: CallPlan, body: bytes) -> ResponseFacts:
-    """What a complete JSON response told (its size alone when it is not a JSON object)."""
+    """What a complete JSON response told (its size alone when it is not a JSON object).
+
+    Never raises: a response the provider's reader trips on means unknown usage (the
+    client gets the upstream's bytes whatever we make of them); usage figures that cannot
+    be booked are reported in ``usage_problem``."""
     data = json_object(body)
     if data is None:
         return ResponseFacts(output_chars=len(body))
-    return PROVIDERS[plan.api].facts_from_json(plan, data)
+    try:
+        return PROVIDERS[plan.api].facts_from_json(plan, data)
+    except UsageError as exc:
+        return ResponseFacts(output_chars=len(body), usage_problem=str(exc))
+    except Exception:  # odd but parseable: unknown usage, estimated from the size
+        return ResponseFacts(output_chars=len(body))

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.usage import TokenUsage
-from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, json_object
+from agent_sre.gateway.plan import (
+    CallPlan,
+    ResponseFacts,
+    int_field,
+    request_object,
+    response_id_of,
+)
 from agent_sre.gateway.providers.openai import read_model_request
 
 if TYPE_CHECKING:
@@ -18,20 +24,23 @@ class Anthropic:
     def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
         if method != "POST":
             return CallPlan(self.api, "", None, body=body)
-        operation = "chat" if path.endswith("/messages") else None
+        operation = "chat" if path.rstrip("/").endswith("/messages") else None
         plan = CallPlan(self.api, self.api, operation, body=body)
-        data = json_object(body) if operation is not None else None
+        data = request_object(body) if operation is not None else None
         if data is not None:
             read_model_request(plan, data, body)
         return plan
 
     def facts_from_json(self, plan: CallPlan, data: dict[str, Any]) -> ResponseFacts:
-        facts = ResponseFacts(response_model=str(data.get("model") or ""))
+        facts = ResponseFacts(
+            response_model=str(data.get("model") or ""), response_id=response_id_of(data)
+        )
         facts.usage = usage_from_anthropic(data.get("usage"))
         facts.usage_final = facts.usage is not None
+        content = data.get("content")
         facts.output_chars = sum(
             len(str(block.get("text") or block.get("input") or ""))
-            for block in data.get("content") or []
+            for block in (content if isinstance(content, list) else [])
             if isinstance(block, dict)
         )
         return facts
@@ -42,13 +51,16 @@ class Anthropic:
     ) -> bytes:
         kind = data.get("type")
         if kind == "content_block_delta":
-            delta = data.get("delta") or {}
+            delta = data.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
             text = delta.get("text") or delta.get("partial_json") or delta.get("thinking")
             if isinstance(text, str):
                 facts.output_chars += len(text)
         elif kind == "message_start":
-            message = data.get("message") or {}
+            message = data.get("message")
+            message = message if isinstance(message, dict) else {}
             facts.response_model = str(message.get("model") or "")
+            facts.response_id = response_id_of(message)
             facts.usage = usage_from_anthropic(message.get("usage"))
         elif kind == "message_delta":
             facts.usage = usage_from_anthropic(data.get("usage"), facts.usage)
@@ -72,15 +84,23 @@ def usage_from_anthropic(raw: Any, previous: TokenUsage | None = None) -> TokenU
     if not isinstance(raw, dict):
         return previous
     base = previous or TokenUsage()
-    cache_read = int_field(raw.get("cache_read_input_tokens"), base.cache_read_tokens)
-    cache_write = int_field(raw.get("cache_creation_input_tokens"), base.cache_write_tokens)
-    if "input_tokens" in raw:
-        input_tokens = int_field(raw.get("input_tokens")) + cache_read + cache_write
+    cache_read = int_field(
+        raw.get("cache_read_input_tokens"), base.cache_read_tokens, "cache_read_input_tokens"
+    )
+    cache_write = int_field(
+        raw.get("cache_creation_input_tokens"),
+        base.cache_write_tokens,
+        "cache_creation_input_tokens",
+    )
+    if raw.get("input_tokens") is not None:
+        input_tokens = (
+            int_field(raw["input_tokens"], name="input_tokens") + cache_read + cache_write
+        )
     else:
         input_tokens = base.input_tokens
     return TokenUsage(
         input_tokens=input_tokens,
-        output_tokens=int_field(raw.get("output_tokens"), base.output_tokens),
+        output_tokens=int_field(raw.get("output_tokens"), base.output_tokens, "output_tokens"),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )

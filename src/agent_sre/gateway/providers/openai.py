@@ -11,7 +11,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.usage import TokenUsage, estimate_tokens
-from agent_sre.gateway.plan import CallPlan, ResponseFacts, int_field, json_object
+from agent_sre.gateway.cost import MAX_TOKENS_PER_CALL
+from agent_sre.gateway.plan import (
+    CallPlan,
+    ResponseFacts,
+    int_field,
+    request_object,
+    response_id_of,
+)
 
 if TYPE_CHECKING:
     from agent_sre.config import ProxyRoute
@@ -27,6 +34,9 @@ STREAM_OPTIONS_PATHS = ("/chat/completions", "/completions")
 """Endpoints that take ``stream_options.include_usage``."""
 _USAGE_NULL = (b',"usage":null', b', "usage": null')
 _MAX_TOKENS_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+_CHOICES_KEYS = ("n", "best_of")
+MAX_CHOICES = 128
+"""OpenAI takes at most 128 choices; a larger ``n`` is reserved as 128 (upstream refuses it)."""
 
 
 class OpenAI:
@@ -35,11 +45,12 @@ class OpenAI:
     def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
         if method != "POST":
             return CallPlan(self.api, "", None, body=body)
+        path = path.rstrip("/")
         operation = next((op for suffix, op in OPERATIONS if path.endswith(suffix)), None)
         plan = CallPlan(self.api, self.api, operation, body=body)
         if operation is None:
             return plan
-        data = json_object(body)
+        data = request_object(body)
         if data is None:
             return plan
         read_model_request(plan, data, body)
@@ -57,7 +68,9 @@ class OpenAI:
         return plan
 
     def facts_from_json(self, plan: CallPlan, data: dict[str, Any]) -> ResponseFacts:
-        facts = ResponseFacts(response_model=str(data.get("model") or ""))
+        facts = ResponseFacts(
+            response_model=str(data.get("model") or ""), response_id=response_id_of(data)
+        )
         facts.usage = usage_from_openai(data.get("usage"))
         facts.usage_final = facts.usage is not None
         facts.output_chars = _output_chars(data)
@@ -92,8 +105,12 @@ def read_model_request(plan: CallPlan, data: dict[str, Any], body: bytes) -> Non
     for key in _MAX_TOKENS_KEYS:
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            plan.max_output_tokens = value
+            plan.max_output_tokens = min(value, MAX_TOKENS_PER_CALL)
             break
+    for key in _CHOICES_KEYS:  # best_of generates that many server-side, billed as output
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+            plan.choices = max(plan.choices, min(value, MAX_CHOICES))
 
 
 def _asks_for_usage(data: dict[str, Any]) -> bool:
@@ -106,53 +123,64 @@ def usage_from_openai(raw: Any) -> TokenUsage | None:
     if not isinstance(raw, dict):
         return None
     if "input_tokens" in raw:  # Responses API
-        details = raw.get("input_tokens_details") or {}
+        details = raw.get("input_tokens_details")
         return TokenUsage(
-            input_tokens=int_field(raw.get("input_tokens")),
-            output_tokens=int_field(raw.get("output_tokens")),
-            cache_read_tokens=int_field(details.get("cached_tokens")),
+            input_tokens=int_field(raw.get("input_tokens"), name="input_tokens"),
+            output_tokens=int_field(raw.get("output_tokens"), name="output_tokens"),
+            cache_read_tokens=int_field(
+                details.get("cached_tokens") if isinstance(details, dict) else None,
+                name="cached_tokens",
+            ),
         )
-    details = raw.get("prompt_tokens_details") or {}
+    details = raw.get("prompt_tokens_details")
     return TokenUsage(
-        input_tokens=int_field(raw.get("prompt_tokens")),
-        output_tokens=int_field(raw.get("completion_tokens")),
+        input_tokens=int_field(raw.get("prompt_tokens"), name="prompt_tokens"),
+        output_tokens=int_field(raw.get("completion_tokens"), name="completion_tokens"),
         cache_read_tokens=int_field(
-            details.get("cached_tokens") if isinstance(details, dict) else 0
+            details.get("cached_tokens") if isinstance(details, dict) else None,
+            name="cached_tokens",
         ),
     )
 
 
 def _output_chars(data: dict[str, Any]) -> int:
     total = 0
-    for choice in data.get("choices") or []:
+    for choice in _list(data.get("choices")):
         if isinstance(choice, dict):
-            message = choice.get("message") or {}
+            message = choice.get("message")
+            message = message if isinstance(message, dict) else {}
             total += len(str(message.get("content") or choice.get("text") or ""))
             total += len(json.dumps(message.get("tool_calls"))) if message.get("tool_calls") else 0
-    for item in data.get("output") or []:
+    for item in _list(data.get("output")):
         if isinstance(item, dict):
-            for part in item.get("content") or []:
+            for part in _list(item.get("content")):
                 if isinstance(part, dict):
                     total += len(str(part.get("text") or ""))
     return total
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _chunk(facts: ResponseFacts, data: dict[str, Any]) -> bool:
     """Reads a chat/completions chunk; True when it is the usage-only final chunk."""
     if not facts.response_model and data.get("model"):
         facts.response_model = str(data["model"])
+    if not facts.response_id:
+        facts.response_id = response_id_of(data)
     choices = data.get("choices")
     usage = data.get("usage")
     if usage:
         facts.usage = usage_from_openai(usage)
         facts.usage_final = True
     if choices:
-        for choice in choices:
+        for choice in _list(choices):
             if isinstance(choice, dict):
                 delta = choice.get("delta") or {}
                 text = delta.get("content") if isinstance(delta, dict) else None
                 text = text if text is not None else choice.get("text")
-                if text:
+                if isinstance(text, str):
                     facts.output_chars += len(text)
                 tools = delta.get("tool_calls") if isinstance(delta, dict) else None
                 if tools:
@@ -170,6 +198,8 @@ def _responses_event(facts: ResponseFacts, name: bytes, data: dict[str, Any]) ->
         return
     response = data.get("response")
     if isinstance(response, dict):
+        if not facts.response_id:
+            facts.response_id = response_id_of(response)
         if response.get("model"):
             facts.response_model = str(response["model"])
         if response.get("usage"):

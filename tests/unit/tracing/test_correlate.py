@@ -1,0 +1,368 @@
+"""One LLM call, one event: the correlator's decisions do not depend on arrival order."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+
+from agent_sre.tracing.correlate import (
+    LINK_FINGERPRINT,
+    LINK_RESPONSE_ID,
+    LINK_TRACE,
+    CallCorrelator,
+    CallFacts,
+)
+
+S = 1_000_000_000  # ns
+T0 = 1_700_000_000.0
+
+_ids = itertools.count(1)
+
+
+def _id(size: int) -> bytes:
+    return next(_ids).to_bytes(size, "big")
+
+
+def call(
+    *,
+    start: float = 0.0,
+    end: float = 1.0,
+    model: str = "gpt-4o",
+    usage: tuple[int, int] | None = (10, 5),
+    response_id: str = "",
+    agent: str = "",
+    error: bool = False,
+) -> tuple[CallFacts, CallFacts]:
+    """The agent's span and the proxy's record of one call (no trace context: fingerprint)."""
+    agent_span = CallFacts(
+        trace_id=_id(16),
+        span_id=_id(8),
+        start_ns=int(start * S),
+        end_ns=int(end * S),
+        response_id=response_id,
+        models=(model,),
+        input_tokens=usage[0] if usage else None,
+        output_tokens=usage[1] if usage else None,
+        agent_id=agent,
+        is_error=error,
+    )
+    margin = (end - start) / 10
+    proxy = CallFacts(
+        trace_id=_id(16),
+        span_id=_id(8),
+        start_ns=int((start + margin) * S),
+        end_ns=int((end - margin) * S),
+        response_id=response_id,
+        models=(model,),
+        input_tokens=usage[0] if usage else None,
+        output_tokens=usage[1] if usage else None,
+        agent_id=agent,
+        is_error=error,
+    )
+    return agent_span, proxy
+
+
+def traced(agent_span: CallFacts, proxy: CallFacts, direct_child: bool = True) -> CallFacts:
+    """The proxy's record when the call carried ``traceparent``."""
+    parent = agent_span.span_id if direct_child else _id(8)
+    return replace(proxy, trace_id=agent_span.trace_id, parent_span_id=parent)
+
+
+class Daemon:
+    """What the daemon does with the correlator's answers: counts events."""
+
+    def __init__(self, hold: float = 10.0, max_calls: int = 1000) -> None:
+        self.correlator: CallCorrelator[CallFacts] = CallCorrelator(hold, 600.0, max_calls)
+        self.events: list[CallFacts] = []
+        self.links: list[str] = []
+        self.gateways: list[CallFacts] = []
+        self.duplicates: list[CallFacts] = []
+
+    def proxy(self, facts: CallFacts, now: float) -> None:
+        outcome, forced = self.correlator.offer_gateway(facts, facts, T0 + now)
+        self.events += forced
+        if outcome.linked_to is not None:
+            self.links.append(outcome.key)
+            self.gateways.append(facts)
+        elif not outcome.held:
+            self.events.append(facts)
+
+    def agent(self, facts: CallFacts, now: float) -> None:
+        outcome, forced = self.correlator.match_agent(facts, T0 + now)
+        self.events += forced
+        if outcome.duplicate_of is not None:
+            self.duplicates.append(facts)
+            return
+        self.events.append(facts)
+        for entry, key in outcome.claimed:
+            self.links.append(key)
+            self.gateways.append(entry.facts)
+
+    def tick(self, now: float) -> None:
+        self.events += self.correlator.expire(T0 + now)
+
+    def stop(self) -> None:
+        self.events += self.correlator.release_all()
+
+
+LINKS = {
+    LINK_RESPONSE_ID: lambda: call(response_id=f"chatcmpl-{next(_ids)}"),
+    LINK_TRACE: lambda: (lambda a, p: (a, traced(a, p)))(*call(usage=None)),
+    LINK_FINGERPRINT: lambda: call(),
+}
+
+
+@pytest.mark.parametrize("key", list(LINKS))
+def test_the_agent_span_is_the_event_when_it_comes_within_the_hold(key: str) -> None:
+    agent_span, proxy = LINKS[key]()
+    daemon = Daemon()
+    daemon.proxy(proxy, 1.0)
+    daemon.tick(5.0)
+    daemon.agent(agent_span, 6.0)
+    daemon.tick(60.0)
+    daemon.stop()
+    assert daemon.events == [agent_span]
+    assert daemon.links == [key]
+    assert daemon.gateways == [proxy]
+
+
+@pytest.mark.parametrize("key", list(LINKS))
+def test_the_agent_span_arriving_first_stays_the_event(key: str) -> None:
+    agent_span, proxy = LINKS[key]()
+    daemon = Daemon()
+    daemon.agent(agent_span, 1.0)
+    daemon.proxy(proxy, 1.5)
+    daemon.tick(60.0)
+    daemon.stop()
+    assert daemon.events == [agent_span]
+    assert daemon.links == [key]
+    assert daemon.gateways == [proxy]
+
+
+@pytest.mark.parametrize("key", list(LINKS))
+def test_a_late_agent_span_is_a_duplicate_of_the_released_record(key: str) -> None:
+    agent_span, proxy = LINKS[key]()
+    daemon = Daemon()
+    daemon.proxy(proxy, 1.0)
+    daemon.tick(11.0)  # the hold ended: the proxy's record is the event
+    assert daemon.events == [proxy]
+    daemon.agent(agent_span, 30.0)
+    daemon.stop()
+    assert daemon.events == [proxy]
+    assert daemon.duplicates == [agent_span]
+
+
+@pytest.mark.parametrize("hold", [0.0, 10.0])
+def test_every_arrival_order_counts_each_call_once(hold: float) -> None:
+    calls = [LINKS[key]() for key in LINKS for _ in range(3)]
+    # every interleaving of (proxy, agent) per call, with arrival times spread past the hold
+    for order in itertools.product([0, 1], repeat=len(calls)):
+        daemon = Daemon(hold=hold)
+        now = 0.0
+        for (agent_span, proxy), agent_first in zip(calls, order, strict=True):
+            now += 3.0
+            if agent_first:
+                daemon.agent(agent_span, now)
+                daemon.proxy(proxy, now + 0.1)
+            else:
+                daemon.proxy(proxy, now)
+                daemon.agent(agent_span, now + (12.0 if now % 2 else 0.5))
+            daemon.tick(now)
+        daemon.tick(now + 100)
+        daemon.stop()
+        assert len(daemon.events) == len(calls), order
+        assert len({id(e) for e in daemon.events}) == len(calls)
+
+
+def test_different_calls_never_link() -> None:
+    daemon = Daemon()
+    agent_a, _ = call(model="gpt-4o", start=0, end=1, usage=(7, 3))
+    _, proxy_b = call(model="gpt-4o-mini", start=0, end=1, usage=(7, 3))  # another model
+    _, proxy_c = call(model="gpt-4o", start=5, end=6, usage=(7, 3))  # outside the agent's span
+    _, proxy_d = call(model="gpt-4o", start=0, end=1, usage=(7, 4))  # other usage
+    agent_e, proxy_e = call(response_id="r-e")
+    _, proxy_f = call(response_id="r-f")  # another response id
+    agent_g, proxy_g = call(agent="planner", usage=(20, 9))
+    agent_g = replace(agent_g, agent_id="support")  # another agent
+    for proxy in (proxy_b, proxy_c, proxy_d, proxy_f, proxy_g):
+        daemon.proxy(proxy, 0.0)
+    for agent_span in (agent_a, agent_e, agent_g):
+        daemon.agent(agent_span, 1.0)
+    daemon.tick(20.0)
+    assert daemon.links == []
+    assert len(daemon.events) == 8
+
+
+def test_a_trace_link_needs_the_same_trace_and_containment() -> None:
+    agent_span, proxy = call(usage=None)
+    elsewhere = replace(proxy, trace_id=_id(16), parent_span_id=_id(8))
+    assert_no_link(agent_span, elsewhere)
+    later = replace(
+        traced(agent_span, proxy, direct_child=False),
+        start_ns=agent_span.end_ns + 5 * S,
+        end_ns=agent_span.end_ns + 6 * S,
+    )
+    assert_no_link(agent_span, later)
+    # through an HTTP client span: contained in time
+    daemon = Daemon()
+    daemon.proxy(traced(agent_span, proxy, direct_child=False), 0.0)
+    daemon.agent(agent_span, 1.0)
+    assert daemon.links == [LINK_TRACE]
+
+
+def assert_no_link(agent_span: CallFacts, proxy: CallFacts) -> None:
+    daemon = Daemon()
+    daemon.proxy(proxy, 0.0)
+    daemon.agent(agent_span, 1.0)
+    assert daemon.links == []
+
+
+def test_sdk_retries_are_one_event() -> None:
+    """Two failed attempts (no response id, no usage) then the answer, all inside the agent's
+    one span: the agent's span is the one event."""
+    agent_span, _ = call(start=0, end=10, response_id="r-ok")
+    attempts = [
+        replace(
+            agent_span,
+            trace_id=_id(16),
+            span_id=_id(8),
+            start_ns=int((1 + 2 * i) * S),
+            end_ns=int((2 + 2 * i) * S),
+            response_id="" if i < 2 else "r-ok",
+            input_tokens=None if i < 2 else 10,
+            output_tokens=None if i < 2 else 5,
+            is_error=i < 2,
+        )
+        for i in range(3)
+    ]
+    daemon = Daemon()
+    for attempt in attempts:
+        daemon.proxy(attempt, 1.0)
+    daemon.agent(agent_span, 2.0)
+    daemon.tick(30.0)
+    assert daemon.events == [agent_span]
+    assert len(daemon.gateways) == 3
+
+
+def test_concurrent_calls_without_ids_pair_one_to_one() -> None:
+    """Eight calls of one model at once, no trace context or response id: each agent span
+    claims one record, whichever, and no record is left to count twice."""
+    calls = [call(start=i * 0.01, end=2 + i * 0.01, usage=(10 + i % 2, 5)) for i in range(8)]
+    daemon = Daemon()
+    for _, proxy in calls:
+        daemon.proxy(proxy, 1.0)
+    for agent_span, _ in reversed(calls):
+        daemon.agent(agent_span, 2.0)
+    daemon.tick(30.0)
+    assert len(daemon.events) == 8
+    assert all(event in [a for a, _ in calls] for event in daemon.events)
+    assert daemon.links == [LINK_FINGERPRINT] * 8
+
+
+def test_an_agent_task_releases_the_held_records_of_its_trace() -> None:
+    agent_span, proxy = call(usage=None)
+    record = traced(agent_span, proxy, direct_child=False)
+    daemon = Daemon()
+    daemon.proxy(record, 0.0)
+    assert daemon.correlator.has_held_trace(agent_span.trace_id)
+    # a task span of another time range in the trace leaves it held
+    assert daemon.correlator.release_trace(agent_span.trace_id, 50 * S, 60 * S) == []
+    released = daemon.correlator.release_trace(agent_span.trace_id, 0, 2 * S)
+    assert released == [record]
+    daemon.agent(agent_span, 1.0)  # an LLM span after its task: a duplicate
+    assert daemon.duplicates == [agent_span]
+
+
+def test_the_state_is_bounded_and_held_records_are_never_lost() -> None:
+    daemon = Daemon(max_calls=5)
+    proxies = [call(response_id=f"r{i}")[1] for i in range(12)]
+    for proxy in proxies:
+        daemon.proxy(proxy, 0.0)
+    assert len(daemon.correlator) <= 5
+    assert daemon.events == proxies[:7]  # forced out as events, oldest first
+    daemon.stop()
+    assert daemon.events == proxies
+    assert daemon.correlator.next_due() is None
+
+
+def test_remembered_records_are_forgotten_after_their_time() -> None:
+    daemon = Daemon(hold=0.0)
+    for i in range(20):
+        daemon.agent(call(response_id=f"a{i}")[0], float(i))
+    daemon.agent(call(response_id="late")[0], 10_000.0)
+    assert len(daemon.correlator) == 1
+
+
+def test_hold_zero_makes_the_proxy_record_the_event() -> None:
+    agent_span, proxy = call(response_id="r-1")
+    daemon = Daemon(hold=0.0)
+    daemon.proxy(proxy, 0.0)
+    daemon.agent(agent_span, 0.5)
+    assert daemon.events == [proxy]
+    assert daemon.duplicates == [agent_span]
+
+
+def test_a_second_instrumentation_of_a_claimed_call_is_a_duplicate() -> None:
+    agent_span, proxy = call(response_id="r-2")
+    wrapper = replace(agent_span, span_id=_id(8))
+    daemon = Daemon()
+    daemon.proxy(proxy, 0.0)
+    daemon.agent(agent_span, 1.0)
+    daemon.agent(wrapper, 1.0)
+    assert daemon.events == [agent_span]
+    assert daemon.duplicates == [wrapper]
+
+
+def test_a_call_that_failed_after_retries_is_one_bad_event() -> None:
+    """Every attempt failed (no response id, no usage): whichever attempt the agent's span
+    links to, the others are its retries."""
+    agent_span, _ = call(start=0, end=10, usage=None, error=True)
+    attempts = [
+        replace(
+            agent_span,
+            trace_id=_id(16),
+            span_id=_id(8),
+            start_ns=int((1 + 3 * i) * S),
+            end_ns=int((2 + 3 * i) * S),
+        )
+        for i in range(3)
+    ]
+    daemon = Daemon()
+    for attempt in attempts:
+        daemon.proxy(attempt, 1.0)
+    daemon.agent(agent_span, 2.0)
+    daemon.tick(30.0)
+    assert daemon.events == [agent_span]
+    assert len(daemon.gateways) == 3
+
+
+def test_the_span_pass_never_counts_a_second_view() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from agent_sre.tracing.batch import TraceBatchProcessor
+    from agent_sre.tracing.view import CORE_KEYS, AgentSpan
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for role in ("", "gateway", "duplicate"):
+        span = scope.spans.add(trace_id=_id(16), span_id=_id(8), name="chat gpt-4o")
+        span.attributes.add(key="gen_ai.operation.name").value.string_value = "chat"
+        if role:
+            span.attributes.add(key="agent_sre.role").value.string_value = role
+    seen: list[AgentSpan] = []
+    priced: list[AgentSpan] = []
+    processor = TraceBatchProcessor(
+        {},
+        observers=[lambda view, now: seen.append(view)],
+        wanted=CORE_KEYS,
+        llm_enrichers=[lambda span, view, now: priced.append(view)],
+    )
+    result = processor.process(request, T0)
+    assert result.accepted == 3
+    assert len(seen) == len(priced) == 1
+    assert sum(result.by_kind.values()) == 1
+    assert result.by_role == {"gateway": 1, "duplicate": 1}

@@ -246,5 +246,6 @@ def test_the_faulted_calls_span_says_so(daemon: DaemonProcess, upstream: Recordi
     assert plain.usage is not None
     inflated = faulted["token_inflation"]
     assert inflated["gen_ai.usage.output_tokens"] == 4 * plain.usage.completion_tokens
+    assert "error.type" not in inflated  # a fault that does not fail the call leaves no error
     untouched = [a for a in seen if "agent_sre.chaos.fault" not in a]
     assert len(untouched) == 1 and "error.type" not in untouched[0]

@@ -41,6 +41,20 @@ log = logging.getLogger("agent_sre.chaos")
 CHAOS_HEADER = "x-agent-sre-chaos"
 ATTR_EXPERIMENT = "agent_sre.chaos.experiment"
 ATTR_FAULT = "agent_sre.chaos.fault"
+FAILING = frozenset(
+    {
+        "error",
+        "rate_limit",
+        "timeout",
+        "connection_reset",
+        "malformed_response",
+        "truncated_stream",
+        "tool_error",
+    }
+)
+"""Faults that make the call fail (``error.type`` ``chaos_<fault>`` on its span); the others
+(latency, slow_stream, token_inflation, schema_drift) leave a call that succeeded on the wire
+a success, so latency and cost SLIs judge it, not the error SLIs."""
 POLL = 0.1
 """How often a held call looks whether its client left or its experiment stopped."""
 
@@ -120,8 +134,10 @@ class ChaosStage:
         if fault is not None:
             if state.experiment is not None:
                 state.experiment.in_flight -= 1
-            # a cut stream reads as the client leaving; the span says what really happened
-            call.fail(f"chaos_{fault.type}", f"chaos fault {fault.type} injected")
+            lifted = ATTR_FAULT not in call.record.attributes
+            if fault.type in FAILING and not lifted:
+                # a cut stream reads as the client leaving; the span says what really happened
+                call.fail(f"chaos_{fault.type}", f"chaos fault {fault.type} injected")
         ok = call.record.error is None and 0 < call.status < 400 and call.facts.tool_error is None
         now = self.runtime.clock.time()
         for experiment in state.matched:
@@ -162,8 +178,11 @@ class ChaosStage:
         if kind == "timeout":
             released = await _hold(call, fault.hold, live)
             if not released:
+                # the experiment stopped first: the call goes on, untouched
                 call.response_headers.pop(CHAOS_HEADER, None)
-                return None  # the experiment stopped first: the call goes on
+                call.record.attributes.pop(ATTR_FAULT, None)
+                call.record.attributes.pop(ATTR_EXPERIMENT, None)
+                return None
             call.fail("chaos_timeout", f"chaos: held {fault.hold:g}s")
             return _error(api, 504, fault.message or "Request timed out.", headers)
         if kind == "connection_reset":

@@ -35,6 +35,7 @@ from agent_sre_daemon.exporters.prometheus import MetricsServer
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.ingest.receivers import OtlpReceivers
 from agent_sre_daemon.proxy.server import ProxyServer
+from agent_sre_daemon.replay.engine import ReplayEngine
 from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLORuntime
 
@@ -48,13 +49,17 @@ log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
 
-ENGINES: tuple[Callable[[NodeContext], Component], ...] = (SLORuntime,)
+ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
+    SLORuntime,
+    ReplayEngine,
+)
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
     SignalBus,
     Pipeline,
     SLORuntime,
+    ReplayEngine,
     Forwarding,
     ProxyServer,
 )

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
 from agent_sre.gateway.providers import ApiName
+from agent_sre.replay.spec import ReplayConfig
 from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
 from agent_sre.section import Duration as Duration
 from agent_sre.section import Endpoint as Endpoint
@@ -177,7 +178,7 @@ class Config(Section):
     rollouts: NotYetConfigurable = NotYetConfigurable()
     incidents: NotYetConfigurable = NotYetConfigurable()
     alerting: NotYetConfigurable = NotYetConfigurable()
-    replay: NotYetConfigurable = NotYetConfigurable()
+    replay: ReplayConfig = ReplayConfig()
     fleet: NotYetConfigurable = NotYetConfigurable()
 
     @field_validator("slos")

@@ -82,6 +82,8 @@ class FakeProvider:
     """Drop the connection after this many SSE events (an upstream dying mid-stream)."""
     gzip: bool = False
     """Compress JSON responses when the client accepts gzip."""
+    reply_text: str | None = None
+    """Reply with these words (split on spaces) instead of ``Hello word word...``."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -140,6 +142,9 @@ class FakeProvider:
     def _words(self, body: dict[str, Any], limit_key: str = "max_tokens") -> list[str]:
         limit = body.get(limit_key) or body.get("max_completion_tokens") or self.reply_words
         count = max(1, min(self.reply_words, int(limit)))
+        if self.reply_text is not None:
+            words = self.reply_text.split(" ")
+            return [w if i == 0 else " " + w for i, w in enumerate(words)][:count]
         return [("Hello" if i == 0 else " word") for i in range(count)]
 
     @staticmethod
@@ -515,8 +520,8 @@ class FakeProvider:
         )
 
 
-async def _serve(host: str, port: int) -> None:
-    fake = FakeProvider(host=host, port=port)
+async def _serve(host: str, port: int, reply_text: str | None = None) -> None:
+    fake = FakeProvider(host=host, port=port, reply_text=reply_text)
     print(await fake.start(), flush=True)
     try:
         while True:
@@ -529,9 +534,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--reply-text", default=None, help="the words every reply is made of")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.reply_text))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ planted secrets are nowhere in the stored bytes."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -99,20 +100,24 @@ def post(url: str, body: Any) -> Any:
         return json.load(response)
 
 
-def tracer_for(daemon: DaemonProcess) -> tuple[TracerProvider, Tracer]:
+def tracer_for(daemon: DaemonProcess | None) -> tuple[TracerProvider, Tracer]:
     provider = TracerProvider(resource=Resource.create({"service.name": "planner-svc"}))
-    exporter = OTLPSpanExporter(endpoint=daemon.addresses["otlp_grpc"], insecure=True)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if daemon is not None:
+        exporter = OTLPSpanExporter(endpoint=daemon.addresses["otlp_grpc"], insecure=True)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, provider.get_tracer("test-agent")
 
 
-def agent_run(daemon: DaemonProcess, prompt: str) -> tuple[str, list[str]]:
+def agent_run(
+    daemon: DaemonProcess | None, prompt: str, base_url: str = ""
+) -> tuple[str, list[str]]:
     """A small agent: plan (a JSON call), a tool span, answer (a streamed call). Returns the
-    trace id and what the agent produced."""
+    trace id and what the agent produced. Its calls go through the daemon's proxy, or to
+    ``base_url``; its spans to the daemon, if any."""
     tracer_provider, tracer = tracer_for(daemon)
-    client = openai.OpenAI(
-        base_url=f"http://{daemon.addresses['proxy']}/openai/v1", api_key=API_KEY, max_retries=0
-    )
+    if daemon is not None and not base_url:
+        base_url = f"http://{daemon.addresses['proxy']}/openai/v1"
+    client = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
     outputs = []
     with tracer.start_as_current_span(
         "invoke_agent planner", attributes={"agent.span.kind": "AGENT_TASK", "agent.id": "planner"}
@@ -249,3 +254,94 @@ def test_bad_queries_and_sessions_get_clear_errors(daemon: DaemonProcess) -> Non
         assert words in json.load(bad.value)["error"]["message"], body
     # and the daemon keeps serving
     assert get(daemon.url("admin", "/v1/traces"))["traces"] == []
+
+
+def cli(
+    daemon: DaemonProcess, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent_sre_daemon.cli", *args, "--admin", daemon.addresses["admin"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        env={**os.environ, "AGENT_SRE_ADMIN_TOKEN": TOKEN},
+    )
+
+
+def test_cli_lists_shows_exports_a_cassette_that_replays_in_a_fresh_directory(
+    daemon: DaemonProcess, provider: Provider, tmp_path: Path
+) -> None:
+    trace_id, recorded = agent_run(daemon, "Plan a trip to Lisbon.")
+    changed_id, _ = agent_run(daemon, "Plan a much longer trip to Lisbon and Porto.")
+
+    listed = json.loads(cli(daemon, "replay", "list", "--agent", "planner", "--json").stdout)
+    assert {t["trace_id"] for t in listed["traces"]} == {trace_id, changed_id}
+    table = cli(daemon, "replay", "list").stdout
+    assert trace_id in table and "invoke_agent planner" in table
+    shown = cli(daemon, "replay", "show", trace_id).stdout
+    assert "AGENT_TASK invoke_agent planner" in shown
+    assert "LLM_INFERENCE chat gpt-4o-mini" in shown and "model=gpt-4o-mini" in shown
+    assert "tokens=" in shown
+
+    # diff: a run against itself is empty; against the changed run it names the change
+    same = cli(daemon, "replay", "diff", trace_id, trace_id)
+    assert same.returncode == 0 and "no difference" in same.stdout
+    changed = json.loads(cli(daemon, "replay", "diff", trace_id, changed_id, "--json").stdout)
+    whats = {(c["path"], c["what"]) for c in changed["changes"]}
+    assert ("AGENT_TASK:invoke_agent planner/LLM_INFERENCE:chat gpt-4o-mini[0]",
+            "input tokens") in whats  # fmt: skip
+
+    otlp = cli(daemon, "replay", "export", trace_id)
+    assert json.loads(otlp.stdout)["resourceSpans"]
+    cassette = tmp_path / "run.cassette.json"
+    exported = cli(daemon, "replay", "export", trace_id, "--cassette", str(cassette))
+    assert exported.returncode == 0, exported.stderr
+    assert "cassette with 2 calls" in exported.stderr
+
+    # the cassette replays with no daemon and no provider, from a fresh directory
+    daemon.stop()
+    provider.stop()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "c.json").write_bytes(cassette.read_bytes())
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent_sre_daemon.cli",
+            "replay",
+            "serve",
+            "--cassette",
+            "c.json",
+            "--listen",
+            "127.0.0.1:0",
+        ],  # fmt: skip
+        cwd=fresh,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert f"replaying 2 recorded calls of trace {trace_id}" in line, line
+        url = line.split(" on ")[1].split(" ")[0]
+        _, replayed = agent_run(None, "Plan a trip to Lisbon.", f"{url}/openai/v1")
+        assert replayed == recorded
+        with pytest.raises(openai.ConflictError, match="no recorded call left"):
+            agent_run(None, "Plan a trip to Lisbon.", f"{url}/openai/v1")
+    finally:
+        server.terminate()
+        assert server.wait(10) == 0
+    assert list(fresh.iterdir()) == [fresh / "c.json"]  # no state written
+
+
+def test_cli_errors_are_clear(daemon: DaemonProcess, tmp_path: Path) -> None:
+    missing = cli(daemon, "replay", "show", "ab" * 16)
+    assert missing.returncode == 1 and "not in the trace buffer" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    served = cli(daemon, "replay", "serve", "--cassette", str(bad))
+    assert served.returncode == 1 and "not an agent-sre cassette" in served.stderr
+    both = cli(daemon, "replay", "serve", "ab" * 16, "--cassette", str(bad))
+    assert both.returncode == 2

@@ -18,6 +18,7 @@ COMMANDS = (
     "slo",
     "budgets",
     "signals",
+    "replay",
     "k8s",
 )
 """Modules of ``agent_sre_daemon.cli`` holding commands, in the order ``--help`` lists them.

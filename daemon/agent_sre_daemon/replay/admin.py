@@ -109,7 +109,8 @@ class ReplayAdmin:
             exchanges = store.exchanges(trace_id)
             if not parts and not exchanges:
                 return None
-            return Cassette(trace_id, exchanges, to_otlp_json(assemble(parts)))
+            patterns = list(self.engine.config.redaction.patterns)
+            return Cassette(trace_id, exchanges, to_otlp_json(assemble(parts)), patterns)
 
         cassette = await self._read(read)
         if cassette is None:

@@ -27,6 +27,9 @@ class Cassette:
     exchanges: list[Exchange]
     trace: dict[str, Any] = field(default_factory=dict)
     """The trace in OTLP/JSON."""
+    redaction: list[str] = field(default_factory=list)
+    """The configured redaction patterns the bodies were redacted with (live requests are
+    redacted the same way before they are matched)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +38,7 @@ class Cassette:
             "trace_id": self.trace_id,
             "exchanges": [e.to_json() for e in self.exchanges],
             "trace": self.trace,
+            "redaction": self.redaction,
         }
 
     def dumps(self) -> str:
@@ -70,4 +74,7 @@ def loads(text: str | bytes, where: str = "cassette") -> Cassette:
             raise CassetteError(str(exc)) from None
     trace = data.get("trace")
     trace = trace if isinstance(trace, dict) else {}
-    return Cassette(str(data.get("trace_id", "")), exchanges, trace)
+    redaction = data.get("redaction", [])
+    if not isinstance(redaction, list) or not all(isinstance(p, str) for p in redaction):
+        raise CassetteError(f"{where}: redaction: expected a list of patterns")
+    return Cassette(str(data.get("trace_id", "")), exchanges, trace, redaction)

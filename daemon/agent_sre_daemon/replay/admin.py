@@ -80,10 +80,10 @@ class ReplayAdmin:
         trace_id, error = self._trace_id(request.match_info["trace_id"], "trace id")
         if error is not None:
             return error
-        parts = await self._read(lambda store: store.parts(trace_id))
+        parts = await self._read(lambda store: store.batches(trace_id))
         if not parts:
             return _not_found(trace_id)
-        return web.json_response(to_otlp_json(assemble(parts)))
+        return web.json_response(to_otlp_json(assemble(parts, trace_id)))
 
     async def _spans(self, request: web.Request) -> web.StreamResponse:
         trace_id, error = self._trace_id(request.match_info["trace_id"], "trace id")
@@ -91,12 +91,12 @@ class ReplayAdmin:
             return error
 
         def read(store: TraceStore) -> tuple[dict[str, Any] | None, list[bytes]]:
-            return store.trace_summary(trace_id), store.parts(trace_id)
+            return store.trace_summary(trace_id), store.batches(trace_id)
 
         summary, parts = await self._read(read)
         if summary is None or not parts:
             return _not_found(trace_id)
-        rows = flatten(span_tree(assemble(parts)))
+        rows = flatten(span_tree(assemble(parts, trace_id)))
         return web.json_response({"trace": summary, "spans": rows})
 
     async def _cassette(self, request: web.Request) -> web.StreamResponse:
@@ -105,12 +105,12 @@ class ReplayAdmin:
             return error
 
         def read(store: TraceStore) -> Cassette | None:
-            parts = store.parts(trace_id)
+            parts = store.batches(trace_id)
             exchanges = store.exchanges(trace_id)
             if not parts and not exchanges:
                 return None
             patterns = list(self.engine.config.redaction.patterns)
-            return Cassette(trace_id, exchanges, to_otlp_json(assemble(parts)), patterns)
+            return Cassette(trace_id, exchanges, to_otlp_json(assemble(parts, trace_id)), patterns)
 
         cassette = await self._read(read)
         if cassette is None:
@@ -124,11 +124,13 @@ class ReplayAdmin:
             if error is not None:
                 return error
             ids.append(trace_id)
-        a_parts, b_parts = await self._read(lambda s: (s.parts(ids[0]), s.parts(ids[1])))
+        a_parts, b_parts = await self._read(lambda s: (s.batches(ids[0]), s.batches(ids[1])))
         for trace_id, parts in zip(ids, (a_parts, b_parts), strict=False):
             if not parts:
                 return _not_found(trace_id)
-        changes = diff_traces(span_tree(assemble(a_parts)), span_tree(assemble(b_parts)))
+        changes = diff_traces(
+            span_tree(assemble(a_parts, ids[0])), span_tree(assemble(b_parts, ids[1]))
+        )
         return web.json_response(
             {
                 "a": ids[0],

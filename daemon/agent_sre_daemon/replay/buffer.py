@@ -1,10 +1,11 @@
 """The trace buffer: accepted requests and captured calls, written off the event loop.
 
-The batch observer only appends the request to a queue (no copy, no parse: the request is
-not changed after it is accepted); a writer thread wakes every :data:`FLUSH_SECONDS` (or
-when much is waiting), splits the requests by trace, and writes them in one transaction,
-then evicts. Reads drain what is waiting first, so a query sees every span accepted before
-it.
+A light span observer adds each span's view (which the pipeline builds anyway) to a trace
+index of the request in hand; the batch observer, called right after the request's spans,
+queues the request with that index (no copy, no parse: the request is not changed after it
+is accepted). A writer thread wakes every :data:`FLUSH_SECONDS` (or when much is waiting),
+serialises the requests and writes them in one transaction, then evicts. Reads drain what
+is waiting first, so a query sees every span accepted before it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from agent_sre.replay.redaction import Redactor
-from agent_sre.replay.traces import split_by_trace
+from agent_sre.replay.traces import TraceIndex, TraceSummary
+from agent_sre_daemon.replay.store import Batch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,9 +53,10 @@ class TraceBuffer:
         self.store = store
         self.now = now
         self.metrics = metrics
-        self._requests: collections.deque[tuple[ExportTraceServiceRequest, float]] = (
-            collections.deque()
-        )
+        self._requests: collections.deque[
+            tuple[ExportTraceServiceRequest, float, list[TraceSummary]]
+        ] = collections.deque()
+        self.index = TraceIndex()
         self._exchanges: collections.deque[Exchange] = collections.deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -75,12 +78,14 @@ class TraceBuffer:
 
     # hot path: per accepted request
     def observe(self, request: ExportTraceServiceRequest, now: float) -> None:
-        """The batch observer: queues the request (the writer thread does the rest)."""
+        """The batch observer: queues the request with its traces' summaries (the writer
+        thread does the rest)."""
+        summaries = self.index.take()
         requests = self._requests
         if len(requests) >= MAX_WAITING:
             self.metrics.dropped_requests.inc()
             return
-        requests.append((request, now))
+        requests.append((request, now, summaries))
         if len(requests) == WAKE_AT:
             self._wake.set()
 
@@ -115,18 +120,18 @@ class TraceBuffer:
         requests, exchanges = self._requests, self._exchanges
         if not requests and not exchanges:
             return
-        parts = []
+        batches = []
         spans = 0
         while requests:
-            request, at = requests.popleft()
-            for part in split_by_trace(request):
-                parts.append((part, at))
-                spans += part.span_count
+            request, at, summaries = requests.popleft()
+            count = sum(s.spans for s in summaries)
+            batches.append(Batch(request.SerializeToString(), at, summaries, count))
+            spans += count
         captured = []
         while exchanges:
             exchange = redacted(exchanges.popleft(), self.redactor)
             captured.append((exchange, json.dumps(exchange.to_json()).encode()))
-        self.store.write(parts, captured)
+        self.store.write(batches, captured)
         self.metrics.stored_spans.inc(spans)
         if captured:
             self.metrics.captured_calls.inc(len(captured))

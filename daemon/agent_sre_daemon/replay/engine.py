@@ -7,7 +7,8 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent_sre.replay.redaction import Redactor
-from agent_sre_daemon.component import Component, Prepared, ReloadError
+from agent_sre.replay.traces import INDEX_KEYS
+from agent_sre_daemon.component import Component, Prepared, ReloadError, SpanObserverSpec
 from agent_sre_daemon.replay.admin import ReplayAdmin
 from agent_sre_daemon.replay.buffer import TraceBuffer
 from agent_sre_daemon.replay.metrics import ReplayMetrics
@@ -121,6 +122,11 @@ class ReplayEngine(Component):
         return Prepared(needs_restart=restart, commit=commit)
 
     # -- what it offers -----------------------------------------------------------------
+
+    def span_observers(self) -> list[SpanObserverSpec]:
+        if self.buffer is None:
+            return []
+        return [SpanObserverSpec(self.buffer.index.add, INDEX_KEYS)]
 
     def batch_observers(self) -> list[Callable[[ExportTraceServiceRequest, float], None]]:
         return [self.buffer.observe] if self.buffer is not None else []

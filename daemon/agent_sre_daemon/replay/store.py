@@ -1,8 +1,12 @@
-"""The trace buffer's SQLite store: trace parts, a trace index, captured calls.
+"""The trace buffer's SQLite store: accepted requests, a trace index, captured calls.
+
+A request is stored once, as it was accepted (one row per request, never per span), with
+an index row per trace it carries; a trace is read back by filtering its spans out of the
+requests that carry it. Eviction drops whole traces, oldest first, ordinary ones before
+interesting ones; a stored request goes when no kept trace needs it any more.
 
 Every method is blocking and runs on the buffer's writer thread or in ``asyncio.to_thread``;
-one lock serialises them. Sizes are the stored bytes of spans and bodies; eviction takes
-whole traces, oldest first, ordinary ones before interesting ones.
+the caller holds :attr:`TraceStore.lock`.
 """
 
 from __future__ import annotations
@@ -19,18 +23,19 @@ from agent_sre.replay.traces import KINDS, kind_names, reasons
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from agent_sre.replay.traces import TracePart
+    from agent_sre.replay.traces import TraceSummary
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS parts(
-    seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, at REAL NOT NULL, body BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS parts_trace ON parts(trace_id);
+CREATE TABLE IF NOT EXISTS batches(
+    seq INTEGER PRIMARY KEY, at REAL NOT NULL, bytes INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS trace_batches(trace_id TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS trace_batches_trace ON trace_batches(trace_id);
+CREATE INDEX IF NOT EXISTS trace_batches_seq ON trace_batches(seq);
 CREATE TABLE IF NOT EXISTS traces(
     trace_id TEXT PRIMARY KEY, first_at REAL NOT NULL, last_at REAL NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, spans INTEGER NOT NULL,
     errors INTEGER NOT NULL, agent TEXT NOT NULL, root TEXT NOT NULL, kinds INTEGER NOT NULL,
-    interesting INTEGER NOT NULL, cost_usd REAL NOT NULL, bytes INTEGER NOT NULL,
-    captured_bytes INTEGER NOT NULL DEFAULT 0);
+    interesting INTEGER NOT NULL, cost_usd REAL NOT NULL, bytes INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS traces_last ON traces(last_at);
 CREATE TABLE IF NOT EXISTS exchanges(
     seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, at REAL NOT NULL, bytes INTEGER NOT NULL,
@@ -44,17 +49,25 @@ INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans, errors,
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(trace_id) DO UPDATE SET
     last_at = max(last_at, excluded.last_at),
-    start_ns = min(start_ns, excluded.start_ns),
+    start_ns = CASE WHEN spans = 0 OR excluded.start_ns < start_ns
+                    THEN excluded.start_ns ELSE start_ns END,
+    root = CASE WHEN spans = 0 OR excluded.start_ns < start_ns
+                THEN excluded.root ELSE root END,
     end_ns = max(end_ns, excluded.end_ns),
     spans = spans + excluded.spans,
     errors = errors + excluded.errors,
     agent = CASE WHEN agent = '' THEN excluded.agent ELSE agent END,
-    root = CASE WHEN excluded.root != '' THEN excluded.root ELSE root END,
     kinds = kinds | excluded.kinds,
     interesting = interesting | excluded.interesting,
     cost_usd = cost_usd + excluded.cost_usd,
     bytes = bytes + excluded.bytes
 """
+
+_SUMMARY = (
+    "SELECT trace_id, start_ns, end_ns, spans, errors, agent, root, kinds, interesting,"
+    " cost_usd, bytes, (SELECT count(*) FROM exchanges e WHERE e.trace_id = traces.trace_id)"
+    " FROM traces"
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,16 @@ class TraceQuery:
     limit: int = 100
 
 
+@dataclass
+class Batch:
+    """One accepted request to store: its bytes, when, and its traces' summaries."""
+
+    body: bytes
+    at: float
+    summaries: list[TraceSummary]
+    spans: int
+
+
 class TraceStore:
     """One SQLite file under ``state_dir``."""
 
@@ -89,37 +112,45 @@ class TraceStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        row = self._db.execute(
-            "SELECT coalesce(sum(bytes), 0) + coalesce(sum(captured_bytes), 0) FROM traces"
-        ).fetchone()
-        self.size_bytes = int(row[0])
+        self.size_bytes = self._stored_bytes()
         self.evicted_traces = 0
 
     def close(self) -> None:
         with self.lock:
             self._db.close()
 
+    def _stored_bytes(self) -> int:
+        row = self._db.execute(
+            "SELECT (SELECT coalesce(sum(bytes), 0) FROM batches)"
+            " + (SELECT coalesce(sum(bytes), 0) FROM exchanges)"
+        ).fetchone()
+        return int(row[0])
+
     # -- writing (the writer thread) ----------------------------------------------------
 
-    def write(
-        self, parts: list[tuple[TracePart, float]], exchanges: list[tuple[Exchange, bytes]]
-    ) -> None:
-        """Stores trace parts and captured calls in one transaction (caller holds the lock)."""
+    def write(self, batches: list[Batch], exchanges: list[tuple[Exchange, bytes]]) -> None:
+        """Stores requests and captured calls in one transaction."""
         db = self._db
         db.execute("BEGIN")
         try:
-            if parts:
+            for batch in batches:
+                size = len(batch.body)
+                seq = db.execute(
+                    "INSERT INTO batches(at, bytes, body) VALUES (?, ?, ?)",
+                    (batch.at, size, batch.body),
+                ).lastrowid
                 db.executemany(
-                    "INSERT INTO parts(trace_id, at, body) VALUES (?, ?, ?)",
-                    [(p.summary.trace_id, at, p.body) for p, at in parts],
+                    "INSERT INTO trace_batches(trace_id, seq) VALUES (?, ?)",
+                    [(s.trace_id, seq) for s in batch.summaries],
                 )
+                share = size / max(1, batch.spans)
                 db.executemany(
                     _UPSERT,
                     [
                         (
                             s.trace_id,
-                            at,
-                            at,
+                            batch.at,
+                            batch.at,
                             s.start_ns,
                             s.end_ns,
                             s.spans,
@@ -129,26 +160,24 @@ class TraceStore:
                             s.kinds,
                             s.interesting,
                             s.cost_usd,
-                            len(p.body),
+                            int(share * s.spans),
                         )
-                        for p, at in parts
-                        for s in (p.summary,)
+                        for s in batch.summaries
                     ],  # fmt: skip
                 )
-                self.size_bytes += sum(len(p.body) for p, _ in parts)
+                self.size_bytes += size
             for exchange, body in exchanges:
                 size = len(body)
                 db.execute(
                     "INSERT INTO exchanges(trace_id, at, bytes, body) VALUES (?, ?, ?, ?)",
                     (exchange.trace_id, exchange.at, size, body.decode()),
                 )
-                # a call seen before its span: an index row to hang it on
+                # a call whose span is not stored yet gets an index row to hang on
                 db.execute(
                     "INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans,"
-                    " errors, agent, root, kinds, interesting, cost_usd, bytes, captured_bytes)"
-                    " VALUES (?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, 0, ?)"
-                    " ON CONFLICT(trace_id) DO UPDATE SET"
-                    " captured_bytes = captured_bytes + excluded.captured_bytes",
+                    " errors, agent, root, kinds, interesting, cost_usd, bytes)"
+                    " VALUES (?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?)"
+                    " ON CONFLICT(trace_id) DO UPDATE SET bytes = bytes + excluded.bytes",
                     (exchange.trace_id, exchange.at, exchange.at, size),
                 )
                 self.size_bytes += size
@@ -157,18 +186,12 @@ class TraceStore:
             db.execute("ROLLBACK")
             raise
 
-    def captured_bytes(self, trace_id: str) -> int:
-        row = self._db.execute(
-            "SELECT captured_bytes FROM traces WHERE trace_id = ?", (trace_id,)
-        ).fetchone()
-        return int(row[0]) if row else 0
-
     def evict(self, now: float) -> int:
         """Drops traces past their retention, then the oldest until under the size cap
-        (ordinary traces first); returns how many traces went (caller holds the lock)."""
+        (ordinary traces first, down to 90% of it); returns how many traces went."""
         limits = self.limits
         db = self._db
-        doomed = [
+        expired = [
             r[0]
             for r in db.execute(
                 "SELECT trace_id FROM traces WHERE (interesting = 0 AND last_at < ?)"
@@ -176,48 +199,49 @@ class TraceStore:
                 (now - limits.retention, now - max(limits.keep_interesting_for, limits.retention)),
             )
         ]
-        self._drop(doomed)
+        dropped = self._drop(expired)
         if self.size_bytes > limits.max_bytes:
             target = int(limits.max_bytes * 0.9)
             for interesting in (False, True):
-                rows = db.execute(
-                    "SELECT trace_id, bytes + captured_bytes FROM traces"
-                    f" WHERE interesting {'!=' if interesting else '='} 0 ORDER BY last_at",
-                )
-                batch = []
-                size = self.size_bytes
-                for trace_id, nbytes in rows:
-                    if size <= target:
+                while self.size_bytes > target:
+                    rows = db.execute(
+                        "SELECT trace_id, bytes FROM traces"
+                        f" WHERE interesting {'!=' if interesting else '='} 0"
+                        " ORDER BY last_at, start_ns LIMIT 500"
+                    ).fetchall()
+                    if not rows:
                         break
-                    batch.append(trace_id)
-                    size -= nbytes
-                doomed += batch
-                self._drop(batch)
-                if self.size_bytes <= target:
-                    break
-        if doomed:
+                    batch, excess = [], self.size_bytes - target
+                    for trace_id, nbytes in rows:
+                        batch.append(trace_id)
+                        excess -= nbytes
+                        if excess <= 0:
+                            break
+                    dropped += self._drop(batch)
+        if dropped:
             db.execute("PRAGMA incremental_vacuum")
-        return len(doomed)
+        return dropped
 
-    def _drop(self, trace_ids: list[str]) -> None:
+    def _drop(self, trace_ids: list[str]) -> int:
         if not trace_ids:
-            return
+            return 0
         db = self._db
         db.execute("BEGIN")
-        freed = 0
         for trace_id in trace_ids:
-            row = db.execute(
-                "SELECT bytes + captured_bytes FROM traces WHERE trace_id = ?", (trace_id,)
-            ).fetchone()
-            freed += int(row[0]) if row else 0
-            db.execute("DELETE FROM parts WHERE trace_id = ?", (trace_id,))
+            db.execute("DELETE FROM trace_batches WHERE trace_id = ?", (trace_id,))
             db.execute("DELETE FROM exchanges WHERE trace_id = ?", (trace_id,))
             db.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
+        # a stored request goes with the last trace that needed it
+        db.execute(
+            "DELETE FROM batches WHERE NOT EXISTS"
+            " (SELECT 1 FROM trace_batches t WHERE t.seq = batches.seq)"
+        )
         db.execute("COMMIT")
-        self.size_bytes -= freed
+        self.size_bytes = self._stored_bytes()
         self.evicted_traces += len(trace_ids)
+        return len(trace_ids)
 
-    # -- reading (asyncio.to_thread; caller holds the lock) ----------------------------
+    # -- reading ------------------------------------------------------------------------
 
     def list_traces(self, query: TraceQuery) -> list[dict[str, Any]]:
         where: list[str] = ["spans > 0"]
@@ -237,28 +261,23 @@ class TraceStore:
             where.append("(kinds & ?) != 0")
             params.append(1 << KINDS.index(query.kind))
         rows = self._db.execute(
-            "SELECT trace_id, start_ns, end_ns, spans, errors, agent, root, kinds, interesting,"
-            " cost_usd, bytes + captured_bytes, (SELECT count(*) FROM exchanges e"
-            " WHERE e.trace_id = traces.trace_id)"
-            f" FROM traces WHERE {' AND '.join(where)} ORDER BY start_ns DESC LIMIT ?",
+            f"{_SUMMARY} WHERE {' AND '.join(where)} ORDER BY start_ns DESC LIMIT ?",
             (*params, query.limit),
         ).fetchall()
         return [_summary(row) for row in rows]
 
     def trace_summary(self, trace_id: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT trace_id, start_ns, end_ns, spans, errors, agent, root, kinds, interesting,"
-            " cost_usd, bytes + captured_bytes, (SELECT count(*) FROM exchanges e"
-            " WHERE e.trace_id = traces.trace_id) FROM traces WHERE trace_id = ?",
-            (trace_id,),
-        ).fetchone()
+        row = self._db.execute(f"{_SUMMARY} WHERE trace_id = ?", (trace_id,)).fetchone()
         return _summary(row) if row else None
 
-    def parts(self, trace_id: str) -> list[bytes]:
+    def batches(self, trace_id: str) -> list[bytes]:
+        """The stored requests that carry spans of ``trace_id``, in the order stored."""
         return [
             bytes(r[0])
             for r in self._db.execute(
-                "SELECT body FROM parts WHERE trace_id = ? ORDER BY seq", (trace_id,)
+                "SELECT body FROM batches WHERE seq IN"
+                " (SELECT seq FROM trace_batches WHERE trace_id = ?) ORDER BY seq",
+                (trace_id,),
             )
         ]
 
@@ -269,12 +288,6 @@ class TraceStore:
                 "SELECT body FROM exchanges WHERE trace_id = ? ORDER BY at, seq", (trace_id,)
             )
         ]
-
-    def counts(self) -> dict[str, int]:
-        traces, spans = self._db.execute(
-            "SELECT count(*), coalesce(sum(spans), 0) FROM traces"
-        ).fetchone()
-        return {"traces": int(traces), "spans": int(spans), "bytes": self.size_bytes}
 
 
 def _summary(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Trace assembly: splitting an accepted request by trace, summarising each part for the
-index, putting a trace's parts back together and writing it as OTLP JSON.
+"""Trace assembly: summarising each accepted request by trace for the index, putting a
+trace's spans back together from the stored requests, OTLP JSON, span trees.
 """
 
 from __future__ import annotations
@@ -7,13 +7,17 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from agent_sre.tracing import conventions as conv
+from agent_sre.tracing.view import CORE_KEYS, read_attrs, read_span
+
+if TYPE_CHECKING:
+    from agent_sre.tracing.view import AgentSpan
 
 KINDS: tuple[str, ...] = ("AGENT_TASK", "TOOL_CALL", "LLM_INFERENCE", "DELEGATION",
                           "POLICY_CHECK", "OTHER")  # fmt: skip
@@ -25,8 +29,19 @@ are kept for ``replay.keep_interesting_for``."""
 
 REFUSALS = frozenset({"budget_exceeded", "agent_blocked", "agent_throttled",
                       "budget_unavailable"})  # fmt: skip
-_AGENT_KEYS = (conv.AGENT_ID, conv.GEN_AI_AGENT_ID, conv.GEN_AI_AGENT_NAME)
 _ERROR = Status.STATUS_CODE_ERROR
+
+
+INDEX_KEYS: frozenset[str] = frozenset(
+    {
+        "error.type",
+        conv.AGENT_SRE_CHAOS_FAULT,
+        conv.AGENT_SRE_COST_USD,
+        "agent_sre.slo.bad",
+        "agent_sre.incident.id",
+    }
+)
+"""Attributes the trace index reads beyond the span view's core keys."""
 
 
 @dataclass
@@ -40,97 +55,75 @@ class TraceSummary:
     errors: int = 0
     agent: str = ""
     root: str = ""
+    """The name of its earliest span (the root, when the root is in the trace)."""
     kinds: int = 0
     interesting: int = 0
     cost_usd: float = 0.0
 
 
-@dataclass
-class TracePart:
-    """One trace's spans of one request, as bytes, with its summary."""
+class TraceIndex:
+    """Summarises the spans of one request by trace, from the span views the pipeline
+    builds anyway (no second pass over the protobuf)."""
 
-    summary: TraceSummary
-    body: bytes
-    span_count: int = field(default=0)
+    def __init__(self) -> None:
+        self.summaries: dict[bytes, TraceSummary] = {}
+
+    # hot path: per span
+    def add(self, span: AgentSpan, now: float = 0.0) -> None:
+        summary = self.summaries.get(span.trace_id)
+        if summary is None:
+            summary = self.summaries[span.trace_id] = TraceSummary(
+                span.trace_id.hex(), span.start_ns, span.end_ns, root=span.name
+            )
+        elif span.start_ns < summary.start_ns:
+            summary.start_ns = span.start_ns
+            summary.root = span.name
+        if span.end_ns > summary.end_ns:
+            summary.end_ns = span.end_ns
+        summary.spans += 1
+        summary.kinds |= _KIND_BIT[span.kind.value]
+        attrs = span.attrs
+        if not summary.agent:
+            agent = attrs.get(conv.AGENT_ID) or attrs.get(conv.GEN_AI_AGENT_ID)
+            if isinstance(agent, str):
+                summary.agent = agent
+        error_type = attrs.get("error.type")
+        if span.is_error or error_type is not None:
+            summary.errors += 1
+            summary.interesting |= 1
+            if error_type in REFUSALS:
+                summary.interesting |= 4
+        if conv.AGENT_SRE_CHAOS_FAULT in attrs:
+            summary.interesting |= 2
+        if attrs.get("agent_sre.slo.bad") is True:
+            summary.interesting |= 8
+        if "agent_sre.incident.id" in attrs:
+            summary.interesting |= 16
+        cost = attrs.get(conv.AGENT_SRE_COST_USD)
+        if isinstance(cost, float):
+            summary.cost_usd += cost
+
+    def take(self) -> list[TraceSummary]:
+        """The summaries so far (and a fresh start)."""
+        found = list(self.summaries.values())
+        self.summaries = {}
+        return found
 
 
-def split_by_trace(request: ExportTraceServiceRequest) -> list[TracePart]:
-    """The request cut into one part per trace id (a request of one trace is not copied)."""
-    summaries: dict[bytes, TraceSummary] = {}
+def summarize(request: ExportTraceServiceRequest) -> list[TraceSummary]:
+    """The index summaries of a request read on its own (tests, tools)."""
+    index = TraceIndex()
     for resource_spans in request.resource_spans:
-        resource_agent = _agent(resource_spans.resource.attributes)
+        resource_attrs: dict[str, Any] = {}
+        read_attrs(resource_spans.resource.attributes, _WANTED, resource_attrs)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                summary = summaries.get(span.trace_id)
-                if summary is None:
-                    summary = summaries[span.trace_id] = TraceSummary(span.trace_id.hex())
-                _add_span(summary, span, resource_agent)
-    if len(summaries) == 1:
-        (summary,) = summaries.values()
-        return [TracePart(summary, request.SerializeToString(), summary.spans)]
-    parts: list[TracePart] = []
-    for trace_id, summary in summaries.items():
-        part = ExportTraceServiceRequest()
-        for resource_spans in request.resource_spans:
-            target = None
-            for scope_spans in resource_spans.scope_spans:
-                spans = [s for s in scope_spans.spans if s.trace_id == trace_id]
-                if not spans:
-                    continue
-                if target is None:
-                    target = part.resource_spans.add()
-                    target.resource.CopyFrom(resource_spans.resource)
-                    target.schema_url = resource_spans.schema_url
-                scope_target = target.scope_spans.add()
-                scope_target.scope.CopyFrom(scope_spans.scope)
-                scope_target.schema_url = scope_spans.schema_url
-                scope_target.spans.extend(spans)
-        parts.append(TracePart(summary, part.SerializeToString(), summary.spans))
-    return parts
+                index.add(read_span(span, _WANTED, resource_attrs))
+    return index.take()
 
 
-def _add_span(summary: TraceSummary, span: Any, resource_agent: str) -> None:
-    summary.spans += 1
-    if not summary.start_ns or span.start_time_unix_nano < summary.start_ns:
-        summary.start_ns = span.start_time_unix_nano
-    summary.end_ns = max(summary.end_ns, span.end_time_unix_nano)
-    if not span.parent_span_id:
-        summary.root = span.name
-    error = span.status.code == _ERROR
-    kind = "OTHER"
-    agent = ""
-    for attribute in span.attributes:
-        key = attribute.key
-        if key == conv.AGENT_SPAN_KIND:
-            kind = attribute.value.string_value
-        elif key in _AGENT_KEYS and not agent:
-            agent = attribute.value.string_value
-        elif key == "error.type":
-            error = True
-            if attribute.value.string_value in REFUSALS:
-                summary.interesting |= 1 << 2
-        elif key == conv.AGENT_SRE_CHAOS_FAULT:
-            summary.interesting |= 1 << 1
-        elif key == conv.AGENT_SRE_COST_USD:
-            summary.cost_usd += attribute.value.double_value
-        elif key == "agent_sre.slo.bad" and attribute.value.bool_value:
-            summary.interesting |= 1 << 3
-        elif key == "agent_sre.incident.id":
-            summary.interesting |= 1 << 4
-    if error:
-        summary.errors += 1
-        summary.interesting |= 1
-    if kind in KINDS:
-        summary.kinds |= 1 << KINDS.index(kind)
-    if not summary.agent:
-        summary.agent = agent or resource_agent
-
-
-def _agent(attributes: Any) -> str:
-    for attribute in attributes:
-        if attribute.key in _AGENT_KEYS:
-            return str(attribute.value.string_value)
-    return ""
+_WANTED = CORE_KEYS | INDEX_KEYS
+_KIND_BIT = {name: 1 << i for i, name in enumerate(KINDS)}
 
 
 def kind_names(bits: int) -> list[str]:
@@ -141,11 +134,27 @@ def reasons(bits: int) -> list[str]:
     return [name for i, name in enumerate(INTERESTING) if bits & (1 << i)]
 
 
-def assemble(parts: list[bytes]) -> ExportTraceServiceRequest:
-    """One request holding every part of a trace, in the order stored."""
+def assemble(batches: list[bytes], trace_id: str) -> ExportTraceServiceRequest:
+    """One request holding the spans of trace ``trace_id`` (hex) from the stored requests
+    that carry them, in the order stored (resources and scopes without its spans left out)."""
+    wanted = bytes.fromhex(trace_id)
     whole = ExportTraceServiceRequest()
-    for body in parts:
-        whole.MergeFromString(body)
+    for body in batches:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            target = None
+            for scope_spans in resource_spans.scope_spans:
+                spans = [s for s in scope_spans.spans if s.trace_id == wanted]
+                if not spans:
+                    continue
+                if target is None:
+                    target = whole.resource_spans.add()
+                    target.resource.CopyFrom(resource_spans.resource)
+                    target.schema_url = resource_spans.schema_url
+                scope_target = target.scope_spans.add()
+                scope_target.scope.CopyFrom(scope_spans.scope)
+                scope_target.schema_url = scope_spans.schema_url
+                scope_target.spans.extend(spans)
     return whole
 
 

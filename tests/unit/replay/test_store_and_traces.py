@@ -15,10 +15,10 @@ from agent_sre.replay.traces import (
     assemble,
     from_otlp_json,
     span_tree,
-    split_by_trace,
+    summarize,
     to_otlp_json,
 )
-from agent_sre_daemon.replay.store import Limits, TraceQuery, TraceStore
+from agent_sre_daemon.replay.store import Batch, Limits, TraceQuery, TraceStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,21 +62,25 @@ def store_at(tmp_path: Path, max_bytes: int = 10_000_000) -> TraceStore:
 
 
 def put(store: TraceStore, request: ExportTraceServiceRequest, at: float) -> None:
+    summaries = summarize(request)
+    batch = Batch(request.SerializeToString(), at, summaries, sum(s.spans for s in summaries))
     with store.lock:
-        store.write([(part, at) for part in split_by_trace(request)], [])
+        store.write([batch], [])
 
 
-def test_a_request_is_split_by_trace_and_put_back_together() -> None:
+def test_a_request_is_indexed_by_trace_and_a_trace_put_back_together() -> None:
     request = request_of(
         {"trace": 1, "span": 1, "name": "root", "attrs": {"agent.id": "a1"}},
         {"trace": 2, "span": 2, "name": "other"},
-        {"trace": 1, "span": 3, "parent": 1, "attrs": {"agent.span.kind": "TOOL_CALL"}},
-    )
-    parts = {p.summary.trace_id: p for p in split_by_trace(request)}
-    one = parts[(1).to_bytes(16, "big").hex()]
-    assert one.summary.spans == 2 and one.summary.root == "root"
-    assert one.summary.agent == "a1"
-    whole = assemble([one.body])
+        {"trace": 1, "span": 3, "parent": 1, "start": 2_000_000_000,
+         "attrs": {"agent.span.kind": "TOOL_CALL"}},
+    )  # fmt: skip
+    summaries = {s.trace_id: s for s in summarize(request)}
+    one_id = (1).to_bytes(16, "big").hex()
+    one = summaries[one_id]
+    assert one.spans == 2 and one.root == "root" and one.agent == "a1"
+    assert summaries[(2).to_bytes(16, "big").hex()].spans == 1
+    whole = assemble([request.SerializeToString()], one_id)
     assert sorted(s.name for r in whole.resource_spans for ss in r.scope_spans
                   for s in ss.spans) == ["root", "work"]  # fmt: skip
     as_json = to_otlp_json(whole)

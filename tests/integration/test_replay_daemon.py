@@ -22,6 +22,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from tests.support.daemon import merge
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -345,3 +347,111 @@ def test_cli_errors_are_clear(daemon: DaemonProcess, tmp_path: Path) -> None:
     assert served.returncode == 1 and "not an agent-sre cassette" in served.stderr
     both = cli(daemon, "replay", "serve", "ab" * 16, "--cassette", str(bad))
     assert both.returncode == 2
+
+
+@pytest.fixture
+def strict_daemon(make_daemon, provider: Provider) -> DaemonProcess:
+    """Captures only what went wrong (share 0), cuts bodies at 1 KiB, has a dead route."""
+    config = {
+        "proxy": {
+            "endpoint": "127.0.0.1:0",
+            "routes": [
+                {"name": "openai", "prefix": "/openai", "upstream": provider.url, "api": "openai"},
+                {
+                    "name": "dead",
+                    "prefix": "/dead",
+                    "upstream": "http://127.0.0.1:9",
+                    "api": "openai",
+                },
+            ],
+        },
+        "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN},
+        "replay": {"capture": {"share": 0.0, "max_body_kib": 1}, "max_sessions": 1},
+    }
+    return make_daemon(config).start()
+
+
+def chat(daemon: DaemonProcess, prefix: str, content: str, agent: str = "a1") -> str:
+    client = openai.OpenAI(
+        base_url=f"http://{daemon.addresses['proxy']}{prefix}/v1", api_key=API_KEY, max_retries=0
+    )
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": content}],
+        extra_headers={"X-Agent-Id": agent},
+    )
+    return reply.choices[0].message.content or ""
+
+
+def test_errors_and_refusals_are_always_captured_and_kept_for_longer(
+    strict_daemon: DaemonProcess,
+) -> None:
+    daemon = strict_daemon
+    assert chat(daemon, "/openai", "fine") == REPLY  # share 0: not captured
+    with pytest.raises(openai.APIStatusError) as unreachable:
+        chat(daemon, "/dead", "x" * 5000)
+    assert unreachable.value.status_code == 502
+    post(daemon.url("admin", "/v1/agents/bad-agent/block"), {})
+    with pytest.raises(openai.PermissionDeniedError):
+        chat(daemon, "/openai", "refused", agent="bad-agent")
+
+    traces = get(daemon.url("admin", "/v1/traces"))["traces"]
+    assert sorted((t["kept_because"], t["calls_captured"]) for t in traces) == [
+        ([], 0),  # share 0: the fine call's bodies are not kept
+        (["error"], 1),  # the unreachable upstream
+        (["error", "refusal"], 1),  # the blocked agent
+    ]
+    errors = get(daemon.url("admin", "/v1/traces?status=error"))["traces"]
+    assert len(errors) == 2
+
+    # the cut body is marked, and a session never replays it
+    cut = next(t for t in errors if "refusal" not in t["kept_because"])
+    cassette = get(daemon.url("admin", f"/v1/traces/{cut['trace_id']}/cassette"))
+    (exchange,) = cassette["exchanges"]
+    assert exchange["truncated"] is True and len(exchange["request"]) == 1024
+    assert exchange["status"] == 502 and exchange["error"] == "upstream_unreachable"
+    session = post(
+        daemon.url("admin", "/v1/replay/sessions"), {"trace_id": cut["trace_id"], "prefix": "/dead"}
+    )
+    with pytest.raises(openai.ConflictError):
+        chat(daemon, "/dead", "x" * 5000)
+    # one session at most (replay.max_sessions: 1); a closed one frees the place
+    with pytest.raises(urllib.error.HTTPError) as full:
+        post(daemon.url("admin", "/v1/replay/sessions"), {"trace_id": cut["trace_id"]})
+    assert (
+        full.value.code == 409
+        and "replay.max_sessions" in json.load(full.value)["error"]["message"]
+    )
+    request = urllib.request.Request(
+        daemon.url("admin", f"/v1/replay/sessions/{session['id']}"),
+        method="DELETE",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as closed:
+        assert json.load(closed) == {"closed": session["id"]}
+    assert get(daemon.url("admin", "/v1/replay/sessions"))["sessions"] == []
+
+
+def test_a_reload_changes_what_is_captured(make_daemon, provider: Provider) -> None:
+    config = {
+        "proxy": {
+            "endpoint": "127.0.0.1:0",
+            "routes": [
+                {"name": "openai", "prefix": "/openai", "upstream": provider.url, "api": "openai"}
+            ],
+        },
+        "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN},
+        "replay": {"capture": {"share": 0.0}},
+    }
+    daemon = make_daemon(config).start()
+    chat(daemon, "/openai", "before")
+    daemon.write_config(merge(daemon.config, {"replay": {"capture": {"share": 1.0}}}))
+    assert post(daemon.url("admin", "/v1/reload"), {})["reloaded"] is True
+    chat(daemon, "/openai", "after")
+    traces = get(daemon.url("admin", "/v1/traces"))["traces"]
+    assert sorted(t["calls_captured"] for t in traces) == [0, 1]
+    daemon.write_config(merge(daemon.config, {"replay": {"max_size_mib": -1}}))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        post(daemon.url("admin", "/v1/reload"), {})
+    assert "replay.max_size_mib" in json.load(refused.value)["error"]["message"]
+    assert len(get(daemon.url("admin", "/v1/traces"))["traces"]) == 2  # still serving

@@ -430,6 +430,13 @@ def test_errors_and_refusals_are_always_captured_and_kept_for_longer(
     with urllib.request.urlopen(request, timeout=10) as closed:
         assert json.load(closed) == {"closed": session["id"]}
     assert get(daemon.url("admin", "/v1/replay/sessions"))["sessions"] == []
+    # with no session open, a call naming one still never reaches the upstream
+    with pytest.raises(openai.ConflictError, match="no replay session"):
+        client = openai.OpenAI(
+            base_url=f"http://{daemon.addresses['proxy']}/openai/v1", api_key=API_KEY,
+            max_retries=0, default_headers={"X-Agent-SRE-Replay": session["id"]},
+        )  # fmt: skip
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
 
 
 def test_a_reload_changes_what_is_captured(make_daemon, provider: Provider) -> None:

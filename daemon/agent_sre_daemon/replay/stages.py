@@ -37,10 +37,11 @@ class ReplayStage:
 
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         engine = self.engine
-        if not engine.sessions.sessions:
+        header = call.request.headers.get(HEADER)
+        if not engine.sessions.sessions and header is None:
             return None
         api = call.route.config.api
-        found = engine.sessions.bound(call.route.prefix, call.request.headers.get(HEADER))
+        found = engine.sessions.bound(call.route.prefix, header)
         if found is None:
             return None
         if isinstance(found, str):

@@ -520,8 +520,8 @@ class FakeProvider:
         )
 
 
-async def _serve(host: str, port: int, reply_text: str | None = None) -> None:
-    fake = FakeProvider(host=host, port=port, reply_text=reply_text)
+async def _serve(host: str, port: int, reply_text: str | None = None, gzip: bool = False) -> None:
+    fake = FakeProvider(host=host, port=port, reply_text=reply_text, gzip=gzip)
     print(await fake.start(), flush=True)
     try:
         while True:
@@ -535,9 +535,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--reply-text", default=None, help="the words every reply is made of")
+    parser.add_argument("--gzip", action="store_true", help="gzip JSON when the client accepts")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port, args.reply_text))
+        asyncio.run(_serve(args.host, args.port, args.reply_text, args.gzip))
 
 
 if __name__ == "__main__":

@@ -41,16 +41,10 @@ API_KEY = "sk-proj-headerkey0123456789abcdef"
 class Provider:
     """The stand-in provider as a process the test can stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, *flags: str) -> None:
+        script = str(ROOT / "tests" / "fakes" / "provider.py")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "tests" / "fakes" / "provider.py"),
-                "--port",
-                "0",
-                "--reply-text",
-                REPLY,
-            ],  # fmt: skip
+            [sys.executable, script, "--port", "0", "--reply-text", REPLY, *flags],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -462,3 +456,37 @@ def test_a_reload_changes_what_is_captured(make_daemon, provider: Provider) -> N
         post(daemon.url("admin", "/v1/reload"), {})
     assert "replay.max_size_mib" in json.load(refused.value)["error"]["message"]
     assert len(get(daemon.url("admin", "/v1/traces"))["traces"]) == 2  # still serving
+
+
+def test_a_compressed_answer_is_stored_decoded_and_replays(make_daemon) -> None:
+    gzipping = Provider("--gzip")
+    try:
+        config = {
+            "proxy": {
+                "endpoint": "127.0.0.1:0",
+                "routes": [
+                    {
+                        "name": "openai",
+                        "prefix": "/openai",
+                        "upstream": gzipping.url,
+                        "api": "openai",
+                    }  # fmt: skip
+                ],
+            },
+            "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN},
+        }
+        daemon = make_daemon(config).start()
+        assert chat(daemon, "/openai", "zip it") == REPLY
+        (trace,) = get(daemon.url("admin", "/v1/traces"))["traces"]
+        cassette = get(daemon.url("admin", f"/v1/traces/{trace['trace_id']}/cassette"))
+        (exchange,) = cassette["exchanges"]
+        assert (
+            json.loads(exchange["chunks"][0]["data"])["choices"][0]["message"]["content"] == REPLY
+        )
+    finally:
+        gzipping.stop()
+    post(
+        daemon.url("admin", "/v1/replay/sessions"),
+        {"trace_id": trace["trace_id"], "prefix": "/openai"},
+    )
+    assert chat(daemon, "/openai", "zip it") == REPLY

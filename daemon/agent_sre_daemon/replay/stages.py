@@ -9,6 +9,7 @@ keeps the calls refused before the capture slot (budgets, blocks, throttles, fau
 from __future__ import annotations
 
 import random
+import zlib
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -163,10 +164,16 @@ def build_exchange(
     engine: ReplayEngine, call: Call, chunks: list[tuple[float, bytes]], truncated: bool
 ) -> Exchange:
     body = call.plan.body or b""
-    if len(body) > engine.max_body:
-        body, truncated = body[: engine.max_body], True
+    body, cut = _decoded_body(body, call.request.headers.get("Content-Encoding"), engine.max_body)
+    truncated = truncated or cut
     response = call.response
     content_type = response.content_type if response is not None else ""
+    encoding = response.headers.get("Content-Encoding") if response is not None else None
+    if chunks and encoding and encoding.strip().lower() not in ("", "identity"):
+        # stored decoded, so redaction sees the text and a replay needs no encoding
+        whole, cut = _decoded_body(b"".join(c for _, c in chunks), encoding, engine.max_body)
+        chunks = [(chunks[0][0], whole)] if whole else []
+        truncated = truncated or cut
     trace = call.trace
     return Exchange(
         route=call.route.name,
@@ -190,3 +197,20 @@ def build_exchange(
 
 def sampled(share: float) -> bool:
     return share >= 1.0 or (share > 0.0 and random.random() < share)  # noqa: S311
+
+
+def _decoded_body(body: bytes, encoding: str | None, limit: int) -> tuple[bytes, bool]:
+    """``body`` without its content encoding, cut at ``limit``; and whether anything was
+    lost. A body that cannot be decoded is not kept at all: redaction could not read it."""
+    name = (encoding or "").strip().lower()
+    if name not in ("", "identity"):
+        if name not in ("gzip", "x-gzip", "deflate"):
+            return b"", True
+        decoder = zlib.decompressobj(47)  # gzip or zlib, detected
+        try:
+            body = decoder.decompress(body, limit + 1)
+        except zlib.error:
+            return b"", True
+    if len(body) > limit:
+        return body[:limit], True
+    return body, False

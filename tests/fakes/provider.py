@@ -520,8 +520,10 @@ class FakeProvider:
         )
 
 
-async def _serve(host: str, port: int, reply_text: str | None = None, gzip: bool = False) -> None:
-    fake = FakeProvider(host=host, port=port, reply_text=reply_text, gzip=gzip)
+async def _serve(
+    host: str, port: int, reply_text: str | None = None, gzip: bool = False, delay: float = 0.0
+) -> None:
+    fake = FakeProvider(host=host, port=port, reply_text=reply_text, gzip=gzip, chunk_delay=delay)
     print(await fake.start(), flush=True)
     try:
         while True:
@@ -536,9 +538,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--reply-text", default=None, help="the words every reply is made of")
     parser.add_argument("--gzip", action="store_true", help="gzip JSON when the client accepts")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between events")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port, args.reply_text, args.gzip))
+        asyncio.run(_serve(args.host, args.port, args.reply_text, args.gzip, args.chunk_delay))
 
 
 if __name__ == "__main__":

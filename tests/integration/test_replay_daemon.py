@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anthropic
 import openai
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -490,3 +491,68 @@ def test_a_compressed_answer_is_stored_decoded_and_replays(make_daemon) -> None:
         {"trace_id": trace["trace_id"], "prefix": "/openai"},
     )
     assert chat(daemon, "/openai", "zip it") == REPLY
+
+
+def test_an_anthropic_stream_replays_from_a_cassette_with_recorded_timing(
+    make_daemon, tmp_path: Path
+) -> None:
+    provider = Provider("--chunk-delay", "0.02")
+    config = {
+        "proxy": {
+            "endpoint": "127.0.0.1:0",
+            "routes": [
+                {
+                    "name": "anthropic",
+                    "prefix": "/anthropic",
+                    "upstream": provider.url,
+                    "api": "anthropic",
+                }  # fmt: skip
+            ],
+        },
+        "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN},
+    }
+    daemon = make_daemon(config).start()
+
+    def stream_text(base_url: str) -> list[str]:
+        client = anthropic.Anthropic(base_url=base_url, api_key=API_KEY, max_retries=0)
+        with client.messages.stream(
+            model="claude-test-model",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "tell me"}],
+        ) as stream:
+            return list(stream.text_stream)
+
+    recorded = stream_text(f"http://{daemon.addresses['proxy']}/anthropic")
+    assert "".join(recorded) == REPLY
+    (trace,) = get(daemon.url("admin", "/v1/traces"))["traces"]
+    cassette = tmp_path / "a.json"
+    exported = cli(daemon, "replay", "export", trace["trace_id"], "--cassette", str(cassette))
+    assert exported.returncode == 0, exported.stderr
+    (exchange,) = json.loads(cassette.read_text())["exchanges"]
+    assert exchange["streamed"] is True and len(exchange["chunks"]) > 1
+    daemon.stop()
+    provider.stop()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent_sre_daemon.cli",
+            "replay",
+            "serve",
+            "--cassette",
+            str(cassette),
+            "--listen",
+            "127.0.0.1:0",
+            "--timing",
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split(" on ")[1].split(" ")[0]
+        assert stream_text(f"{url}/anthropic") == recorded
+    finally:
+        server.terminate()
+        server.wait(10)
+        provider.stop()

@@ -425,6 +425,20 @@ def test_errors_and_refusals_are_always_captured_and_kept_for_longer(
     with urllib.request.urlopen(request, timeout=10) as closed:
         assert json.load(closed) == {"closed": session["id"]}
     assert get(daemon.url("admin", "/v1/replay/sessions"))["sessions"] == []
+    # a passthrough session sends what it has no recording for on to the provider
+    post(
+        daemon.url("admin", "/v1/replay/sessions"),
+        {"trace_id": cut["trace_id"], "prefix": "/openai", "passthrough": True},
+    )
+    assert chat(daemon, "/openai", "not recorded") == REPLY
+    (passing,) = get(daemon.url("admin", "/v1/replay/sessions"))["sessions"]
+    assert passing["mismatches"] == 1
+    request = urllib.request.Request(
+        daemon.url("admin", f"/v1/replay/sessions/{passing['id']}"),
+        method="DELETE",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
     # with no session open, a call naming one still never reaches the upstream
     with pytest.raises(openai.ConflictError, match="no replay session"):
         client = openai.OpenAI(

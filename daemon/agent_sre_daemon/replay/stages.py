@@ -39,6 +39,8 @@ class ReplayStage:
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         engine = self.engine
         header = call.request.headers.get(HEADER)
+        if header is not None:
+            call.upstream_headers.popall(HEADER, None)  # ours: never sent on to a provider
         if not engine.sessions.sessions and header is None:
             return None
         api = call.route.config.api

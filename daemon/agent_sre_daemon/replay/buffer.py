@@ -58,6 +58,7 @@ class TraceBuffer:
         ] = collections.deque()
         self.index = TraceIndex()
         self._exchanges: collections.deque[Exchange] = collections.deque()
+        self._marks: collections.deque[tuple[str, int]] = collections.deque()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -93,6 +94,10 @@ class TraceBuffer:
         """Queues a captured call (redacted by the writer, before anything is written)."""
         self._exchanges.append(exchange)
 
+    def mark(self, trace_id: str, bits: int) -> None:
+        """Queues reasons to keep a trace longer (applied after what is waiting is written)."""
+        self._marks.append((trace_id, bits))
+
     def flush(self) -> None:
         """Writes everything waiting (blocking; takes the store's lock)."""
         with self.store.lock:
@@ -117,8 +122,8 @@ class TraceBuffer:
                 return
 
     def _flush_locked(self) -> None:
-        requests, exchanges = self._requests, self._exchanges
-        if not requests and not exchanges:
+        requests, exchanges, marks = self._requests, self._exchanges, self._marks
+        if not requests and not exchanges and not marks:
             return
         batches = []
         spans = 0
@@ -132,6 +137,11 @@ class TraceBuffer:
             exchange = redacted(exchanges.popleft(), self.redactor)
             captured.append((exchange, json.dumps(exchange.to_json()).encode()))
         self.store.write(batches, captured)
+        if marks:
+            taken = []
+            while marks:
+                taken.append(marks.popleft())
+            self.store.mark(taken)
         self.metrics.stored_spans.inc(spans)
         if captured:
             self.metrics.captured_calls.inc(len(captured))

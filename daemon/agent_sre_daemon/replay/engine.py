@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent_sre.replay.redaction import Redactor
-from agent_sre.replay.traces import INDEX_KEYS
+from agent_sre.replay.traces import INDEX_KEYS, INTERESTING
 from agent_sre_daemon.component import Component, Prepared, ReloadError, SpanObserverSpec
 from agent_sre_daemon.replay.admin import ReplayAdmin
 from agent_sre_daemon.replay.buffer import TraceBuffer
@@ -69,6 +69,7 @@ class ReplayEngine(Component):
         capture = CaptureStage(self)
         self._stages: list[Stage] = [ReplayStage(self), capture, RefusalCaptureStage(self, capture)]
         self.admin = ReplayAdmin(self)
+        context.provide("replay", self)
 
     def _apply(self, config: ReplayConfig) -> None:
         self.config = config
@@ -146,6 +147,15 @@ class ReplayEngine(Component):
                 "sessions": len(self.sessions.sessions),
             }
         }
+
+    def keep(self, trace_id: str, reason: str) -> None:
+        """Keeps trace ``trace_id`` (hex) for ``replay.keep_interesting_for``, because of
+        ``reason`` (``incident``, ``slo_bad``, ``error``, ``chaos_fault``, ``refusal``): the
+        service ``"replay"`` other engines use to say a trace matters."""
+        if reason not in INTERESTING:
+            raise ValueError(f"reason {reason!r}: one of {', '.join(INTERESTING)}")
+        if self.buffer is not None:
+            self.buffer.mark(trace_id.lower(), 1 << INTERESTING.index(reason))
 
     # -- capture ------------------------------------------------------------------------
 

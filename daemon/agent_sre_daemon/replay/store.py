@@ -186,6 +186,13 @@ class TraceStore:
             db.execute("ROLLBACK")
             raise
 
+    def mark(self, marks: list[tuple[str, int]]) -> None:
+        """Adds interesting-reason bits to traces (another engine said they matter)."""
+        self._db.executemany(
+            "UPDATE traces SET interesting = interesting | ? WHERE trace_id = ?",
+            [(bits, trace_id) for trace_id, bits in marks],
+        )
+
     def evict(self, now: float) -> int:
         """Drops traces past their retention, then the oldest until under the size cap
         (ordinary traces first, down to 90% of it); returns how many traces went."""

@@ -75,3 +75,22 @@ def test_captured_bodies_are_redacted_before_they_are_written(tmp_path: Path) ->
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert b"a@b.example" not in raw and b"sk-abcdefghijklmnopqrst" not in raw
+
+
+def test_another_engine_can_keep_a_trace_longer(tmp_path: Path) -> None:
+    from agent_sre.replay.traces import summarize
+    from agent_sre_daemon.replay.store import TraceQuery
+    from tests.unit.replay.test_store_and_traces import request_of
+
+    store = TraceStore(tmp_path / "r.sqlite", Limits(10.0, 1000.0, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(CollectorRegistry()))
+    request = request_of({"trace": 7, "span": 1})
+    buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
+    buffer.observe(request, 0.0)
+    buffer.mark((7).to_bytes(16, "big").hex(), 1 << 4)  # an incident names it
+    buffer.flush()
+    with store.lock:
+        assert store.evict(now=100.0) == 0  # past retention, kept for the incident
+        (trace,) = store.list_traces(TraceQuery())
+        assert trace["kept_because"] == ["incident"]
+        assert store.evict(now=2000.0) == 1

@@ -36,6 +36,8 @@ log = logging.getLogger("agent_sre.replay")
 FLUSH_SECONDS = 0.25
 WAKE_AT = 512
 """Requests waiting that wake the writer before its next tick."""
+EVICT_SECONDS = 5.0
+"""Retention is enforced this often (the size cap at every write)."""
 MAX_WAITING = 100_000
 """Requests waiting beyond this are dropped (counted): the buffer never holds the node up."""
 
@@ -63,6 +65,7 @@ class TraceBuffer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.failures = 0
+        self._evicted_at = float("-inf")
         self.redactor = Redactor()
         """Applied to every captured body before it is written (the engine sets it)."""
 
@@ -110,7 +113,12 @@ class TraceBuffer:
             try:
                 with self.store.lock:
                     self._flush_locked()
-                    evicted = self.store.evict(self.now())
+                    now = self.now()
+                    evicted = 0
+                    over = self.store.size_bytes > self.store.limits.max_bytes
+                    if over or now - self._evicted_at >= EVICT_SECONDS or self._stopping:
+                        evicted = self.store.evict(now)
+                        self._evicted_at = now
                 if evicted:
                     self.metrics.evicted_traces.inc(evicted)
                 self.metrics.stored_bytes.set(self.store.size_bytes)

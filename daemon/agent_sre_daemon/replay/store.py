@@ -198,11 +198,12 @@ class TraceStore:
         (ordinary traces first, down to 90% of it); returns how many traces went."""
         limits = self.limits
         db = self._db
+        # two range scans of the last_at index (an OR would scan the whole table)
         expired = [
             r[0]
             for r in db.execute(
-                "SELECT trace_id FROM traces WHERE (interesting = 0 AND last_at < ?)"
-                " OR last_at < ?",
+                "SELECT trace_id FROM traces WHERE last_at < ? AND interesting = 0"
+                " UNION SELECT trace_id FROM traces WHERE last_at < ?",
                 (now - limits.retention, now - max(limits.keep_interesting_for, limits.retention)),
             )
         ]
@@ -234,17 +235,30 @@ class TraceStore:
             return 0
         db = self._db
         db.execute("BEGIN")
+        freed = 0
+        seqs: set[int] = set()
         for trace_id in trace_ids:
+            seqs.update(
+                r[0] for r in db.execute("SELECT seq FROM trace_batches WHERE trace_id = ?",
+                                         (trace_id,))
+            )  # fmt: skip
+            row = db.execute(
+                "SELECT coalesce(sum(bytes), 0) FROM exchanges WHERE trace_id = ?", (trace_id,)
+            ).fetchone()
+            freed += int(row[0])
             db.execute("DELETE FROM trace_batches WHERE trace_id = ?", (trace_id,))
             db.execute("DELETE FROM exchanges WHERE trace_id = ?", (trace_id,))
             db.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
         # a stored request goes with the last trace that needed it
-        db.execute(
-            "DELETE FROM batches WHERE NOT EXISTS"
-            " (SELECT 1 FROM trace_batches t WHERE t.seq = batches.seq)"
-        )
+        for seq in seqs:
+            if db.execute("SELECT 1 FROM trace_batches WHERE seq = ? LIMIT 1", (seq,)).fetchone():
+                continue
+            row = db.execute("SELECT bytes FROM batches WHERE seq = ?", (seq,)).fetchone()
+            if row is not None:
+                freed += int(row[0])
+                db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
         db.execute("COMMIT")
-        self.size_bytes = self._stored_bytes()
+        self.size_bytes -= freed
         self.evicted_traces += len(trace_ids)
         return len(trace_ids)
 

@@ -117,7 +117,12 @@ def agent_run(
     client = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
     outputs = []
     with tracer.start_as_current_span(
-        "invoke_agent planner", attributes={"agent.span.kind": "AGENT_TASK", "agent.id": "planner"}
+        "invoke_agent planner",
+        attributes={
+            "agent.span.kind": "AGENT_TASK",
+            "agent.id": "planner",
+            "gen_ai.prompt": prompt,
+        },
     ) as root:
         headers: dict[str, str] = {}
         inject(headers)

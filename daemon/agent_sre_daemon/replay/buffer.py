@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from agent_sre.replay.redaction import Redactor
-from agent_sre.replay.traces import TraceIndex, TraceSummary
+from agent_sre.replay.traces import TraceIndex, TraceSummary, redact_spans
 from agent_sre_daemon.replay.store import Batch
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class TraceBuffer:
         while requests:
             request, at, summaries = requests.popleft()
             count = sum(s.spans for s in summaries)
-            batches.append(Batch(request.SerializeToString(), at, summaries, count))
+            batches.append(Batch(self._redacted(request), at, summaries, count))
             spans += count
         captured = []
         while exchanges:
@@ -153,6 +153,18 @@ class TraceBuffer:
         self.metrics.stored_spans.inc(spans)
         if captured:
             self.metrics.captured_calls.inc(len(captured))
+
+    def _redacted(self, request: ExportTraceServiceRequest) -> bytes:
+        """The request's bytes with secrets in span strings redacted. A scan of the bytes
+        decides; only a request that holds one is decoded again (a copy: the pipeline owns
+        the original) and redacted field by field."""
+        body = request.SerializeToString()
+        if not self.redactor.finds(body):
+            return body
+        copy = type(request).FromString(body)
+        redact_spans(copy, self.redactor)
+        self.metrics.redacted_requests.inc()
+        return copy.SerializeToString()
 
 
 def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:

@@ -42,6 +42,11 @@ class ReplayMetrics:
             "Proxied calls whose bodies were captured.",
             registry=registry,
         )
+        self.redacted_requests = Counter(
+            "agent_sre_replay_redacted_requests",
+            "Accepted trace requests whose span strings held a secret, redacted before storing.",
+            registry=registry,
+        )
         self.replayed_calls = Counter(
             "agent_sre_replay_replayed_calls",
             "Proxied calls answered by a replay session, by result (matched, mismatch).",

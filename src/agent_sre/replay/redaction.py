@@ -43,6 +43,12 @@ class Redactor:
             data = pattern.sub(MARK, data)
         return _CARD.sub(_card, data)
 
+    def finds(self, data: bytes) -> bool:
+        """Whether ``data`` holds anything :meth:`redact` would replace (a cheap scan)."""
+        if any(pattern.search(data) for pattern in self._patterns):
+            return True
+        return any(_card(m) == MARK for m in _CARD.finditer(data))
+
     def redact_text(self, text: str) -> str:
         return self.redact(text.encode()).decode("utf-8", "replace")
 

@@ -17,6 +17,7 @@ from agent_sre.tracing import conventions as conv
 from agent_sre.tracing.view import CORE_KEYS, read_attrs, read_span
 
 if TYPE_CHECKING:
+    from agent_sre.replay.redaction import Redactor
     from agent_sre.tracing.view import AgentSpan
 
 KINDS: tuple[str, ...] = ("AGENT_TASK", "TOOL_CALL", "LLM_INFERENCE", "DELEGATION",
@@ -124,6 +125,41 @@ def summarize(request: ExportTraceServiceRequest) -> list[TraceSummary]:
 
 _WANTED = CORE_KEYS | INDEX_KEYS
 _KIND_BIT = {name: 1 << i for i, name in enumerate(KINDS)}
+
+
+def redact_spans(request: ExportTraceServiceRequest, redactor: Redactor) -> None:
+    """Redacts, in place, every string a span can carry: attribute values (resource, scope,
+    span, event, link; nested lists and maps too), span and event names, status messages."""
+    text = redactor.redact_text
+    for resource_spans in request.resource_spans:
+        _redact_attributes(resource_spans.resource.attributes, text)
+        for scope_spans in resource_spans.scope_spans:
+            _redact_attributes(scope_spans.scope.attributes, text)
+            for span in scope_spans.spans:
+                span.name = text(span.name)
+                span.status.message = text(span.status.message)
+                _redact_attributes(span.attributes, text)
+                for event in span.events:
+                    event.name = text(event.name)
+                    _redact_attributes(event.attributes, text)
+                for link in span.links:
+                    _redact_attributes(link.attributes, text)
+
+
+def _redact_attributes(attributes: Any, text: Any) -> None:
+    for attribute in attributes:
+        _redact_value(attribute.value, text)
+
+
+def _redact_value(value: Any, text: Any) -> None:
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        value.string_value = text(value.string_value)
+    elif which == "array_value":
+        for item in value.array_value.values:
+            _redact_value(item, text)
+    elif which == "kvlist_value":
+        _redact_attributes(value.kvlist_value.values, text)
 
 
 def kind_names(bits: int) -> list[str]:

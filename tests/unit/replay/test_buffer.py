@@ -94,3 +94,43 @@ def test_another_engine_can_keep_a_trace_longer(tmp_path: Path) -> None:
         (trace,) = store.list_traces(TraceQuery())
         assert trace["kept_because"] == ["incident"]
         assert store.evict(now=2000.0) == 1
+
+
+def test_secrets_in_span_strings_are_redacted_before_they_are_stored(tmp_path: Path) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest as Request,
+    )
+
+    from agent_sre.replay.traces import assemble, summarize
+    from tests.unit.replay.test_store_and_traces import request_of
+
+    registry = CollectorRegistry()
+    store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(registry))
+    request = request_of(
+        {"trace": 3, "span": 1, "attrs": {"gen_ai.prompt": "mail jo@example.com", "n": 5}}
+    )
+    event = request.resource_spans[0].scope_spans[0].spans[0].events.add(name="exception")
+    event.attributes.add(key="msg").value.string_value = "key sk-abcdefghijklmnopqrstuv"
+    nested = event.attributes.add(key="list").value.array_value.values.add()
+    nested.string_value = "card 4111-1111-1111-1111"
+    original = request.SerializeToString()
+    buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
+    buffer.observe(request, 0.0)
+    clean = request_of({"trace": 4, "span": 2})
+    buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(clean)}
+    buffer.observe(clean, 0.0)
+    buffer.flush()
+    assert request.SerializeToString() == original  # the pipeline's request is untouched
+    trace_id = (3).to_bytes(16, "big").hex()
+    stored = assemble(store.batches(trace_id), trace_id)
+    span = stored.resource_spans[0].scope_spans[0].spans[0]
+    assert {a.key: a.value.string_value for a in span.attributes}["gen_ai.prompt"] == (
+        "mail [REDACTED]"
+    )
+    assert isinstance(stored, Request)
+    assert registry.get_sample_value("agent_sre_replay_redacted_requests_total") == 1
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for secret in (b"jo@example.com", b"sk-abcdefghijklmnopqrstuv", b"4111-1111-1111-1111"):
+        assert secret not in raw

@@ -163,8 +163,10 @@ class TraceBuffer:
             return body
         copy = type(request).FromString(body)
         redact_spans(copy, self.redactor)
-        self.metrics.redacted_requests.inc()
-        return copy.SerializeToString()
+        redacted = copy.SerializeToString()
+        if redacted != body:
+            self.metrics.redacted_requests.inc()
+        return redacted
 
 
 def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:

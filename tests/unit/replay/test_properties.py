@@ -54,3 +54,26 @@ def test_redaction_is_idempotent(data: bytes) -> None:
     redactor = Redactor()
     once = redactor.redact(data)
     assert redactor.redact(once) == once
+
+
+secret_like = st.sampled_from(
+    [
+        "sk-proj-abcdefghijklmnop0123",
+        "AKIAABCDEFGHIJKLMNOP",
+        "Bearer tok.en",
+        "bearer\tx",
+        "a.b@c.example",
+        "4111 1111 1111 1111",
+        "5500-0000-0000-0004",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "AIza" + "B" * 35,
+    ]
+)
+
+
+@given(st.lists(st.binary(max_size=30) | secret_like.map(str.encode), max_size=6))
+def test_the_cheap_scan_finds_everything_redaction_would_change(pieces: list[bytes]) -> None:
+    data = b" ".join(pieces)
+    redactor = Redactor()
+    if redactor.redact(data) != data:
+        assert redactor.finds(data)

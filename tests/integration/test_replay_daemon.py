@@ -575,3 +575,35 @@ def test_an_anthropic_stream_replays_from_a_cassette_with_recorded_timing(
         server.terminate()
         server.wait(10)
         provider.stop()
+
+
+def test_bodies_per_trace_are_capped_and_later_calls_keep_metadata_only(
+    make_daemon, provider: Provider
+) -> None:
+    config = {
+        "proxy": {
+            "endpoint": "127.0.0.1:0",
+            "routes": [
+                {"name": "openai", "prefix": "/openai", "upstream": provider.url, "api": "openai"}
+            ],
+        },
+        "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN},
+        "replay": {"capture": {"max_trace_mib": 0.001}},  # about 1 KiB of bodies a trace
+    }
+    daemon = make_daemon(config).start()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    client = openai.OpenAI(
+        base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
+        api_key=API_KEY,
+        max_retries=0,
+        default_headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    for n in range(4):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"call {n}"}]
+        )
+    cassette = get(daemon.url("admin", f"/v1/traces/{trace_id}/cassette"))
+    kept = [(e["truncated"], bool(e["chunks"])) for e in cassette["exchanges"]]
+    assert len(kept) == 4
+    assert kept[0] == (False, True)  # the first calls keep their bodies...
+    assert kept[-1] == (True, False)  # ...the last ones only that they happened

@@ -20,6 +20,7 @@ COMMANDS = (
     "signals",
     "rollout",
     "incidents",
+    "replay",
     "k8s",
     "agentkeys",
 )

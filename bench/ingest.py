@@ -54,12 +54,22 @@ def start_helper(mode: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str
     return proc, f"127.0.0.1:{port_file.read_text()}"
 
 
+SLO = """slos:
+  - name: bench-task-success
+    target: 0.99
+    window: 7d
+    sli: {kind: task_success, match: {agent.id: agent-0}}
+"""
+
+
 def start_daemon(
-    workdir: Path, upstream: str, fsync: bool = False
+    workdir: Path, upstream: str, fsync: bool = False, replay: bool = True, slo: bool = False
 ) -> tuple[subprocess.Popen[bytes], str]:
     config = workdir / "bench.yaml"
     config.write_text(
-        f"""
+        ("" if replay else "replay: {enabled: false}\n")
+        + (SLO if slo else "")
+        + f"""
 state_dir: {workdir / "state"}
 node: {{name: bench}}
 receivers:
@@ -125,11 +135,21 @@ async def saturate(
     }
 
 
-async def steady(address: str, spans_per_s: int, per_request: int, seconds: float) -> None:
+def mixed_request(per_request: int, traces: int) -> bytes:
+    """``per_request`` spans spread over ``traces`` traces (the trace buffer splits them)."""
+    request = make_request(per_request // traces)
+    for _ in range(traces - 1):
+        request.MergeFrom(make_request(per_request // traces))
+    return request.SerializeToString()
+
+
+async def steady(
+    address: str, spans_per_s: int, per_request: int, seconds: float, traces: int = 1
+) -> None:
     interval = per_request / spans_per_s
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(METHOD, None, None)
-        bodies = [make_request(per_request).SerializeToString() for _ in range(50)]
+        bodies = [mixed_request(per_request, traces) for _ in range(50)]
         next_at = time.perf_counter()
         end = next_at + seconds
         pending: set[asyncio.Task[object]] = set()
@@ -184,8 +204,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--replay-only",
+        action="store_true",
+        help="only the trace buffer's cost: steady 10k spans/s with replay off, then on",
+    )
     args = parser.parse_args()
     pin(os.getpid(), CLIENT_CPU)
+    if args.replay_only:
+        replay_cost(args.steady_seconds)
+        return
     body = make_request(512).SerializeToString()
     print(
         f"request: 512 spans, {len(body)} bytes; server CPU {SERVER_CPU}, client CPU {CLIENT_CPU}"
@@ -245,6 +273,50 @@ def main() -> None:
             f" (peak {peak:.1f} MiB); {cpu / base_cpu:.2f}x the baseline's cpu"
         )
         print("  (the OpenTelemetry Collector's TestTrace10kSPS: about 6-13% of a core, 55-80 MiB)")
+
+
+def replay_cost(seconds: float) -> None:
+    """The trace buffer's CPU at a steady 10,000 spans/s (100-span requests of 10 traces
+    each, so every request is split by trace), against the same daemon with
+    ``replay.enabled: false``; and the disk bytes it writes per span."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        sink, sink_addr = start_helper("sink", workdir)
+        pin(sink.pid, CLIENT_CPU)
+        results = {}
+        try:
+            for slo, replay in ((False, False), (False, True), (True, False), (True, True)):
+                where = workdir / f"{'slo-' if slo else ''}{'on' if replay else 'off'}"
+                where.mkdir()
+                daemon, address = start_daemon(where, sink_addr, replay=replay, slo=slo)
+                pin_tree(daemon.pid, SERVER_CPU)
+                try:
+                    _, cpu, rss, _ = measure(daemon, steady(address, 10_000, 100, seconds, 10))
+                    time.sleep(1.0)  # the writer's last flush
+                finally:
+                    daemon.terminate()
+                    daemon.wait()
+                stored = sum(f.stat().st_size for f in (where / "state").glob("replay.sqlite*"))
+                results[slo, replay] = (cpu, rss, stored)
+        finally:
+            sink.terminate()
+            sink.wait()
+    spans = 10_000 * seconds
+    print(f"\nreplay: steady 10,000 spans/s, 100 spans (10 traces) a request, {seconds:.0f}s")
+    for slo in (False, True):
+        (off_cpu, off_rss, _), (on_cpu, on_rss, stored) = results[slo, False], results[slo, True]
+        print(
+            "  no SLO configured:" if not slo else "  one SLO configured (span views built anyway):"
+        )
+        print(
+            f"    replay off (baseline) cpu {off_cpu * 100:5.1f}% of one core,"
+            f" rss {off_rss:.1f} MiB"
+        )
+        print(
+            f"    replay on             cpu {on_cpu * 100:5.1f}% of one core, rss {on_rss:.1f} MiB;"
+            f" {on_cpu / off_cpu:.2f}x the baseline's cpu ({(on_cpu / off_cpu - 1) * 100:+.1f}%)"
+        )
+        print(f"    trace buffer on disk: {stored / spans:.0f} bytes per span")
 
 
 if __name__ == "__main__":

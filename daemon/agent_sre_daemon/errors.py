@@ -113,6 +113,8 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
 # - agent_throttled is 429 with Retry-After: waiting does fix it, so the SDK's own retry is
 #   right when the wait is short (up to a minute, which SDKs honour); a longer wait says
 #   ``x-should-retry: false`` so no doomed retries are sent;
+# - replay_mismatch (a call a replay session has no recorded answer for) is 409 with
+#   ``x-should-retry: false``: the same request would never match;
 # - upstream_unreachable (connect error) is 502 and upstream_timeout 504: a direct call would
 #   have failed with a connection error the SDK retries, and so it still does.
 # The body is the provider's own error shape (``Provider.error_body``).
@@ -133,6 +135,7 @@ PROXY_STATUS = {
     "proxy_busy": 503,
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
+    "replay_mismatch": 409,
 }
 """HTTP status of every error the proxy itself answers, by its ``type``."""
 

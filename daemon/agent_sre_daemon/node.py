@@ -41,6 +41,7 @@ from agent_sre_daemon.ingest.correlation import CallCorrelation
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.ingest.receivers import OtlpReceivers
 from agent_sre_daemon.proxy.server import ProxyServer
+from agent_sre_daemon.replay.engine import ReplayEngine
 from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLORuntime
 from agent_sre_daemon.stores.lock import StateDirLock, lock_state_dir
@@ -61,6 +62,7 @@ ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
     SLORuntime,
     DeliveryRuntime,
     ChaosRuntime,
+    ReplayEngine,
 )
 """The engines, in start order (a new engine is one line here)."""
 
@@ -71,6 +73,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     DeliveryRuntime,
     IncidentsRuntime,
     ChaosRuntime,
+    ReplayEngine,
     Forwarding,
     CallCorrelation,
     ProxyServer,

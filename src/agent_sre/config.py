@@ -22,6 +22,7 @@ from agent_sre.cost.spec import BudgetsConfig
 from agent_sre.delivery.spec import RolloutsConfig
 from agent_sre.gateway.providers import ApiName
 from agent_sre.incidents.spec import IncidentsConfig
+from agent_sre.replay.spec import ReplayConfig
 from agent_sre.section import DURATION_JSON_SCHEMA as DURATION_JSON_SCHEMA
 from agent_sre.section import Duration as Duration
 from agent_sre.section import Endpoint as Endpoint
@@ -224,7 +225,7 @@ class Config(Section):
     rollouts: RolloutsConfig = RolloutsConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     alerting: AlertingConfig = AlertingConfig()
-    replay: NotYetConfigurable = NotYetConfigurable()
+    replay: ReplayConfig = ReplayConfig()
     fleet: NotYetConfigurable = NotYetConfigurable()
 
     @field_validator("slos")

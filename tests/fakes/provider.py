@@ -106,6 +106,8 @@ class FakeProvider:
     the same id (tests comparing a proxied answer with a direct one byte for byte)."""
     models: dict[str, ModelQuality] = field(default_factory=dict)
     """Per-model quality for chat completions and messages (models not listed: as set above)."""
+    reply_text: str | None = None
+    """Reply with these words (split on spaces) instead of ``Hello word word...``."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -182,6 +184,9 @@ class FakeProvider:
             words = quality.reply_words
         limit = body.get(limit_key) or body.get("max_completion_tokens") or words
         count = max(1, min(words, int(limit)))
+        if self.reply_text is not None:
+            text = self.reply_text.split(" ")
+            return [w if i == 0 else " " + w for i, w in enumerate(text)][:count]
         return [("Hello" if i == 0 else " word") for i in range(count)]
 
     @staticmethod
@@ -584,9 +589,21 @@ class FakeProvider:
         )
 
 
-async def _serve(host: str, port: int, models: dict[str, Any]) -> None:
+async def _serve(
+    host: str,
+    port: int,
+    models: dict[str, Any],
+    reply_text: str | None = None,
+    gzip: bool = False,
+    delay: float = 0.0,
+) -> None:
     fake = FakeProvider(
-        host=host, port=port, models={k: ModelQuality(**v) for k, v in models.items()}
+        host=host,
+        port=port,
+        models={k: ModelQuality(**v) for k, v in models.items()},
+        reply_text=reply_text,
+        gzip=gzip,
+        chunk_delay=delay,
     )
     print(await fake.start(), flush=True)
     try:
@@ -606,9 +623,14 @@ def main() -> None:
         default={},
         help='per-model quality as JSON, e.g. {"gpt-4.1": {"error_rate": 0.5}}',
     )
+    parser.add_argument("--reply-text", default=None, help="the words every reply is made of")
+    parser.add_argument("--gzip", action="store_true", help="gzip JSON when the client accepts")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between events")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port, args.models))
+        asyncio.run(
+            _serve(args.host, args.port, args.models, args.reply_text, args.gzip, args.chunk_delay)
+        )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ COMMANDS = (
     "rollout",
     "incidents",
     "chaos",
+    "replay",
     "k8s",
     "agentkeys",
 )

@@ -1,0 +1,1 @@
+"""The replay engine's shell: the trace buffer, call capture, replay sessions."""

@@ -1,0 +1,178 @@
+"""The trace buffer: accepted requests and captured calls, written off the event loop.
+
+A light span observer adds each span's view (which the pipeline builds anyway) to a trace
+index of the request in hand; the batch observer, called right after the request's spans,
+queues the request with that index (no copy, no parse: the request is not changed after it
+is accepted). A writer thread wakes every :data:`FLUSH_SECONDS` (or when much is waiting),
+serialises the requests and writes them in one transaction, then evicts. Reads drain what
+is waiting first, so a query sees every span accepted before it.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from agent_sre.replay.redaction import Redactor
+from agent_sre.replay.traces import TraceIndex, TraceSummary, redact_spans
+from agent_sre_daemon.replay.store import Batch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from agent_sre.replay.exchange import Exchange
+    from agent_sre_daemon.replay.metrics import ReplayMetrics
+    from agent_sre_daemon.replay.store import TraceStore
+
+log = logging.getLogger("agent_sre.replay")
+
+FLUSH_SECONDS = 0.25
+WAKE_AT = 512
+"""Requests waiting that wake the writer before its next tick."""
+EVICT_SECONDS = 5.0
+"""Retention is enforced this often (the size cap at every write)."""
+MAX_WAITING = 100_000
+"""Requests waiting beyond this are dropped (counted): the buffer never holds the node up."""
+
+
+class TraceBuffer:
+    """Feeds the store from the event loop without blocking it.
+
+    Args:
+        store: the SQLite store (its lock serialises the writer and readers).
+        now: the node clock's ``time``.
+        metrics: the engine's metrics.
+    """
+
+    def __init__(self, store: TraceStore, now: Callable[[], float], metrics: ReplayMetrics):
+        self.store = store
+        self.now = now
+        self.metrics = metrics
+        self._requests: collections.deque[
+            tuple[ExportTraceServiceRequest, float, list[TraceSummary]]
+        ] = collections.deque()
+        self.index = TraceIndex()
+        self._exchanges: collections.deque[Exchange] = collections.deque()
+        self._marks: collections.deque[tuple[str, int]] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+        self._evicted_at = float("-inf")
+        self.redactor = Redactor()
+        """Applied to every captured body before it is written (the engine sets it)."""
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="replay-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Writes what is waiting and ends the thread (blocking: run it in a thread)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, timeout))
+
+    # hot path: per accepted request
+    def observe(self, request: ExportTraceServiceRequest, now: float) -> None:
+        """The batch observer: queues the request with its traces' summaries (the writer
+        thread does the rest)."""
+        summaries = self.index.take()
+        requests = self._requests
+        if len(requests) >= MAX_WAITING:
+            self.metrics.dropped_requests.inc()
+            return
+        requests.append((request, now, summaries))
+        if len(requests) == WAKE_AT:
+            self._wake.set()
+
+    def capture(self, exchange: Exchange) -> None:
+        """Queues a captured call (redacted by the writer, before anything is written)."""
+        self._exchanges.append(exchange)
+
+    def mark(self, trace_id: str, bits: int) -> None:
+        """Queues reasons to keep a trace longer (applied after what is waiting is written)."""
+        self._marks.append((trace_id, bits))
+
+    def flush(self) -> None:
+        """Writes everything waiting (blocking; takes the store's lock)."""
+        with self.store.lock:
+            self._flush_locked()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            try:
+                with self.store.lock:
+                    self._flush_locked()
+                    now = self.now()
+                    evicted = 0
+                    over = self.store.size_bytes > self.store.limits.max_bytes
+                    if over or now - self._evicted_at >= EVICT_SECONDS or self._stopping:
+                        evicted = self.store.evict(now)
+                        self._evicted_at = now
+                if evicted:
+                    self.metrics.evicted_traces.inc(evicted)
+                self.metrics.stored_bytes.set(self.store.size_bytes)
+            except Exception:
+                self.failures += 1
+                self.metrics.write_errors.inc()
+                log.exception("trace buffer: writing failed")
+            if self._stopping:
+                return
+
+    def _flush_locked(self) -> None:
+        requests, exchanges, marks = self._requests, self._exchanges, self._marks
+        if not requests and not exchanges and not marks:
+            return
+        batches = []
+        spans = 0
+        while requests:
+            request, at, summaries = requests.popleft()
+            count = sum(s.spans for s in summaries)
+            batches.append(Batch(self._redacted(request), at, summaries, count))
+            spans += count
+        captured = []
+        while exchanges:
+            exchange = redacted(exchanges.popleft(), self.redactor)
+            captured.append((exchange, json.dumps(exchange.to_json()).encode()))
+        self.store.write(batches, captured)
+        if marks:
+            taken = []
+            while marks:
+                taken.append(marks.popleft())
+            self.store.mark(taken)
+        self.metrics.stored_spans.inc(spans)
+        if captured:
+            self.metrics.captured_calls.inc(len(captured))
+
+    def _redacted(self, request: ExportTraceServiceRequest) -> bytes:
+        """The request's bytes with secrets in span strings redacted. A scan of the bytes
+        decides; only a request that holds one is decoded again (a copy: the pipeline owns
+        the original) and redacted field by field."""
+        body = request.SerializeToString()
+        if not self.redactor.finds(body):
+            return body
+        copy = type(request).FromString(body)
+        redact_spans(copy, self.redactor)
+        redacted = copy.SerializeToString()
+        if redacted != body:
+            self.metrics.redacted_requests.inc()
+        return redacted
+
+
+def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:
+    """``exchange`` with its query and bodies redacted (in place; it is not shared)."""
+    redact = redactor.redact
+    exchange.query = redactor.redact_text(exchange.query)
+    exchange.request = redact(exchange.request)
+    exchange.chunks = [(at, redact(chunk)) for at, chunk in exchange.chunks]
+    return exchange

@@ -1,0 +1,136 @@
+"""Replay sessions: recorded calls answered to an agent instead of the upstream.
+
+A session is bound to a route prefix (every call under it is answered from the recording)
+or to the ``X-Agent-SRE-Replay: <session id>`` header the agent sends. A call that matches
+no recorded one is answered with a ``replay_mismatch`` error naming the nearest recorded
+request and the difference; it never reaches the upstream unless the session was opened
+with ``passthrough``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from agent_sre.gateway.providers import facts_from_json
+from agent_sre.gateway.sse import StreamTap
+from agent_sre.replay.script import Mismatch, ReplayScript
+
+if TYPE_CHECKING:
+    from agent_sre.gateway.plan import CallPlan, ResponseFacts
+    from agent_sre.replay.exchange import Exchange
+
+HEADER = "X-Agent-SRE-Replay"
+
+
+@dataclass
+class ReplaySession:
+    id: str
+    trace_id: str
+    script: ReplayScript
+    prefix: str = ""
+    """Route prefix the session answers (empty: only calls naming it in the header)."""
+    timing: bool = False
+    """Stream chunks with their recorded gaps."""
+    passthrough: bool = False
+    """A call with no recorded match goes to the upstream instead of failing."""
+    answered: int = 0
+    mismatches: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "trace_id": self.trace_id,
+            "prefix": self.prefix,
+            "header": f"{HEADER}: {self.id}",
+            "timing": self.timing,
+            "passthrough": self.passthrough,
+            "calls": len(self.script.exchanges),
+            "answered": self.answered,
+            "remaining": self.script.remaining,
+            "mismatches": self.mismatches,
+        }
+
+
+class SessionTable:
+    """The open sessions, by id, at most ``limit`` of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sessions: dict[str, ReplaySession] = {}
+
+    def open(self, session: ReplaySession) -> ReplaySession:
+        """Adds ``session`` under a fresh id.
+
+        Raises:
+            ValueError: ``limit`` sessions are open, or another one holds the prefix.
+        """
+        if len(self.sessions) >= self.limit:
+            raise ValueError(
+                f"{self.limit} replay sessions are open (replay.max_sessions); close one first"
+            )
+        if session.prefix and any(s.prefix == session.prefix for s in self.sessions.values()):
+            raise ValueError(f"another replay session is bound to prefix {session.prefix}")
+        session.id = secrets.token_hex(8)
+        self.sessions[session.id] = session
+        return session
+
+    def close(self, session_id: str) -> bool:
+        return self.sessions.pop(session_id, None) is not None
+
+    def bound(self, prefix: str, header: str | None) -> ReplaySession | str | None:
+        """The session for a call: by its header, else by its route prefix; a header naming
+        no session is an error message (the call must not silently go upstream)."""
+        if header:
+            found = self.sessions.get(header.strip())
+            return found if found is not None else f"no replay session {header.strip()!r}"
+        for session in self.sessions.values():
+            if session.prefix and session.prefix.rstrip("/") == prefix.rstrip("/"):
+                return session
+        return None
+
+
+def match(session: ReplaySession, method: str, full_path: str, body: bytes) -> Exchange | Mismatch:
+    answer = session.script.answer(method, full_path, body)
+    if isinstance(answer, Mismatch):
+        session.mismatches += 1
+    else:
+        session.answered += 1
+    return answer
+
+
+async def write_answer(
+    request: web.Request, exchange: Exchange, timing: bool, plan: CallPlan | None = None
+) -> tuple[web.StreamResponse, ResponseFacts | None]:
+    """Answers ``request`` with the recorded response (re-chunked as recorded; with
+    ``timing``, with the recorded gaps between chunks) and what it told (usage, model)."""
+    content_type = exchange.content_type or "application/octet-stream"
+    facts: ResponseFacts | None = None
+    if not exchange.streamed:
+        body = exchange.body
+        if plan is not None and plan.operation is not None and content_type.endswith("json"):
+            facts = facts_from_json(plan, body)
+        response = web.Response(status=exchange.status, body=body)
+        response.content_type = content_type
+        return response, facts
+    stream = web.StreamResponse(status=exchange.status)
+    stream.content_type = content_type
+    tap = StreamTap(plan) if plan is not None and content_type == "text/event-stream" else None
+    await stream.prepare(request)
+    previous = 0.0
+    for at, chunk in exchange.chunks:
+        if timing and at > previous:
+            await asyncio.sleep(at - previous)
+        previous = max(previous, at)
+        if tap is not None:
+            tap.feed(chunk)
+        await stream.write(chunk)
+    await stream.write_eof()
+    if tap is not None:
+        tap.finish()
+        facts = tap.facts
+    return stream, facts

@@ -1,0 +1,314 @@
+"""Trace assembly: summarising each accepted request by trace for the index, putting a
+trace's spans back together from the stored requests, OTLP JSON, span trees.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from agent_sre.tracing import conventions as conv
+from agent_sre.tracing.view import CORE_KEYS, read_attrs, read_span
+
+if TYPE_CHECKING:
+    from agent_sre.replay.redaction import Redactor
+    from agent_sre.tracing.view import AgentSpan
+
+KINDS: tuple[str, ...] = ("AGENT_TASK", "TOOL_CALL", "LLM_INFERENCE", "DELEGATION",
+                          "POLICY_CHECK", "OTHER")  # fmt: skip
+"""Bit ``i`` of a summary's ``kinds`` is ``KINDS[i]``."""
+
+INTERESTING: tuple[str, ...] = ("error", "chaos_fault", "refusal", "slo_bad", "incident")
+"""Bit ``i`` of a summary's ``interesting`` is the reason ``INTERESTING[i]``: such traces
+are kept for ``replay.keep_interesting_for``."""
+
+REFUSALS = frozenset({"budget_exceeded", "agent_blocked", "agent_throttled",
+                      "budget_unavailable"})  # fmt: skip
+_ERROR = Status.STATUS_CODE_ERROR
+
+
+INDEX_KEYS: frozenset[str] = frozenset(
+    {
+        "error.type",
+        conv.AGENT_SRE_CHAOS_FAULT,
+        conv.AGENT_SRE_COST_USD,
+        "agent_sre.slo.bad",
+        "agent_sre.incident.id",
+    }
+)
+"""Attributes the trace index reads beyond the span view's core keys."""
+
+
+@dataclass
+class TraceSummary:
+    """What the index keeps of one trace's spans in one request."""
+
+    trace_id: str
+    start_ns: int = 0
+    end_ns: int = 0
+    spans: int = 0
+    errors: int = 0
+    agent: str = ""
+    root: str = ""
+    """The name of its earliest span (the root, when the root is in the trace)."""
+    kinds: int = 0
+    interesting: int = 0
+    cost_usd: float = 0.0
+
+
+class TraceIndex:
+    """Summarises the spans of one request by trace, from the span views the pipeline
+    builds anyway (no second pass over the protobuf)."""
+
+    def __init__(self) -> None:
+        self.summaries: dict[bytes, TraceSummary] = {}
+
+    # hot path: per span
+    def add(self, span: AgentSpan, now: float = 0.0) -> None:
+        summary = self.summaries.get(span.trace_id)
+        if summary is None:
+            summary = self.summaries[span.trace_id] = TraceSummary(
+                span.trace_id.hex(), span.start_ns, span.end_ns, root=span.name
+            )
+        elif span.start_ns < summary.start_ns:
+            summary.start_ns = span.start_ns
+            summary.root = span.name
+        if span.end_ns > summary.end_ns:
+            summary.end_ns = span.end_ns
+        summary.spans += 1
+        summary.kinds |= _KIND_BIT[span.kind.value]
+        attrs = span.attrs
+        if not summary.agent:
+            agent = attrs.get(conv.AGENT_ID) or attrs.get(conv.GEN_AI_AGENT_ID)
+            if isinstance(agent, str):
+                summary.agent = agent
+        error_type = attrs.get("error.type")
+        if span.is_error or error_type is not None:
+            summary.errors += 1
+            summary.interesting |= 1
+            if error_type in REFUSALS:
+                summary.interesting |= 4
+        if conv.AGENT_SRE_CHAOS_FAULT in attrs:
+            summary.interesting |= 2
+        if attrs.get("agent_sre.slo.bad") is True:
+            summary.interesting |= 8
+        if "agent_sre.incident.id" in attrs:
+            summary.interesting |= 16
+        cost = attrs.get(conv.AGENT_SRE_COST_USD)
+        if isinstance(cost, float):
+            summary.cost_usd += cost
+
+    def take(self) -> list[TraceSummary]:
+        """The summaries so far (and a fresh start)."""
+        found = list(self.summaries.values())
+        self.summaries = {}
+        return found
+
+
+def summarize(request: ExportTraceServiceRequest) -> list[TraceSummary]:
+    """The index summaries of a request read on its own (tests, tools)."""
+    index = TraceIndex()
+    for resource_spans in request.resource_spans:
+        resource_attrs: dict[str, Any] = {}
+        read_attrs(resource_spans.resource.attributes, _WANTED, resource_attrs)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                index.add(read_span(span, _WANTED, resource_attrs))
+    return index.take()
+
+
+_WANTED = CORE_KEYS | INDEX_KEYS
+_KIND_BIT = {name: 1 << i for i, name in enumerate(KINDS)}
+
+
+def redact_spans(request: ExportTraceServiceRequest, redactor: Redactor) -> None:
+    """Redacts, in place, every string a span can carry: attribute values (resource, scope,
+    span, event, link; nested lists and maps too), span and event names, status messages."""
+    text = redactor.redact_text
+    for resource_spans in request.resource_spans:
+        _redact_attributes(resource_spans.resource.attributes, text)
+        for scope_spans in resource_spans.scope_spans:
+            _redact_attributes(scope_spans.scope.attributes, text)
+            for span in scope_spans.spans:
+                span.name = text(span.name)
+                span.status.message = text(span.status.message)
+                _redact_attributes(span.attributes, text)
+                for event in span.events:
+                    event.name = text(event.name)
+                    _redact_attributes(event.attributes, text)
+                for link in span.links:
+                    _redact_attributes(link.attributes, text)
+
+
+def _redact_attributes(attributes: Any, text: Any) -> None:
+    for attribute in attributes:
+        _redact_value(attribute.value, text)
+
+
+def _redact_value(value: Any, text: Any) -> None:
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        value.string_value = text(value.string_value)
+    elif which == "array_value":
+        for item in value.array_value.values:
+            _redact_value(item, text)
+    elif which == "kvlist_value":
+        _redact_attributes(value.kvlist_value.values, text)
+
+
+def kind_names(bits: int) -> list[str]:
+    return [name for i, name in enumerate(KINDS) if bits & (1 << i)]
+
+
+def reasons(bits: int) -> list[str]:
+    return [name for i, name in enumerate(INTERESTING) if bits & (1 << i)]
+
+
+def assemble(batches: list[bytes], trace_id: str) -> ExportTraceServiceRequest:
+    """One request holding the spans of trace ``trace_id`` (hex) from the stored requests
+    that carry them, in the order stored (resources and scopes without its spans left out)."""
+    wanted = bytes.fromhex(trace_id)
+    whole = ExportTraceServiceRequest()
+    for body in batches:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            target = None
+            for scope_spans in resource_spans.scope_spans:
+                spans = [s for s in scope_spans.spans if s.trace_id == wanted]
+                if not spans:
+                    continue
+                if target is None:
+                    target = whole.resource_spans.add()
+                    target.resource.CopyFrom(resource_spans.resource)
+                    target.schema_url = resource_spans.schema_url
+                scope_target = target.scope_spans.add()
+                scope_target.scope.CopyFrom(scope_spans.scope)
+                scope_target.schema_url = scope_spans.schema_url
+                scope_target.spans.extend(spans)
+    return whole
+
+
+def to_otlp_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """The OTLP/JSON mapping (ids in hex, as the specification says, not base64)."""
+    data = json_format.MessageToDict(request)
+    for resource_spans in data.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+                for link in span.get("links", []):
+                    for key in ("traceId", "spanId"):
+                        if key in link:
+                            link[key] = base64.b64decode(link[key]).hex()
+    return data
+
+
+def from_otlp_json(data: dict[str, Any]) -> ExportTraceServiceRequest:
+    """Reads :func:`to_otlp_json`'s output (hex ids) back."""
+    data = json.loads(json.dumps(data))
+    for resource_spans in data.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    return json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+
+
+@dataclass
+class SpanRow:
+    """A span as ``replay show`` and the diff read it."""
+
+    span_id: str
+    parent_id: str
+    name: str
+    kind: str
+    start_ns: int
+    end_ns: int
+    error: str
+    attributes: dict[str, Any]
+    children: list[SpanRow] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e9
+
+    def to_json(self, depth: int = 0) -> dict[str, Any]:
+        a = self.attributes
+        return {
+            "depth": depth,
+            "span_id": self.span_id,
+            "name": self.name,
+            "kind": self.kind,
+            "duration_seconds": round(self.duration, 6),
+            "model": a.get(conv.GEN_AI_RESPONSE_MODEL) or a.get(conv.GEN_AI_REQUEST_MODEL) or "",
+            "input_tokens": a.get(conv.GEN_AI_USAGE_INPUT_TOKENS),
+            "output_tokens": a.get(conv.GEN_AI_USAGE_OUTPUT_TOKENS),
+            "cost_usd": a.get(conv.AGENT_SRE_COST_USD),
+            "fault": a.get(conv.AGENT_SRE_CHAOS_FAULT, ""),
+            "error": self.error,
+        }
+
+
+def span_tree(request: ExportTraceServiceRequest) -> list[SpanRow]:
+    """The trace's spans as trees (roots: spans whose parent is not in the trace), children
+    by start time."""
+    rows: dict[str, SpanRow] = {}
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                attributes = {a.key: _value(a.value) for a in span.attributes}
+                error = ""
+                if span.status.code == _ERROR or "error.type" in attributes:
+                    error = str(attributes.get("error.type") or span.status.message or "error")
+                rows[span.span_id.hex()] = SpanRow(
+                    span.span_id.hex(),
+                    span.parent_span_id.hex(),
+                    span.name,
+                    str(attributes.get(conv.AGENT_SPAN_KIND, "")),
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    error,
+                    attributes,
+                )
+    roots = []
+    for row in sorted(rows.values(), key=lambda r: (r.start_ns, r.name)):
+        parent = rows.get(row.parent_id)
+        if parent is None or parent is row:
+            roots.append(row)
+        else:
+            parent.children.append(row)
+    return roots
+
+
+def flatten(roots: list[SpanRow]) -> list[dict[str, Any]]:
+    """Rows for a table: each span with its depth, parents before children."""
+    out: list[dict[str, Any]] = []
+
+    def visit(row: SpanRow, depth: int) -> None:
+        out.append(row.to_json(depth))
+        for child in row.children:
+            visit(child, depth + 1)
+
+    for root in roots:
+        visit(root, 0)
+    return out
+
+
+def _value(value: Any) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which in ("array_value", "kvlist_value", "bytes_value"):
+        return json_format.MessageToDict(value).get(_CAMEL[which])
+    return getattr(value, which)
+
+
+_CAMEL = {"array_value": "arrayValue", "kvlist_value": "kvlistValue", "bytes_value": "bytesValue"}

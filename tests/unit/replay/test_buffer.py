@@ -1,0 +1,136 @@
+"""The trace buffer's writer: a failing store is counted and the writer goes on; a writer
+that falls behind drops requests (counted) instead of holding the node up."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from prometheus_client import CollectorRegistry
+
+from agent_sre.replay.exchange import Exchange
+from agent_sre_daemon.replay import buffer as buffer_module
+from agent_sre_daemon.replay.buffer import TraceBuffer
+from agent_sre_daemon.replay.metrics import ReplayMetrics
+from agent_sre_daemon.replay.store import Limits, TraceStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+
+class BrokenStore(TraceStore):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, Limits(3600, 86400, 1 << 30))
+        self.calls = 0
+        self.failed = threading.Event()
+
+    def write(self, batches, exchanges):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        self.failed.set()
+        raise OSError("disk full")
+
+
+def test_a_failing_store_is_counted_and_the_writer_goes_on(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    store = BrokenStore(tmp_path / "r.sqlite")
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(registry))
+    buffer.start()
+    buffer.observe(ExportTraceServiceRequest(), 0.0)
+    assert store.failed.wait(10)
+    buffer.stop(10)
+    assert buffer.failures >= 1
+    assert registry.get_sample_value("agent_sre_replay_write_errors_total") >= 1
+
+
+def test_a_writer_that_falls_behind_drops_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(buffer_module, "MAX_WAITING", 2)
+    registry = CollectorRegistry()
+    store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(registry))  # not started
+    for _ in range(5):
+        buffer.observe(ExportTraceServiceRequest(), 0.0)
+    assert registry.get_sample_value("agent_sre_replay_dropped_requests_total") == 3
+
+
+def test_captured_bodies_are_redacted_before_they_are_written(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(CollectorRegistry()))
+    buffer.capture(
+        Exchange(
+            "openai", "/openai", "openai", "POST", "/v1/x", query="key=sk-abcdefghijklmnopqrst",
+            request=b'{"mail": "a@b.example"}', chunks=[(0.0, b"Bearer abc.def")],
+            trace_id="ab" * 16,
+        )
+    )  # fmt: skip
+    buffer.flush()
+    (stored,) = store.exchanges("ab" * 16)
+    assert stored.request == b'{"mail": "[REDACTED]"}'
+    assert stored.chunks == [(0.0, b"[REDACTED]")]
+    assert stored.query == "key=[REDACTED]"
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"a@b.example" not in raw and b"sk-abcdefghijklmnopqrst" not in raw
+
+
+def test_another_engine_can_keep_a_trace_longer(tmp_path: Path) -> None:
+    from agent_sre.replay.traces import summarize
+    from agent_sre_daemon.replay.store import TraceQuery
+    from tests.unit.replay.test_store_and_traces import request_of
+
+    store = TraceStore(tmp_path / "r.sqlite", Limits(10.0, 1000.0, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(CollectorRegistry()))
+    request = request_of({"trace": 7, "span": 1})
+    buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
+    buffer.observe(request, 0.0)
+    buffer.mark((7).to_bytes(16, "big").hex(), 1 << 4)  # an incident names it
+    buffer.flush()
+    with store.lock:
+        assert store.evict(now=100.0) == 0  # past retention, kept for the incident
+        (trace,) = store.list_traces(TraceQuery())
+        assert trace["kept_because"] == ["incident"]
+        assert store.evict(now=2000.0) == 1
+
+
+def test_secrets_in_span_strings_are_redacted_before_they_are_stored(tmp_path: Path) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest as Request,
+    )
+
+    from agent_sre.replay.traces import assemble, summarize
+    from tests.unit.replay.test_store_and_traces import request_of
+
+    registry = CollectorRegistry()
+    store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(registry))
+    request = request_of(
+        {"trace": 3, "span": 1, "attrs": {"gen_ai.prompt": "mail jo@example.com", "n": 5}}
+    )
+    event = request.resource_spans[0].scope_spans[0].spans[0].events.add(name="exception")
+    event.attributes.add(key="msg").value.string_value = "key sk-abcdefghijklmnopqrstuv"
+    nested = event.attributes.add(key="list").value.array_value.values.add()
+    nested.string_value = "card 4111-1111-1111-1111"
+    original = request.SerializeToString()
+    buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
+    buffer.observe(request, 0.0)
+    clean = request_of({"trace": 4, "span": 2})
+    buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(clean)}
+    buffer.observe(clean, 0.0)
+    buffer.flush()
+    assert request.SerializeToString() == original  # the pipeline's request is untouched
+    trace_id = (3).to_bytes(16, "big").hex()
+    stored = assemble(store.batches(trace_id), trace_id)
+    span = stored.resource_spans[0].scope_spans[0].spans[0]
+    assert {a.key: a.value.string_value for a in span.attributes}["gen_ai.prompt"] == (
+        "mail [REDACTED]"
+    )
+    assert isinstance(stored, Request)
+    assert registry.get_sample_value("agent_sre_replay_redacted_requests_total") == 1
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for secret in (b"jo@example.com", b"sk-abcdefghijklmnopqrstuv", b"4111-1111-1111-1111"):
+        assert secret not in raw

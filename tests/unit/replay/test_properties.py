@@ -1,0 +1,79 @@
+"""Property tests of the replay decoders: cassettes and canonical request bodies."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent_sre.replay.canonical import canonical_body, differences
+from agent_sre.replay.cassette import Cassette, CassetteError, loads
+from agent_sre.replay.exchange import Exchange
+from agent_sre.replay.redaction import Redactor
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_loading_anything_gives_a_cassette_or_a_cassette_error(data: bytes) -> None:
+    try:
+        loads(data, "fuzz.json")
+    except CassetteError as exc:
+        assert str(exc).startswith("fuzz.json")
+
+
+@given(
+    st.binary(max_size=200),
+    st.lists(st.tuples(st.floats(0, 100), st.binary(max_size=50)), max_size=5),
+)
+def test_any_exchange_round_trips_through_a_cassette(
+    request: bytes, chunks: list[tuple[float, bytes]]
+) -> None:
+    chunks = [(round(at, 6), data) for at, data in chunks]
+    exchange = Exchange("r", "/p", "openai", "POST", "/x", request=request, status=200,
+                        chunks=chunks)  # fmt: skip
+    assert loads(Cassette("t", [exchange]).dumps()).exchanges == [exchange]
+
+
+@given(json_values)
+def test_canonical_form_ignores_layout_and_a_value_has_no_differences(value: object) -> None:
+    compact = json.dumps(value, separators=(",", ":")).encode()
+    spaced = json.dumps(value, indent=3).encode()
+    assert canonical_body(compact) == canonical_body(spaced)
+    assert differences(compact, spaced) == []
+
+
+@given(st.binary(max_size=300))
+def test_redaction_is_idempotent(data: bytes) -> None:
+    redactor = Redactor()
+    once = redactor.redact(data)
+    assert redactor.redact(once) == once
+
+
+secret_like = st.sampled_from(
+    [
+        "sk-proj-abcdefghijklmnop0123",
+        "AKIAABCDEFGHIJKLMNOP",
+        "Bearer tok.en",
+        "bearer\tx",
+        "a.b@c.example",
+        "4111 1111 1111 1111",
+        "5500-0000-0000-0004",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "AIza" + "B" * 35,
+    ]
+)
+
+
+@given(st.lists(st.binary(max_size=30) | secret_like.map(str.encode), max_size=6))
+def test_the_cheap_scan_finds_everything_redaction_would_change(pieces: list[bytes]) -> None:
+    data = b" ".join(pieces)
+    redactor = Redactor()
+    if redactor.redact(data) != data:
+        assert redactor.finds(data)

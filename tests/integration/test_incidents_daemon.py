@@ -202,10 +202,12 @@ def test_fast_burn_opens_one_incident_notifies_acts_and_resolves(
 
     # the burn stops: enough good calls bring the SLO back to healthy, the incident resolves
     llm_spans(daemon, good=3000, bad=0)
-    get(daemon.url("admin", "/v1/slos"))
-    resolved = wait_for(
-        lambda: [i for i in incidents(daemon) if i["state"] == "resolved"], "the resolution"
-    )[0]
+
+    def resolved_incidents() -> list[dict[str, Any]]:
+        get(daemon.url("admin", "/v1/slos"))  # evaluates now, not at the next 10 s tick
+        return [i for i in incidents(daemon) if i["state"] == "resolved"]
+
+    resolved = wait_for(resolved_incidents, "the resolution", timeout=40.0)[0]
     assert resolved["resolved_by"] == "signals"
     wait_for(lambda: not firing(), "the alert to be resolved in Alertmanager")
     wait_for(

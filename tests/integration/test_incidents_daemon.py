@@ -69,6 +69,8 @@ def llm_spans(daemon: DaemonProcess, good: int, bad: int) -> None:
         BatchSpanProcessor(
             OTLPSpanExporter(endpoint=f"http://{daemon.addresses['otlp_grpc']}", insecure=True),
             max_export_batch_size=512,
+            # room for every span: a dropped good span would leave the error budget spent
+            max_queue_size=max(good + bad + 1, 512),
         )
     )
     tracer = provider.get_tracer("incident-test")
@@ -201,7 +203,7 @@ def test_fast_burn_opens_one_incident_notifies_acts_and_resolves(
     assert slack["blocks"][0]["type"] == "header"
 
     # the burn stops: enough good calls bring the SLO back to healthy, the incident resolves
-    llm_spans(daemon, good=3000, bad=0)
+    llm_spans(daemon, good=6000, bad=0)  # 30 bad in 6030: half the budget left
 
     def resolved_incidents() -> list[dict[str, Any]]:
         get(daemon.url("admin", "/v1/slos"))  # evaluates now, not at the next 10 s tick

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import psutil
-import pytest
 
 from tests.integration.conftest import forwarding
 from tests.support.metrics import scrape
@@ -40,21 +37,6 @@ PROXY_IDS = int(os.environ.get("AGENT_SRE_TEST_PROXY_IDS", "20000"))
 RSS_BOUND_MIB = 256  # docs/proxy.md: "State bounded by configuration"
 PROXY_CONCURRENCY = 32
 SPANS_PER_REQUEST = 2000
-
-
-@pytest.fixture
-def provider_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakes" / "provider.py"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    assert url.startswith("http://"), url
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 async def through_the_proxy(proxy: str, count: int) -> dict[int, int]:

@@ -174,5 +174,25 @@ def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:
     redact = redactor.redact
     exchange.query = redactor.redact_text(exchange.query)
     exchange.request = redact(exchange.request)
-    exchange.chunks = [(at, redact(chunk)) for at, chunk in exchange.chunks]
+    exchange.chunks = redacted_chunks(exchange.chunks, redactor)
     return exchange
+
+
+def redacted_chunks(
+    chunks: list[tuple[float, bytes]], redactor: Redactor
+) -> list[tuple[float, bytes]]:
+    """Each chunk redacted, and a secret that straddles chunk boundaries (an SSE stream is cut
+    anywhere, down to single bytes) caught too: when redacting the whole answer finds more than
+    redacting chunk by chunk, the answer is kept as one chunk (at the first one's time), so a
+    stream loses its recorded split only when it held a split secret."""
+    redact = redactor.redact
+    per_chunk = [(at, redact(chunk)) for at, chunk in chunks]
+    if len(chunks) < 2:
+        return per_chunk
+    whole = b"".join(chunk for _, chunk in chunks)
+    if not redactor.finds(whole):
+        return per_chunk
+    redacted_whole = redact(whole)
+    if redacted_whole == b"".join(chunk for _, chunk in per_chunk):
+        return per_chunk
+    return [(chunks[0][0], redacted_whole)]

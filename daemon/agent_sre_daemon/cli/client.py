@@ -8,6 +8,7 @@ read here and nowhere else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -15,6 +16,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
+
+from agent_sre.units import parse_duration
+from agent_sre_daemon.clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,6 +31,32 @@ TIMEOUT = 10.0
 
 class AdminError(Exception):
     """The admin API could not be reached, or answered with an error (its message)."""
+
+
+def add_since_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--since AGO`` (seconds or a duration) for list commands of the admin API."""
+    parser.add_argument(
+        "--since",
+        type=seconds_ago,
+        metavar="AGO",
+        help=f"only {what} from this long ago on: seconds (300) or a duration (5m, 1h30m)",
+    )
+
+
+def seconds_ago(text: str) -> float:
+    """``300`` or ``5m`` -> 300.0; argparse reports anything else as bad usage (exit 2)."""
+    value: object = text
+    with contextlib.suppress(ValueError):  # not a number of seconds: a duration
+        value = float(text)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def since_param(args: argparse.Namespace) -> str:
+    """The API's ``since`` (unix seconds) for ``--since``; empty (left out) when not given."""
+    return "" if args.since is None else f"{SYSTEM_CLOCK.time() - args.since:.3f}"
 
 
 def add_admin_option(parser: argparse.ArgumentParser) -> None:

@@ -15,9 +15,13 @@ from rich.tree import Tree
 
 from agent_sre.replay.cassette import CassetteError, loads
 from agent_sre_daemon.cli import exits, output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
-from agent_sre_daemon.cli.signals import seconds_ago
-from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.cli.client import (
+    AdminClient,
+    AdminError,
+    add_admin_option,
+    add_since_option,
+    since_param,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -33,12 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     listing = commands.add_parser("list", help="recent traces, newest first (GET /v1/traces)")
     listing.add_argument("--agent", default="", help="only traces of this agent id")
-    listing.add_argument(
-        "--since",
-        type=seconds_ago,
-        metavar="AGO",
-        help="only traces from this long ago on (300, 5m, 1h)",
-    )
+    add_since_option(listing, "traces")
     listing.add_argument("--errors", action="store_true", help="only traces with an error")
     listing.add_argument("--kind", default="", help="only traces with a span of this kind")
     listing.add_argument("--limit", type=int, default=50)
@@ -101,8 +100,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     query = {"agent": args.agent, "kind": args.kind, "limit": str(args.limit)}
     if args.errors:
         query["status"] = "error"
-    if args.since is not None:
-        query["since"] = f"{SYSTEM_CLOCK.time() - args.since:.3f}"
+    query["since"] = since_param(args)
     try:
         data = AdminClient.from_args(args).get("/v1/traces", query)
     except AdminError as exc:

@@ -3,17 +3,22 @@ thresholds and refusals, cost anomalies, export failures, ...), from ``GET /v1/s
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from agent_sre.units import parse_duration
 from agent_sre_daemon.cli import output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
-from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.cli.client import (
+    AdminClient,
+    AdminError,
+    add_admin_option,
+    add_since_option,
+    since_param,
+)
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,12 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="recent signals of a running daemon",
         description="Lists recent signals (GET /v1/signals), oldest first.",
     )
-    signals.add_argument(
-        "--since",
-        type=seconds_ago,
-        metavar="AGO",
-        help="only signals from this long ago on: seconds (300) or a duration (5m, 1h30m)",
-    )
+    add_since_option(signals, "signals")
     signals.add_argument("--type", default="", help="only signals of this type")
     signals.add_argument("--source", default="", help="only signals from this source")
     add_admin_option(signals)
@@ -35,21 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     signals.set_defaults(func=cmd_signals)
 
 
-def seconds_ago(text: str) -> float:
-    """``300`` or ``5m`` -> 300.0; argparse reports anything else as bad usage (exit 2)."""
-    value: object = text
-    with contextlib.suppress(ValueError):  # not a number of seconds: a duration
-        value = float(text)
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def cmd_signals(args: argparse.Namespace) -> int:
     query = {"type": args.type, "source": args.source}
-    if args.since is not None:
-        query["since"] = f"{SYSTEM_CLOCK.time() - args.since:.3f}"
+    query["since"] = since_param(args)
     try:
         data = AdminClient.from_args(args).get("/v1/signals", query)
     except AdminError as exc:

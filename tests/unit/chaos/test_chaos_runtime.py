@@ -6,14 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from agent_sre.config import Config
 from agent_sre_daemon.chaos.runtime import ChaosRuntime, StartRefusedError
 from agent_sre_daemon.clock import ManualClock
-from agent_sre_daemon.component import NodeContext
-from agent_sre_daemon.ingest.pipeline import Pipeline
-from agent_sre_daemon.signals import SignalBus
+from tests.support.context import node_context
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,16 +21,7 @@ MONDAY_NOON = 1_763_985_600.0  # 2025-11-24T12:00:00Z, a Monday
 def make(tmp_path: Path, chaos: dict[str, Any], clock: ManualClock | None = None) -> ChaosRuntime:
     config = Config.model_validate({"state_dir": str(tmp_path), "chaos": chaos})
     clock = clock or ManualClock(MONDAY_NOON)
-    registry = CollectorRegistry()
-    context = NodeContext(
-        config=config,
-        clock=clock,
-        registry=registry,
-        bus=SignalBus(registry),
-        pipeline=Pipeline(config, {}, Pipeline.register_metrics(registry), clock),
-        environ={},
-        node_name="n",
-    )
+    context = node_context(config, clock, node_name="n")
     return ChaosRuntime(context)
 
 

@@ -8,14 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
 
 from agent_sre.config import Config
 from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.clock import ManualClock
-from agent_sre_daemon.component import NodeContext
-from agent_sre_daemon.ingest.pipeline import Pipeline
-from agent_sre_daemon.signals import SignalBus
+from tests.support.context import node_context
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -24,16 +21,7 @@ if TYPE_CHECKING:
 def make_admin(token: str = "") -> AdminServer:
     config = Config.model_validate({"admin": {"token": token}})
     clock = ManualClock()
-    registry = CollectorRegistry()
-    context = NodeContext(
-        config=config,
-        clock=clock,
-        registry=registry,
-        bus=SignalBus(registry),
-        pipeline=Pipeline(config, {}, Pipeline.register_metrics(registry), clock),
-        environ={},
-        node_name="n",
-    )
+    context = node_context(config, clock, node_name="n")
 
     async def reload() -> tuple[bool, str]:
         return True, "ok"

@@ -12,15 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
 
 from agent_sre.config import Config
 from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre_daemon.clock import ManualClock
-from agent_sre_daemon.component import NodeContext
 from agent_sre_daemon.incidents.runtime import IncidentsRuntime
-from agent_sre_daemon.ingest.pipeline import Pipeline
-from agent_sre_daemon.signals import SignalBus
+from tests.support.context import node_context
 from tests.support.receivers import Receiver, free_port
 
 if TYPE_CHECKING:
@@ -31,16 +28,7 @@ if TYPE_CHECKING:
 def runtime(tmp_path: Path, **sections: Any) -> IncidentsRuntime:
     config = Config.model_validate({"state_dir": str(tmp_path / "state"), **sections})
     clock = ManualClock()
-    registry = CollectorRegistry()
-    context = NodeContext(
-        config=config,
-        clock=clock,
-        registry=registry,
-        bus=SignalBus(registry),
-        pipeline=Pipeline(config, {}, Pipeline.register_metrics(registry), clock),
-        environ={},
-        node_name="n1",
-    )
+    context = node_context(config, clock, node_name="n1")
 
     async def broken(params: Mapping[str, str]) -> str:
         raise RuntimeError("the rollout store is read-only")

@@ -67,7 +67,7 @@ def start_daemon(
 ) -> tuple[subprocess.Popen[bytes], str]:
     config = workdir / "bench.yaml"
     config.write_text(
-        ("" if replay else "replay: {enabled: false}\n")
+        f"replay: {{enabled: {str(replay).lower()}}}\n"
         + (SLO if slo else "")
         + f"""
 state_dir: {workdir / "state"}
@@ -205,6 +205,9 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(
+        "--rounds", type=int, default=3, help="--replay-only: off/on pairs, the median ratio"
+    )
+    parser.add_argument(
         "--replay-only",
         action="store_true",
         help="only the trace buffer's cost: steady 10k spans/s with replay off, then on",
@@ -212,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     pin(os.getpid(), CLIENT_CPU)
     if args.replay_only:
-        replay_cost(args.steady_seconds)
+        replay_cost(args.steady_seconds, args.rounds)
         return
     body = make_request(512).SerializeToString()
     print(
@@ -275,48 +278,63 @@ def main() -> None:
         print("  (the OpenTelemetry Collector's TestTrace10kSPS: about 6-13% of a core, 55-80 MiB)")
 
 
-def replay_cost(seconds: float) -> None:
+def replay_cost(seconds: float, rounds: int) -> None:
     """The trace buffer's CPU at a steady 10,000 spans/s (100-span requests of 10 traces
     each, so every request is split by trace), against the same daemon with
-    ``replay.enabled: false``; and the disk bytes it writes per span."""
+    ``replay.enabled: false`` run right before it, ``rounds`` pairs each with no SLO and with
+    one SLO; the median of the pairs' ratios; and the disk bytes it writes per span."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         sink, sink_addr = start_helper("sink", workdir)
         pin(sink.pid, CLIENT_CPU)
-        results = {}
+        results: dict[tuple[bool, bool], list[tuple[float, float, int]]] = {}
         try:
-            for slo, replay in ((False, False), (False, True), (True, False), (True, True)):
-                where = workdir / f"{'slo-' if slo else ''}{'on' if replay else 'off'}"
-                where.mkdir()
-                daemon, address = start_daemon(where, sink_addr, replay=replay, slo=slo)
-                pin_tree(daemon.pid, SERVER_CPU)
-                try:
-                    _, cpu, rss, _ = measure(daemon, steady(address, 10_000, 100, seconds, 10))
-                    time.sleep(1.0)  # the writer's last flush
-                finally:
-                    daemon.terminate()
-                    daemon.wait()
-                stored = sum(f.stat().st_size for f in (where / "state").glob("replay.sqlite*"))
-                results[slo, replay] = (cpu, rss, stored)
+            for round_ in range(rounds):
+                for slo, replay in ((False, False), (False, True), (True, False), (True, True)):
+                    name = f"{round_}-{'slo-' if slo else ''}{'on' if replay else 'off'}"
+                    where = workdir / name
+                    where.mkdir()
+                    daemon, address = start_daemon(where, sink_addr, replay=replay, slo=slo)
+                    pin_tree(daemon.pid, SERVER_CPU)
+                    try:
+                        _, cpu, rss, _ = measure(daemon, steady(address, 10_000, 100, seconds, 10))
+                        time.sleep(1.0)  # the writer's last flush
+                    finally:
+                        daemon.terminate()
+                        daemon.wait()
+                    state = where / "state"
+                    stored = sum(
+                        f.stat().st_size
+                        for f in [
+                            *state.glob("replay.sqlite*"),
+                            *(state / "replay.segments").glob("*.seg"),
+                        ]
+                    )
+                    results.setdefault((slo, replay), []).append((cpu, rss, stored))
         finally:
             sink.terminate()
             sink.wait()
     spans = 10_000 * seconds
-    print(f"\nreplay: steady 10,000 spans/s, 100 spans (10 traces) a request, {seconds:.0f}s")
+    print(
+        f"\nreplay: steady 10,000 spans/s, 100 spans (10 traces) a request, {seconds:.0f}s,"
+        f" {rounds} off/on pairs"
+    )
     for slo in (False, True):
-        (off_cpu, off_rss, _), (on_cpu, on_rss, stored) = results[slo, False], results[slo, True]
+        offs, ons = results[slo, False], results[slo, True]
         print(
             "  no SLO configured:" if not slo else "  one SLO configured (span views built anyway):"
         )
+        for (off_cpu, _, _), (on_cpu, _, stored) in zip(offs, ons, strict=True):
+            print(
+                f"    off {off_cpu * 100:5.1f}% of one core, on {on_cpu * 100:5.1f}%:"
+                f" {on_cpu / off_cpu:.3f}x; {stored / spans:.0f} bytes on disk per span"
+            )
+        ratios = [on[0] / off[0] for off, on in zip(offs, ons, strict=True)]
         print(
-            f"    replay off (baseline) cpu {off_cpu * 100:5.1f}% of one core,"
-            f" rss {off_rss:.1f} MiB"
+            f"    median {statistics.median(ratios):.3f}x the baseline's cpu"
+            f" ({(statistics.median(ratios) - 1) * 100:+.1f}%);"
+            f" rss off {max(o[1] for o in offs):.1f} MiB, on {max(o[1] for o in ons):.1f} MiB"
         )
-        print(
-            f"    replay on             cpu {on_cpu * 100:5.1f}% of one core, rss {on_rss:.1f} MiB;"
-            f" {on_cpu / off_cpu:.2f}x the baseline's cpu ({(on_cpu / off_cpu - 1) * 100:+.1f}%)"
-        )
-        print(f"    trace buffer on disk: {stored / spans:.0f} bytes per span")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from pathlib import Path
 
     from aiohttp import web
@@ -24,10 +24,14 @@ if TYPE_CHECKING:
 
     from agent_sre.config import Config
     from agent_sre.slo.report import SLOReport
-    from agent_sre.tracing.batch import SpanObserver
+    from agent_sre.tracing.batch import SpanObserver, SpanTap
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.ingest.pipeline import Pipeline
     from agent_sre_daemon.proxy.stage import Stage
+
+    BatchObserver = Callable[[ExportTraceServiceRequest, bytes, float], None]
+    """Called with each accepted trace request after enrichment, its serialised bytes (the
+    ones queued for the upstream: share them, never re-serialise) and the time received."""
     from agent_sre_daemon.signals import SignalBus
 
     Action = Callable[[Mapping[str, str]], Awaitable[str]]
@@ -98,6 +102,15 @@ class SpanObserverSpec:
     keys: frozenset[str]
 
 
+@dataclass(frozen=True)
+class SpanTapSpec:
+    """A lighter observer: called with each valid span's protobuf, kind and wanted values
+    (no view is built: see :data:`agent_sre.tracing.batch.SpanTap`); ``keys`` as above."""
+
+    tap: SpanTap
+    keys: frozenset[str]
+
+
 @dataclass
 class Prepared:
     """A component's reload, prepared but not yet in force.
@@ -150,12 +163,13 @@ class Component:
     def admin_routes(self) -> list[web.RouteDef]:
         return []
 
-    def span_observers(self) -> list[SpanObserverSpec]:
-        """Light observers of each span's view (asked again after every reload)."""
+    def span_observers(self) -> Sequence[SpanObserverSpec | SpanTapSpec]:
+        """Light observers of each span's view, or taps of each span (asked again after
+        every reload)."""
         return []
 
-    def batch_observers(self) -> list[Callable[[ExportTraceServiceRequest, float], None]]:
-        """Observers of each whole accepted request after enrichment."""
+    def batch_observers(self) -> list[BatchObserver]:
+        """Observers of each whole accepted request after enrichment, with its bytes."""
         return []
 
     def proxy_stages(self) -> list[Stage]:

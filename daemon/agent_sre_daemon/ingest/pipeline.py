@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import TraceBatchProcessor
-from agent_sre_daemon.component import Component, Prepared
+from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec, SpanTapSpec
 from agent_sre_daemon.errors import (
     InvalidArgumentError,
     ReceiverError,
@@ -27,7 +27,7 @@ from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
     import concurrent.futures
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from agent_sre.config import Config
     from agent_sre.tracing.batch import BatchResult
     from agent_sre_daemon.clock import Clock
-    from agent_sre_daemon.component import SpanObserverSpec
+    from agent_sre_daemon.component import BatchObserver
     from agent_sre_daemon.stores.queue import DurableQueue
 
 log = logging.getLogger("agent_sre.pipeline")
@@ -86,8 +86,8 @@ class Pipeline(Component):
         self.accepting = True
         self.on_queued: Callable[[], None] = lambda: None
         """Called after a request is queued (wakes the exporter)."""
-        self.observers_of_batches: list[Callable[[ExportTraceServiceRequest, float], None]] = []
-        """Called with each accepted trace request after enrichment."""
+        self.observers_of_batches: list[BatchObserver] = []
+        """Called with each accepted trace request after enrichment, and its bytes."""
         self.call_hold: Callable[[ExportTraceServiceRequest], None] | None = None
         """Where the spans of proxied calls wait for the agents' own spans of the same calls
         (set by the correlation component); None: they go straight in."""
@@ -96,10 +96,14 @@ class Pipeline(Component):
     def register_metrics(cls, registry: CollectorRegistry) -> PipelineMetrics:
         return PipelineMetrics(registry)
 
-    def set_observers(self, specs: list[SpanObserverSpec]) -> None:
-        """Points the span pass at the observers of the current engines."""
+    def set_observers(self, specs: Sequence[SpanObserverSpec | SpanTapSpec]) -> None:
+        """Points the span pass at the observers and taps of the current engines."""
         keys = frozenset().union(*(spec.keys for spec in specs)) if specs else frozenset()
-        self.processor.set_observers([spec.observe for spec in specs], keys)
+        self.processor.set_observers(
+            [spec.observe for spec in specs if isinstance(spec, SpanObserverSpec)],
+            keys,
+            [spec.tap for spec in specs if isinstance(spec, SpanTapSpec)],
+        )
 
     async def prepare_reload(self, new: Config) -> Prepared:
         """Prices of received LLM spans follow ``budgets.price_overrides``."""
@@ -198,12 +202,12 @@ class Pipeline(Component):
             metrics.spans_by_kind.labels(kind.value).inc(count)
         for role, count in result.by_role.items():
             metrics.second_view_spans.labels(role).inc(count)
-        if result.accepted:
-            for observe in self.observers_of_batches:
-                observe(request, now)
-        if result.accepted and self.queue is not None:
-            return result, request.SerializeToString()
-        return result, None
+        if not result.accepted or (self.queue is None and not self.observers_of_batches):
+            return result, None
+        body = request.SerializeToString()  # once: the queue and the observers share it
+        for observe in self.observers_of_batches:
+            observe(request, body, now)
+        return result, body if self.queue is not None else None
 
     async def export_passthrough(
         self,

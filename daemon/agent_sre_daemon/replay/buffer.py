@@ -1,10 +1,10 @@
 """The trace buffer: accepted requests and captured calls, written off the event loop.
 
-A light span observer adds each span's view (which the pipeline builds anyway) to a trace
-index of the request in hand; the batch observer, called right after the request's spans,
-queues the request with that index (no copy, no parse: the request is not changed after it
-is accepted). A writer thread wakes every :data:`FLUSH_SECONDS` (or when much is waiting),
-serialises the requests and writes them in one transaction, then evicts. Reads drain what
+A span tap adds each span to a trace index of the request in hand (no span view is built);
+the batch observer, called right after the request's spans, queues the request's bytes (the
+ones the pipeline serialised once for the upstream queue) with that index: no copy, no parse.
+A writer thread wakes every :data:`FLUSH_SECONDS` (or when much is waiting), scans the
+bytes for secrets and writes them in one transaction, then evicts. Reads drain what
 is waiting first, so a query sees every span accepted before it.
 """
 
@@ -16,16 +16,14 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from agent_sre.replay.redaction import Redactor
 from agent_sre.replay.traces import TraceIndex, TraceSummary, redact_spans
 from agent_sre_daemon.replay.store import Batch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
 
     from agent_sre.replay.exchange import Exchange
     from agent_sre_daemon.replay.metrics import ReplayMetrics
@@ -55,9 +53,9 @@ class TraceBuffer:
         self.store = store
         self.now = now
         self.metrics = metrics
-        self._requests: collections.deque[
-            tuple[ExportTraceServiceRequest, float, list[TraceSummary]]
-        ] = collections.deque()
+        self._requests: collections.deque[tuple[bytes, float, list[TraceSummary]]] = (
+            collections.deque()
+        )
         self.index = TraceIndex()
         self._exchanges: collections.deque[Exchange] = collections.deque()
         self._marks: collections.deque[tuple[str, int]] = collections.deque()
@@ -81,15 +79,15 @@ class TraceBuffer:
             self._thread.join(max(0.0, timeout))
 
     # hot path: per accepted request
-    def observe(self, request: ExportTraceServiceRequest, now: float) -> None:
-        """The batch observer: queues the request with its traces' summaries (the writer
-        thread does the rest)."""
+    def observe(self, request: ExportTraceServiceRequest, body: bytes, now: float) -> None:
+        """The batch observer: queues the request's bytes with its traces' summaries (the
+        writer thread does the rest)."""
         summaries = self.index.take()
         requests = self._requests
         if len(requests) >= MAX_WAITING:
             self.metrics.dropped_requests.inc()
             return
-        requests.append((request, now, summaries))
+        requests.append((body, now, summaries))
         if len(requests) == WAKE_AT:
             self._wake.set()
 
@@ -136,9 +134,9 @@ class TraceBuffer:
         batches = []
         spans = 0
         while requests:
-            request, at, summaries = requests.popleft()
+            body, at, summaries = requests.popleft()
             count = sum(s.spans for s in summaries)
-            batches.append(Batch(self._redacted(request), at, summaries, count))
+            batches.append(Batch(self._redacted(body), at, summaries, count))
             spans += count
         captured = []
         while exchanges:
@@ -154,14 +152,13 @@ class TraceBuffer:
         if captured:
             self.metrics.captured_calls.inc(len(captured))
 
-    def _redacted(self, request: ExportTraceServiceRequest) -> bytes:
+    def _redacted(self, body: bytes) -> bytes:
         """The request's bytes with secrets in span strings redacted. A scan of the bytes
-        decides; only a request that holds one is decoded again (a copy: the pipeline owns
-        the original) and redacted field by field."""
-        body = request.SerializeToString()
+        decides; only a request that holds one is decoded again and redacted field by
+        field."""
         if not self.redactor.finds(body):
             return body
-        copy = type(request).FromString(body)
+        copy = ExportTraceServiceRequest.FromString(body)
         redact_spans(copy, self.redactor)
         redacted = copy.SerializeToString()
         if redacted != body:

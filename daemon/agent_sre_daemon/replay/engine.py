@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent_sre.replay.redaction import Redactor
 from agent_sre.replay.traces import INDEX_KEYS, INTERESTING
-from agent_sre_daemon.component import Component, Prepared, ReloadError, SpanObserverSpec
+from agent_sre_daemon.component import Component, Prepared, ReloadError, SpanTapSpec
 from agent_sre_daemon.replay.admin import ReplayAdmin
 from agent_sre_daemon.replay.buffer import TraceBuffer
 from agent_sre_daemon.replay.metrics import ReplayMetrics
@@ -25,17 +25,14 @@ from agent_sre_daemon.replay.stages import (
 from agent_sre_daemon.replay.store import Limits, TraceStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Sequence
 
     from aiohttp import web
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
     from agent_sre.replay.spec import CaptureConfig, ReplayConfig
-    from agent_sre_daemon.component import NodeContext
+    from agent_sre_daemon.component import BatchObserver, NodeContext, SpanObserverSpec
     from agent_sre_daemon.proxy.call import Call
     from agent_sre_daemon.proxy.stage import Stage
 
@@ -124,12 +121,12 @@ class ReplayEngine(Component):
 
     # -- what it offers -----------------------------------------------------------------
 
-    def span_observers(self) -> list[SpanObserverSpec]:
+    def span_observers(self) -> Sequence[SpanObserverSpec | SpanTapSpec]:
         if self.buffer is None:
             return []
-        return [SpanObserverSpec(self.buffer.index.add, INDEX_KEYS)]
+        return [SpanTapSpec(self.buffer.index.tap, INDEX_KEYS)]
 
-    def batch_observers(self) -> list[Callable[[ExportTraceServiceRequest, float], None]]:
+    def batch_observers(self) -> list[BatchObserver]:
         return [self.buffer.observe] if self.buffer is not None else []
 
     def proxy_stages(self) -> list[Stage]:

@@ -1,9 +1,16 @@
-"""The trace buffer's SQLite store: accepted requests, a trace index, captured calls.
+"""The trace buffer's store: accepted requests in segment files, an index in SQLite.
 
-A request is stored once, as it was accepted (one row per request, never per span), with
-an index row per trace it carries; a trace is read back by filtering its spans out of the
-requests that carry it. Eviction drops whole traces, oldest first, ordinary ones before
-interesting ones; a stored request goes when no kept trace needs it any more.
+A request is stored once, as it was accepted: its bytes are appended to the current segment
+file (``<store>.segments/NNNNNNNN.seg``; written once, never rewritten in place) and a
+``batches`` row says where. Each trace has one index row (its summary and the list of
+requests that carry it); a trace is read back by filtering its spans out of those requests.
+Captured calls are rows of their own.
+
+Eviction drops whole traces, oldest first, ordinary ones before interesting ones; a request
+lives while a kept trace needs it. A segment is deleted when none of its requests lives; one
+that is mostly dead, too old, or in the way of the size cap has its live requests copied
+forward into the current segment first (a request keeps its number, so the trace rows stay
+right). Bytes on disk are the segment files plus the captured calls.
 
 Every method is blocking and runs on the buffer's writer thread or in ``asyncio.to_thread``;
 the caller holds :attr:`TraceStore.lock`.
@@ -11,11 +18,13 @@ the caller holds :attr:`TraceStore.lock`.
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import sqlite3
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from agent_sre.replay.exchange import Exchange
 from agent_sre.replay.traces import KINDS, kind_names, reasons
@@ -25,17 +34,22 @@ if TYPE_CHECKING:
 
     from agent_sre.replay.traces import TraceSummary
 
+log = logging.getLogger("agent_sre.replay")
+
+FORMAT = 2
+"""``PRAGMA user_version`` of this layout (1: request bodies in SQLite rows)."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches(
-    seq INTEGER PRIMARY KEY, at REAL NOT NULL, bytes INTEGER NOT NULL, body BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS trace_batches(trace_id TEXT NOT NULL, seq INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS trace_batches_trace ON trace_batches(trace_id);
-CREATE INDEX IF NOT EXISTS trace_batches_seq ON trace_batches(seq);
+    seq INTEGER PRIMARY KEY, seg INTEGER NOT NULL, offset INTEGER NOT NULL,
+    bytes INTEGER NOT NULL, at REAL NOT NULL, refs INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS batches_seg ON batches(seg);
 CREATE TABLE IF NOT EXISTS traces(
     trace_id TEXT PRIMARY KEY, first_at REAL NOT NULL, last_at REAL NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, spans INTEGER NOT NULL,
     errors INTEGER NOT NULL, agent TEXT NOT NULL, root TEXT NOT NULL, kinds INTEGER NOT NULL,
-    interesting INTEGER NOT NULL, cost_usd REAL NOT NULL, bytes INTEGER NOT NULL);
+    interesting INTEGER NOT NULL, cost_usd REAL NOT NULL, bytes INTEGER NOT NULL,
+    seqs TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS traces_last ON traces(last_at);
 CREATE TABLE IF NOT EXISTS exchanges(
     seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, at REAL NOT NULL, bytes INTEGER NOT NULL,
@@ -45,8 +59,8 @@ CREATE INDEX IF NOT EXISTS exchanges_trace ON exchanges(trace_id);
 
 _UPSERT = """
 INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans, errors, agent, root,
-                   kinds, interesting, cost_usd, bytes)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   kinds, interesting, cost_usd, bytes, seqs)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(trace_id) DO UPDATE SET
     last_at = max(last_at, excluded.last_at),
     start_ns = CASE WHEN spans = 0 OR excluded.start_ns < start_ns
@@ -60,7 +74,8 @@ ON CONFLICT(trace_id) DO UPDATE SET
     kinds = kinds | excluded.kinds,
     interesting = interesting | excluded.interesting,
     cost_usd = cost_usd + excluded.cost_usd,
-    bytes = bytes + excluded.bytes
+    bytes = bytes + excluded.bytes,
+    seqs = CASE WHEN seqs = '' THEN excluded.seqs ELSE seqs || ' ' || excluded.seqs END
 """
 
 _SUMMARY = (
@@ -68,6 +83,10 @@ _SUMMARY = (
     " cost_usd, bytes, (SELECT count(*) FROM exchanges e WHERE e.trace_id = traces.trace_id)"
     " FROM traces"
 )
+
+MIN_SEGMENT = 64 * 1024
+MAX_SEGMENT = 16 * 1024 * 1024
+"""A segment is sealed at a sixteenth of the size cap, within these bounds."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,10 @@ class Limits:
     retention: float
     keep_interesting_for: float
     max_bytes: int
+
+    @property
+    def segment_bytes(self) -> int:
+        return max(MIN_SEGMENT, min(MAX_SEGMENT, self.max_bytes // 16))
 
 
 @dataclass(frozen=True)
@@ -99,73 +122,153 @@ class Batch:
     spans: int
 
 
+@dataclass
+class _Merged:
+    """A trace's summaries over the requests of one write, and those requests."""
+
+    summary: TraceSummary
+    first_at: float
+    last_at: float
+    bytes: float
+    seqs: list[int]
+
+    def add(self, s: TraceSummary, at: float, nbytes: float, seq: int) -> None:
+        """Adds the trace's summary of another request (into the first one: the summaries
+        are the writer's, used once)."""
+        m = self.summary
+        if s.start_ns < m.start_ns:
+            m.start_ns, m.root = s.start_ns, s.root
+        m.end_ns = max(m.end_ns, s.end_ns)
+        m.spans += s.spans
+        m.errors += s.errors
+        m.agent = m.agent or s.agent
+        m.kinds |= s.kinds
+        m.interesting |= s.interesting
+        m.cost_usd += s.cost_usd
+        self.first_at = min(self.first_at, at)
+        self.last_at = max(self.last_at, at)
+        self.bytes += nbytes
+        self.seqs.append(seq)
+
+    def row(self) -> tuple[Any, ...]:
+        s = self.summary
+        return (
+            s.trace_id, self.first_at, self.last_at, s.start_ns, s.end_ns, s.spans, s.errors,
+            s.agent, s.root, s.kinds, s.interesting, s.cost_usd, int(self.bytes),
+            " ".join(map(str, self.seqs)),
+        )  # fmt: skip
+
+
 class TraceStore:
-    """One SQLite file under ``state_dir``."""
+    """SQLite index ``path`` and the segment files beside it.
+
+    Attributes:
+        size_bytes: bytes on disk (segment files and captured calls), what the cap bounds.
+        live_bytes: of those, the bytes a kept trace still needs.
+    """
 
     def __init__(self, path: Path, limits: Limits) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.limits = limits
         self.lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self.size_bytes = self._stored_bytes()
+        self.segments_dir = path.with_name(path.name.removesuffix(".sqlite") + ".segments")
+        self.segments_dir.mkdir(exist_ok=True)
+        self._db = self._open(path)
         self.evicted_traces = 0
+        self._next_seq = int(self._one("SELECT coalesce(max(seq), 0) + 1 FROM batches"))
+        self._sizes = {
+            int(f.stem): f.stat().st_size
+            for f in self.segments_dir.glob("*.seg")
+            if f.stem.isdigit()
+        }
+        missing = {int(r[0]) for r in self._db.execute("SELECT DISTINCT seg FROM batches")}
+        for seg in missing - set(self._sizes):
+            log.warning("trace buffer: segment file %d is missing; its requests are gone", seg)
+            self._db.execute("DELETE FROM batches WHERE seg = ?", (seg,))
+        self._seg = max(self._sizes, default=1)
+        self._out: BinaryIO = self._segment_path(self._seg).open("ab")
+        self._sizes.setdefault(self._seg, 0)
+        captured = int(self._one("SELECT coalesce(sum(bytes), 0) FROM exchanges"))
+        self.size_bytes = sum(self._sizes.values()) + captured
+        self.live_bytes = int(self._one("SELECT coalesce(sum(bytes), 0) FROM batches")) + captured
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
+        if version != FORMAT and tables[0]:
+            # the first layout kept request bodies in rows: set it aside, start afresh
+            db.close()
+            aside = path.with_name(path.name + f".v{version or 1}")
+            path.replace(aside)
+            for suffix in ("-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+            log.warning("trace buffer: a file of an older layout moved aside to %s", aside)
+            db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version={FORMAT}")
+        return db
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._db.execute(sql, params).fetchone()[0]
+
+    def _segment_path(self, seg: int) -> Path:
+        return self.segments_dir / f"{seg:08d}.seg"
+
+    def _rotate(self) -> None:
+        """Seals the current segment and starts the next."""
+        self._out.close()
+        self._seg += 1
+        self._sizes[self._seg] = 0
+        self._out = self._segment_path(self._seg).open("ab")
 
     def close(self) -> None:
         with self.lock:
+            self._out.close()
             self._db.close()
-
-    def _stored_bytes(self) -> int:
-        row = self._db.execute(
-            "SELECT (SELECT coalesce(sum(bytes), 0) FROM batches)"
-            " + (SELECT coalesce(sum(bytes), 0) FROM exchanges)"
-        ).fetchone()
-        return int(row[0])
 
     # -- writing (the writer thread) ----------------------------------------------------
 
+    def _append(self, body: bytes) -> tuple[int, int]:
+        """Appends ``body`` to the current segment (sealing it first when full); returns the
+        segment and the offset."""
+        if self._sizes[self._seg] >= self.limits.segment_bytes:
+            self._rotate()
+        seg = self._seg
+        offset = self._sizes[seg]
+        self._out.write(body)
+        self._sizes[seg] = offset + len(body)
+        self.size_bytes += len(body)
+        return seg, offset
+
     def write(self, batches: list[Batch], exchanges: list[tuple[Exchange, bytes]]) -> None:
-        """Stores requests and captured calls in one transaction."""
+        """Appends requests to the current segment and indexes them and captured calls in
+        one transaction (the bytes reach the file before the rows that point at them)."""
+        rows = []
+        merged: dict[str, _Merged] = {}
+        seq = self._next_seq
+        for batch in batches:
+            size = len(batch.body)
+            seg, offset = self._append(batch.body)
+            rows.append((seq, seg, offset, size, batch.at, len(batch.summaries)))
+            share = size / max(1, batch.spans)
+            for s in batch.summaries:
+                found = merged.get(s.trace_id)
+                if found is None:
+                    merged[s.trace_id] = _Merged(s, batch.at, batch.at, share * s.spans, [seq])
+                else:
+                    found.add(s, batch.at, share * s.spans, seq)
+            seq += 1
+        self._out.flush()
         db = self._db
         db.execute("BEGIN")
         try:
-            for batch in batches:
-                size = len(batch.body)
-                seq = db.execute(
-                    "INSERT INTO batches(at, bytes, body) VALUES (?, ?, ?)",
-                    (batch.at, size, batch.body),
-                ).lastrowid
-                db.executemany(
-                    "INSERT INTO trace_batches(trace_id, seq) VALUES (?, ?)",
-                    [(s.trace_id, seq) for s in batch.summaries],
-                )
-                share = size / max(1, batch.spans)
-                db.executemany(
-                    _UPSERT,
-                    [
-                        (
-                            s.trace_id,
-                            batch.at,
-                            batch.at,
-                            s.start_ns,
-                            s.end_ns,
-                            s.spans,
-                            s.errors,
-                            s.agent,
-                            s.root,
-                            s.kinds,
-                            s.interesting,
-                            s.cost_usd,
-                            int(share * s.spans),
-                        )
-                        for s in batch.summaries
-                    ],  # fmt: skip
-                )
-                self.size_bytes += size
+            db.executemany("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(_UPSERT, [m.row() for m in merged.values()])
+            captured = 0
             for exchange, body in exchanges:
                 size = len(body)
                 db.execute(
@@ -175,16 +278,19 @@ class TraceStore:
                 # a call whose span is not stored yet gets an index row to hang on
                 db.execute(
                     "INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans,"
-                    " errors, agent, root, kinds, interesting, cost_usd, bytes)"
-                    " VALUES (?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?)"
+                    " errors, agent, root, kinds, interesting, cost_usd, bytes, seqs)"
+                    " VALUES (?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '')"
                     " ON CONFLICT(trace_id) DO UPDATE SET bytes = bytes + excluded.bytes",
                     (exchange.trace_id, exchange.at, exchange.at, size),
                 )
-                self.size_bytes += size
+                captured += size
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
-            raise
+            raise  # the appended bytes stay in the file, unreferenced, gone with it
+        self.size_bytes += captured
+        self.live_bytes += sum(r[3] for r in rows) + captured
+        self._next_seq = seq
 
     def mark(self, marks: list[tuple[str, int]]) -> None:
         """Adds interesting-reason bits to traces (another engine said they matter)."""
@@ -195,7 +301,8 @@ class TraceStore:
 
     def evict(self, now: float) -> int:
         """Drops traces past their retention, then the oldest until under the size cap
-        (ordinary traces first, down to 90% of it); returns how many traces went."""
+        (ordinary traces first, down to 90% of it), then gives the segments' dead bytes
+        back; returns how many traces went."""
         limits = self.limits
         db = self._db
         # two range scans of the last_at index (an OR would scan the whole table)
@@ -208,59 +315,95 @@ class TraceStore:
             )
         ]
         dropped = self._drop(expired)
-        if self.size_bytes > limits.max_bytes:
-            target = int(limits.max_bytes * 0.9)
-            for interesting in (False, True):
-                while self.size_bytes > target:
-                    rows = db.execute(
-                        "SELECT trace_id, bytes FROM traces"
-                        f" WHERE interesting {'!=' if interesting else '='} 0"
-                        " ORDER BY last_at, start_ns LIMIT 500"
-                    ).fetchall()
-                    if not rows:
+        target = int(limits.max_bytes * 0.9)
+        for interesting in (False, True):
+            while self.live_bytes > target:
+                rows = db.execute(
+                    "SELECT trace_id, bytes FROM traces"
+                    f" WHERE interesting {'!=' if interesting else '='} 0"
+                    " ORDER BY last_at, start_ns LIMIT 500"
+                ).fetchall()
+                if not rows:
+                    break
+                batch, excess = [], self.live_bytes - target
+                for trace_id, nbytes in rows:
+                    batch.append(trace_id)
+                    excess -= nbytes
+                    if excess <= 0:
                         break
-                    batch, excess = [], self.size_bytes - target
-                    for trace_id, nbytes in rows:
-                        batch.append(trace_id)
-                        excess -= nbytes
-                        if excess <= 0:
-                            break
-                    dropped += self._drop(batch)
-        if dropped:
-            db.execute("PRAGMA incremental_vacuum")
+                dropped += self._drop(batch)
+        self._reclaim()
         return dropped
 
     def _drop(self, trace_ids: list[str]) -> int:
+        """Deletes traces, their captured calls and the requests no kept trace needs."""
         if not trace_ids:
             return 0
         db = self._db
+        released: collections.Counter[int] = collections.Counter()
+        captured = 0
         db.execute("BEGIN")
-        freed = 0
-        seqs: set[int] = set()
         for trace_id in trace_ids:
-            seqs.update(
-                r[0] for r in db.execute("SELECT seq FROM trace_batches WHERE trace_id = ?",
-                                         (trace_id,))
-            )  # fmt: skip
-            row = db.execute(
+            row = db.execute("SELECT seqs FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
+            if row is not None and row[0]:
+                released.update(int(seq) for seq in row[0].split())
+            captured += int(self._one(
                 "SELECT coalesce(sum(bytes), 0) FROM exchanges WHERE trace_id = ?", (trace_id,)
-            ).fetchone()
-            freed += int(row[0])
-            db.execute("DELETE FROM trace_batches WHERE trace_id = ?", (trace_id,))
+            ))  # fmt: skip
             db.execute("DELETE FROM exchanges WHERE trace_id = ?", (trace_id,))
             db.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
+        db.executemany(
+            "UPDATE batches SET refs = refs - ? WHERE seq = ?",
+            [(count, seq) for seq, count in released.items()],
+        )
         # a stored request goes with the last trace that needed it
-        for seq in seqs:
-            if db.execute("SELECT 1 FROM trace_batches WHERE seq = ? LIMIT 1", (seq,)).fetchone():
-                continue
-            row = db.execute("SELECT bytes FROM batches WHERE seq = ?", (seq,)).fetchone()
-            if row is not None:
-                freed += int(row[0])
-                db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        requests = int(self._one("SELECT coalesce(sum(bytes), 0) FROM batches WHERE refs <= 0"))
+        db.execute("DELETE FROM batches WHERE refs <= 0")
         db.execute("COMMIT")
-        self.size_bytes -= freed
+        self.size_bytes -= captured
+        self.live_bytes -= captured + requests
         self.evicted_traces += len(trace_ids)
         return len(trace_ids)
+
+    def _reclaim(self) -> None:
+        """Deletes segments no kept trace needs; copies the live requests of one mostly
+        dead (or, over the cap, any but the current one) forward first, oldest first."""
+        db = self._db
+        live = {int(seg): int(n) for seg, n in db.execute(
+            "SELECT seg, sum(bytes) FROM batches GROUP BY seg"
+        )}  # fmt: skip
+        if not live.get(self._seg) and self._sizes[self._seg]:
+            self._out.truncate(0)  # the current segment is all dead: start it again
+            self.size_bytes -= self._sizes[self._seg]
+            self._sizes[self._seg] = 0
+        over = self.size_bytes > self.limits.max_bytes
+        if over and self._sizes[self._seg] > live.get(self._seg, 0):
+            self._rotate()  # its dead bytes are in the way: seal it so it can be compacted
+        for seg in sorted(s for s in self._sizes if s != self._seg):
+            needed = live.get(seg, 0)
+            mostly_live = needed * 2 >= self._sizes[seg]
+            if needed and mostly_live and self.size_bytes <= self.limits.max_bytes:
+                continue
+            if needed:
+                self._copy_forward(seg)
+            self._segment_path(seg).unlink(missing_ok=True)
+            self.size_bytes -= self._sizes.pop(seg)
+
+    def _copy_forward(self, seg: int) -> None:
+        """Appends the live requests of segment ``seg`` to the current one and points their
+        rows there (their numbers stay, so the traces' lists of requests stay right)."""
+        db = self._db
+        rows = db.execute(
+            "SELECT seq, offset, bytes FROM batches WHERE seg = ? ORDER BY seq", (seg,)
+        ).fetchall()
+        moved = []
+        with self._segment_path(seg).open("rb") as source:
+            for seq, offset, size in rows:
+                source.seek(offset)
+                to_seg, to_offset = self._append(source.read(size))
+                moved.append((to_seg, to_offset, seq))
+        self._out.flush()
+        db.executemany("UPDATE batches SET seg = ?, offset = ? WHERE seq = ?", moved)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -293,14 +436,31 @@ class TraceStore:
 
     def batches(self, trace_id: str) -> list[bytes]:
         """The stored requests that carry spans of ``trace_id``, in the order stored."""
-        return [
-            bytes(r[0])
-            for r in self._db.execute(
-                "SELECT body FROM batches WHERE seq IN"
-                " (SELECT seq FROM trace_batches WHERE trace_id = ?) ORDER BY seq",
-                (trace_id,),
-            )
-        ]
+        row = self._db.execute("SELECT seqs FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
+        if row is None or not row[0]:
+            return []
+        seqs = sorted({int(seq) for seq in row[0].split()})
+        places: list[tuple[int, int, int, int]] = []
+        for at in range(0, len(seqs), 500):
+            chunk = seqs[at : at + 500]
+            places += self._db.execute(
+                "SELECT seq, seg, offset, bytes FROM batches"
+                f" WHERE seq IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        bodies: dict[int, bytes] = {}
+        by_segment: dict[int, list[tuple[int, int, int]]] = collections.defaultdict(list)
+        for seq, seg, offset, size in places:
+            by_segment[seg].append((seq, offset, size))
+        for seg, wanted in by_segment.items():
+            try:
+                with self._segment_path(seg).open("rb") as source:
+                    for seq, offset, size in wanted:
+                        source.seek(offset)
+                        bodies[seq] = source.read(size)
+            except FileNotFoundError:
+                log.warning("trace buffer: segment file %d is missing", seg)
+        return [bodies[seq] for seq in sorted(bodies)]
 
     def exchanges(self, trace_id: str) -> list[Exchange]:
         return [

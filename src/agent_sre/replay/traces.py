@@ -14,11 +14,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from agent_sre.tracing import conventions as conv
-from agent_sre.tracing.view import CORE_KEYS, read_attrs, read_span
+from agent_sre.tracing.conventions import AgentSpanKind
+from agent_sre.tracing.view import CLASSIFY_KEYS, classify, read_attrs
 
 if TYPE_CHECKING:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
     from agent_sre.replay.redaction import Redactor
-    from agent_sre.tracing.view import AgentSpan
+    from agent_sre.tracing.view import AttrValue
 
 KINDS: tuple[str, ...] = ("AGENT_TASK", "TOOL_CALL", "LLM_INFERENCE", "DELEGATION",
                           "POLICY_CHECK", "OTHER")  # fmt: skip
@@ -38,11 +41,16 @@ INDEX_KEYS: frozenset[str] = frozenset(
         "error.type",
         conv.AGENT_SRE_CHAOS_FAULT,
         conv.AGENT_SRE_COST_USD,
+        conv.AGENT_SRE_ROLE,
         "agent_sre.slo.bad",
         "agent_sre.incident.id",
     }
 )
-"""Attributes the trace index reads beyond the span view's core keys."""
+"""Attributes the trace index reads from every span (it needs no span view). The agent is
+read from the resource or, when the span pass did not decode it, from the first span of each
+trace in a request and from agent-task spans (:data:`AGENT_KEYS`)."""
+
+AGENT_KEYS = (conv.AGENT_ID, conv.GEN_AI_AGENT_ID)
 
 
 @dataclass
@@ -63,46 +71,34 @@ class TraceSummary:
 
 
 class TraceIndex:
-    """Summarises the spans of one request by trace, from the span views the pipeline
-    builds anyway (no second pass over the protobuf)."""
+    """Summarises the spans of one request by trace: a span tap of the pipeline's one pass
+    over the request (no view is built, no second pass over the protobuf)."""
 
     def __init__(self) -> None:
         self.summaries: dict[bytes, TraceSummary] = {}
 
     # hot path: per span
-    def add(self, span: AgentSpan, now: float = 0.0) -> None:
-        summary = self.summaries.get(span.trace_id)
+    def tap(self, span: Span, kind: AgentSpanKind, attrs: dict[str, AttrValue], now: float) -> None:
+        trace_id = span.trace_id
+        start_ns = span.start_time_unix_nano
+        end_ns = span.end_time_unix_nano
+        summary = self.summaries.get(trace_id)
         if summary is None:
-            summary = self.summaries[span.trace_id] = TraceSummary(
-                span.trace_id.hex(), span.start_ns, span.end_ns, root=span.name
+            summary = self.summaries[trace_id] = TraceSummary(
+                trace_id.hex(), start_ns, end_ns, root=span.name, agent=_agent(span, attrs)
             )
-        elif span.start_ns < summary.start_ns:
-            summary.start_ns = span.start_ns
-            summary.root = span.name
-        if span.end_ns > summary.end_ns:
-            summary.end_ns = span.end_ns
+        else:
+            if start_ns < summary.start_ns:
+                summary.start_ns = start_ns
+                summary.root = span.name
+            if end_ns > summary.end_ns:
+                summary.end_ns = end_ns
+            if not summary.agent and kind is _TASK:
+                summary.agent = _agent(span, attrs)
         summary.spans += 1
-        summary.kinds |= _KIND_BIT[span.kind.value]
-        attrs = span.attrs
-        if not summary.agent:
-            agent = attrs.get(conv.AGENT_ID) or attrs.get(conv.GEN_AI_AGENT_ID)
-            if isinstance(agent, str):
-                summary.agent = agent
-        error_type = attrs.get("error.type")
-        if span.is_error or error_type is not None:
-            summary.errors += 1
-            summary.interesting |= 1
-            if error_type in REFUSALS:
-                summary.interesting |= 4
-        if conv.AGENT_SRE_CHAOS_FAULT in attrs:
-            summary.interesting |= 2
-        if attrs.get("agent_sre.slo.bad") is True:
-            summary.interesting |= 8
-        if "agent_sre.incident.id" in attrs:
-            summary.interesting |= 16
-        cost = attrs.get(conv.AGENT_SRE_COST_USD)
-        if isinstance(cost, float):
-            summary.cost_usd += cost
+        summary.kinds |= _KIND_BIT[kind]
+        if span.status.code == _ERROR or not _MARKERS.isdisjoint(attrs):
+            _mark(summary, span, attrs)  # the rare span: an error, a fault, a cost...
 
     def take(self) -> list[TraceSummary]:
         """The summaries so far (and a fresh start)."""
@@ -111,20 +107,56 @@ class TraceIndex:
         return found
 
 
+def _mark(summary: TraceSummary, span: Span, attrs: dict[str, AttrValue]) -> None:
+    """Adds what makes a span count beyond its kind: errors, reasons to keep, cost."""
+    error_type = attrs.get("error.type")
+    if error_type is not None or span.status.code == _ERROR:
+        summary.errors += 1
+        summary.interesting |= 1
+        if error_type in REFUSALS:
+            summary.interesting |= 4
+    if conv.AGENT_SRE_CHAOS_FAULT in attrs:
+        summary.interesting |= 2
+    if attrs.get("agent_sre.slo.bad") is True:
+        summary.interesting |= 8
+    if "agent_sre.incident.id" in attrs:
+        summary.interesting |= 16
+    cost = attrs.get(conv.AGENT_SRE_COST_USD)
+    if isinstance(cost, float) and conv.AGENT_SRE_ROLE not in attrs:
+        summary.cost_usd += cost
+
+
+def _agent(span: Span, attrs: dict[str, AttrValue]) -> str:
+    """The span's agent: from the values read, else from its attributes (a rare walk: the
+    first span of a trace in a request, agent tasks)."""
+    for key in AGENT_KEYS:
+        agent = attrs.get(key)
+        if isinstance(agent, str) and agent:
+            return agent
+    for kv in span.attributes:
+        if kv.key in AGENT_KEYS and kv.value.string_value:
+            return str(kv.value.string_value)
+    return ""
+
+
 def summarize(request: ExportTraceServiceRequest) -> list[TraceSummary]:
     """The index summaries of a request read on its own (tests, tools)."""
     index = TraceIndex()
     for resource_spans in request.resource_spans:
-        resource_attrs: dict[str, Any] = {}
+        resource_attrs: dict[str, AttrValue] = {}
         read_attrs(resource_spans.resource.attributes, _WANTED, resource_attrs)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                index.add(read_span(span, _WANTED, resource_attrs))
+                attrs = resource_attrs.copy()
+                read_attrs(span.attributes, _WANTED, attrs)
+                index.tap(span, classify(attrs)[0], attrs, 0.0)
     return index.take()
 
 
-_WANTED = CORE_KEYS | INDEX_KEYS
-_KIND_BIT = {name: 1 << i for i, name in enumerate(KINDS)}
+_WANTED = CLASSIFY_KEYS | INDEX_KEYS
+_KIND_BIT = {AgentSpanKind(name): 1 << i for i, name in enumerate(KINDS)}
+_TASK = AgentSpanKind.AGENT_TASK
+_MARKERS = INDEX_KEYS - {conv.AGENT_SRE_ROLE}
 
 
 def redact_spans(request: ExportTraceServiceRequest, redactor: Redactor) -> None:

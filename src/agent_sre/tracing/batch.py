@@ -38,6 +38,12 @@ the observers."""
 SpanObserver = Callable[[AgentSpan, float], None]
 """Called with each valid span's view and the time (unix seconds) the batch was received."""
 
+SpanTap = Callable[["Span", AgentSpanKind, dict[str, AttrValue], float], None]
+"""Called with each valid span (the protobuf, after enrichment: read, never write), its kind,
+the values of the wanted keys (the resource's, then the span's) and the time received.
+Cheaper than an observer: no view is built. Taps see second views of an LLM call too (they
+carry ``agent_sre.role``), which observers never do."""
+
 TaskHook = Callable[["Span", float], None]
 """Called with each valid AGENT_TASK span before the observers see it."""
 
@@ -89,7 +95,7 @@ class TraceBatchProcessor:
     Args:
         resource_attributes: set on each resource that lacks them (node identity).
         observers: called with each valid span's view, in order.
-        wanted: attribute keys observers need beyond the view's core keys.
+        wanted: attribute keys observers and taps need beyond the view's core keys.
         llm_enrichers: write onto LLM_INFERENCE spans (cost), before the observers see them.
         enricher_keys: attribute keys the enrichers read.
         task_hooks: called with each AGENT_TASK span before the observers.
@@ -109,6 +115,7 @@ class TraceBatchProcessor:
         self.task_hooks = list(task_hooks or [])
         self._enricher_keys = enricher_keys
         self.observers: list[SpanObserver] = []
+        self.taps: list[SpanTap] = []
         self.wanted = CLASSIFY_KEYS
         self.set_observers(observers or [], wanted)
 
@@ -120,17 +127,30 @@ class TraceBatchProcessor:
             self.llm_enrichers.append(enricher)
         self._enricher_keys = self._enricher_keys | keys
         self.wanted = self.wanted | keys
+        self.resource_wanted = self.wanted | CORE_KEYS
 
     def remove_enricher(self, enricher: SpanEnricher) -> None:
         if enricher in self.llm_enrichers:
             self.llm_enrichers.remove(enricher)
 
-    def set_observers(self, observers: list[SpanObserver], wanted: frozenset[str]) -> None:
-        """Replaces the observers; with none, only the keys classification and the
-        enrichers need are decoded."""
+    def set_observers(
+        self,
+        observers: list[SpanObserver],
+        wanted: frozenset[str],
+        taps: list[SpanTap] | None = None,
+    ) -> None:
+        """Replaces the observers and taps; with no observer only the keys classification,
+        the enrichers and the taps need are decoded (taps need no view's core keys)."""
         self.observers = list(observers)
-        base = CLASSIFY_KEYS | CORE_KEYS | wanted if observers else CLASSIFY_KEYS
+        self.taps = list(taps or [])
+        if observers:
+            base = CLASSIFY_KEYS | CORE_KEYS | wanted
+        else:
+            base = CLASSIFY_KEYS | wanted if self.taps else CLASSIFY_KEYS
         self.wanted = base | self._enricher_keys if self.llm_enrichers else base
+        # a resource is read once per request: its identity (agent id, ...) always is, so
+        # taps that read few keys per span still see who sent the spans
+        self.resource_wanted = self.wanted | CORE_KEYS
 
     def process(self, request: ExportTraceServiceRequest, now: float) -> BatchResult:
         """Validates, classifies, enriches (in place) and observes every span of ``request``,
@@ -139,13 +159,16 @@ class TraceBatchProcessor:
         by_kind = result.by_kind
         wanted = self.wanted
         observers = self.observers
+        taps = self.taps
         enrichers = self.llm_enrichers
         task_hooks = self.task_hooks
         role_key = c.AGENT_SRE_ROLE
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
             resource_attrs: dict[str, AttrValue] = {}
-            result.ignored_values += read_attrs(resource.attributes, wanted, resource_attrs)
+            result.ignored_values += read_attrs(
+                resource.attributes, self.resource_wanted, resource_attrs
+            )
             enrich_resource(resource, self.resource_attributes)
             for scope_spans in resource_spans.scope_spans:
                 spans = scope_spans.spans
@@ -174,6 +197,8 @@ class TraceBatchProcessor:
                         add_string_attribute(span.attributes, c.AGENT_SPAN_KIND, kind.value)
                     if role_key in attrs:  # a second view of an LLM call: never counted
                         self._second_view(result, attrs)
+                        for tap in taps:
+                            tap(span, kind, attrs, now)
                         continue
                     view = None
                     if enrichers and kind is AgentSpanKind.LLM_INFERENCE:
@@ -182,6 +207,8 @@ class TraceBatchProcessor:
                             enrich(span, view, now)
                         if role_key in attrs:
                             self._second_view(result, attrs)
+                            for tap in taps:
+                                tap(span, kind, attrs, now)
                             continue
                     elif task_hooks and kind is AgentSpanKind.AGENT_TASK:
                         for hook in task_hooks:
@@ -192,6 +219,8 @@ class TraceBatchProcessor:
                             view = view_of(span, kind, explicit, attrs)
                         for observe in observers:
                             observe(view, now)
+                    for tap in taps:
+                        tap(span, kind, attrs, now)
                 for index in reversed(bad):
                     del spans[index]
                 result.rejected += len(bad)

@@ -67,6 +67,10 @@ secret_like = st.sampled_from(
         "5500-0000-0000-0004",
         "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
         "AIza" + "B" * 35,
+        "bearer\vx",
+        "12345678901234",  # a digit run that is no card number
+        "1234567890123456789@x.example",  # ... and an address that starts inside one
+        "1732579200123",  # epoch milliseconds
     ]
 )
 

@@ -1,0 +1,156 @@
+"""The trace buffer's segment files: requests written once, dead bytes given back, live
+requests of old segments copied forward, the bytes on disk what the store says."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import TYPE_CHECKING
+
+from agent_sre.replay.exchange import Exchange
+from agent_sre.replay.traces import assemble
+from agent_sre_daemon.replay.store import MIN_SEGMENT, Limits, TraceQuery, TraceStore
+from tests.unit.replay.test_store_and_traces import HOUR, put, request_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+BIG = "x" * 20_000
+"""Enough for four requests to fill a segment of the smallest size."""
+
+
+def store_at(tmp_path: Path, max_bytes: int = 10 * MIN_SEGMENT) -> TraceStore:
+    return TraceStore(tmp_path / "replay.sqlite", Limits(HOUR, 24 * HOUR, max_bytes))
+
+
+def on_disk(store: TraceStore) -> int:
+    """What the files really hold: segments plus captured calls."""
+    segments = sum(f.stat().st_size for f in store.segments_dir.glob("*.seg"))
+    captured = store._db.execute("SELECT coalesce(sum(bytes), 0) FROM exchanges").fetchone()[0]
+    return int(segments + captured)
+
+
+def span_names(store: TraceStore, trace: int) -> list[str]:
+    trace_id = trace.to_bytes(16, "big").hex()
+    with store.lock:
+        whole = assemble(store.batches(trace_id), trace_id)
+    return sorted(s.name for r in whole.resource_spans for ss in r.scope_spans for s in ss.spans)
+
+
+def test_requests_go_to_segment_files_that_rotate_at_the_segment_size(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for n in range(1, 13):
+        put(store, request_of({"trace": n, "span": n, "name": f"s{n}", "attrs": {"p": BIG}}), n)
+    segments = sorted(store.segments_dir.glob("*.seg"))
+    assert len(segments) >= 3
+    assert all(f.stat().st_size <= MIN_SEGMENT + 25_000 for f in segments)
+    assert store.size_bytes == on_disk(store) == store.live_bytes
+    # SQLite holds the index, not the bodies
+    assert (tmp_path / "replay.sqlite").stat().st_size < 100_000
+    assert span_names(store, 7) == ["s7"]
+
+
+def test_a_trace_across_requests_and_writes_is_read_back_whole(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    put(store, request_of({"trace": 1, "span": 1, "name": "root"},
+                          {"trace": 2, "span": 2, "name": "other"}), 1.0)  # fmt: skip
+    put(store, request_of({"trace": 1, "span": 3, "name": "child", "parent": 1}), 2.0)
+    assert span_names(store, 1) == ["child", "root"]
+    with store.lock:
+        (summary,) = [t for t in store.list_traces(TraceQuery()) if t["trace_id"].endswith("1")]
+    assert summary["spans"] == 2 and summary["root"] == "root"
+    store.close()
+
+
+def test_dead_segments_are_deleted_and_disk_matches_the_count(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for n in range(1, 13):
+        put(store, request_of({"trace": n, "span": n, "attrs": {"p": BIG}}), 0.0)
+    with store.lock:
+        assert store.evict(now=HOUR + 1) == 12
+    assert store.size_bytes == on_disk(store) == 0
+    assert store.live_bytes == 0
+    # and it goes on writing where it is
+    put(store, request_of({"trace": 99, "span": 1, "name": "after"}), HOUR + 2)
+    assert span_names(store, 99) == ["after"]
+    assert store.size_bytes == on_disk(store)
+
+
+def test_an_interesting_trace_in_an_old_segment_is_copied_forward(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    error = {"trace": 1, "span": 1, "name": "failed", "error": True}
+    put(store, request_of(error, {"trace": 2, "span": 2, "attrs": {"p": BIG}}), 0.0)
+    for n in range(3, 13):
+        put(store, request_of({"trace": n, "span": n, "attrs": {"p": BIG}}), 0.0)
+    first = min(store.segments_dir.glob("*.seg"))
+    with store.lock:
+        assert store.evict(now=HOUR + 1) == 11  # every ordinary trace; the error stays
+    assert not first.exists()  # its segment went, mostly dead...
+    assert span_names(store, 1) == ["failed"]  # ...after the request that trace needs moved
+    assert store.size_bytes == on_disk(store) < 3 * MIN_SEGMENT
+    with store.lock:
+        assert store.evict(now=24 * HOUR + 1) == 1
+    assert store.size_bytes == on_disk(store) == 0
+
+
+def test_the_size_cap_bounds_the_bytes_on_disk(tmp_path: Path) -> None:
+    store = store_at(tmp_path, max_bytes=4 * MIN_SEGMENT)
+    for n in range(1, 41):
+        put(store, request_of({"trace": n, "span": n, "attrs": {"p": BIG}}), float(n))
+        with store.lock:
+            store.evict(now=float(n))
+        assert store.size_bytes == on_disk(store) <= 4 * MIN_SEGMENT
+    with store.lock:
+        kept = {int(t["trace_id"], 16) for t in store.list_traces(TraceQuery(limit=100))}
+    assert 40 in kept and 1 not in kept
+    assert all(span_names(store, n) for n in kept)
+
+
+def test_a_restart_reads_what_was_written_and_counts_the_same(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for n in range(1, 7):
+        put(store, request_of({"trace": n, "span": n, "name": f"s{n}", "attrs": {"p": BIG}}), 0.0)
+    with store.lock:
+        store.write([], [(Exchange("r", "/r", "openai", "POST", "/x", trace_id="ab" * 16),
+                          b"{}")])  # fmt: skip
+    size, live = store.size_bytes, store.live_bytes
+    store.close()
+    again = store_at(tmp_path)
+    assert (again.size_bytes, again.live_bytes) == (size, live) == (on_disk(again), live)
+    assert span_names(again, 4) == ["s4"]
+    put(again, request_of({"trace": 7, "span": 7, "name": "s7"}), 1.0)
+    assert span_names(again, 7) == ["s7"] and span_names(again, 1) == ["s1"]
+    again.close()
+
+
+def test_a_missing_segment_file_loses_its_requests_not_the_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = store_at(tmp_path)
+    for n in range(1, 13):
+        put(store, request_of({"trace": n, "span": n, "name": f"s{n}", "attrs": {"p": BIG}}), 0.0)
+    store.close()
+    min(store.segments_dir.glob("*.seg")).unlink()
+    with caplog.at_level(logging.WARNING, "agent_sre.replay"):
+        again = store_at(tmp_path)
+    assert "missing" in caplog.text
+    assert span_names(again, 1) == [] and span_names(again, 12) == ["s12"]
+    assert again.size_bytes == on_disk(again)
+    again.close()
+
+
+def test_a_file_of_the_first_layout_is_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = sqlite3.connect(tmp_path / "replay.sqlite")
+    db.execute("CREATE TABLE batches(seq INTEGER PRIMARY KEY, at REAL, bytes INTEGER, body BLOB)")
+    db.commit()
+    db.close()
+    with caplog.at_level(logging.WARNING, "agent_sre.replay"):
+        store = store_at(tmp_path)
+    assert (tmp_path / "replay.sqlite.v1").exists() and "older layout" in caplog.text
+    put(store, request_of({"trace": 1, "span": 1, "name": "new"}), 0.0)
+    assert span_names(store, 1) == ["new"]
+    store.close()

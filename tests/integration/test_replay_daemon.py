@@ -615,3 +615,30 @@ def test_bodies_per_trace_are_capped_and_later_calls_keep_metadata_only(
     assert len(kept) == 4
     assert kept[0] == (False, True)  # the first calls keep their bodies...
     assert kept[-1] == (True, False)  # ...the last ones only that they happened
+
+
+def test_the_diff_of_two_runs_names_the_changed_prompt(daemon: DaemonProcess) -> None:
+    trace_id, _ = agent_run(daemon, "Plan a trip to Lisbon.")
+    changed_id, _ = agent_run(daemon, "Plan a trip to Porto.")
+    llm = "AGENT_TASK:invoke_agent planner/LLM_INFERENCE:chat gpt-4o-mini"
+
+    diff = get(daemon.url("admin", f"/v1/traces/diff?a={trace_id}&b={changed_id}"))
+    requests = [c for c in diff["changes"] if c["what"] == "request"]
+    assert [(c["path"], c["where"], c["a"], c["b"]) for c in requests] == [
+        (f"{llm}[{n}]", "messages[0].content", "Plan a trip to Lisbon.", "Plan a trip to Porto.")
+        for n in (0, 1)
+    ]
+    # the same answer (the stand-in's text, streamed in the second call) is no change
+    assert not [c for c in diff["changes"] if c["what"] in ("answer", "tool calls")]
+    assert get(daemon.url("admin", f"/v1/traces/diff?a={trace_id}&b={trace_id}"))["changes"] == []
+
+    shown = cli(daemon, "replay", "diff", trace_id, changed_id)
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        f"{llm}[0]: request (messages[0].content) 'Plan a trip to Lisbon.' -> "
+        "'Plan a trip to Porto.'" in shown.stdout
+    )
+    as_json = json.loads(cli(daemon, "replay", "diff", trace_id, changed_id, "--json").stdout)
+    assert as_json["changes"] == diff["changes"]
+    same = cli(daemon, "replay", "diff", changed_id, changed_id)
+    assert same.returncode == 0 and "no difference" in same.stdout

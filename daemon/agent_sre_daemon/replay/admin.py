@@ -200,6 +200,7 @@ class ReplayAdmin:
         session_id = request.match_info["session_id"]
         if not self.engine.sessions.close(session_id):
             return admin_error(404, "not_found", f"no replay session {session_id!r}")
+        self.engine.mismatches.forget(session_id)
         self.engine.metrics.sessions.set(len(self.engine.sessions.sessions))
         return web.json_response({"closed": session_id})
 

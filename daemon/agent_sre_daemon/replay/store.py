@@ -114,6 +114,8 @@ class TraceStore:
         self._db.executescript(SCHEMA)
         self.size_bytes = self._stored_bytes()
         self.evicted_traces = 0
+        self.evicted_interesting = 0
+        """Traces kept because they mattered that the size cap forced out (ever)."""
 
     def close(self) -> None:
         with self.lock:
@@ -225,7 +227,10 @@ class TraceStore:
                         excess -= nbytes
                         if excess <= 0:
                             break
-                    dropped += self._drop(batch)
+                    gone = self._drop(batch)
+                    dropped += gone
+                    if interesting:
+                        self.evicted_interesting += gone
         if dropped:
             db.execute("PRAGMA incremental_vacuum")
         return dropped

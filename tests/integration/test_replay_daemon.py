@@ -642,3 +642,30 @@ def test_the_diff_of_two_runs_names_the_changed_prompt(daemon: DaemonProcess) ->
     assert as_json["changes"] == diff["changes"]
     same = cli(daemon, "replay", "diff", changed_id, changed_id)
     assert same.returncode == 0 and "no difference" in same.stdout
+
+
+def test_calls_a_session_refuses_are_signalled_at_most_once_a_minute(
+    daemon: DaemonProcess,
+) -> None:
+    trace_id, _ = agent_run(daemon, "Plan a trip to Lisbon.")
+    session = post(daemon.url("admin", "/v1/replay/sessions"), {"trace_id": trace_id})
+    client = openai.OpenAI(
+        base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
+        api_key=API_KEY,
+        max_retries=0,
+        default_headers={"X-Agent-SRE-Replay": session["id"]},
+    )
+    for _ in range(3):
+        with pytest.raises(openai.ConflictError):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Plan a cruise."}]
+            )
+    (listed,) = get(daemon.url("admin", "/v1/replay/sessions"))["sessions"]
+    assert listed["mismatches"] == 3
+    # the first refusal at once; the next two are held for the digest a minute later
+    (signal,) = get(daemon.url("admin", "/v1/signals?type=replay_mismatch"))["signals"]
+    assert (signal["source"], signal["severity"], signal["state"], signal["value"]) == (
+        "replay", "warning", "firing", 1
+    )  # fmt: skip
+    assert signal["labels"] == {"session_id": session["id"], "trace_id": trace_id}
+    assert "Plan a cruise." in signal["message"]

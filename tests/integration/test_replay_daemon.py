@@ -615,3 +615,57 @@ def test_bodies_per_trace_are_capped_and_later_calls_keep_metadata_only(
     assert len(kept) == 4
     assert kept[0] == (False, True)  # the first calls keep their bodies...
     assert kept[-1] == (True, False)  # ...the last ones only that they happened
+
+
+def test_the_diff_of_two_runs_names_the_changed_prompt(daemon: DaemonProcess) -> None:
+    trace_id, _ = agent_run(daemon, "Plan a trip to Lisbon.")
+    changed_id, _ = agent_run(daemon, "Plan a trip to Porto.")
+    llm = "AGENT_TASK:invoke_agent planner/LLM_INFERENCE:chat gpt-4o-mini"
+
+    diff = get(daemon.url("admin", f"/v1/traces/diff?a={trace_id}&b={changed_id}"))
+    requests = [c for c in diff["changes"] if c["what"] == "request"]
+    assert [(c["path"], c["where"], c["a"], c["b"]) for c in requests] == [
+        (f"{llm}[{n}]", "messages[0].content", "Plan a trip to Lisbon.", "Plan a trip to Porto.")
+        for n in (0, 1)
+    ]
+    # the same answer (the stand-in's text, streamed in the second call) is no change
+    assert not [c for c in diff["changes"] if c["what"] in ("answer", "tool calls")]
+    assert get(daemon.url("admin", f"/v1/traces/diff?a={trace_id}&b={trace_id}"))["changes"] == []
+
+    shown = cli(daemon, "replay", "diff", trace_id, changed_id)
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        f"{llm}[0]: request (messages[0].content) 'Plan a trip to Lisbon.' -> "
+        "'Plan a trip to Porto.'" in shown.stdout
+    )
+    as_json = json.loads(cli(daemon, "replay", "diff", trace_id, changed_id, "--json").stdout)
+    assert as_json["changes"] == diff["changes"]
+    same = cli(daemon, "replay", "diff", changed_id, changed_id)
+    assert same.returncode == 0 and "no difference" in same.stdout
+
+
+def test_calls_a_session_refuses_are_signalled_at_most_once_a_minute(
+    daemon: DaemonProcess,
+) -> None:
+    trace_id, _ = agent_run(daemon, "Plan a trip to Lisbon.")
+    session = post(daemon.url("admin", "/v1/replay/sessions"), {"trace_id": trace_id})
+    client = openai.OpenAI(
+        base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
+        api_key=API_KEY,
+        max_retries=0,
+        default_headers={"X-Agent-SRE-Replay": session["id"]},
+    )
+    for _ in range(3):
+        with pytest.raises(openai.ConflictError):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Plan a cruise."}]
+            )
+    (listed,) = get(daemon.url("admin", "/v1/replay/sessions"))["sessions"]
+    assert listed["mismatches"] == 3
+    # the first refusal at once; the next two are held for the digest a minute later
+    (signal,) = get(daemon.url("admin", "/v1/signals?type=replay_mismatch"))["signals"]
+    assert (signal["source"], signal["severity"], signal["state"], signal["value"]) == (
+        "replay", "warning", "firing", 1
+    )  # fmt: skip
+    assert signal["labels"] == {"session_id": session["id"], "trace_id": trace_id}
+    assert "Plan a cruise." in signal["message"]

@@ -25,6 +25,7 @@ from agent_sre_daemon.replay.store import TraceQuery
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from agent_sre.replay.exchange import Exchange
     from agent_sre_daemon.replay.engine import ReplayEngine
     from agent_sre_daemon.replay.store import TraceStore
 
@@ -124,12 +125,19 @@ class ReplayAdmin:
             if error is not None:
                 return error
             ids.append(trace_id)
-        a_parts, b_parts = await self._read(lambda s: (s.batches(ids[0]), s.batches(ids[1])))
+
+        def read(store: TraceStore) -> list[tuple[list[bytes], list[Exchange]]]:
+            return [(store.batches(trace_id), store.exchanges(trace_id)) for trace_id in ids]
+
+        (a_parts, a_calls), (b_parts, b_calls) = await self._read(read)
         for trace_id, parts in zip(ids, (a_parts, b_parts), strict=False):
             if not parts:
                 return _not_found(trace_id)
         changes = diff_traces(
-            span_tree(assemble(a_parts, ids[0])), span_tree(assemble(b_parts, ids[1]))
+            span_tree(assemble(a_parts, ids[0])),
+            span_tree(assemble(b_parts, ids[1])),
+            calls_a=a_calls,
+            calls_b=b_calls,
         )
         return web.json_response(
             {
@@ -192,6 +200,7 @@ class ReplayAdmin:
         session_id = request.match_info["session_id"]
         if not self.engine.sessions.close(session_id):
             return admin_error(404, "not_found", f"no replay session {session_id!r}")
+        self.engine.mismatches.forget(session_id)
         self.engine.metrics.sessions.set(len(self.engine.sessions.sessions))
         return web.json_response({"closed": session_id})
 

@@ -49,6 +49,10 @@ class TraceBuffer:
         metrics: the engine's metrics.
     """
 
+    report: Callable[[Exception | None, bool], None] | None = None
+    """Called on the writer thread after each pass: the error it failed with (None when it
+    went well) and whether anything was waiting to be written."""
+
     def __init__(self, store: TraceStore, now: Callable[[], float], metrics: ReplayMetrics):
         self.store = store
         self.now = now
@@ -108,6 +112,7 @@ class TraceBuffer:
         while True:
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
+            pending = bool(self._requests or self._exchanges or self._marks)
             try:
                 with self.store.lock:
                     self._flush_locked()
@@ -120,12 +125,23 @@ class TraceBuffer:
                 if evicted:
                     self.metrics.evicted_traces.inc(evicted)
                 self.metrics.stored_bytes.set(self.store.size_bytes)
-            except Exception:
+            except Exception as exc:
                 self.failures += 1
                 self.metrics.write_errors.inc()
                 log.exception("trace buffer: writing failed")
+                self._report(exc, pending)
+            else:
+                self._report(None, pending)
             if self._stopping:
                 return
+
+    def _report(self, error: Exception | None, wrote: bool) -> None:
+        if self.report is None:
+            return
+        try:
+            self.report(error, wrote)
+        except Exception:  # a reporting bug must not stop the writer
+            log.exception("trace buffer: reporting failed")
 
     def _flush_locked(self) -> None:
         requests, exchanges, marks = self._requests, self._exchanges, self._marks

@@ -7,10 +7,12 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent_sre.replay.redaction import Redactor
+from agent_sre.replay.signals import MismatchDigest
 from agent_sre.replay.traces import INDEX_KEYS, INTERESTING
 from agent_sre_daemon.component import Component, Prepared, ReloadError, SpanTapSpec
 from agent_sre_daemon.replay.admin import ReplayAdmin
 from agent_sre_daemon.replay.buffer import TraceBuffer
+from agent_sre_daemon.replay.health import StoreReporter
 from agent_sre_daemon.replay.metrics import ReplayMetrics
 from agent_sre_daemon.replay.sessions import SessionTable
 from agent_sre_daemon.replay.stages import (
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from agent_sre_daemon.component import BatchObserver, NodeContext, SpanObserverSpec
     from agent_sre_daemon.proxy.call import Call
     from agent_sre_daemon.proxy.stage import Stage
+    from agent_sre_daemon.replay.sessions import ReplaySession
 
 log = logging.getLogger("agent_sre.replay")
 
@@ -61,6 +64,7 @@ class ReplayEngine(Component):
         self.store: TraceStore | None = None
         self.buffer: TraceBuffer | None = None
         self.sessions = SessionTable(context.config.replay.max_sessions)
+        self.mismatches = MismatchDigest()
         self._apply(context.config.replay)
         self._per_trace: dict[str, int] = {}
         capture = CaptureStage(self)
@@ -93,6 +97,9 @@ class ReplayEngine(Component):
         self.store = await asyncio.to_thread(TraceStore, path, _limits(self.config))
         self.buffer = TraceBuffer(self.store, self.clock.time, self.metrics)
         self.buffer.redactor = self.redactor
+        self.buffer.report = StoreReporter(
+            asyncio.get_running_loop(), self.context.bus, self.store, self.clock.time
+        )
         self.buffer.start()
         log.info("trace buffer in %s (%d bytes stored)", path, self.store.size_bytes)
         return {}
@@ -153,6 +160,13 @@ class ReplayEngine(Component):
             raise ValueError(f"reason {reason!r}: one of {', '.join(INTERESTING)}")
         if self.buffer is not None:
             self.buffer.mark(trace_id.lower(), 1 << INTERESTING.index(reason))
+
+    def refused(self, session: ReplaySession, message: str) -> None:
+        """A session refused a call matching no recorded one: ``replay_mismatch``, at most
+        once a minute per session."""
+        signal = self.mismatches.refused(session.id, session.trace_id, message, self.clock.time())
+        if signal is not None:
+            self.context.bus.publish(signal)
 
     # -- capture ------------------------------------------------------------------------
 

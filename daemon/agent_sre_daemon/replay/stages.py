@@ -60,6 +60,7 @@ class ReplayStage:
             if session.passthrough:
                 return None
             call.fail("replay_mismatch", answer.message)
+            engine.refused(session, answer.message)
             return proxy_error(api, "replay_mismatch", answer.message)
         engine.metrics.replayed_calls.labels("matched").inc()
         response, facts = await write_answer(call.request, answer, session.timing, call.plan)

@@ -176,6 +176,8 @@ class TraceStore:
         self.segments_dir.mkdir(exist_ok=True)
         self._db = self._open(path)
         self.evicted_traces = 0
+        self.evicted_interesting = 0
+        """Traces kept because they mattered that the size cap forced out (ever)."""
         self._next_seq = int(self._one("SELECT coalesce(max(seq), 0) + 1 FROM batches"))
         self._sizes = {
             int(f.stem): f.stat().st_size
@@ -331,7 +333,10 @@ class TraceStore:
                     excess -= nbytes
                     if excess <= 0:
                         break
-                dropped += self._drop(batch)
+                gone = self._drop(batch)
+                dropped += gone
+                if interesting:
+                    self.evicted_interesting += gone
         self._reclaim()
         return dropped
 

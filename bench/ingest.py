@@ -144,12 +144,19 @@ def mixed_request(per_request: int, traces: int) -> bytes:
 
 
 async def steady(
-    address: str, spans_per_s: int, per_request: int, seconds: float, traces: int = 1
+    address: str,
+    spans_per_s: int,
+    per_request: int,
+    seconds: float,
+    traces: int = 1,
+    bodies: list[bytes] | None = None,
 ) -> None:
+    """Sends ``bodies`` (default: 50 requests of ``traces`` traces) round and round."""
     interval = per_request / spans_per_s
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(METHOD, None, None)
-        bodies = [mixed_request(per_request, traces) for _ in range(50)]
+        if bodies is None:
+            bodies = [mixed_request(per_request, traces) for _ in range(50)]
         next_at = time.perf_counter()
         end = next_at + seconds
         pending: set[asyncio.Task[object]] = set()
@@ -296,8 +303,12 @@ def replay_cost(seconds: float, rounds: int) -> None:
                     where.mkdir()
                     daemon, address = start_daemon(where, sink_addr, replay=replay, slo=slo)
                     pin_tree(daemon.pid, SERVER_CPU)
+                    # every request carries traces never sent before, as an agent fleet's do
+                    bodies = [mixed_request(100, 10) for _ in range(int(seconds * 100) + 1)]
                     try:
-                        _, cpu, rss, _ = measure(daemon, steady(address, 10_000, 100, seconds, 10))
+                        _, cpu, rss, _ = measure(
+                            daemon, steady(address, 10_000, 100, seconds, bodies=bodies)
+                        )
                         time.sleep(1.0)  # the writer's last flush
                     finally:
                         daemon.terminate()

@@ -32,7 +32,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_delay,
     stop_never,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from agent_sre.signals import Severity, Signal, SignalState
@@ -373,12 +374,16 @@ class _HintedWait:
     """Exponential backoff with jitter, but never sooner than upstream asked (RetryInfo)."""
 
     def __init__(self, initial: float, maximum: float, multiplier: float) -> None:
-        self._backoff = wait_exponential_jitter(
-            initial=initial, max=maximum, exp_base=multiplier, jitter=initial
-        )
+        # initial * multiplier**n plus up to ``initial`` of jitter, capped at ``maximum``
+        # (wait_exponential_jitter's ``initial`` is deprecated, and its replacement is missing
+        # from the oldest tenacity this package accepts)
+        self._backoff = wait_exponential(
+            multiplier=initial, max=maximum, exp_base=multiplier
+        ) + wait_random(0, initial)
+        self._maximum = maximum
 
     def __call__(self, state: RetryCallState) -> float:
-        wait = float(self._backoff(state))
+        wait = min(float(self._backoff(state)), self._maximum)
         exc = state.outcome.exception() if state.outcome else None
         hint = exc.retry_after if isinstance(exc, UpstreamError) else None
         return max(wait, hint or 0.0)

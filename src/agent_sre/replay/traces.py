@@ -53,7 +53,7 @@ trace in a request and from agent-task spans (:data:`AGENT_KEYS`)."""
 AGENT_KEYS = (conv.AGENT_ID, conv.GEN_AI_AGENT_ID)
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceSummary:
     """What the index keeps of one trace's spans in one request."""
 

@@ -94,7 +94,7 @@ class ReplayEngine(Component):
         if not self.config.enabled:
             return {}
         path = self.context.state_dir / STORE_FILE
-        self.store = await asyncio.to_thread(TraceStore, path, _limits(self.config))
+        self.store = await asyncio.to_thread(TraceStore, path, _limits(self.config), self.clock)
         self.buffer = TraceBuffer(self.store, self.clock.time, self.metrics)
         self.buffer.redactor = self.redactor
         self.buffer.report = StoreReporter(

@@ -21,18 +21,21 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from agent_sre.replay.exchange import Exchange
 from agent_sre.replay.traces import KINDS, kind_names, reasons
+from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.stores.sqlite import open_database
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
     from agent_sre.replay.traces import TraceSummary
+    from agent_sre_daemon.clock import Clock
 
 log = logging.getLogger("agent_sre.replay")
 
@@ -87,6 +90,23 @@ _SUMMARY = (
 MIN_SEGMENT = 64 * 1024
 MAX_SEGMENT = 16 * 1024 * 1024
 """A segment is sealed at a sixteenth of the size cap, within these bounds."""
+
+
+class _OlderLayoutError(Exception):
+    """The index file is of the first layout."""
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
+    if version != FORMAT and tables[0]:
+        db.close()
+        raise _OlderLayoutError
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    db.execute(f"PRAGMA user_version={FORMAT}")
+    db.execute("SELECT count(*) FROM batches").fetchone()  # a damaged file says so here
 
 
 @dataclass(frozen=True)
@@ -167,14 +187,14 @@ class TraceStore:
         live_bytes: of those, the bytes a kept trace still needs.
     """
 
-    def __init__(self, path: Path, limits: Limits) -> None:
+    def __init__(self, path: Path, limits: Limits, clock: Clock = SYSTEM_CLOCK) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.limits = limits
         self.lock = threading.Lock()
         self.segments_dir = path.with_name(path.name.removesuffix(".sqlite") + ".segments")
         self.segments_dir.mkdir(exist_ok=True)
-        self._db = self._open(path)
+        self._db = self._open(path, clock)
         self.evicted_traces = 0
         self.evicted_interesting = 0
         """Traces kept because they mattered that the size cap forced out (ever)."""
@@ -188,31 +208,29 @@ class TraceStore:
         for seg in missing - set(self._sizes):
             log.warning("trace buffer: segment file %d is missing; its requests are gone", seg)
             self._db.execute("DELETE FROM batches WHERE seg = ?", (seg,))
-        self._seg = max(self._sizes, default=1)
+        # a start opens a new segment: what the last run left (a crash's unindexed tail, or
+        # files a damaged index described) is sealed and reclaimed as dead at the next pass
+        self._seg = max(self._sizes, default=0) + 1
         self._out: BinaryIO = self._segment_path(self._seg).open("ab")
-        self._sizes.setdefault(self._seg, 0)
+        self._sizes[self._seg] = 0
         captured = int(self._one("SELECT coalesce(sum(bytes), 0) FROM exchanges"))
         self.size_bytes = sum(self._sizes.values()) + captured
         self.live_bytes = int(self._one("SELECT coalesce(sum(bytes), 0) FROM batches")) + captured
 
-    def _open(self, path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
-        if version != FORMAT and tables[0]:
-            # the first layout kept request bodies in rows: set it aside, start afresh
-            db.close()
-            aside = path.with_name(path.name + f".v{version or 1}")
+    def _open(self, path: Path, clock: Clock) -> sqlite3.Connection:
+        """Opens the index: a damaged one is moved aside (``.corrupt-<time>``) and the store
+        starts empty (the segment files it described are reclaimed as dead); one of the
+        first layout (request bodies in rows) is moved aside as ``.v1``."""
+        lost = "recent traces and captured calls"
+        try:
+            return open_database(path, _setup, clock=clock, lost=lost)
+        except _OlderLayoutError:
+            aside = path.with_name(path.name + ".v1")
             path.replace(aside)
             for suffix in ("-wal", "-shm"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
             log.warning("trace buffer: a file of an older layout moved aside to %s", aside)
-            db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-        db.execute(f"PRAGMA user_version={FORMAT}")
-        return db
+            return open_database(path, _setup, clock=clock, lost=lost)
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self._db.execute(sql, params).fetchone()[0]
@@ -462,7 +480,11 @@ class TraceStore:
                 with self._segment_path(seg).open("rb") as source:
                     for seq, offset, size in wanted:
                         source.seek(offset)
-                        bodies[seq] = source.read(size)
+                        body = source.read(size)
+                        if len(body) == size:  # short: the machine lost it before a sync
+                            bodies[seq] = body
+                        else:
+                            log.warning("trace buffer: request %d is cut short on disk", seq)
             except FileNotFoundError:
                 log.warning("trace buffer: segment file %d is missing", seg)
         return [bodies[seq] for seq in sorted(bodies)]

@@ -154,3 +154,38 @@ def test_a_file_of_the_first_layout_is_moved_aside(
     put(store, request_of({"trace": 1, "span": 1, "name": "new"}), 0.0)
     assert span_names(store, 1) == ["new"]
     store.close()
+
+
+def test_a_request_cut_short_on_disk_is_left_out_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = store_at(tmp_path)
+    put(store, request_of({"trace": 1, "span": 1, "name": "kept"}), 0.0)
+    put(store, request_of({"trace": 1, "span": 2, "name": "lost", "attrs": {"p": BIG}}), 1.0)
+    store.close()
+    (segment,) = store.segments_dir.glob("*.seg")
+    with segment.open("r+b") as file:  # the power went before the last bytes were synced
+        file.truncate(segment.stat().st_size - 100)
+    again = store_at(tmp_path)
+    with caplog.at_level(logging.WARNING, "agent_sre.replay"):
+        assert span_names(again, 1) == ["kept"]
+    assert "cut short" in caplog.text
+    again.close()
+
+
+def test_a_damaged_index_is_moved_aside_and_the_store_starts_empty(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    put(store, request_of({"trace": 1, "span": 1, "name": "old"}), 0.0)
+    store.close()
+    (tmp_path / "replay.sqlite").write_bytes(b"this is not a database" * 100)
+    for side in ("replay.sqlite-wal", "replay.sqlite-shm"):
+        (tmp_path / side).unlink(missing_ok=True)
+    again = store_at(tmp_path)
+    assert list(tmp_path.glob("replay.sqlite.corrupt-*"))
+    assert span_names(again, 1) == []
+    put(again, request_of({"trace": 2, "span": 2, "name": "new"}), 1.0)
+    assert span_names(again, 2) == ["new"]
+    with again.lock:
+        again.evict(now=2.0)
+    assert again.size_bytes == on_disk(again) == again.live_bytes  # the old bytes reclaimed
+    again.close()

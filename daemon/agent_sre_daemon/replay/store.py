@@ -8,7 +8,7 @@ Captured calls are rows of their own.
 
 Eviction drops whole traces, oldest first, ordinary ones before interesting ones; a request
 lives while a kept trace needs it. A segment is deleted when none of its requests lives; one
-that is mostly dead, too old, or in the way of the size cap has its live requests copied
+that is mostly dead, or in the way of the size cap, has its live requests copied
 forward into the current segment first (a request keeps its number, so the trace rows stay
 right). Bytes on disk are the segment files plus the captured calls.
 
@@ -204,10 +204,15 @@ class TraceStore:
             for f in self.segments_dir.glob("*.seg")
             if f.stem.isdigit()
         }
-        missing = {int(r[0]) for r in self._db.execute("SELECT DISTINCT seg FROM batches")}
-        for seg in missing - set(self._sizes):
+        self._live: dict[int, int] = {
+            int(seg): int(n)
+            for seg, n in self._db.execute("SELECT seg, sum(bytes) FROM batches GROUP BY seg")
+        }
+        """Bytes of each segment that a kept trace needs."""
+        for seg in set(self._live) - set(self._sizes):
             log.warning("trace buffer: segment file %d is missing; its requests are gone", seg)
             self._db.execute("DELETE FROM batches WHERE seg = ?", (seg,))
+            del self._live[seg]
         # a start opens a new segment: what the last run left (a crash's unindexed tail, or
         # files a damaged index described) is sealed and reclaimed as dead at the next pass
         self._seg = max(self._sizes, default=0) + 1
@@ -215,7 +220,7 @@ class TraceStore:
         self._sizes[self._seg] = 0
         captured = int(self._one("SELECT coalesce(sum(bytes), 0) FROM exchanges"))
         self.size_bytes = sum(self._sizes.values()) + captured
-        self.live_bytes = int(self._one("SELECT coalesce(sum(bytes), 0) FROM batches")) + captured
+        self.live_bytes = sum(self._live.values()) + captured
 
     def _open(self, path: Path, clock: Clock) -> sqlite3.Connection:
         """Opens the index: a damaged one is moved aside (``.corrupt-<time>``) and the store
@@ -274,6 +279,7 @@ class TraceStore:
             size = len(batch.body)
             seg, offset = self._append(batch.body)
             rows.append((seq, seg, offset, size, batch.at, len(batch.summaries)))
+            self._live[seg] = self._live.get(seg, 0) + size
             share = size / max(1, batch.spans)
             for s in batch.summaries:
                 found = merged.get(s.trace_id)
@@ -307,7 +313,9 @@ class TraceStore:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
-            raise  # the appended bytes stay in the file, unreferenced, gone with it
+            for _, seg, _, size, _, _ in rows:  # the bytes stay in the file, dead
+                self._live[seg] -= size
+            raise
         self.size_bytes += captured
         self.live_bytes += sum(r[3] for r in rows) + captured
         self._next_seq = seq
@@ -380,9 +388,21 @@ class TraceStore:
             [(count, seq) for seq, count in released.items()],
         )
         # a stored request goes with the last trace that needed it
-        requests = int(self._one("SELECT coalesce(sum(bytes), 0) FROM batches WHERE refs <= 0"))
-        db.execute("DELETE FROM batches WHERE refs <= 0")
+        seqs = list(released)
+        gone: list[tuple[int, int, int]] = []
+        for at in range(0, len(seqs), 500):
+            chunk = seqs[at : at + 500]
+            gone += db.execute(
+                "SELECT seq, seg, bytes FROM batches"
+                f" WHERE refs <= 0 AND seq IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        db.executemany("DELETE FROM batches WHERE seq = ?", [(seq,) for seq, _, _ in gone])
         db.execute("COMMIT")
+        requests = 0
+        for _, seg, size in gone:
+            self._live[seg] -= size
+            requests += size
         self.size_bytes -= captured
         self.live_bytes -= captured + requests
         self.evicted_traces += len(trace_ids)
@@ -391,10 +411,7 @@ class TraceStore:
     def _reclaim(self) -> None:
         """Deletes segments no kept trace needs; copies the live requests of one mostly
         dead (or, over the cap, any but the current one) forward first, oldest first."""
-        db = self._db
-        live = {int(seg): int(n) for seg, n in db.execute(
-            "SELECT seg, sum(bytes) FROM batches GROUP BY seg"
-        )}  # fmt: skip
+        live = self._live
         if not live.get(self._seg) and self._sizes[self._seg]:
             self._out.truncate(0)  # the current segment is all dead: start it again
             self.size_bytes -= self._sizes[self._seg]
@@ -411,6 +428,7 @@ class TraceStore:
                 self._copy_forward(seg)
             self._segment_path(seg).unlink(missing_ok=True)
             self.size_bytes -= self._sizes.pop(seg)
+            live.pop(seg, None)
 
     def _copy_forward(self, seg: int) -> None:
         """Appends the live requests of segment ``seg`` to the current one and points their
@@ -425,6 +443,8 @@ class TraceStore:
                 source.seek(offset)
                 to_seg, to_offset = self._append(source.read(size))
                 moved.append((to_seg, to_offset, seq))
+                self._live[to_seg] = self._live.get(to_seg, 0) + size
+        self._live[seg] = 0
         self._out.flush()
         db.executemany("UPDATE batches SET seg = ?, offset = ? WHERE seq = ?", moved)
 

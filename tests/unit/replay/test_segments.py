@@ -7,6 +7,9 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from agent_sre.replay.exchange import Exchange
 from agent_sre.replay.traces import assemble
 from agent_sre_daemon.replay.store import MIN_SEGMENT, Limits, TraceQuery, TraceStore
@@ -30,6 +33,17 @@ def on_disk(store: TraceStore) -> int:
     segments = sum(f.stat().st_size for f in store.segments_dir.glob("*.seg"))
     captured = store._db.execute("SELECT coalesce(sum(bytes), 0) FROM exchanges").fetchone()[0]
     return int(segments + captured)
+
+
+def assert_consistent(store: TraceStore) -> None:
+    """The store's running counts agree with its files and rows."""
+    db = store._db
+    per_segment = dict(db.execute("SELECT seg, sum(bytes) FROM batches GROUP BY seg"))
+    assert {k: v for k, v in store._live.items() if v} == per_segment
+    captured = db.execute("SELECT coalesce(sum(bytes), 0) FROM exchanges").fetchone()[0]
+    assert store.live_bytes == sum(per_segment.values()) + captured
+    assert store.size_bytes == on_disk(store)
+    assert all(store._segment_path(seg).exists() for seg in per_segment)
 
 
 def span_names(store: TraceStore, trace: int) -> list[str]:
@@ -89,6 +103,7 @@ def test_an_interesting_trace_in_an_old_segment_is_copied_forward(tmp_path: Path
         assert store.evict(now=HOUR + 1) == 11  # every ordinary trace; the error stays
     assert not first.exists()  # its segment went, mostly dead...
     assert span_names(store, 1) == ["failed"]  # ...after the request that trace needs moved
+    assert_consistent(store)
     assert store.size_bytes == on_disk(store) < 3 * MIN_SEGMENT
     with store.lock:
         assert store.evict(now=24 * HOUR + 1) == 1
@@ -102,6 +117,7 @@ def test_the_size_cap_bounds_the_bytes_on_disk(tmp_path: Path) -> None:
         with store.lock:
             store.evict(now=float(n))
         assert store.size_bytes == on_disk(store) <= 4 * MIN_SEGMENT
+        assert_consistent(store)
     with store.lock:
         kept = {int(t["trace_id"], 16) for t in store.list_traces(TraceQuery(limit=100))}
     assert 40 in kept and 1 not in kept
@@ -119,6 +135,7 @@ def test_a_restart_reads_what_was_written_and_counts_the_same(tmp_path: Path) ->
     store.close()
     again = store_at(tmp_path)
     assert (again.size_bytes, again.live_bytes) == (size, live) == (on_disk(again), live)
+    assert_consistent(again)
     assert span_names(again, 4) == ["s4"]
     put(again, request_of({"trace": 7, "span": 7, "name": "s7"}), 1.0)
     assert span_names(again, 7) == ["s7"] and span_names(again, 1) == ["s1"]
@@ -189,3 +206,49 @@ def test_a_damaged_index_is_moved_aside_and_the_store_starts_empty(tmp_path: Pat
         again.evict(now=2.0)
     assert again.size_bytes == on_disk(again) == again.live_bytes  # the old bytes reclaimed
     again.close()
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(1, 12), st.integers(0, 30_000), st.booleans()),
+        st.tuples(st.just("evict"), st.integers(0, 3), st.just(0), st.just(False)),
+        st.tuples(st.just("cap"), st.integers(2, 8), st.just(0), st.just(False)),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops)
+def test_any_mix_of_writes_and_evictions_keeps_every_kept_trace_whole(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int, int, bool]]
+) -> None:
+    store = store_at(tmp_path_factory.mktemp("store"))
+    now, span = 0.0, 0
+    sent: dict[int, list[str]] = {}
+    kept: list[int] = []
+    for op, a, b, error in steps:
+        if op == "put":
+            span += 1
+            spec = {"trace": a, "span": span, "name": f"s{span}", "error": error,
+                    "attrs": {"p": "x" * b}}  # fmt: skip
+            put(store, request_of(spec), now)
+            sent.setdefault(a, []).append(f"s{span}")
+        elif op == "evict":
+            now += a * HOUR / 2
+            with store.lock:
+                store.evict(now)
+        else:
+            store.limits = Limits(HOUR, 24 * HOUR, a * MIN_SEGMENT)
+            with store.lock:
+                store.evict(now)
+            assert store.size_bytes <= store.limits.max_bytes
+        assert_consistent(store)
+        with store.lock:
+            kept = [int(t["trace_id"], 16) for t in store.list_traces(TraceQuery(limit=100))]
+        sent = {trace: names for trace, names in sent.items() if trace in kept}  # evicted: gone
+    for trace in kept:
+        assert span_names(store, trace) == sorted(sent[trace])  # whole, or gone: never part
+    store.close()

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, ClassVar
 from prometheus_client import Counter, Gauge
 
 from agent_sre.tracing import conventions as c
-from agent_sre.tracing.correlate import CallCorrelator, CallFacts, facts_of_view
+from agent_sre.tracing.correlate import CallCorrelator, facts_of_view
 from agent_sre.tracing.linking import (
     LINK_KEYS,
     apply_gateway_facts,
-    identity_of,
     mark_duplicate,
     mark_gateway,
 )
@@ -94,7 +93,6 @@ class CallCorrelation(Component):
         )
         self._timer: asyncio.TimerHandle | None = None
         self._installed = False
-        self._unlinked: CallFacts | None = None
 
     # -- component ----------------------------------------------------------------------
 
@@ -132,7 +130,6 @@ class CallCorrelation(Component):
         pipeline = self.context.pipeline
         pipeline.call_hold = self.offer
         pipeline.processor.add_enricher(self.on_agent_llm, LINK_KEYS, first=True)
-        pipeline.processor.add_enricher(self.after_pricing, frozenset(), first=False)
         pipeline.processor.task_hooks.append(self.on_task)
         self._installed = True
 
@@ -142,7 +139,6 @@ class CallCorrelation(Component):
         pipeline = self.context.pipeline
         pipeline.call_hold = None
         pipeline.processor.remove_enricher(self.on_agent_llm)
-        pipeline.processor.remove_enricher(self.after_pricing)
         if self.on_task in pipeline.processor.task_hooks:
             pipeline.processor.task_hooks.remove(self.on_task)
         self._installed = False
@@ -191,22 +187,21 @@ class CallCorrelation(Component):
 
     # hot path: per LLM span
     def on_agent_llm(self, span: Span, view: AgentSpan, now: float) -> None:
-        """An agent's LLM span, before pricing: links it to the proxy's record of the call."""
-        attrs = view.attrs
-        self._unlinked = None
-        if c.AGENT_SRE_PROXY_ROUTE in attrs:  # the proxy's own span, released as the event
+        """An agent's LLM span, before pricing: links it to the proxy's record of the call.
+
+        Unlinked, the span is remembered by its view (read after pricing, whether it carries
+        a cost, when a proxy record of the call comes later)."""
+        if c.AGENT_SRE_PROXY_ROUTE in view.attrs:  # the proxy's own span, released as the event
             return
-        facts = facts_of_view(view)
-        facts.identity = identity_of(view)
-        outcome, forced = self.correlator.match_agent(facts, now)
-        self._release(forced, "bound")
+        outcome = self.correlator.offer_agent(view, now)
+        if outcome is None:  # remembered: the proxy's record may still come
+            return
         if outcome.duplicate_of is not None:
             mark_duplicate(span, view, outcome.duplicate_of, outcome.key)
             self.metrics.duplicates.inc()
             return
-        if not outcome.claimed:
-            self._unlinked = facts  # remembered: the proxy's record may still come
-            return
+        facts = outcome.agent
+        assert facts is not None and facts.identity is not None
         pipeline = self.context.pipeline
         for index, (entry, key) in enumerate(outcome.claimed):
             request = entry.payload
@@ -222,19 +217,12 @@ class CallCorrelation(Component):
             pipeline.export_call(request)
         self.metrics.held.set(self.correlator.held_count)
 
-    def after_pricing(self, span: Span, view: AgentSpan, now: float) -> None:
-        """Notes whether an agent span counted without a proxy record carries a cost (a proxy
-        record linking to it later keeps its own cost when it does not)."""
-        facts = self._unlinked
-        if facts is not None:
-            facts.has_cost = c.AGENT_SRE_COST_USD in view.attrs
-            self._unlinked = None
-
     def on_task(self, span: Span, now: float) -> None:
         """An agent's task span: held records of its trace inside it are events now (its
         LLM spans, if any, came before it), before the task's cost is judged."""
         correlator = self.correlator
-        if correlator.has_held_trace(span.trace_id):
+        # hot path: per task span; nothing held (the ingest-only case): not even the trace id
+        if correlator.held_count and correlator.has_held_trace(span.trace_id):
             released = correlator.release_trace(
                 span.trace_id, span.start_time_unix_nano, span.end_time_unix_nano
             )

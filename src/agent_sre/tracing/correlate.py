@@ -21,6 +21,11 @@ marked and not counted: a proxy record linking to an agent span seen earlier is 
 ``gateway`` view, an agent span linking to a released (or already claimed) record is a
 ``duplicate``. Both sides are remembered for ``remember`` seconds, at most ``max_calls`` each.
 
+The agents' side runs in the span pass, once per LLM span, so it builds nothing while no
+proxy record could link to the span (none known, or none sharing its trace, response id or a
+model): the span is remembered by its view, and its facts are built and indexed only when a
+proxy record arrives (:meth:`CallCorrelator.offer_agent`).
+
 Pure: every time comes in as a parameter; the daemon holds the payloads (the proxy's
 spans) and releases them when told.
 """
@@ -33,6 +38,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from agent_sre.tracing import conventions as c
+from agent_sre.tracing.linking import identity_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -99,27 +105,25 @@ def facts_of_view(view: AgentSpan, parent_span_id: bytes = b"", cache_tokens: in
         if value.__class__ is str and value and value not in models:
             models = (*models, str(value))
     response_id = attrs.get(c.GEN_AI_RESPONSE_ID)
+    agent_id = attrs.get(c.AGENT_ID)
+    # positional: cheaper than keywords (CallFacts' field order)
     return CallFacts(
-        trace_id=view.trace_id,
-        span_id=view.span_id,
-        start_ns=view.start_ns,
-        end_ns=view.end_ns,
-        response_id=response_id if isinstance(response_id, str) else "",
-        models=models,
-        input_tokens=view.input_tokens,
-        output_tokens=view.output_tokens,
-        agent_id=_str(attrs.get(c.AGENT_ID)),
-        is_error=view.is_error,
-        parent_span_id=parent_span_id,
-        cache_tokens=cache_tokens,
+        view.trace_id,
+        view.span_id,
+        view.start_ns,
+        view.end_ns,
+        response_id if isinstance(response_id, str) else "",
+        models,
+        view.input_tokens,
+        view.output_tokens,
+        agent_id if isinstance(agent_id, str) else "",
+        view.is_error,
+        parent_span_id,
+        cache_tokens,
     )
 
 
 _MODEL_KEYS = (c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME)
-
-
-def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def link_key(agent: CallFacts, gateway: CallFacts, skew_ns: int) -> str | None:
@@ -133,7 +137,13 @@ def link_key(agent: CallFacts, gateway: CallFacts, skew_ns: int) -> str | None:
         if agent.trace_id != gateway.trace_id:
             return None
         return LINK_TRACE if gateway.parent_span_id == agent.span_id or contained else None
-    if not contained or not set(agent.models).intersection(gateway.models):
+    if not contained:
+        return None
+    gateway_models = gateway.models
+    for model in agent.models:  # a model in common (no set built: this runs per candidate)
+        if model in gateway_models:
+            break
+    else:
         return None
     if agent.agent_id and gateway.agent_id and agent.agent_id != gateway.agent_id:
         return None
@@ -250,12 +260,14 @@ class AgentOutcome(Generic[P]):
 
     ``claimed``: proxy records it linked (each with its link key): the span is the event and
     takes their facts; release them as the gateway view. ``duplicate_of``: the call was
-    counted already by that record; mark the span and do not count it.
+    counted already by that record; mark the span and do not count it. ``agent``: the span's
+    facts (with its identity, from :meth:`CallCorrelator.offer_agent`).
     """
 
     claimed: list[tuple[Entry[P], str]] = field(default_factory=list)
     duplicate_of: CallFacts | None = None
     key: str = ""
+    agent: CallFacts | None = None
 
 
 @dataclass
@@ -290,6 +302,9 @@ class CallCorrelator(Generic[P]):
         self.skew_ns = int(skew * 1e9)
         self._gateway: _Pool[P] = _Pool()
         self._agents: _Pool[P] = _Pool()
+        self._unindexed: deque[tuple[AgentSpan, float, CallFacts | None]] = deque()
+        """Agent spans remembered after ``_agents`` (newer): their view, when they are
+        forgotten, their facts if built; indexed when a proxy record arrives."""
         self._held: deque[Entry[P]] = deque()
         self.held_count = 0
 
@@ -304,6 +319,8 @@ class CallCorrelator(Generic[P]):
     ) -> tuple[GatewayOutcome, list[P]]:
         """A proxy record arrives. Returns the outcome and held records the bound forced out
         (release those as events)."""
+        if self._unindexed:
+            self._index_agents()
         agent, key = self._best(self._agents, facts, agent_side=False)
         forced: list[P] = []
         if agent is not None:
@@ -375,18 +392,70 @@ class CallCorrelator(Generic[P]):
 
     # -- the agent's side ---------------------------------------------------------------
 
+    # hot path: per agent LLM span
+    def offer_agent(self, view: AgentSpan, now: float) -> AgentOutcome[P] | None:
+        """An agent's LLM span arrives, as the span pass's view of it (read with
+        :data:`~agent_sre.tracing.linking.LINK_KEYS`).
+
+        Decides as :meth:`match_agent` does from the span's facts. Returns None when no proxy
+        record links to it: the span is remembered by its view, kept as it is (the span pass
+        gives each span its own), and its facts are built only when a proxy record arrives,
+        after the span was priced. Else the outcome, with the span's facts as ``agent``.
+        """
+        gateway = self._gateway
+        facts = None
+        if gateway.order and _may_link(gateway, view):
+            facts = facts_of_view(view)
+            best, key = self._best(gateway, facts, agent_side=True)
+            if best is not None:
+                facts.identity = identity_of(view)
+                outcome = self._link_agent(facts, best, key)
+                outcome.agent = facts
+                return outcome
+        # remembered like match_agent's entries: one bound and one age over both queues
+        pool = self._agents
+        order = pool.order
+        unindexed = self._unindexed
+        limit = self.max_calls
+        while order and (len(order) + len(unindexed) >= limit or order[0].forget_at <= now):
+            pool.pop_oldest()  # agents' entries are never held: nothing to release
+        if not order:
+            while unindexed and (len(unindexed) >= limit or unindexed[0][1] <= now):
+                unindexed.popleft()
+        unindexed.append((view, now + self.remember, facts))
+        return None
+
+    def _index_agents(self) -> None:
+        """Builds the facts of the agent spans remembered by their view, and indexes them."""
+        add = self._agents.add
+        cost_key = c.AGENT_SRE_COST_USD
+        for view, forget_at, built in self._unindexed:
+            facts = built or facts_of_view(view)
+            facts.identity = identity_of(view)
+            facts.has_cost = cost_key in view.attrs
+            entry: Entry[P] = Entry(facts, None, State.COUNTED, forget_at=forget_at)
+            entry.event = facts
+            add(entry, True)
+        self._unindexed.clear()
+
     def match_agent(self, facts: CallFacts, now: float) -> tuple[AgentOutcome[P], list[P]]:
         """An agent's LLM span arrives. Returns the outcome and held records the bound forced
         out (release those as events)."""
         best, key = self._best(self._gateway, facts, agent_side=True)
-        outcome: AgentOutcome[P] = AgentOutcome(key=key)
         if best is None:
+            if self._unindexed:
+                self._index_agents()
             entry: Entry[P] = Entry(facts, None, State.COUNTED, forget_at=now + self.remember)
             entry.event = facts
-            return outcome, self._remember(self._agents, entry, now)
+            return AgentOutcome(key=key), self._remember(self._agents, entry, now)
+        return self._link_agent(facts, best, key), []
+
+    def _link_agent(self, facts: CallFacts, best: Entry[P], key: str) -> AgentOutcome[P]:
+        """The outcome of an agent span whose best link is ``best``."""
+        outcome: AgentOutcome[P] = AgentOutcome(key=key)
         if best.state is not State.HELD:
             outcome.duplicate_of = best.event or best.facts
-            return outcome, []
+            return outcome
         outcome.claimed.append((self._claim(best, facts), key))
         # SDK retries: failed attempts inside the agent's span that do not overlap the one
         # linked (a retry follows its failed attempt; a parallel call would overlap it)
@@ -401,7 +470,7 @@ class CallCorrelator(Generic[P]):
                 and link_key(facts, other, skew)
             ):
                 outcome.claimed.append((self._claim(entry, facts), key))
-        return outcome, []
+        return outcome
 
     def _claim(self, entry: Entry[P], agent: CallFacts) -> Entry[P]:
         entry.state = State.CLAIMED
@@ -456,4 +525,20 @@ class CallCorrelator(Generic[P]):
         return forced
 
     def __len__(self) -> int:
-        return len(self._gateway) + len(self._agents)
+        return len(self._gateway) + len(self._agents) + len(self._unindexed)
+
+
+def _may_link(gateway: _Pool[P], view: AgentSpan) -> bool:
+    """Whether any proxy record shares the span's trace, response id or a model (what
+    :meth:`_Pool.candidates` looks up): else nothing can link to the span."""
+    if view.trace_id in gateway.by_trace:
+        return True
+    attrs = view.attrs
+    if attrs.get(c.GEN_AI_RESPONSE_ID) in gateway.by_response_id:
+        return True
+    by_model = gateway.by_model
+    if by_model:
+        for key in _MODEL_KEYS:
+            if attrs.get(key) in by_model:
+                return True
+    return False

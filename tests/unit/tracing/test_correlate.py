@@ -1,4 +1,8 @@
-"""One LLM call, one event: the correlator's decisions do not depend on arrival order."""
+"""One LLM call, one event: the correlator's decisions do not depend on arrival order.
+
+Agents' spans come in as facts (:meth:`CallCorrelator.match_agent`) or, as in the span pass,
+as views remembered unread until a proxy record comes (``views=True``): same decisions.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from agent_sre.tracing import conventions as c
 from agent_sre.tracing.correlate import (
     LINK_FINGERPRINT,
     LINK_RESPONSE_ID,
@@ -14,6 +19,9 @@ from agent_sre.tracing.correlate import (
     CallCorrelator,
     CallFacts,
 )
+from agent_sre.tracing.view import AgentSpan
+
+VIEWS = [False, True]
 
 S = 1_000_000_000  # ns
 T0 = 1_700_000_000.0
@@ -70,11 +78,37 @@ def traced(agent_span: CallFacts, proxy: CallFacts, direct_child: bool = True) -
     return replace(proxy, trace_id=agent_span.trace_id, parent_span_id=parent)
 
 
+def view_of(facts: CallFacts) -> AgentSpan:
+    """The span pass's view of an agent's LLM span with these facts."""
+    attrs: dict[str, str | int | float | bool] = {c.GEN_AI_OPERATION_NAME: "chat"}
+    for key, value in (
+        (c.GEN_AI_REQUEST_MODEL, facts.models[0] if facts.models else None),
+        (c.GEN_AI_RESPONSE_ID, facts.response_id),
+        (c.GEN_AI_USAGE_INPUT_TOKENS, facts.input_tokens),
+        (c.GEN_AI_USAGE_OUTPUT_TOKENS, facts.output_tokens),
+        (c.AGENT_ID, facts.agent_id),
+    ):
+        if value is not None and value != "":
+            attrs[key] = value
+    return AgentSpan(
+        c.AgentSpanKind.LLM_INFERENCE,
+        False,
+        "chat",
+        facts.trace_id,
+        facts.span_id,
+        facts.start_ns,
+        facts.end_ns,
+        facts.is_error,
+        attrs,
+    )
+
+
 class Daemon:
     """What the daemon does with the correlator's answers: counts events."""
 
-    def __init__(self, hold: float = 10.0, max_calls: int = 1000) -> None:
+    def __init__(self, hold: float = 10.0, max_calls: int = 1000, views: bool = False) -> None:
         self.correlator: CallCorrelator[CallFacts] = CallCorrelator(hold, 600.0, max_calls)
+        self.views = views
         self.events: list[CallFacts] = []
         self.links: list[str] = []
         self.gateways: list[CallFacts] = []
@@ -90,8 +124,15 @@ class Daemon:
             self.events.append(facts)
 
     def agent(self, facts: CallFacts, now: float) -> None:
-        outcome, forced = self.correlator.match_agent(facts, T0 + now)
-        self.events += forced
+        if self.views:
+            found = self.correlator.offer_agent(view_of(facts), T0 + now)
+            if found is None:  # remembered: no proxy record links to it (yet)
+                self.events.append(facts)
+                return
+            outcome = found
+        else:
+            outcome, forced = self.correlator.match_agent(facts, T0 + now)
+            self.events += forced
         if outcome.duplicate_of is not None:
             self.duplicates.append(facts)
             return
@@ -114,10 +155,11 @@ LINKS = {
 }
 
 
+@pytest.mark.parametrize("views", VIEWS)
 @pytest.mark.parametrize("key", list(LINKS))
-def test_the_agent_span_is_the_event_when_it_comes_within_the_hold(key: str) -> None:
+def test_the_agent_span_is_the_event_when_it_comes_within_the_hold(key: str, views: bool) -> None:
     agent_span, proxy = LINKS[key]()
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     daemon.proxy(proxy, 1.0)
     daemon.tick(5.0)
     daemon.agent(agent_span, 6.0)
@@ -128,10 +170,11 @@ def test_the_agent_span_is_the_event_when_it_comes_within_the_hold(key: str) -> 
     assert daemon.gateways == [proxy]
 
 
+@pytest.mark.parametrize("views", VIEWS)
 @pytest.mark.parametrize("key", list(LINKS))
-def test_the_agent_span_arriving_first_stays_the_event(key: str) -> None:
+def test_the_agent_span_arriving_first_stays_the_event(key: str, views: bool) -> None:
     agent_span, proxy = LINKS[key]()
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     daemon.agent(agent_span, 1.0)
     daemon.proxy(proxy, 1.5)
     daemon.tick(60.0)
@@ -141,10 +184,11 @@ def test_the_agent_span_arriving_first_stays_the_event(key: str) -> None:
     assert daemon.gateways == [proxy]
 
 
+@pytest.mark.parametrize("views", VIEWS)
 @pytest.mark.parametrize("key", list(LINKS))
-def test_a_late_agent_span_is_a_duplicate_of_the_released_record(key: str) -> None:
+def test_a_late_agent_span_is_a_duplicate_of_the_released_record(key: str, views: bool) -> None:
     agent_span, proxy = LINKS[key]()
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     daemon.proxy(proxy, 1.0)
     daemon.tick(11.0)  # the hold ended: the proxy's record is the event
     assert daemon.events == [proxy]
@@ -154,12 +198,13 @@ def test_a_late_agent_span_is_a_duplicate_of_the_released_record(key: str) -> No
     assert daemon.duplicates == [agent_span]
 
 
+@pytest.mark.parametrize("views", VIEWS)
 @pytest.mark.parametrize("hold", [0.0, 10.0])
-def test_every_arrival_order_counts_each_call_once(hold: float) -> None:
+def test_every_arrival_order_counts_each_call_once(hold: float, views: bool) -> None:
     calls = [LINKS[key]() for key in LINKS for _ in range(3)]
     # every interleaving of (proxy, agent) per call, with arrival times spread past the hold
     for order in itertools.product([0, 1], repeat=len(calls)):
-        daemon = Daemon(hold=hold)
+        daemon = Daemon(hold=hold, views=views)
         now = 0.0
         for (agent_span, proxy), agent_first in zip(calls, order, strict=True):
             now += 3.0
@@ -176,8 +221,9 @@ def test_every_arrival_order_counts_each_call_once(hold: float) -> None:
         assert len({id(e) for e in daemon.events}) == len(calls)
 
 
-def test_different_calls_never_link() -> None:
-    daemon = Daemon()
+@pytest.mark.parametrize("views", VIEWS)
+def test_different_calls_never_link(views: bool) -> None:
+    daemon = Daemon(views=views)
     agent_a, _ = call(model="gpt-4o", start=0, end=1, usage=(7, 3))
     _, proxy_b = call(model="gpt-4o-mini", start=0, end=1, usage=(7, 3))  # another model
     _, proxy_c = call(model="gpt-4o", start=5, end=6, usage=(7, 3))  # outside the agent's span
@@ -195,31 +241,37 @@ def test_different_calls_never_link() -> None:
     assert len(daemon.events) == 8
 
 
-def test_a_trace_link_needs_the_same_trace_and_containment() -> None:
+@pytest.mark.parametrize("views", VIEWS)
+def test_a_trace_link_needs_the_same_trace_and_containment(views: bool) -> None:
     agent_span, proxy = call(usage=None)
     elsewhere = replace(proxy, trace_id=_id(16), parent_span_id=_id(8))
-    assert_no_link(agent_span, elsewhere)
+    assert_no_link(agent_span, elsewhere, views)
     later = replace(
         traced(agent_span, proxy, direct_child=False),
         start_ns=agent_span.end_ns + 5 * S,
         end_ns=agent_span.end_ns + 6 * S,
     )
-    assert_no_link(agent_span, later)
+    assert_no_link(agent_span, later, views)
     # through an HTTP client span: contained in time
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     daemon.proxy(traced(agent_span, proxy, direct_child=False), 0.0)
     daemon.agent(agent_span, 1.0)
     assert daemon.links == [LINK_TRACE]
 
 
-def assert_no_link(agent_span: CallFacts, proxy: CallFacts) -> None:
-    daemon = Daemon()
-    daemon.proxy(proxy, 0.0)
-    daemon.agent(agent_span, 1.0)
-    assert daemon.links == []
+def assert_no_link(agent_span: CallFacts, proxy: CallFacts, views: bool) -> None:
+    for order in ("proxy first", "agent first"):
+        daemon = Daemon(views=views)
+        if order == "proxy first":
+            daemon.proxy(proxy, 0.0)
+        daemon.agent(agent_span, 1.0)
+        if order == "agent first":
+            daemon.proxy(proxy, 1.5)
+        assert daemon.links == [], order
 
 
-def test_sdk_retries_are_one_event() -> None:
+@pytest.mark.parametrize("views", VIEWS)
+def test_sdk_retries_are_one_event(views: bool) -> None:
     """Two failed attempts (no response id, no usage) then the answer, all inside the agent's
     one span: the agent's span is the one event."""
     agent_span, _ = call(start=0, end=10, response_id="r-ok")
@@ -237,7 +289,7 @@ def test_sdk_retries_are_one_event() -> None:
         )
         for i in range(3)
     ]
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     for attempt in attempts:
         daemon.proxy(attempt, 1.0)
     daemon.agent(agent_span, 2.0)
@@ -246,11 +298,12 @@ def test_sdk_retries_are_one_event() -> None:
     assert len(daemon.gateways) == 3
 
 
-def test_concurrent_calls_without_ids_pair_one_to_one() -> None:
+@pytest.mark.parametrize("views", VIEWS)
+def test_concurrent_calls_without_ids_pair_one_to_one(views: bool) -> None:
     """Eight calls of one model at once, no trace context or response id: each agent span
     claims one record, whichever, and no record is left to count twice."""
     calls = [call(start=i * 0.01, end=2 + i * 0.01, usage=(10 + i % 2, 5)) for i in range(8)]
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     for _, proxy in calls:
         daemon.proxy(proxy, 1.0)
     for agent_span, _ in reversed(calls):
@@ -287,8 +340,40 @@ def test_the_state_is_bounded_and_held_records_are_never_lost() -> None:
     assert daemon.correlator.next_due() is None
 
 
-def test_remembered_records_are_forgotten_after_their_time() -> None:
-    daemon = Daemon(hold=0.0)
+@pytest.mark.parametrize("views", VIEWS)
+def test_remembered_agent_spans_are_bounded_whether_read_or_not(views: bool) -> None:
+    """Agent spans are remembered at most ``max_calls``, oldest forgotten first, also when a
+    proxy record made the correlator read the ones it had (and later ones are unread)."""
+    daemon = Daemon(max_calls=5, views=views)
+    agents = [call(response_id=f"r{i}")[0] for i in range(7)]
+    for agent_span in agents[:3]:
+        daemon.agent(agent_span, 1.0)
+    daemon.proxy(call(response_id="elsewhere")[1], 1.5)  # links to none: held
+    for agent_span in agents[3:]:
+        daemon.agent(agent_span, 2.0)
+    assert len(daemon.correlator) == 1 + 5
+    daemon.proxy(replace(call()[1], response_id="r1"), 3.0)  # r0, r1 were forgotten
+    assert daemon.links == []
+    daemon.proxy(replace(call()[1], response_id="r2"), 3.0)
+    assert daemon.links == [LINK_RESPONSE_ID]
+
+
+@pytest.mark.parametrize("views", VIEWS)
+def test_an_agent_span_past_its_time_is_forgotten_once_read(views: bool) -> None:
+    daemon = Daemon(hold=0.0, views=views)
+    old, _ = call(response_id="old")
+    daemon.agent(old, 0.0)
+    daemon.proxy(call(response_id="elsewhere")[1], 1.0)
+    daemon.agent(call(response_id="new")[0], 601.0)
+    assert len(daemon.correlator) == 2
+    late = replace(call()[1], response_id="old")
+    daemon.proxy(late, 602.0)
+    assert daemon.links == [] and late in daemon.events
+
+
+@pytest.mark.parametrize("views", VIEWS)
+def test_remembered_records_are_forgotten_after_their_time(views: bool) -> None:
+    daemon = Daemon(hold=0.0, views=views)
     for i in range(20):
         daemon.agent(call(response_id=f"a{i}")[0], float(i))
     daemon.agent(call(response_id="late")[0], 10_000.0)
@@ -304,10 +389,11 @@ def test_hold_zero_makes_the_proxy_record_the_event() -> None:
     assert daemon.duplicates == [agent_span]
 
 
-def test_a_second_instrumentation_of_a_claimed_call_is_a_duplicate() -> None:
+@pytest.mark.parametrize("views", VIEWS)
+def test_a_second_instrumentation_of_a_claimed_call_is_a_duplicate(views: bool) -> None:
     agent_span, proxy = call(response_id="r-2")
     wrapper = replace(agent_span, span_id=_id(8))
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     daemon.proxy(proxy, 0.0)
     daemon.agent(agent_span, 1.0)
     daemon.agent(wrapper, 1.0)
@@ -315,7 +401,8 @@ def test_a_second_instrumentation_of_a_claimed_call_is_a_duplicate() -> None:
     assert daemon.duplicates == [wrapper]
 
 
-def test_a_call_that_failed_after_retries_is_one_bad_event() -> None:
+@pytest.mark.parametrize("views", VIEWS)
+def test_a_call_that_failed_after_retries_is_one_bad_event(views: bool) -> None:
     """Every attempt failed (no response id, no usage): whichever attempt the agent's span
     links to, the others are its retries."""
     agent_span, _ = call(start=0, end=10, usage=None, error=True)
@@ -329,7 +416,7 @@ def test_a_call_that_failed_after_retries_is_one_bad_event() -> None:
         )
         for i in range(3)
     ]
-    daemon = Daemon()
+    daemon = Daemon(views=views)
     for attempt in attempts:
         daemon.proxy(attempt, 1.0)
     daemon.agent(agent_span, 2.0)
@@ -344,7 +431,7 @@ def test_the_span_pass_never_counts_a_second_view() -> None:
     )
 
     from agent_sre.tracing.batch import TraceBatchProcessor
-    from agent_sre.tracing.view import CORE_KEYS, AgentSpan
+    from agent_sre.tracing.view import CORE_KEYS
 
     request = ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()

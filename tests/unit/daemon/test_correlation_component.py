@@ -1,0 +1,172 @@
+"""One LLM call, one event, in the span pass: what the proxy's span and the agent's span carry
+once linked, whichever came first (the agent's span is remembered cheaply and read later)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agent_sre.config import Config
+from agent_sre_daemon.ingest.correlation import CallCorrelation
+from tests.support.context import node_context
+from tests.support.spans import set_value
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from agent_sre_daemon.component import NodeContext
+
+NOW = 1_700_000_000.0
+START_NS = int(NOW * 1e9) - 3_000_000_000
+_ids = itertools.count(1)
+
+
+def _request(
+    attributes: dict[str, object], resource: dict[str, object], start_ns: int, end_ns: int
+) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    for key, value in resource.items():
+        set_value(resource_spans.resource.attributes.add(key=key), value)
+    span = resource_spans.scope_spans.add().spans.add()
+    span.trace_id = next(_ids).to_bytes(16, "big")
+    span.span_id = next(_ids).to_bytes(8, "big")
+    span.name = "chat"
+    span.start_time_unix_nano = start_ns
+    span.end_time_unix_nano = end_ns
+    for key, value in attributes.items():
+        set_value(span.attributes.add(key=key), value)
+    return request
+
+
+def agent_call(
+    model: str = "gpt-4o-mini", resource: dict[str, object] | None = None, **extra: object
+) -> ExportTraceServiceRequest:
+    """An agent's own span of a call (OpenTelemetry GenAI conventions, no cost)."""
+    attributes: dict[str, object] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.output_tokens": 300,
+        **extra,
+    }
+    return _request(attributes, resource or {}, START_NS, START_NS + 2_000_000_000)
+
+
+def proxy_call(model: str = "gpt-4o-mini") -> ExportTraceServiceRequest:
+    """The proxy's span of the same call (its own trace: linked by fingerprint)."""
+    attributes: dict[str, object] = {
+        "agent.span.kind": "LLM_INFERENCE",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.output_tokens": 300,
+        "agent_sre.proxy.route": "openai",
+        "agent_sre.cost_usd": 0.5,
+    }
+    start = START_NS + 500_000_000
+    return _request(attributes, {}, start, start + 1_000_000_000)
+
+
+def attrs(request: ExportTraceServiceRequest) -> dict[str, object]:
+    span = only(request)
+    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in span.attributes}
+
+
+def only(request: ExportTraceServiceRequest) -> Span:
+    span: Span = request.resource_spans[0].scope_spans[0].spans[0]
+    return span
+
+
+@pytest.fixture
+async def node() -> tuple[NodeContext, CallCorrelation, list[ExportTraceServiceRequest]]:
+    context = node_context(Config())
+    exported: list[ExportTraceServiceRequest] = []
+    context.pipeline.export_call = exported.append  # type: ignore[method-assign]
+    correlation = CallCorrelation(context)
+    await correlation.start()
+    return context, correlation, exported
+
+
+Node = tuple["NodeContext", CallCorrelation, list[ExportTraceServiceRequest]]
+
+
+def linked(context: NodeContext, first: str) -> float:
+    value = context.registry.get_sample_value(
+        "agent_sre_llm_calls_linked_total", {"by": "fingerprint", "first": first}
+    )
+    return value or 0.0
+
+
+async def test_an_agent_span_before_the_proxy_record_stays_the_event(node: Node) -> None:
+    context, correlation, exported = node
+    agent = agent_call(resource={"agent.id": "planner"}, **{"agent.task.id": "t-1"})
+    context.pipeline.processor.process(agent, NOW)
+    assert "agent_sre.cost_usd" in attrs(agent)  # priced: the agent's span carries the cost
+    proxy = proxy_call()
+    correlation.offer(proxy)
+    assert exported == [proxy]  # linked at once: not held
+    marks = attrs(proxy)
+    assert marks["agent_sre.role"] == "gateway"
+    assert marks["agent_sre.linked_by"] == "fingerprint"
+    assert marks["agent_sre.event.span_id"] == only(agent).span_id.hex()
+    # the cost counts once, on the agent's span; the caller's identity, resource's included
+    assert "agent_sre.cost_usd" not in marks
+    assert marks["agent_sre.gateway.cost_usd"] == 0.5
+    assert (marks["agent.id"], marks["agent.task.id"]) == ("planner", "t-1")
+    assert only(proxy).trace_id == only(agent).trace_id  # joined the agent's trace
+    assert linked(context, "agent") == 1
+    assert correlation.correlator.held_count == 0
+
+
+async def test_an_unpriced_agent_span_leaves_the_proxy_its_cost(node: Node) -> None:
+    context, correlation, exported = node
+    agent = agent_call(model="no-such-model")
+    context.pipeline.processor.process(agent, NOW)
+    assert "agent_sre.cost_usd" not in attrs(agent)
+    proxy = proxy_call(model="no-such-model")
+    correlation.offer(proxy)
+    marks = attrs(proxy)
+    assert marks["agent_sre.role"] == "gateway"
+    assert marks["agent_sre.cost_usd"] == 0.5  # the proxy's record carries the spend
+    assert "agent_sre.gateway.cost_usd" not in marks
+    assert linked(context, "agent") == 1
+
+
+async def test_a_proxy_record_before_the_agent_span_is_claimed(node: Node) -> None:
+    context, correlation, exported = node
+    proxy = proxy_call()
+    correlation.offer(proxy)
+    assert exported == [] and correlation.correlator.held_count == 1
+    agent = agent_call(**{"agent.id": "planner"})
+    result = context.pipeline.processor.process(agent, NOW)
+    assert exported == [proxy]
+    taken = attrs(agent)
+    assert taken["agent_sre.proxy.route"] == "openai"
+    assert taken["agent_sre.cost_usd"] == 0.5  # the proxy's price, not priced again
+    assert taken["agent_sre.gateway.span_id"] == only(proxy).span_id.hex()
+    marks = attrs(proxy)
+    assert marks["agent_sre.role"] == "gateway"
+    assert marks["agent_sre.gateway.cost_usd"] == 0.5
+    assert marks["agent.id"] == "planner"
+    assert sum(result.by_kind.values()) == 1
+    assert linked(context, "proxy") == 1
+
+
+async def test_a_span_of_another_call_links_to_nothing(node: Node) -> None:
+    context, correlation, exported = node
+    correlation.offer(proxy_call())
+    other = agent_call(**{"gen_ai.usage.output_tokens": 299})
+    context.pipeline.processor.process(other, NOW)
+    later = agent_call(model="gpt-4o")
+    context.pipeline.processor.process(later, NOW)
+    assert exported == [] and correlation.correlator.held_count == 1
+    assert "agent_sre.role" not in attrs(other)
+    assert linked(context, "proxy") == linked(context, "agent") == 0
+    await correlation.stop(0.0)
+    assert len(exported) == 1  # released as the event, never lost

@@ -288,6 +288,32 @@ async def test_rollouts_posted_to_the_api_are_checked_and_kept(
     assert list(again.delivery.rollouts) == ["posted"]
 
 
+async def test_deleting_a_promoted_rollout_says_its_candidate_stops(make_rig: RigFactory) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from agent_sre.delivery.spec import RolloutSpec
+
+    rig = await make_rig()
+    spec = rollout(name="posted", steps=[{"weight": 100, "duration": "10m"}])
+    rig.delivery.declare(RolloutSpec.model_validate(spec))
+    rig.delivery.operate("posted", "promote")
+    assert await rig.ask("t1") == CAND
+    app = web.Application()
+    app.add_routes(rig.delivery.admin_routes())
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        answer = await client.delete("/v1/rollouts/posted")
+        assert answer.status == 200
+        assert (await answer.json())["message"] == (
+            "rollout posted deleted (it was promoted); calls no longer take its candidate"
+        )
+        again = await client.delete("/v1/rollouts/posted")
+        assert again.status == 404
+        assert (await again.json())["error"]["type"] == "rollout_not_found"
+    assert await rig.ask("t1") == BASE
+    assert rig.signals() == ["rollout_started", "rollout_promoted"]  # no rollback signal
+
+
 async def test_a_shadow_upstream_that_is_down_never_disturbs_the_client(
     make_rig: RigFactory,
 ) -> None:

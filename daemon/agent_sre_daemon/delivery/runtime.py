@@ -223,6 +223,33 @@ class DeliveryRuntime(Component):
         self.save()
         return rollout
 
+    def delete(self, name: str, by: str = "operator") -> tuple[Rollout, bool]:
+        """Forgets a rollout posted to the API; a running one is rolled back first (every
+        call to the baseline, a ``rollout_rolled_back`` signal). Returns the rollout as it
+        ended and whether it was rolled back.
+
+        Raises:
+            KeyError: no rollout of that name.
+            RolloutConflictError: it is declared in the configuration file (a restart or a
+                reload would bring it back).
+        """
+        rollout = self.rollouts[name]
+        if name not in self.posted:
+            raise RolloutConflictError(
+                f"rollout {name} is declared in the configuration file (rollouts.rollouts): "
+                f"remove it there and reload; only rollouts posted to the API are deleted here"
+            )
+        rolled_back = rollout.running
+        if rolled_back:
+            happened = rollout.rollback(self.clock.time(), f"rolled back by {by}: deleted")
+            self._announce(rollout, happened)
+        del self.rollouts[name]
+        del self.posted[name]
+        self._index()  # its gauges go with it
+        self.save()
+        log.info("rollout %s deleted by %s%s", name, by, " (rolled back)" if rolled_back else "")
+        return rollout, rolled_back
+
     def save(self) -> None:
         data = {
             name: {"spec": r.spec.model_dump(mode="json"), "state": r.state.to_dict()}
@@ -292,8 +319,10 @@ class DeliveryRuntime(Component):
             ):
                 continue  # none, or of a rollout since changed (which started over)
             try:
+                calls = [0, 0]
                 if rollout.restore_samples(record):
                     calls = [rollout.samples[which].calls for which in (BASELINE, CANDIDATE)]
+                if any(calls):
                     restored.append(f"{name} ({calls[0]} baseline, {calls[1]} candidate calls)")
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("samples of rollout %s unreadable (its step starts without): %s",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from agent_sre.config import Config
+from agent_sre.delivery.assign import CANDIDATE as CAND_VARIANT
 from tests.delivery.conftest import BASE, CAND, ModelQuality, RigFactory, StepClock, rollout
 from tests.fakes.provider import FakeProvider
 
@@ -44,6 +45,97 @@ async def test_state_survives_a_restart(make_rig: RigFactory, tmp_path: Path) ->
     # a changed rollout starts over at its first step
     changed = await make_rig({**spec, "candidate": "gpt-4.1-mini"}, clock=clock, state_dir=state)
     assert changed.delivery.rollouts["canary"].state.step == 0
+
+
+async def test_the_steps_samples_count_across_a_restart(
+    make_rig: RigFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = StepClock()
+    state = tmp_path / "kept"
+    checks = [
+        {"metric": "success_ratio", "max_relative_change": 0.05},
+        {"metric": "cost_per_task", "max_relative_change": 10},
+    ]
+    spec = rollout(analysis={"min_samples": 20, "checks": checks})
+    first = await make_rig(spec, clock=clock, state_dir=state)
+    await first.calls_until("canary", 12)
+    before = {w: s.calls for w, s in first.delivery.rollouts["canary"].samples.items()}
+    kept_tasks = dict(first.delivery.rollouts["canary"].samples[CAND_VARIANT].task_cost)
+    assert len(kept_tasks) >= 12  # cost per task, for cost_per_task
+    await first.delivery.evaluate_aside()  # a step check writes them (a worker thread)
+    assert (state / "rollout-samples.json").exists()
+    await first.stop()
+
+    with caplog.at_level(logging.INFO, "agent_sre.delivery"):
+        again = await make_rig(spec, clock=clock, state_dir=state)
+    canary = again.delivery.rollouts["canary"]
+    assert {w: s.calls for w, s in canary.samples.items()} == before
+    assert canary.samples[CAND_VARIANT].task_cost == kept_tasks
+    assert "rollout samples restored: canary" in caplog.text
+    await again.calls_until("canary", 20)
+    total = {w: s.calls for w, s in canary.samples.items()}
+    # the calls after the restart alone are too few for a verdict: the analysis would wait
+    assert any(total[w] - before[w] < 20 for w in total)
+    clock.advance(601)
+    [event] = await again.delivery.evaluate_aside()
+    assert event.message == "rollout canary at step 2 (100%): step 1 passed its analysis"
+    judged = canary.state.analysis["checks"][0]
+    assert (judged["baseline_samples"], judged["canary_samples"]) == (
+        total["baseline"],
+        total["candidate"],
+    )
+    await again.stop()
+
+    # the new step starts without samples, after a restart too
+    third = await make_rig(spec, clock=clock, state_dir=state)
+    assert [s.calls for s in third.delivery.rollouts["canary"].samples.values()] == [0, 0]
+
+
+async def test_samples_that_cannot_be_kept_or_read_are_logged_and_the_step_goes_on(
+    make_rig: RigFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "odd"
+    clock = StepClock()
+    rig = await make_rig(rollout(), clock=clock, state_dir=state)
+    await rig.calls_until("canary", 3)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    rig.delivery.samples_path = blocker / "state" / "rollout-samples.json"
+    with caplog.at_level(logging.ERROR, "agent_sre.delivery"):
+        await rig.delivery.evaluate_aside()
+    assert "cannot save rollout samples" in caplog.text
+    assert await rig.ask("t") in (BASE, CAND)
+    rig.delivery.samples_path = state / "rollout-samples.json"
+    await rig.stop()
+
+    # a damaged file: logged, the step starts without its samples, the rollout keeps its step
+    caplog.clear()
+    (state / "rollout-samples.json").write_text("{not json")
+    with caplog.at_level(logging.ERROR, "agent_sre.delivery"):
+        again = await make_rig(rollout(), clock=clock, state_dir=state)
+    assert "cannot restore rollout samples" in caplog.text
+    assert [s.calls for s in again.delivery.rollouts["canary"].samples.values()] == [0, 0]
+    await again.calls_until("canary", 3)
+    await again.stop()
+
+    # a damaged record of one rollout: logged, that step starts without
+    caplog.clear()
+    kept = json.loads((state / "rollout-samples.json").read_text())
+    kept["rollouts"]["canary"]["samples"]["candidate"]["latency"] = "not base64!"
+    (state / "rollout-samples.json").write_text(json.dumps(kept))
+    with caplog.at_level(logging.ERROR, "agent_sre.delivery"):
+        third = await make_rig(rollout(), clock=clock, state_dir=state)
+    assert "samples of rollout canary unreadable" in caplog.text
+    assert [s.calls for s in third.delivery.rollouts["canary"].samples.values()] == [0, 0]
+    await third.stop()
+
+    # a changed rollout starts over: the old step's samples are not its own
+    fourth = await make_rig(rollout(), clock=clock, state_dir=state)
+    await fourth.calls_until("canary", 3)
+    await fourth.stop()
+    assert json.loads((state / "rollout-samples.json").read_text())["rollouts"]["canary"]
+    changed = await make_rig(rollout(candidate="gpt-4.1-mini"), clock=clock, state_dir=state)
+    assert [s.calls for s in changed.delivery.rollouts["canary"].samples.values()] == [0, 0]
 
 
 async def test_an_unreadable_state_file_starts_over_and_says_so(
@@ -194,6 +286,32 @@ async def test_rollouts_posted_to_the_api_are_checked_and_kept(
     await rig.stop()
     again = await make_rig(clock=clock, state_dir=tmp_path / "posted")
     assert list(again.delivery.rollouts) == ["posted"]
+
+
+async def test_deleting_a_promoted_rollout_says_its_candidate_stops(make_rig: RigFactory) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from agent_sre.delivery.spec import RolloutSpec
+
+    rig = await make_rig()
+    spec = rollout(name="posted", steps=[{"weight": 100, "duration": "10m"}])
+    rig.delivery.declare(RolloutSpec.model_validate(spec))
+    rig.delivery.operate("posted", "promote")
+    assert await rig.ask("t1") == CAND
+    app = web.Application()
+    app.add_routes(rig.delivery.admin_routes())
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        answer = await client.delete("/v1/rollouts/posted")
+        assert answer.status == 200
+        assert (await answer.json())["message"] == (
+            "rollout posted deleted (it was promoted); calls no longer take its candidate"
+        )
+        again = await client.delete("/v1/rollouts/posted")
+        assert again.status == 404
+        assert (await again.json())["error"]["type"] == "rollout_not_found"
+    assert await rig.ask("t1") == BASE
+    assert rig.signals() == ["rollout_started", "rollout_promoted"]  # no rollback signal
 
 
 async def test_a_shadow_upstream_that_is_down_never_disturbs_the_client(

@@ -197,3 +197,103 @@ def test_a_worse_canary_is_rolled_back_by_the_daemon(
         "mini": ("paused", 1),
         "posted": ("progressing", 0),
     }
+
+
+def test_posted_rollouts_keep_their_samples_across_a_restart_and_can_be_deleted(
+    make_daemon: Callable[..., DaemonProcess],
+    two_models: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = config(two_models)
+    settings["rollouts"]["rollouts"] = settings["rollouts"]["rollouts"][1:]  # "mini" only
+    daemon = make_daemon(settings).start()
+    rollouts = daemon.url("admin", "/v1/rollouts")
+    posted = {
+        "name": "posted",
+        "route": "openai",
+        "baseline": "gpt-3.5-turbo",
+        "candidate": "gpt-4o",
+        "steps": [{"weight": 50, "duration": "1h"}, {"weight": 100, "duration": "1h"}],
+        "analysis": {"min_samples": 1000},  # no verdict during the test
+    }
+    assert request(rollouts, "POST", posted)["phase"] == "progressing"
+    request(rollouts, "POST", {**posted, "name": "done", "baseline": "gpt-4o-mini-2"})
+    request(f"{rollouts}/done/abort", "POST", {})
+
+    def ask(model: str, task: str) -> str:
+        client = openai.OpenAI(
+            base_url=f"http://{daemon.addresses['proxy']}/openai/v1", api_key="sk-x", max_retries=0
+        )
+        reply = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"X-Agent-Task-Id": task},
+        )
+        return reply.model
+
+    answered = {ask("gpt-3.5-turbo", f"task-{index}") for index in range(30)}
+    assert answered == {"gpt-3.5-turbo", "gpt-4o"}
+    samples = request(f"{rollouts}/posted")["samples"]
+    assert samples["baseline"] + samples["candidate"] == 30
+    assert min(samples.values()) > 0
+
+    # the step's samples survive a restart (and the API's rollouts with them)
+    assert daemon.stop() == 0
+    daemon.start()
+    admin = daemon.addresses["admin"]
+    rollouts = daemon.url("admin", "/v1/rollouts")
+    assert request(f"{rollouts}/posted")["samples"] == samples
+    assert "rollout samples restored: posted" in daemon.log()
+    ask("gpt-3.5-turbo", "one-more")
+    shown = request(f"{rollouts}/posted")
+    assert sum(shown["samples"].values()) == 31
+    assert shown["current_analysis"]["checks"][0]["baseline_samples"] >= samples["baseline"]
+
+    # deleting: the token is needed, unknown names are 404, file rollouts are not the API's
+    monkeypatch.delenv("AGENT_SRE_ADMIN_TOKEN", raising=False)
+    assert main(["rollout", "delete", "posted", "--admin", admin]) == exits.FAILURE
+    assert "AGENT_SRE_ADMIN_TOKEN" in capsys.readouterr().err
+    for name, token, code, kind in [
+        ("posted", "wrong", 401, "unauthorized"),
+        ("nope", "tok", 404, "rollout_not_found"),
+        ("mini", "tok", 409, "conflict"),
+    ]:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            request(f"{rollouts}/{name}", "DELETE", token=token)
+        assert refused.value.code == code, name
+        assert json.load(refused.value)["error"]["type"] == kind
+    monkeypatch.setenv("AGENT_SRE_ADMIN_TOKEN", "tok")
+    assert main(["rollout", "delete", "nope", "--admin", admin]) == exits.FAILURE
+    assert "no rollout named 'nope'" in capsys.readouterr().err
+    assert main(["rollout", "delete", "mini", "--admin", admin]) == exits.FAILURE
+    assert "declared in the configuration file" in capsys.readouterr().err
+
+    # a running rollout is rolled back first, and the answer says so
+    assert main(["rollout", "delete", "posted", "--admin", admin]) == exits.OK
+    said = capsys.readouterr().out.strip()
+    assert (
+        said == "rollout posted was running: rolled back (every call to the baseline), then deleted"
+    )
+    signals = request(daemon.url("admin", "/v1/signals?source=delivery"))["signals"]
+    assert [(s["type"], s["labels"]["rollout"]) for s in signals] == [
+        ("rollout_rolled_back", "posted")
+    ]
+    assert {ask("gpt-3.5-turbo", f"task-{index}") for index in range(10)} == {"gpt-3.5-turbo"}
+    deleted = request(f"{rollouts}/done", "DELETE")
+    assert deleted["deleted"] == "done"
+    assert deleted["rolled_back"] is False
+    assert deleted["message"] == "rollout done deleted (it was aborted)"
+    assert deleted["rollout"]["phase"] == "aborted"
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        request(f"{rollouts}/posted")
+    assert gone.value.code == 404
+    metrics = scrape(daemon.url("metrics", "/metrics"))
+    assert ("agent_sre_rollout_phase", (("rollout", "posted"),)) not in metrics
+    assert metrics[("agent_sre_rollout_phase", (("rollout", "mini"),))] == 1
+
+    # and they stay deleted
+    assert daemon.stop() == 0
+    daemon.start()
+    listed = request(daemon.url("admin", "/v1/rollouts"))["rollouts"]
+    assert [r["name"] for r in listed] == ["mini"]

@@ -393,3 +393,122 @@ def test_a_receiver_that_is_down_is_retried_and_its_notifications_survive_a_rest
         assert verify_webhook(SECRET, hook[1], hook[2], time.time())
     finally:
         receiver.stop()
+
+
+def test_a_throttle_put_on_by_a_rule_outlives_restarts_and_crashes_until_lifted(
+    make_daemon: Callable[..., DaemonProcess], provider_url: str
+) -> None:
+    slo_llm = {"types": ["slo_status"], "labels": {"slo": "llm"}}
+    daemon = make_daemon(
+        {
+            "admin": {"endpoint": "127.0.0.1:0", "token": "tok"},
+            "slos": [SLO],
+            "proxy": {
+                "endpoint": "127.0.0.1:0",
+                "routes": [
+                    {
+                        "name": "openai",
+                        "prefix": "/openai",
+                        "upstream": provider_url,
+                        "api": "openai",
+                    }
+                ],
+            },
+            "incidents": {
+                "rules": [
+                    {
+                        "name": "slow-down",
+                        "match": {**slo_llm, "min_severity": "critical"},
+                        "when": ["opened"],
+                        "actions": [
+                            {
+                                "action": "throttle_agent",
+                                "params": {
+                                    "agent_id": "runaway",
+                                    "requests_per_minute": "0.5",
+                                    "for": "1h",
+                                },
+                            }
+                        ],
+                    },
+                    {
+                        "name": "free-again",
+                        "match": slo_llm,
+                        "when": ["resolved"],
+                        "actions": [
+                            {"action": "unthrottle_agent", "params": {"agent_id": "runaway"}}
+                        ],
+                    },
+                ]
+            },
+        }
+    ).start()
+
+    def calls(agent: str, count: int = 2) -> list[str]:
+        """``count`` calls as ``agent`` through the proxy: ``ok`` or the refusal's type."""
+        client = openai.OpenAI(
+            base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
+            api_key="sk-x",
+            max_retries=0,
+            default_headers={"X-Agent-Id": agent},
+        )
+        out = []
+        for _ in range(count):
+            try:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+                out.append("ok")
+            except openai.RateLimitError as refused:
+                assert int(refused.response.headers["retry-after"]) > 0
+                out.append(refused.response.headers["x-agent-sre-error"])
+        return out
+
+    def actions(incident_id: str) -> list[tuple[str, str]]:
+        incident = get(daemon.url("admin", f"/v1/incidents/{incident_id}"))
+        return [
+            (e["details"]["action"], e["details"]["outcome"])
+            for e in incident["timeline"]
+            if e["kind"] == "action"
+        ]
+
+    def incident_saved() -> bool:  # the gauge is set once the incident is written
+        metrics = scrape(daemon.url("metrics", "/metrics"))
+        return metrics.get(("agent_sre_incidents_open", (("severity", "critical"),))) == 1
+
+    assert calls("runaway") == ["ok", "ok"]
+    llm_spans(daemon, good=0, bad=30)
+    get(daemon.url("admin", "/v1/slos"))
+    incident_id = wait_for(lambda: incidents(daemon, "open"), "an incident")[0]["id"]
+    wait_for(lambda: actions(incident_id) == [("throttle_agent", "ran")], "the throttle")
+    wait_for(incident_saved, "the incident saved")
+    # one call, then the pace of one call each two minutes
+    assert calls("runaway") == ["ok", "agent_throttled"]
+    assert calls("calm") == ["ok", "ok"]
+
+    # a restart does not free it, nor give it a fresh call
+    assert daemon.stop() == 0
+    daemon.start()
+    assert calls("runaway") == ["agent_throttled", "agent_throttled"]
+    assert calls("calm") == ["ok", "ok"]
+    assert "agents throttled: 1" in daemon.log()
+
+    # nor does a crash
+    daemon.kill()
+    daemon.start()
+    assert calls("runaway") == ["agent_throttled", "agent_throttled"]
+    assert actions(incident_id) == [("throttle_agent", "ran")]  # restored, not put on again
+
+    # the SLO recovers: the incident resolves, the rule lifts the throttle, for good
+    llm_spans(daemon, good=6000, bad=0)
+
+    def resolved() -> bool:
+        get(daemon.url("admin", "/v1/slos"))  # evaluates now, not at the next 10 s tick
+        return bool(get(daemon.url("admin", f"/v1/incidents/{incident_id}"))["state"] == "resolved")
+
+    wait_for(resolved, "the resolution", timeout=40.0)
+    wait_for(lambda: ("unthrottle_agent", "ran") in actions(incident_id), "the unthrottle")
+    assert calls("runaway") == ["ok", "ok"]
+    assert daemon.stop() == 0
+    daemon.start()
+    assert calls("runaway") == ["ok", "ok"]

@@ -106,12 +106,22 @@ class AdminClient:
         Raises:
             AdminError: as :meth:`get`; without a token it says how to give one.
         """
-        headers = {"Content-Type": "application/json"}
+        return self._change("POST", path, json.dumps(body if body is not None else {}).encode())
+
+    def delete(self, path: str) -> Any:
+        """DELETEs ``path`` with the admin token and decodes the JSON answer.
+
+        Raises:
+            AdminError: as :meth:`post`.
+        """
+        return self._change("DELETE", path, None)
+
+    def _change(self, method: str, path: str, data: bytes | None) -> Any:
+        headers = {"Content-Type": "application/json"} if data is not None else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        data = json.dumps(body if body is not None else {}).encode()
         request = urllib.request.Request(
-            f"{self.base_url}{path}", data=data, headers=headers, method="POST"
+            f"{self.base_url}{path}", data=data, headers=headers, method=method
         )
         try:
             return self._call(request, path)

@@ -1,5 +1,5 @@
-"""``agent-sre rollout list|status NAME|promote|pause|resume|abort NAME``: the rollouts of a
-running daemon, and their control (changes need ``$AGENT_SRE_ADMIN_TOKEN``)."""
+"""``agent-sre rollout list|status NAME|promote|pause|resume|abort|delete NAME``: the rollouts
+of a running daemon, and their control (changes need ``$AGENT_SRE_ADMIN_TOKEN``)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         command.add_argument("name", metavar="NAME")
         command.set_defaults(func=cmd_operate, operation=operation)
         parsers.append(command)
+    delete = commands.add_parser(
+        "delete", help="forget a rollout posted to the API (a running one is rolled back first)"
+    )
+    delete.add_argument("name", metavar="NAME")
+    delete.set_defaults(func=cmd_delete)
+    parsers.append(delete)
     for parser in parsers:
         add_admin_option(parser)
         output.add_json_option(parser)
@@ -68,6 +74,18 @@ def cmd_operate(args: argparse.Namespace) -> int:
         output.print_json(data)
     else:
         print(f"rollout {data['name']}: {_where(data)}")
+    return exits.OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    try:
+        data = AdminClient.from_args(args).delete(f"/v1/rollouts/{_quoted(args.name)}")
+    except AdminError as exc:
+        return output.fail(exc)
+    if args.json:
+        output.print_json(data)
+    else:
+        print(data["message"])
     return exits.OK
 
 

@@ -1,7 +1,8 @@
 """The rollouts' part of the admin API (the admin server checks the token of every POST).
 
 ``GET /v1/rollouts[/{name}]``, ``POST /v1/rollouts`` (a rollout spec as JSON),
-``POST /v1/rollouts/{name}/promote|pause|resume|abort``.
+``POST /v1/rollouts/{name}/promote|pause|resume|abort``, ``DELETE /v1/rollouts/{name}`` (a
+posted rollout; a running one is rolled back first).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_sre.delivery.rollout import RolloutConflictError
+from agent_sre.delivery.rollout import PROMOTED, RolloutConflictError
 from agent_sre.delivery.spec import RolloutSpec
 from agent_sre_daemon.errors import admin_error
 
@@ -74,9 +75,36 @@ def admin_routes(runtime: DeliveryRuntime) -> list[web.RouteDef]:
             return admin_error(status, kind, str(exc))
         return web.json_response(rollout.to_dict(), status=201)
 
+    async def delete(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            rollout, rolled_back = runtime.delete(name)
+        except KeyError:
+            return admin_error(404, "rollout_not_found", f"no rollout named {name!r}")
+        except RolloutConflictError as exc:
+            return admin_error(409, "conflict", str(exc))
+        if rolled_back:
+            message = (
+                f"rollout {name} was running: rolled back (every call to the baseline), "
+                f"then deleted"
+            )
+        else:
+            message = f"rollout {name} deleted (it was {rollout.state.phase})"
+        if rollout.state.phase == PROMOTED:
+            message += "; calls no longer take its candidate"
+        return web.json_response(
+            {
+                "deleted": name,
+                "rolled_back": rolled_back,
+                "message": message,
+                "rollout": rollout.to_dict(),
+            }
+        )
+
     return [
         web.get("/v1/rollouts", listing),
         web.post("/v1/rollouts", declare),
         web.get("/v1/rollouts/{name}", show),
         web.post("/v1/rollouts/{name}/{operation}", operate),
+        web.delete("/v1/rollouts/{name}", delete),
     ]

@@ -21,6 +21,7 @@ from agent_sre.delivery.rollout import (
     Rollout,
     RolloutConflictError,
     RolloutState,
+    StepSamples,
 )
 from agent_sre.delivery.spec import RolloutSpec, spec_problem
 from agent_sre.signals import Severity, Signal
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
+    from agent_sre.delivery.analysis import Samples
     from agent_sre.delivery.spec import RolloutsConfig
     from agent_sre_daemon.component import NodeContext, SLOQuery
     from agent_sre_daemon.proxy.stage import Stage
@@ -46,6 +48,11 @@ log = logging.getLogger("agent_sre.delivery")
 
 SOURCE = "delivery"
 _SEVERITY = {"rolled_back": Severity.CRITICAL, "aborted": Severity.WARNING}
+
+
+def _mark(step: int, started: float, samples: Mapping[str, Samples]) -> tuple[Any, ...]:
+    """What tells one state of a step's samples from another (they only grow)."""
+    return (step, started, samples[BASELINE].calls, samples[CANDIDATE].calls)
 
 
 class DeliveryRuntime(Component):
@@ -60,6 +67,10 @@ class DeliveryRuntime(Component):
         self.settings: RolloutsConfig = context.config.rollouts
         self.metrics = self.register_metrics(context.registry)
         self.path = context.state_dir / store.STATE_FILE
+        self.samples_path = context.state_dir / store.SAMPLES_FILE
+        self._samples_saved: dict[str, tuple[Any, ...]] = {}
+        """What the samples file holds: rollout -> (step, its start, calls per variant)."""
+        self._samples_writing: asyncio.Future[bool] | None = None
         self.rollouts: dict[str, Rollout] = {}
         self.posted: dict[str, RolloutSpec] = {}
         """Rollouts declared through the API (kept in the state file)."""
@@ -94,6 +105,9 @@ class DeliveryRuntime(Component):
             self._task = None
         await self.shadow.close(deadline)
         self.save()
+        if self._samples_writing is not None:
+            await asyncio.wait({self._samples_writing})  # a write begun at a step check
+        self.save_samples()
 
     async def prepare_reload(self, new: Config) -> Prepared:
         """Rollouts whose spec is unchanged keep their state; changed and new ones start
@@ -168,6 +182,7 @@ class DeliveryRuntime(Component):
             self._announce(rollout, happened)
             events += happened
         self.save()
+        await self.save_samples_aside()
         return events
 
     def operate(self, name: str, operation: str, by: str = "operator") -> Rollout:
@@ -208,6 +223,33 @@ class DeliveryRuntime(Component):
         self.save()
         return rollout
 
+    def delete(self, name: str, by: str = "operator") -> tuple[Rollout, bool]:
+        """Forgets a rollout posted to the API; a running one is rolled back first (every
+        call to the baseline, a ``rollout_rolled_back`` signal). Returns the rollout as it
+        ended and whether it was rolled back.
+
+        Raises:
+            KeyError: no rollout of that name.
+            RolloutConflictError: it is declared in the configuration file (a restart or a
+                reload would bring it back).
+        """
+        rollout = self.rollouts[name]
+        if name not in self.posted:
+            raise RolloutConflictError(
+                f"rollout {name} is declared in the configuration file (rollouts.rollouts): "
+                f"remove it there and reload; only rollouts posted to the API are deleted here"
+            )
+        rolled_back = rollout.running
+        if rolled_back:
+            happened = rollout.rollback(self.clock.time(), f"rolled back by {by}: deleted")
+            self._announce(rollout, happened)
+        del self.rollouts[name]
+        del self.posted[name]
+        self._index()  # its gauges go with it
+        self.save()
+        log.info("rollout %s deleted by %s%s", name, by, " (rolled back)" if rolled_back else "")
+        return rollout, rolled_back
+
     def save(self) -> None:
         data = {
             name: {"spec": r.spec.model_dump(mode="json"), "state": r.state.to_dict()}
@@ -219,7 +261,74 @@ class DeliveryRuntime(Component):
         except OSError as exc:
             log.error("cannot save rollout state to %s: %s", self.path, exc)
 
+    def save_samples(self) -> None:
+        """Writes the current steps' samples when they changed since the last write (on
+        the loop: for the stop; step checks use :meth:`save_samples_aside`)."""
+        changed = self._samples_changed()
+        if changed is not None:
+            self._write_samples(changed)
+
+    async def save_samples_aside(self) -> None:
+        """As :meth:`save_samples`, encoded and written in a worker thread from copies."""
+        changed = self._samples_changed()
+        if changed is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._samples_writing = loop.run_in_executor(None, self._write_samples, changed)
+        # a cancelled step check (the stop) does not cut the write short: stop() waits for it
+        await asyncio.shield(self._samples_writing)
+
     # -- inside -------------------------------------------------------------------------
+
+    def _samples_changed(self) -> dict[str, tuple[RolloutSpec, StepSamples]] | None:
+        """Copies of the running rollouts' samples (with their specs); None when the file
+        holds them already."""
+        running = {name: r for name, r in self.rollouts.items() if r.running}
+        marks = {name: _mark(r.state.step, r.state.step_started_at, r.samples)
+                 for name, r in running.items()}  # fmt: skip
+        if marks == self._samples_saved:
+            return None
+        return {name: (r.spec, r.samples_copy()) for name, r in running.items()}
+
+    def _write_samples(self, copies: dict[str, tuple[RolloutSpec, StepSamples]]) -> bool:
+        """Encodes and writes ``copies`` (any thread); False, logged, when it cannot."""
+        marks = {n: _mark(k.step, k.step_started_at, k.samples) for n, (_, k) in copies.items()}
+        records = {
+            name: {"spec": spec.model_dump(mode="json"), **kept.to_dict()}
+            for name, (spec, kept) in copies.items()
+        }
+        try:
+            store.save_samples(self.samples_path, records)
+        except OSError as exc:
+            log.error("cannot save rollout samples to %s: %s", self.samples_path, exc)
+            return False
+        self._samples_saved = marks
+        return True
+
+    def _restore_samples(self) -> None:
+        try:
+            saved = store.load_samples(self.samples_path)
+        except store.StateFileError as exc:
+            log.error("cannot restore rollout samples (the current steps start without): %s", exc)
+            return
+        restored = []
+        for name, rollout in self.rollouts.items():
+            record = saved.get(name)
+            if not isinstance(record, dict) or record.get("spec") != rollout.spec.model_dump(
+                mode="json"
+            ):
+                continue  # none, or of a rollout since changed (which started over)
+            try:
+                calls = [0, 0]
+                if rollout.restore_samples(record):
+                    calls = [rollout.samples[which].calls for which in (BASELINE, CANDIDATE)]
+                if any(calls):
+                    restored.append(f"{name} ({calls[0]} baseline, {calls[1]} candidate calls)")
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("samples of rollout %s unreadable (its step starts without): %s",
+                          name, exc)  # fmt: skip
+        if restored:
+            log.info("rollout samples restored: %s", ", ".join(restored))
 
     def _new(self, spec: RolloutSpec, now: float, state: RolloutState | None) -> Rollout:
         return Rollout(spec, now, state, self.settings.max_samples)
@@ -252,6 +361,7 @@ class DeliveryRuntime(Component):
                 except (KeyError, TypeError, ValueError) as exc:
                     log.error("state of rollout %s unreadable (starting over): %s", spec.name, exc)
             self.rollouts[spec.name] = self._new(spec, now, state)
+        self._restore_samples()
         self._index()
         if self.rollouts:
             log.info(

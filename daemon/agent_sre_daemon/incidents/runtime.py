@@ -66,7 +66,7 @@ class IncidentsRuntime(Component):
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
-        self.throttles = ThrottleStage(self.clock)
+        self.throttles = ThrottleStage(self.clock, self.store)
         context.register_action("open_circuit", self._open_circuit)
         context.register_action("throttle_agent", self.throttles.throttle)
         context.register_action("unthrottle_agent", self.throttles.unthrottle)
@@ -80,17 +80,20 @@ class IncidentsRuntime(Component):
     async def start(self) -> dict[str, str]:
         self.book.load(await self.store.open())
         self._gauge()
+        now = self.clock.time()
+        restored = self.throttles.restore(await self.store.throttles(now), now)
         await self.notifier.start()
         if self.config.incidents.enabled:
             self._subscription = self.context.bus.subscribe("incidents")
             self._tasks.append(asyncio.create_task(self._consume(), name="incidents"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="incidents-tick"))
         log.info(
-            "incidents: %d open, %d receivers, %d rules, %d circuit breakers",
+            "incidents: %d open, %d receivers, %d rules, %d circuit breakers; agents throttled: %d",
             len(self.book.open_incidents()),
             len(self.config.alerting.receivers),
             len(self.config.incidents.rules),
             len(self.config.incidents.circuit_breakers),
+            restored,
         )
         return {}
 

@@ -1,5 +1,5 @@
-"""Incidents and the notification outbox in SQLite under ``state_dir``, written off the
-event loop by one thread of their own."""
+"""Incidents, the notification outbox and the throttles automatic responses put on agents,
+in SQLite under ``state_dir``, written off the event loop by one thread of their own."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent_sre.incidents.model import Incident
+from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,6 +26,8 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, receive
                                    body BLOB NOT NULL, created_at REAL NOT NULL,
                                    attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL,
                                    last_error TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS throttles (agent_id TEXT PRIMARY KEY,
+                                      requests_per_minute REAL NOT NULL, until REAL NOT NULL);
 """
 
 
@@ -36,6 +39,15 @@ class Pending:
     receiver: str
     body: bytes
     attempts: int
+
+
+@dataclass(frozen=True)
+class KeptThrottle:
+    """A throttle ``throttle_agent`` put on an agent, until ``until`` (the node's clock)."""
+
+    agent_id: str
+    requests_per_minute: float
+    until: float
 
 
 class IncidentStore:
@@ -120,6 +132,51 @@ class IncidentStore:
     async def pending(self) -> int:
         return await self._run(lambda: int(self.db.execute("SELECT COUNT(*) FROM outbox")
                                            .fetchone()[0]))  # fmt: skip
+
+    # -- throttles ------------------------------------------------------------------------
+
+    async def throttles(self, now: float) -> list[KeptThrottle]:
+        """The throttles still in force at ``now``; lapsed ones are deleted."""
+        return await self._run(self._throttles, now)
+
+    def _throttles(self, now: float) -> list[KeptThrottle]:
+        with self.db:
+            self.db.execute("DELETE FROM throttles WHERE until <= ?", (now,))
+        rows = self.db.execute(
+            "SELECT agent_id, requests_per_minute, until FROM throttles ORDER BY agent_id"
+        ).fetchall()
+        return [KeptThrottle(str(r[0]), float(r[1]), float(r[2])) for r in rows]
+
+    async def keep_throttle(self, throttle: KeptThrottle, now: float) -> None:
+        """Writes ``throttle`` (replacing the agent's last one), dropping lapsed ones.
+
+        Raises:
+            StorageError: the database could not be written.
+        """
+        await self._write(
+            ("DELETE FROM throttles WHERE until <= ?", (now,)),
+            (
+                "INSERT OR REPLACE INTO throttles (agent_id, requests_per_minute, until) "
+                "VALUES (?,?,?)",
+                (throttle.agent_id, throttle.requests_per_minute, throttle.until),
+            ),
+        )
+
+    async def drop_throttle(self, agent_id: str) -> None:
+        """Raises: StorageError: the database could not be written."""
+        await self._write(("DELETE FROM throttles WHERE agent_id = ?", (agent_id,)))
+
+    async def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        try:
+            await self._run(self._exec_all, statements)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {type(exc).__name__}: {exc}") from None
+
+    def _exec_all(self, statements: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
+        with self.db:  # one transaction: committed on the way out, rolled back on an error
+            self.db.execute("BEGIN")
+            for sql, args in statements:
+                self.db.execute(sql, args)
 
     def _exec(self, sql: str, args: tuple[Any, ...]) -> None:
         with self.db:

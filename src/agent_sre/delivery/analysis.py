@@ -6,7 +6,9 @@ fails when any check fails, waits when any waits, and passes otherwise.
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 PASS, FAIL, WAIT = "pass", "fail", "wait"
 _TASKS_KEPT = 10_000
+_SERIES = ("success", "latency", "ttft", "cost", "tokens")
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,39 @@ class Samples:
         """A copy to analyse elsewhere while calls keep adding to this one."""
         out = Samples(self.success.maxlen or 10_000)
         out.calls = self.calls
-        for name in ("success", "latency", "ttft", "cost", "tokens"):
+        for name in _SERIES:
             getattr(out, name).extend(getattr(self, name))
         out.task_cost = dict(self.task_cost)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The samples as JSON values, each series packed (little-endian float64, base64):
+        a full step encodes in about a millisecond."""
+        out: dict[str, Any] = {"calls": self.calls, "task_cost": dict(self.task_cost)}
+        for name in _SERIES:
+            values: deque[float] = getattr(self, name)
+            packed = struct.pack(f"<{len(values)}d", *values)
+            out[name] = base64.b64encode(packed).decode("ascii")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], max_samples: int = 10_000) -> Samples:
+        """The samples :meth:`to_dict` gave; the newest ``max_samples`` of each series.
+
+        Raises:
+            KeyError, TypeError or ValueError: not such a record.
+        """
+        out = cls(max_samples)
+        out.calls = int(data["calls"])
+        for name in _SERIES:
+            packed = base64.b64decode(str(data[name]), validate=True)
+            if len(packed) % 8:
+                raise ValueError(f"{name}: {len(packed)} bytes is not a whole number of values")
+            getattr(out, name).extend(struct.unpack(f"<{len(packed) // 8}d", packed))
+        tasks = data.get("task_cost") or {}
+        if not isinstance(tasks, dict):
+            raise TypeError("task_cost is not a mapping")
+        out.task_cost = {str(k): float(v) for k, v in list(tasks.items())[:_TASKS_KEPT]}
         return out
 
     def add(self, seen: Observation) -> None:

@@ -15,6 +15,8 @@ from agent_sre.delivery.analysis import FAIL, PASS, Analysis, Observation, Sampl
 from agent_sre.delivery.assign import BASELINE, CANDIDATE, variant
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from agent_sre.delivery.spec import RolloutSpec
 
 PROGRESSING, PAUSED, PROMOTED, ROLLED_BACK, ABORTED = (
@@ -127,6 +129,32 @@ class Rollout:
 
     def analysis(self) -> Analysis:
         return analyse(self.spec.analysis, self.samples[BASELINE], self.samples[CANDIDATE])
+
+    # -- the current step's samples across a restart ------------------------------------
+
+    def samples_copy(self) -> StepSamples:
+        """The current step's samples, copied (to encode elsewhere while calls go on)."""
+        return StepSamples(
+            self.state.step,
+            self.state.step_started_at,
+            {which: samples.copy() for which, samples in self.samples.items()},
+        )
+
+    def restore_samples(self, record: Mapping[str, Any]) -> bool:
+        """Takes back the samples a previous run kept of the step this rollout is at
+        (a :meth:`StepSamples.to_dict` record). Returns False, taking nothing, when the
+        record is of another step (or another start of it), or the rollout is not running.
+
+        Raises:
+            KeyError, TypeError or ValueError: a malformed record.
+        """
+        kept = StepSamples.from_dict(record, self.max_samples)
+        state = self.state
+        same_step = kept.step == state.step and kept.step_started_at == state.step_started_at
+        if not self.running or not same_step:
+            return False
+        self.samples = {BASELINE: kept.samples[BASELINE], CANDIDATE: kept.samples[CANDIDATE]}
+        return True
 
     # -- decisions ------------------------------------------------------------------------
 
@@ -246,6 +274,32 @@ class Rollout:
             **self.state.to_dict(),
             "samples": {v: s.calls for v, s in self.samples.items()},
         }
+
+
+@dataclass(frozen=True)
+class StepSamples:
+    """One step's samples, and which step (and start of it) they belong to."""
+
+    step: int
+    step_started_at: float
+    samples: dict[str, Samples]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "step_started_at": self.step_started_at,
+            "samples": {which: s.to_dict() for which, s in self.samples.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], max_samples: int = 10_000) -> StepSamples:
+        """Raises: KeyError, TypeError or ValueError on a malformed record."""
+        samples = data["samples"]
+        return cls(
+            int(data["step"]),
+            float(data["step_started_at"]),
+            {w: Samples.from_dict(samples[w], max_samples) for w in (BASELINE, CANDIDATE)},
+        )
 
 
 class RolloutConflictError(Exception):

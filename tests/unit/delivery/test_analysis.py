@@ -3,6 +3,10 @@ significance, and the verdict of a whole analysis."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from agent_sre.delivery.analysis import Observation, Samples, analyse
 from agent_sre.delivery.spec import AnalysisSpec
 
@@ -89,3 +93,17 @@ def test_any_failure_fails_any_wait_waits() -> None:
     base = samples(30)
     assert analyse(spec(*checks), base, samples(30, latency=5.0)).verdict == "fail"
     assert analyse(spec(*checks), base, samples(30)).verdict == "wait"
+
+
+def test_samples_survive_their_record_and_a_bad_one_is_refused() -> None:
+    kept = samples(30, latency=lambda i: i / 10, cost=0.002, tokens=12, task=lambda i: f"t{i % 7}")
+    kept.add(Observation(success=False, latency=1.5, ttft=0.25))
+    record = json.loads(json.dumps(kept.to_dict()))  # as the state file holds it
+    back = Samples.from_dict(record)
+    assert back.calls == 31
+    for metric in ("success_ratio", "latency_p95", "ttft_p95", "cost_per_call", "cost_per_task"):
+        assert list(back.values(metric)) == list(kept.values(metric)), metric
+    assert list(Samples.from_dict(record, max_samples=10).latency) == list(kept.latency)[-10:]
+    for broken in ({**record, "latency": "!!"}, {**record, "cost": "AAAA"}, {"calls": 1}):
+        with pytest.raises((KeyError, TypeError, ValueError)):
+            Samples.from_dict(broken)

@@ -269,20 +269,18 @@ def test_posted_rollouts_keep_their_samples_across_a_restart_and_can_be_deleted(
     assert main(["rollout", "delete", "mini", "--admin", admin]) == exits.FAILURE
     assert "declared in the configuration file" in capsys.readouterr().err
 
-    # a running rollout is rolled back first, and the answer says so
+    # a running rollout is aborted first (a warning, not a page), and the answer says so
     assert main(["rollout", "delete", "posted", "--admin", admin]) == exits.OK
     said = capsys.readouterr().out.strip()
-    assert (
-        said == "rollout posted was running: rolled back (every call to the baseline), then deleted"
-    )
+    assert said == "rollout posted was running: aborted (every call to the baseline), then deleted"
     signals = request(daemon.url("admin", "/v1/signals?source=delivery"))["signals"]
-    assert [(s["type"], s["labels"]["rollout"]) for s in signals] == [
-        ("rollout_rolled_back", "posted")
+    assert [(s["type"], s["labels"]["rollout"], s["severity"]) for s in signals] == [
+        ("rollout_aborted", "posted", "warning")
     ]
     assert {ask("gpt-3.5-turbo", f"task-{index}") for index in range(10)} == {"gpt-3.5-turbo"}
     deleted = request(f"{rollouts}/done", "DELETE")
     assert deleted["deleted"] == "done"
-    assert deleted["rolled_back"] is False
+    assert deleted["stopped"] is False
     assert deleted["message"] == "rollout done deleted (it was aborted)"
     assert deleted["rollout"]["phase"] == "aborted"
     with pytest.raises(urllib.error.HTTPError) as gone:

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         command.set_defaults(func=cmd_operate, operation=operation)
         parsers.append(command)
     delete = commands.add_parser(
-        "delete", help="forget a rollout posted to the API (a running one is rolled back first)"
+        "delete", help="forget a rollout posted to the API (a running one is aborted first)"
     )
     delete.add_argument("name", metavar="NAME")
     delete.set_defaults(func=cmd_delete)

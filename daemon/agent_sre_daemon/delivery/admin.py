@@ -2,7 +2,7 @@
 
 ``GET /v1/rollouts[/{name}]``, ``POST /v1/rollouts`` (a rollout spec as JSON),
 ``POST /v1/rollouts/{name}/promote|pause|resume|abort``, ``DELETE /v1/rollouts/{name}`` (a
-posted rollout; a running one is rolled back first).
+posted rollout; a running one is aborted first).
 """
 
 from __future__ import annotations
@@ -78,15 +78,14 @@ def admin_routes(runtime: DeliveryRuntime) -> list[web.RouteDef]:
     async def delete(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         try:
-            rollout, rolled_back = runtime.delete(name)
+            rollout, stopped = runtime.delete(name)
         except KeyError:
             return admin_error(404, "rollout_not_found", f"no rollout named {name!r}")
         except RolloutConflictError as exc:
             return admin_error(409, "conflict", str(exc))
-        if rolled_back:
+        if stopped:
             message = (
-                f"rollout {name} was running: rolled back (every call to the baseline), "
-                f"then deleted"
+                f"rollout {name} was running: aborted (every call to the baseline), then deleted"
             )
         else:
             message = f"rollout {name} deleted (it was {rollout.state.phase})"
@@ -95,7 +94,7 @@ def admin_routes(runtime: DeliveryRuntime) -> list[web.RouteDef]:
         return web.json_response(
             {
                 "deleted": name,
-                "rolled_back": rolled_back,
+                "stopped": stopped,
                 "message": message,
                 "rollout": rollout.to_dict(),
             }

@@ -224,9 +224,10 @@ class DeliveryRuntime(Component):
         return rollout
 
     def delete(self, name: str, by: str = "operator") -> tuple[Rollout, bool]:
-        """Forgets a rollout posted to the API; a running one is rolled back first (every
-        call to the baseline, a ``rollout_rolled_back`` signal). Returns the rollout as it
-        ended and whether it was rolled back.
+        """Forgets a rollout posted to the API; a running one is aborted first (every call
+        to the baseline, a ``rollout_aborted`` signal: a warning, since a person chose it,
+        not the critical ``rollout_rolled_back`` of a failed gate that pages). Returns the
+        rollout as it ended and whether it was stopped.
 
         Raises:
             KeyError: no rollout of that name.
@@ -239,16 +240,15 @@ class DeliveryRuntime(Component):
                 f"rollout {name} is declared in the configuration file (rollouts.rollouts): "
                 f"remove it there and reload; only rollouts posted to the API are deleted here"
             )
-        rolled_back = rollout.running
-        if rolled_back:
-            happened = rollout.rollback(self.clock.time(), f"rolled back by {by}: deleted")
-            self._announce(rollout, happened)
+        stopped = rollout.running
+        if stopped:
+            self._announce(rollout, rollout.abort(self.clock.time(), f"{by}, to delete it"))
         del self.rollouts[name]
         del self.posted[name]
         self._index()  # its gauges go with it
         self.save()
-        log.info("rollout %s deleted by %s%s", name, by, " (rolled back)" if rolled_back else "")
-        return rollout, rolled_back
+        log.info("rollout %s deleted by %s%s", name, by, " (aborted)" if stopped else "")
+        return rollout, stopped
 
     def save(self) -> None:
         data = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
@@ -161,6 +162,14 @@ class IncidentsRuntime(Component):
             signal = await self._subscription.get()
             try:
                 await self._handle(self.book.observe(signal, self.clock.time()))
+            except (OSError, sqlite3.Error) as exc:  # a full or failing disk: one line
+                log.error(
+                    "incidents: cannot save what signal %s/%s changed (%s); it stays in"
+                    " memory and is saved with its next change",
+                    signal.source,
+                    signal.type,
+                    exc,
+                )
             except Exception:
                 log.exception("incidents: handling signal %s/%s failed", signal.source,
                               signal.type)  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,7 @@ class TraceBuffer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.failures = 0
+        self._failing = False
         self._evicted_at = float("-inf")
         self.redactor = Redactor()
         """Applied to every captured body before it is written (the engine sets it)."""
@@ -128,12 +130,32 @@ class TraceBuffer:
             except Exception as exc:
                 self.failures += 1
                 self.metrics.write_errors.inc()
-                log.exception("trace buffer: writing failed")
+                self._log_failure(exc)
                 self._report(exc, pending)
             else:
+                if self._failing and pending:
+                    self._failing = False
+                    log.warning("trace buffer: writing again")
                 self._report(None, pending)
             if self._stopping:
                 return
+
+    def _log_failure(self, exc: Exception) -> None:
+        """Once per spell of failures: a full or failing disk in one line (the requests
+        waiting are dropped from the buffer, never from the pipeline), anything else with
+        its traceback."""
+        if self._failing:
+            return
+        self._failing = True
+        if isinstance(exc, OSError | sqlite3.Error):
+            log.error(
+                "trace buffer: cannot write to %s (%s); recent traces are not kept until it"
+                " can (counted in agent_sre_replay_write_errors_total)",
+                self.store.path.parent,
+                exc,
+            )
+        else:
+            log.exception("trace buffer: writing failed")
 
     def _report(self, error: Exception | None, wrote: bool) -> None:
         if self.report is None:

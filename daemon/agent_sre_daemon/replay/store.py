@@ -19,6 +19,7 @@ the caller holds :attr:`TraceStore.lock`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import threading
@@ -216,7 +217,7 @@ class TraceStore:
         # a start opens a new segment: what the last run left (a crash's unindexed tail, or
         # files a damaged index described) is sealed and reclaimed as dead at the next pass
         self._seg = max(self._sizes, default=0) + 1
-        self._out: BinaryIO = self._segment_path(self._seg).open("ab")
+        self._out: BinaryIO | None = self._segment_path(self._seg).open("ab")
         self._sizes[self._seg] = 0
         captured = int(self._one("SELECT coalesce(sum(bytes), 0) FROM exchanges"))
         self.size_bytes = sum(self._sizes.values()) + captured
@@ -244,15 +245,36 @@ class TraceStore:
         return self.segments_dir / f"{seg:08d}.seg"
 
     def _rotate(self) -> None:
-        """Seals the current segment and starts the next."""
-        self._out.close()
+        """Seals the current segment and starts the next (a failure to create it leaves
+        none open: the next append tries again)."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
         self._seg += 1
         self._sizes[self._seg] = 0
         self._out = self._segment_path(self._seg).open("ab")
 
+    def _abandon_segment(self) -> None:
+        """After a failed write the current segment's end is not known any more (a full
+        disk may have kept part of what was buffered): it is sealed at its real size, and
+        the next append starts a new one. Its committed requests were on disk before their
+        rows, so they are whole."""
+        out, self._out = self._out, None
+        if out is not None:
+            with contextlib.suppress(OSError):  # what it held was not indexed: dead anyway
+                out.close()
+        try:
+            real = self._segment_path(self._seg).stat().st_size
+        except OSError:
+            real = 0
+        self.size_bytes += real - self._sizes[self._seg]
+        self._sizes[self._seg] = real
+
     def close(self) -> None:
         with self.lock:
-            self._out.close()
+            if self._out is not None:
+                with contextlib.suppress(OSError):  # nothing indexed is lost
+                    self._out.close()
             self._db.close()
 
     # -- writing (the writer thread) ----------------------------------------------------
@@ -260,8 +282,9 @@ class TraceStore:
     def _append(self, body: bytes) -> tuple[int, int]:
         """Appends ``body`` to the current segment (sealing it first when full); returns the
         segment and the offset."""
-        if self._sizes[self._seg] >= self.limits.segment_bytes:
+        if self._out is None or self._sizes[self._seg] >= self.limits.segment_bytes:
             self._rotate()
+        assert self._out is not None
         seg = self._seg
         offset = self._sizes[seg]
         self._out.write(body)
@@ -272,26 +295,27 @@ class TraceStore:
     def write(self, batches: list[Batch], exchanges: list[tuple[Exchange, bytes]]) -> None:
         """Appends requests to the current segment and indexes them and captured calls in
         one transaction (the bytes reach the file before the rows that point at them)."""
-        rows = []
+        rows: list[tuple[int, int, int, int, float, int]] = []
         merged: dict[str, _Merged] = {}
         seq = self._next_seq
-        for batch in batches:
-            size = len(batch.body)
-            seg, offset = self._append(batch.body)
-            rows.append((seq, seg, offset, size, batch.at, len(batch.summaries)))
-            self._live[seg] = self._live.get(seg, 0) + size
-            share = size / max(1, batch.spans)
-            for s in batch.summaries:
-                found = merged.get(s.trace_id)
-                if found is None:
-                    merged[s.trace_id] = _Merged(s, batch.at, batch.at, share * s.spans, [seq])
-                else:
-                    found.add(s, batch.at, share * s.spans, seq)
-            seq += 1
-        self._out.flush()
         db = self._db
-        db.execute("BEGIN")
         try:
+            for batch in batches:
+                size = len(batch.body)
+                seg, offset = self._append(batch.body)
+                rows.append((seq, seg, offset, size, batch.at, len(batch.summaries)))
+                self._live[seg] = self._live.get(seg, 0) + size
+                share = size / max(1, batch.spans)
+                for s in batch.summaries:
+                    found = merged.get(s.trace_id)
+                    if found is None:
+                        merged[s.trace_id] = _Merged(s, batch.at, batch.at, share * s.spans, [seq])
+                    else:
+                        found.add(s, batch.at, share * s.spans, seq)
+                seq += 1
+            if self._out is not None:
+                self._out.flush()
+            db.execute("BEGIN")
             db.executemany("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.executemany(_UPSERT, [m.row() for m in merged.values()])
             captured = 0
@@ -312,9 +336,11 @@ class TraceStore:
                 captured += size
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             for _, seg, _, size, _, _ in rows:  # the bytes stay in the file, dead
                 self._live[seg] -= size
+            self._abandon_segment()
             raise
         self.size_bytes += captured
         self.live_bytes += sum(r[3] for r in rows) + captured
@@ -412,7 +438,7 @@ class TraceStore:
         """Deletes segments no kept trace needs; copies the live requests of one mostly
         dead (or, over the cap, any but the current one) forward first, oldest first."""
         live = self._live
-        if not live.get(self._seg) and self._sizes[self._seg]:
+        if not live.get(self._seg) and self._sizes[self._seg] and self._out is not None:
             self._out.truncate(0)  # the current segment is all dead: start it again
             self.size_bytes -= self._sizes[self._seg]
             self._sizes[self._seg] = 0
@@ -445,7 +471,8 @@ class TraceStore:
                 moved.append((to_seg, to_offset, seq))
                 self._live[to_seg] = self._live.get(to_seg, 0) + size
         self._live[seg] = 0
-        self._out.flush()
+        if self._out is not None:
+            self._out.flush()
         db.executemany("UPDATE batches SET seg = ?, offset = ? WHERE seq = ?", moved)
 
     # -- reading ------------------------------------------------------------------------

@@ -43,10 +43,8 @@ class RedactionConfig(Section):
 class ReplayConfig(Section):
     """The trace buffer, call capture and replay sessions."""
 
-    enabled: bool = False
-    """Off by default: the trace buffer costs about a third more CPU at 10k spans/s than the
-    span pass alone (bench/ingest.py --replay-only), above the 10% it should; turn it on
-    where keeping every recent trace is worth that."""
+    enabled: bool = True
+    """The trace buffer, capture and sessions (changing it needs a restart)."""
     retention: Duration = 3600.0
     """How long ordinary traces are kept."""
     keep_interesting_for: Duration = 86400.0

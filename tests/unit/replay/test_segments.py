@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from agent_sre.replay.exchange import Exchange
 from agent_sre.replay.traces import assemble
 from agent_sre_daemon.replay.store import MIN_SEGMENT, Limits, TraceQuery, TraceStore
+from tests.support.disk import fill
 from tests.unit.replay.test_store_and_traces import HOUR, put, request_of
 
 if TYPE_CHECKING:
@@ -251,4 +252,29 @@ def test_any_mix_of_writes_and_evictions_keeps_every_kept_trace_whole(
         sent = {trace: names for trace, names in sent.items() if trace in kept}  # evicted: gone
     for trace in kept:
         assert span_names(store, trace) == sorted(sent[trace])  # whole, or gone: never part
+    store.close()
+
+
+def test_a_full_disk_fails_writes_loses_nothing_indexed_and_the_store_recovers(
+    small_disk: Path,
+) -> None:
+    store = store_at(small_disk, max_bytes=2 * 1024 * 1024)
+    put(store, request_of({"trace": 1, "span": 1, "name": "before"}), 0.0)
+    filler = fill(small_disk)
+    failed = 0
+    for n in range(2, 40):  # more than the page cache and the tmpfs hold
+        try:
+            put(store, request_of({"trace": n, "span": n, "attrs": {"p": BIG}}), 1.0)
+        except (OSError, sqlite3.Error):
+            failed += 1
+    assert failed
+    filler.unlink()  # the disk recovers
+    put(store, request_of({"trace": 99, "span": 99, "name": "after"}), 2.0)
+    assert span_names(store, 1) == ["before"] and span_names(store, 99) == ["after"]
+    with store.lock:
+        store.evict(now=3.0)
+        kept = {int(t["trace_id"], 16) for t in store.list_traces(TraceQuery(limit=100))}
+    for trace in kept - {1, 99}:  # what was indexed while the disk filled is whole
+        assert span_names(store, trace) == ["work"], trace
+    assert_consistent(store)
     store.close()

@@ -159,7 +159,15 @@ class ProxyServer(Component):
         )
         await self._runner.setup()
         host, port = parse_endpoint(self.config.proxy.endpoint)
-        self._site = GuardedSite(self._runner, host, port, backlog=1024, reuse_address=True)
+        self._site = GuardedSite(
+            self._runner,
+            host,
+            port,
+            backlog=1024,
+            reuse_address=True,
+            listener="proxy",
+            limits=self.context.listeners,
+        )
         await self._site.start()
         bound_host, bound_port = _bound_address(self._runner)
         log.info(

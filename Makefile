@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/durable_queue.py
 	$(BIN)/python bench/slo.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
 
 # Plain Kubernetes manifests rendered from the Helm chart (checked in sync by tests/deploy).

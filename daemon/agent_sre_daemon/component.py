@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from agent_sre_daemon.http_site import ListenerLimits
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
     from pathlib import Path
@@ -51,6 +53,7 @@ class NodeContext:
         pipeline: the span pipeline (received spans and the proxy's spans go through it).
         environ: the environment the node was started with.
         node_name: the node's name (``node.name`` or the host name), kept current on reload.
+        listeners: the limits every listener keeps (connection cap, refusal count).
     """
 
     config: Config
@@ -60,6 +63,7 @@ class NodeContext:
     pipeline: Pipeline
     environ: Mapping[str, str]
     node_name: str
+    listeners: ListenerLimits = field(default_factory=ListenerLimits)
     stages: list[Stage] = field(default_factory=list)
     """Proxy stages every component contributes, gathered by the node before start."""
     services: dict[str, object] = field(default_factory=dict)

@@ -6,9 +6,12 @@ limits every listener keeps against slow or too many clients.
   keep-alive timer does this, armed from the first byte.
 - **Body timeout** (:data:`BODY_TIMEOUT`): a request whose body has not fully arrived that
   long after its head had its connection closed (1 byte a second never holds a handler).
-- **Connection cap** (:func:`connection_cap`, per listener): past it a new connection gets
-  ``503`` and is closed at once, so one listener's slow clients cannot use every file
-  descriptor the daemon has (``/healthz``, OTLP and the proxy each keep their own room).
+- **Connection cap** (:class:`ListenerLimits`, per listener: ``node.max_connections_per_listener``
+  or :func:`connection_cap`): past it a new connection gets ``503`` and is closed at once, so
+  one listener's slow clients cannot use every file descriptor the daemon has (``/healthz``,
+  OTLP and the proxy each keep their own room). Each refusal is counted in
+  ``agent_sre_connections_refused_total{listener}``. OTLP/gRPC takes the same cap through
+  grpcio's own connection quota (its refusals are not seen here).
 - :func:`raise_open_files_limit` lifts ``RLIMIT_NOFILE``'s soft limit to the hard one at start.
 """
 
@@ -16,16 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from aiohttp.web_runner import BaseSite
+from prometheus_client import Counter
 
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("agent_sre.listeners")
 
@@ -34,8 +41,8 @@ HEADER_TIMEOUT = 30.0
 BODY_TIMEOUT = 120.0
 """Seconds a request's body may take to arrive after its head (64 MiB at ~4 Mbit/s)."""
 LISTENERS = 5
-"""aiohttp listeners of a node sharing the file limit: proxy, OTLP/HTTP, metrics, admin, and
-room for one more; OTLP/gRPC has its own."""
+"""Listeners of a node sharing the file limit: proxy, OTLP/HTTP, metrics, admin (aiohttp) and
+OTLP/gRPC (grpcio)."""
 _RESERVED_FILES = 256
 """Descriptors kept out of the listeners' share: ledger, queue, upstream connections, logs."""
 _REFUSAL = (
@@ -76,16 +83,62 @@ def connection_cap() -> int:
     return max(16, min(10_000, (soft - _RESERVED_FILES) // LISTENERS))
 
 
+class ListenerMetrics:
+    """What the listeners' limits did (registered once per node)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.refused = Counter(
+            "agent_sre_connections_refused",
+            "Connections a listener refused at its connection cap (answered 503 and closed); "
+            "OTLP/gRPC refusals happen inside grpcio and are not counted",
+            ["listener"],
+            registry=registry,
+        )
+
+
+@dataclass
+class ListenerLimits:
+    """The limits every listener of one node shares.
+
+    Attributes:
+        max_connections: connections one listener keeps open; None: :func:`connection_cap`
+            (read when a listener starts).
+        metrics: where refusals are counted (None: only on the site itself).
+    """
+
+    max_connections: int | None = None
+    metrics: ListenerMetrics | None = None
+
+    def cap(self) -> int:
+        """Connections one listener keeps open."""
+        return self.max_connections or connection_cap()
+
+    def listening(self, listener: str) -> None:
+        """Shows ``listener``'s refusal count (at 0) before its first refusal."""
+        if self.metrics is not None:
+            self.metrics.refused.labels(listener)
+
+    def refused(self, listener: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refused.labels(listener).inc()
+
+
 async def start_site(
-    app: web.Application, endpoint: str, **runner_args: Any
+    app: web.Application,
+    endpoint: str,
+    *,
+    listener: str = "http",
+    limits: ListenerLimits | None = None,
+    **runner_args: Any,
 ) -> tuple[web.AppRunner, str]:
     """Serves ``app`` on ``endpoint`` with the listener limits; returns the runner (to clean
-    up) and the bound address."""
+    up) and the bound address. ``listener`` names it in the refusal count."""
     app.middlewares.append(body_deadline)
     runner = web.AppRunner(app, access_log=None, **runner_kwargs(runner_args))
     await runner.setup()
     host, port = parse_endpoint(endpoint)
-    await GuardedSite(runner, host, port, reuse_address=True).start()
+    site = GuardedSite(runner, host, port, reuse_address=True, listener=listener, limits=limits)
+    await site.start()
     shown_host = endpoint.strip().rpartition(":")[0]
     return runner, f"{shown_host}:{runner.addresses[0][1]}"
 
@@ -96,11 +149,24 @@ def runner_kwargs(extra: dict[str, Any]) -> dict[str, Any]:
 
 
 class GuardedSite(web.TCPSite):
-    """A TCP site that refuses connections past :func:`connection_cap` with a 503."""
+    """A TCP site that refuses connections past its cap with a 503.
 
-    def __init__(self, *args: Any, max_connections: int | None = None, **kwargs: Any) -> None:
+    The cap is ``max_connections``, else ``limits.cap()``, else :func:`connection_cap`; each
+    refusal is counted in ``refused`` and, with ``limits``, under ``listener``'s label.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        max_connections: int | None = None,
+        listener: str = "http",
+        limits: ListenerLimits | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.max_connections = max_connections or connection_cap()
+        self.limits = limits or ListenerLimits()
+        self.max_connections = max_connections or self.limits.cap()
+        self.listener = listener
         self._refused_at = 0.0
         self.refused = 0
 
@@ -109,15 +175,18 @@ class GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
+        self.limits.listening(self.listener)
 
         def protocol() -> asyncio.BaseProtocol:
             if len(server.connections) >= self.max_connections:
                 self.refused += 1
+                self.limits.refused(self.listener)
                 now = SYSTEM_CLOCK.monotonic()  # only paces a log line
                 if now - self._refused_at >= 60.0:
                     self._refused_at = now
                     log.warning(
-                        "listener %s at its %d-connection limit: refusing new connections",
+                        "listener %s (%s) at its %d-connection limit: refusing new connections",
+                        self.listener,
                         self.name,
                         self.max_connections,
                     )
@@ -138,8 +207,9 @@ class GuardedSite(web.TCPSite):
 
 class _Refuse(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_REFUSAL)
+        # uvloop's TCP transport is no asyncio.WriteTransport subclass (an isinstance check
+        # failed there and the client got a bare close instead of the 503)
+        cast("asyncio.WriteTransport", transport).write(_REFUSAL)
         transport.close()
 
 

@@ -35,11 +35,12 @@ from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadE
 from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
-from agent_sre_daemon.http_site import connection_cap, raise_open_files_limit
+from agent_sre_daemon.http_site import ListenerLimits
 from agent_sre_daemon.incidents.runtime import IncidentsRuntime
 from agent_sre_daemon.ingest.correlation import CallCorrelation
 from agent_sre_daemon.ingest.pipeline import Pipeline
 from agent_sre_daemon.ingest.receivers import OtlpReceivers
+from agent_sre_daemon.listeners import Listeners
 from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.replay.engine import ReplayEngine
 from agent_sre_daemon.signals import SignalBus
@@ -67,6 +68,7 @@ ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
 """The engines, in start order (a new engine is one line here)."""
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
+    Listeners,
     SignalBus,
     Pipeline,
     SLORuntime,
@@ -84,8 +86,10 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
 def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer) -> list[Component]:
     """Every component in start order; stopping goes in reverse: intake (proxy, receivers)
     ends first, then the proxy's spans held for correlation are released, the queue is
-    flushed, engines save their state, and the admin and metrics endpoints go last."""
+    flushed, engines save their state, and the admin and metrics endpoints go last (the
+    listeners' shared limits come first: the open files limit is raised before any bind)."""
     return [
+        Listeners(context),
         context.bus,
         context.pipeline,
         metrics,
@@ -159,6 +163,10 @@ class Node:
             pipeline=pipeline,
             environ=self.environ,
             node_name=identity.node,
+            listeners=ListenerLimits(
+                config.node.max_connections_per_listener,
+                Listeners.register_metrics(self.registry),
+            ),
         )
         self.metrics = pipeline.metrics
         metrics_server = MetricsServer(self.context, ready=lambda: self.ready)
@@ -210,8 +218,6 @@ class Node:
 
     async def start(self) -> None:
         """Starts every component in order; if one fails, stops those already started."""
-        soft, _ = raise_open_files_limit()
-        log.info("open files limit %d (connections per listener: %d)", soft, connection_cap())
         # one daemon per state_dir: a second one is refused here, naming the first's pid
         self._state_lock = lock_state_dir(Path(self.config.state_dir))
         component = self.components[0]

@@ -42,6 +42,11 @@ class NodeConfig(Section):
     calls in flight finish and settle, and the queue is flushed upstream (at most
     ``exporters.otlp.shutdown_timeout`` of it); whatever is left stays on disk. Keep it under
     the pod's ``terminationGracePeriodSeconds`` (30 s by default)."""
+    max_connections_per_listener: int | None = Field(None, ge=1, le=1_000_000)
+    """Connections each listener (proxy, OTLP/gRPC, OTLP/HTTP, metrics, admin) keeps open;
+    past it a new connection is refused (HTTP: 503 and closed; gRPC: closed). Unset: the
+    listener's share of the open files limit, ``(soft limit - 256) / 5`` between 16 and
+    10,000. Takes effect on restart."""
 
 
 class GrpcReceiverConfig(Section):

@@ -59,7 +59,12 @@ class AdminServer(Component):
         return app
 
     async def start(self) -> dict[str, str]:
-        self._runner, address = await start_site(self.app(), self.context.config.admin.endpoint)
+        self._runner, address = await start_site(
+            self.app(),
+            self.context.config.admin.endpoint,
+            listener="admin",
+            limits=self.context.listeners,
+        )
         return {"admin": address}
 
     async def stop(self, deadline: float) -> None:

@@ -38,7 +38,10 @@ class MetricsServer(Component):
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         self._runner, address = await start_site(
-            app, self.context.config.exporters.prometheus.endpoint
+            app,
+            self.context.config.exporters.prometheus.endpoint,
+            listener="metrics",
+            limits=self.context.listeners,
         )
         return {"metrics": address}
 

@@ -27,6 +27,7 @@ from agent_sre_daemon.errors import InvalidArgumentError, ReceiverError
 from agent_sre_daemon.ingest.counting import count_log_records, count_metrics
 
 if TYPE_CHECKING:
+    from agent_sre_daemon.http_site import ListenerLimits
     from agent_sre_daemon.ingest.pipeline import Pipeline
 
 
@@ -50,20 +51,30 @@ def retry_info_trailer(code: grpc.StatusCode, message: str, seconds: float) -> t
 class OtlpGrpcReceiver:
     """Serves the three OTLP services on one gRPC server."""
 
-    def __init__(self, pipeline: Pipeline, endpoint: str, max_recv_msg_bytes: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        endpoint: str,
+        max_recv_msg_bytes: int,
+        limits: ListenerLimits | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.endpoint = endpoint
         self.max_recv_msg_bytes = max_recv_msg_bytes
+        self.limits = limits
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> str:
         """Binds and starts serving; returns the bound ``host:port``."""
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", self.max_recv_msg_bytes),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", self.max_recv_msg_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        if self.limits is not None:
+            # grpcio's connection quota: past it an accepted connection is closed at once
+            # (the client sees UNAVAILABLE and retries), like the HTTP listeners' cap
+            options.append(("grpc.max_allowed_incoming_connections", self.limits.cap()))
+        server = grpc.aio.server(options=options)
         server.add_generic_rpc_handlers(
             (
                 _service(TRACE_SERVICE, self._export_traces),

@@ -38,6 +38,7 @@ from agent_sre_daemon.ingest.otlp_json import parse_otlp_json, to_otlp_json
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
+    from agent_sre_daemon.http_site import ListenerLimits
     from agent_sre_daemon.ingest.pipeline import Pipeline
 
 
@@ -48,10 +49,17 @@ JSON = "application/json"
 class OtlpHttpReceiver:
     """An aiohttp server for the three OTLP/HTTP paths."""
 
-    def __init__(self, pipeline: Pipeline, endpoint: str, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        endpoint: str,
+        max_body_bytes: int,
+        limits: ListenerLimits | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.endpoint = endpoint
         self.max_body_bytes = max_body_bytes
+        self.limits = limits
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -64,7 +72,13 @@ class OtlpHttpReceiver:
     async def start(self) -> str:
         """Binds and starts serving; returns the bound ``host:port``."""
         # auto_decompress off: we inflate ourselves, with the limit applied as we go.
-        self._runner, address = await start_site(self.app(), self.endpoint, auto_decompress=False)
+        self._runner, address = await start_site(
+            self.app(),
+            self.endpoint,
+            listener="otlp_http",
+            limits=self.limits,
+            auto_decompress=False,
+        )
         return address
 
     async def stop(self, grace: float) -> None:

@@ -28,7 +28,10 @@ class OtlpReceivers(Component):
         otlp = context.config.receivers.otlp
         self.grpc = (
             OtlpGrpcReceiver(
-                context.pipeline, otlp.grpc.endpoint, int(otlp.grpc.max_recv_msg_size_mib * MIB)
+                context.pipeline,
+                otlp.grpc.endpoint,
+                int(otlp.grpc.max_recv_msg_size_mib * MIB),
+                limits=context.listeners,
             )
             if otlp.grpc is not None
             else None
@@ -38,6 +41,7 @@ class OtlpReceivers(Component):
                 context.pipeline,
                 otlp.http.endpoint,
                 int(otlp.http.max_request_body_size_mib * MIB),
+                limits=context.listeners,
             )
             if otlp.http is not None
             else None

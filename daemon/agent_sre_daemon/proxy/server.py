@@ -62,6 +62,10 @@ BODIES_IN_FLIGHT_BYTES = 256 * 1024 * 1024
 """Request bytes the proxy holds at once (read, parsed and forwarded): a body that would take
 it past this is refused with 503 and a Retry-After (the SDKs retry it), so concurrent large
 bodies cannot take the daemon's memory."""
+PARSE_OFF_LOOP_BYTES = 1024 * 1024
+"""A request body larger than this is read into its plan (JSON parsed) on a worker thread,
+so the event loop goes on serving the other listeners and calls meanwhile; smaller ones are
+parsed inline (a thread hand-off costs more than their parse)."""
 DRAIN_SECONDS = 30.0
 """How long :meth:`ProxyServer.stop` lets calls in flight finish when given no deadline."""
 SETTLE_GRACE = 1.0
@@ -159,7 +163,15 @@ class ProxyServer(Component):
         )
         await self._runner.setup()
         host, port = parse_endpoint(self.config.proxy.endpoint)
-        self._site = GuardedSite(self._runner, host, port, backlog=1024, reuse_address=True)
+        self._site = GuardedSite(
+            self._runner,
+            host,
+            port,
+            backlog=1024,
+            reuse_address=True,
+            listener="proxy",
+            limits=self.context.listeners,
+        )
         await self._site.start()
         bound_host, bound_port = _bound_address(self._runner)
         log.info(
@@ -329,7 +341,12 @@ class ProxyServer(Component):
             finally:
                 held = max(held, self._bodies.held_by(request))
             rest = path[len(route.prefix) :]
-            plan = plan_call(route.config, request.method, rest, body)
+            if len(body) > PARSE_OFF_LOOP_BYTES:
+                # plan_call is pure: safe on a worker thread (the GIL is still taken in
+                # turns, so the loop stalls in slices, not for the whole parse)
+                plan = await asyncio.to_thread(plan_call, route.config, request.method, rest, body)
+            else:
+                plan = plan_call(route.config, request.method, rest, body)
             record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
             call = Call(request, route, rest, query, plan, started, record)
             assert self._chain is not None

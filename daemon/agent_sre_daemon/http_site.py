@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
+
+PARSE_OFF_LOOP_BYTES = 1024 * 1024
+"""A request body larger than this is parsed (JSON, protobuf) on a worker thread, so the
+event loop goes on serving the other listeners and calls meanwhile; smaller ones are parsed
+inline (a thread hand-off costs more than their parse)."""
 log = logging.getLogger("agent_sre.listeners")
 
 HEADER_TIMEOUT = 30.0

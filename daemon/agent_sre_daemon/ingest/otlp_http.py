@@ -6,6 +6,7 @@ size and inflation stops as soon as it is passed, so a small compressed bomb cos
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from agent_sre_daemon.errors import (
     ReceiverError,
     UnsupportedMediaTypeError,
 )
-from agent_sre_daemon.http_site import start_site
+from agent_sre_daemon.http_site import PARSE_OFF_LOOP_BYTES, start_site
 from agent_sre_daemon.ingest.counting import count_log_records, count_metrics
 from agent_sre_daemon.ingest.otlp_json import parse_otlp_json, to_otlp_json
 
@@ -123,15 +124,10 @@ class OtlpHttpReceiver:
         try:
             is_json = _is_json(request.content_type)
             body = await self._read_body(request)
-            if is_json:
-                message = parse_otlp_json(body, message_type)
+            if len(body) > PARSE_OFF_LOOP_BYTES:
+                message = await asyncio.to_thread(_decode, body, message_type, is_json)
             else:
-                try:
-                    message = message_type.FromString(body)
-                except (DecodeError, RuntimeError, ValueError) as exc:
-                    raise InvalidArgumentError(
-                        f"cannot decode {message_type.DESCRIPTOR.name} ({len(body)} bytes): {exc}"
-                    ) from None
+                message = _decode(body, message_type, is_json)
             response: web.Response = await accept(message, len(body), is_json)
             return response
         except ReceiverError as exc:
@@ -159,6 +155,18 @@ class OtlpHttpReceiver:
         raise UnsupportedMediaTypeError(
             f"Content-Encoding {encoding!r} is not supported (use gzip, deflate or none)"
         )
+
+
+def _decode(body: bytes, message_type: Any, is_json: bool) -> Any:
+    """The request's message (a worker thread's work for a large body)."""
+    if is_json:
+        return parse_otlp_json(body, message_type)
+    try:
+        return message_type.FromString(body)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"cannot decode {message_type.DESCRIPTOR.name} ({len(body)} bytes): {exc}"
+        ) from None
 
 
 def _is_json(content_type: str) -> bool:

@@ -27,7 +27,7 @@ from agent_sre.units import parse_endpoint
 from agent_sre_daemon import http_site
 from agent_sre_daemon.component import Component, Prepared, ReloadError
 from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, proxy_error
-from agent_sre_daemon.http_site import GuardedSite, runner_kwargs
+from agent_sre_daemon.http_site import PARSE_OFF_LOOP_BYTES, GuardedSite, runner_kwargs
 from agent_sre_daemon.proxy.admin import admin_routes
 from agent_sre_daemon.proxy.call import Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
@@ -62,10 +62,6 @@ BODIES_IN_FLIGHT_BYTES = 256 * 1024 * 1024
 """Request bytes the proxy holds at once (read, parsed and forwarded): a body that would take
 it past this is refused with 503 and a Retry-After (the SDKs retry it), so concurrent large
 bodies cannot take the daemon's memory."""
-PARSE_OFF_LOOP_BYTES = 1024 * 1024
-"""A request body larger than this is read into its plan (JSON parsed) on a worker thread,
-so the event loop goes on serving the other listeners and calls meanwhile; smaller ones are
-parsed inline (a thread hand-off costs more than their parse)."""
 DRAIN_SECONDS = 30.0
 """How long :meth:`ProxyServer.stop` lets calls in flight finish when given no deadline."""
 SETTLE_GRACE = 1.0

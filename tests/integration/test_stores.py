@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import TYPE_CHECKING
 
@@ -10,11 +9,11 @@ import grpc
 import pytest
 
 from tests.integration.conftest import forwarding
+from tests.support.disk import fill
 from tests.support.metrics import scrape
 from tests.support.spans import make_request
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from tests.support.daemon import DaemonProcess
@@ -59,36 +58,6 @@ def test_damaged_queue_and_ledger_are_moved_aside_and_the_daemon_starts(
     code, _, _ = grpc_export(daemon, make_request(2).SerializeToString())
     assert code is grpc.StatusCode.OK
     assert upstream.wait_for(lambda: len(upstream.span_ids()) == 2)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: a file system that really fills up (needs root; skipped otherwise)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def refusals(daemon: DaemonProcess) -> dict[str, float]:

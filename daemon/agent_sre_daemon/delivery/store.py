@@ -27,20 +27,10 @@ def load(path: Path) -> dict[str, Any]:
     Raises:
         StateFileError: unreadable, not JSON, or not this shape.
     """
-    if not path.exists():
-        return {"rollouts": {}, "posted": []}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StateFileError(f"{path}: {exc}") from exc
-    if (
-        not isinstance(data, dict)
-        or data.get("version") != VERSION
-        or not isinstance(data.get("rollouts"), dict)
-        or not isinstance(data.get("posted"), list)
-    ):
-        raise StateFileError(f"{path}: not a rollout state file of version {VERSION}")
-    return data
+    return _read(path, {"rollouts": dict, "posted": list}, "rollout state") or {
+        "rollouts": {},
+        "posted": [],
+    }
 
 
 def save(path: Path, rollouts: dict[str, Any], posted: list[Any]) -> None:
@@ -62,8 +52,20 @@ def load_samples(path: Path) -> dict[str, Any]:
     Raises:
         StateFileError: unreadable, not JSON, or not this shape.
     """
+    data = _read(path, {"rollouts": dict}, "rollout samples")
+    rollouts: dict[str, Any] = data["rollouts"] if data else {}
+    return rollouts
+
+
+def _read(path: Path, shape: dict[str, type], what: str) -> dict[str, Any] | None:
+    """The JSON object in ``path`` if it is a ``what`` file of this version whose keys hold
+    values of ``shape``'s types; None when there is no file.
+
+    Raises:
+        StateFileError: unreadable, not JSON, or not this shape.
+    """
     if not path.exists():
-        return {}
+        return None
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -71,11 +73,10 @@ def load_samples(path: Path) -> dict[str, Any]:
     if (
         not isinstance(data, dict)
         or data.get("version") != VERSION
-        or not isinstance(data.get("rollouts"), dict)
+        or not all(isinstance(data.get(key), kind) for key, kind in shape.items())
     ):
-        raise StateFileError(f"{path}: not a rollout samples file of version {VERSION}")
-    rollouts: dict[str, Any] = data["rollouts"]
-    return rollouts
+        raise StateFileError(f"{path}: not a {what} file of version {VERSION}")
+    return data
 
 
 def save_samples(path: Path, records: dict[str, Any]) -> None:

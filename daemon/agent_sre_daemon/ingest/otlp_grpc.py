@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -23,8 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from agent_sre_daemon.errors import InvalidArgumentError, ReceiverError
+from agent_sre_daemon.errors import ReceiverError
 from agent_sre_daemon.ingest.counting import count_log_records, count_metrics
+from agent_sre_daemon.ingest.decoding import decode_protobuf
 
 if TYPE_CHECKING:
     from agent_sre_daemon.http_site import ListenerLimits
@@ -98,7 +98,7 @@ class OtlpGrpcReceiver:
 
     async def _export_traces(self, body: bytes, context: Context) -> bytes:
         try:
-            request = _decode(ExportTraceServiceRequest, body)
+            request = decode_protobuf(ExportTraceServiceRequest, body)
             result = await self.pipeline.export_traces(request, "grpc", len(body))
         except ReceiverError as exc:
             self.pipeline.refused("grpc", "traces", exc)
@@ -120,7 +120,7 @@ class OtlpGrpcReceiver:
     ) -> bytes:
         """Metrics and logs: validated and counted, then forwarded as the bytes that came."""
         try:
-            request = _decode(message_type, body)
+            request = decode_protobuf(message_type, body)
             items = count_metrics(request) if signal == "metrics" else count_log_records(request)
             await self.pipeline.export_passthrough(signal, request, body, "grpc", items)
         except ReceiverError as exc:
@@ -134,15 +134,6 @@ def _service(name: str, handler: Any) -> grpc.GenericRpcHandler[Any, Any]:
         name,
         {"Export": grpc.unary_unary_rpc_method_handler(handler)},
     )
-
-
-def _decode(message_type: Any, body: bytes) -> Any:
-    try:
-        return message_type.FromString(body)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise InvalidArgumentError(
-            f"cannot decode {message_type.DESCRIPTOR.name} ({len(body)} bytes): {exc}"
-        ) from None
 
 
 async def _abort(context: Context, exc: ReceiverError) -> None:

@@ -11,7 +11,6 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -34,6 +33,7 @@ from agent_sre_daemon.errors import (
 )
 from agent_sre_daemon.http_site import PARSE_OFF_LOOP_BYTES, start_site
 from agent_sre_daemon.ingest.counting import count_log_records, count_metrics
+from agent_sre_daemon.ingest.decoding import decode_protobuf
 from agent_sre_daemon.ingest.otlp_json import parse_otlp_json, to_otlp_json
 
 if TYPE_CHECKING:
@@ -161,12 +161,7 @@ def _decode(body: bytes, message_type: Any, is_json: bool) -> Any:
     """The request's message (a worker thread's work for a large body)."""
     if is_json:
         return parse_otlp_json(body, message_type)
-    try:
-        return message_type.FromString(body)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise InvalidArgumentError(
-            f"cannot decode {message_type.DESCRIPTOR.name} ({len(body)} bytes): {exc}"
-        ) from None
+    return decode_protobuf(message_type, body)
 
 
 def _is_json(content_type: str) -> bool:

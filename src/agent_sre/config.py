@@ -163,10 +163,14 @@ def _default_routes() -> list[ProxyRoute]:
 
 
 class CorrelationConfig(Section):
-    """One LLM call, one event: linking agents' LLM spans with the proxy's records."""
+    """One call, one event: linking agents' LLM and tool spans with the proxy's records."""
 
     enabled: bool = True
     """``false``: no linking; an agent's span and the proxy's span of a call both count."""
+    tools: bool = True
+    """Link tool calls too (the proxy's ``tool`` and ``mcp`` routes with the agents'
+    ``execute_tool`` spans). Only in effect when a route has ``api: tool`` or ``api: mcp``;
+    ``false``: the proxy's span of a tool call is the event at once, as before."""
     hold: Duration = 10.0
     """How long the proxy's record of a call waits for the agent's own span of it; one that
     no agent span claims in time is the event. 0: the proxy's record is always the event

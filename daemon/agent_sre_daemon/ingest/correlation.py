@@ -1,9 +1,12 @@
-"""One LLM call, one event: the proxy's spans wait briefly for the agents' own spans.
+"""One call, one event: the proxy's spans wait briefly for the agents' own spans.
 
-The shell around :class:`~agent_sre.tracing.correlate.CallCorrelator`: the proxy hands each
-call's span here (:meth:`CallCorrelation.offer`) instead of straight to the pipeline; agents'
-LLM spans meet it in the span pass (an enricher that runs before pricing); a timer releases
-the records no agent span claimed in time. On stop every held span is released, never lost.
+The shell around :class:`~agent_sre.tracing.correlate.CallCorrelator` (two of them: LLM calls,
+and tool calls): the proxy hands each call's span here (:meth:`CallCorrelation.offer`)
+instead of straight to the pipeline; agents' LLM spans meet it in the span pass (an enricher
+that runs before pricing), agents' tool spans in a tool enricher; a timer releases the
+records no agent span claimed in time. On stop every held span is released, never lost.
+Tool calls are linked only while some proxy route is a tool (``api: tool`` or ``mcp``): with
+none, no proxy record of a tool call can come, and tool spans are not even looked at.
 The matching rules are in the core; see ``docs/proxy.md`` ("One call, one event").
 """
 
@@ -16,9 +19,10 @@ from typing import TYPE_CHECKING, ClassVar
 from prometheus_client import Counter, Gauge
 
 from agent_sre.tracing import conventions as c
-from agent_sre.tracing.correlate import CallCorrelator, facts_of_view
+from agent_sre.tracing.correlate import TOOL_NAME_KEYS, CallCorrelator, facts_of_view
 from agent_sre.tracing.linking import (
     LINK_KEYS,
+    TOOL_LINK_KEYS,
     apply_gateway_facts,
     mark_duplicate,
     mark_gateway,
@@ -34,17 +38,62 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
+    from agent_sre.tracing.correlate import AgentOutcome
     from agent_sre.tracing.view import AgentSpan
     from agent_sre_daemon.component import NodeContext
 
 log = logging.getLogger("agent_sre.correlation")
 
 _CACHE_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens")
-_GATEWAY_KEYS = LINK_KEYS | {c.AGENT_SPAN_KIND, *_CACHE_KEYS}
+_GATEWAY_KEYS = LINK_KEYS | TOOL_LINK_KEYS | {c.AGENT_SPAN_KIND, *_CACHE_KEYS}
+TOOL_APIS = frozenset({"tool", "mcp"})
+"""Route APIs whose calls are tool calls."""
+
+
+def links_tools(config: Config) -> bool:
+    """Whether tool calls are linked: correlation on, ``tools`` on, and a tool route."""
+    correlation = config.proxy.correlation
+    return (
+        correlation.enabled
+        and correlation.tools
+        and any(route.api in TOOL_APIS for route in config.proxy.routes)
+    )
+
+
+class ToolLinkMetrics:
+    """The tool calls' counterparts of the LLM calls' metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.linked = Counter(
+            "agent_sre_tool_calls_linked_total",
+            "Tool calls the proxy's span and an agent's own execute_tool span both described, "
+            "linked into one event, by link (trace, fingerprint) and which arrived first.",
+            ["by", "first"],
+            registry=registry,
+        )
+        self.unlinked = Counter(
+            "agent_sre_tool_calls_unlinked_total",
+            "Proxy spans of tool calls released as the event with no agent span linked, by "
+            "reason (hold_expired, task_ended, bound, shutdown, hold_off).",
+            ["reason"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "agent_sre_tool_duplicate_spans_total",
+            "Agents' tool spans of calls already counted (arrived after the proxy's span was "
+            "released, or a second instrumentation of the call), marked duplicate.",
+            registry=registry,
+        )
+        self.held = Gauge(
+            "agent_sre_tool_calls_held",
+            "Proxy spans of tool calls waiting for the agent's own span of the call.",
+            registry=registry,
+        )
 
 
 class CorrelationMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.tools = ToolLinkMetrics(registry)
         self.linked = Counter(
             "agent_sre_llm_calls_linked_total",
             "LLM calls the proxy's span and an agent's own span both described, linked into "
@@ -72,11 +121,14 @@ class CorrelationMetrics:
         )
 
 
+LinkMetrics = CorrelationMetrics | ToolLinkMetrics
+
+
 class CallCorrelation(Component):
-    """Links the proxy's record of each LLM call with the agent's span of it."""
+    """Links the proxy's record of each LLM or tool call with the agent's span of it."""
 
     name: ClassVar[str] = "correlation"
-    title: ClassVar[str] = "One LLM call, one event"
+    title: ClassVar[str] = "One call, one event"
 
     @classmethod
     def register_metrics(cls, registry: CollectorRegistry) -> CorrelationMetrics:
@@ -91,61 +143,109 @@ class CallCorrelation(Component):
         self.correlator: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
             config.hold, config.remember, config.max_calls
         )
+        self.tools: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
+            config.hold, config.remember, config.max_calls, names=TOOL_NAME_KEYS
+        )
+        """Tool calls: the proxy's ``tool`` and ``mcp`` routes, agents' ``execute_tool`` spans."""
         self._timer: asyncio.TimerHandle | None = None
         self._installed = False
+        self._tools_installed = False
 
     # -- component ----------------------------------------------------------------------
 
     async def start(self) -> dict[str, str]:
         if self.config.enabled:
             self._install()
+        if links_tools(self.context.config):
+            self._install_tools()
         return {}
 
     async def stop(self, deadline: float) -> None:
         """Releases every held span as the event (the proxy and receivers stopped first)."""
+        self._uninstall_tools("shutdown")
         self._uninstall("shutdown")
 
     async def prepare_reload(self, new: Config) -> Prepared:
         config = new.proxy.correlation
-        if config == self.config:
+        tools = links_tools(new)
+        if config == self.config and tools == self._tools_installed:
             return Prepared()
 
         async def commit() -> None:
             self.config = config
-            self.correlator.configure(config.hold, config.remember, config.max_calls)
+            for correlator in (self.correlator, self.tools):
+                correlator.configure(config.hold, config.remember, config.max_calls)
+            if not tools:
+                self._uninstall_tools("hold_off")
             if config.enabled and not self._installed:
                 self._install()
             elif not config.enabled and self._installed:
                 self._uninstall("hold_off")
-            elif self._installed:
-                self._release(self.correlator.expire(self.clock.time()), "hold_expired")
-                self._schedule()
+            if tools and not self._tools_installed:
+                self._install_tools()
+            now = self.clock.time()
+            if self._installed:
+                self._release(self.correlator.expire(now), "hold_expired")
+            if self._tools_installed:
+                self._release(self.tools.expire(now), "hold_expired", tools=True)
+            self._schedule()
 
         return Prepared(commit=commit)
 
     def status(self) -> dict[str, object]:
-        return {"correlation": {"enabled": self._installed, "held": self.correlator.held_count}}
+        return {
+            "correlation": {
+                "enabled": self._installed,
+                "held": self.correlator.held_count,
+                "tools": self._tools_installed,
+                "tools_held": self.tools.held_count,
+            }
+        }
 
     def _install(self) -> None:
         pipeline = self.context.pipeline
         pipeline.call_hold = self.offer
         pipeline.processor.add_enricher(self.on_agent_llm, LINK_KEYS, first=True)
-        pipeline.processor.task_hooks.append(self.on_task)
+        if self.on_task not in pipeline.processor.task_hooks:
+            pipeline.processor.task_hooks.append(self.on_task)
         self._installed = True
 
     def _uninstall(self, reason: str) -> None:
         if not self._installed:
             return
         pipeline = self.context.pipeline
-        pipeline.call_hold = None
         pipeline.processor.remove_enricher(self.on_agent_llm)
+        self._installed = False
+        self._unhook()
+        self._release(self.correlator.release_all(), reason)
+
+    def _install_tools(self) -> None:
+        pipeline = self.context.pipeline
+        pipeline.call_hold = self.offer
+        pipeline.processor.add_tool_enricher(self.on_agent_tool, TOOL_LINK_KEYS)
+        if self.on_task not in pipeline.processor.task_hooks:
+            pipeline.processor.task_hooks.append(self.on_task)
+        self._tools_installed = True
+
+    def _uninstall_tools(self, reason: str) -> None:
+        if not self._tools_installed:
+            return
+        self.context.pipeline.processor.remove_tool_enricher(self.on_agent_tool)
+        self._tools_installed = False
+        self._unhook()
+        self._release(self.tools.release_all(), reason, tools=True)
+
+    def _unhook(self) -> None:
+        """Once neither kind of call is linked: the proxy's spans go straight in."""
+        if self._installed or self._tools_installed:
+            return
+        pipeline = self.context.pipeline
+        pipeline.call_hold = None
         if self.on_task in pipeline.processor.task_hooks:
             pipeline.processor.task_hooks.remove(self.on_task)
-        self._installed = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._release(self.correlator.release_all(), reason)
 
     # -- the proxy's side ---------------------------------------------------------------
 
@@ -163,24 +263,30 @@ class CallCorrelation(Component):
             self.context.pipeline.export_call(request)
             return
         view = read_span(span, _GATEWAY_KEYS)
-        if view.kind is not c.AgentSpanKind.LLM_INFERENCE:
+        metrics: LinkMetrics
+        if view.kind is c.AgentSpanKind.LLM_INFERENCE and self._installed:
+            correlator, metrics = self.correlator, self.metrics
+            cache = sum(v for k in _CACHE_KEYS if isinstance(v := view.attrs.get(k), int))
+            facts = facts_of_view(view, span.parent_span_id, cache)
+        elif view.kind is c.AgentSpanKind.TOOL_CALL and self._tools_installed:
+            correlator, metrics = self.tools, self.metrics.tools
+            facts = facts_of_view(view, span.parent_span_id, names=TOOL_NAME_KEYS)
+        else:
             self.context.pipeline.export_call(request)
             return
-        cache = sum(v for k in _CACHE_KEYS if isinstance(v := view.attrs.get(k), int))
-        facts = facts_of_view(view, span.parent_span_id, cache)
-        outcome, forced = self.correlator.offer_gateway(facts, request, self.clock.time())
-        self._release(forced, "bound")
+        outcome, forced = correlator.offer_gateway(facts, request, self.clock.time())
+        self._release(forced, "bound", tools=correlator is self.tools)
         if outcome.linked_to is not None:
             event = outcome.linked_to
             identity = event.identity or {}
             mark_gateway(span, event, outcome.key, identity, move_cost=event.has_cost)
-            self.metrics.linked.labels(outcome.key, "agent").inc()
+            metrics.linked.labels(outcome.key, "agent").inc()
             self.context.pipeline.export_call(request)
         elif outcome.held:
-            self.metrics.held.set(self.correlator.held_count)
+            metrics.held.set(correlator.held_count)
             self._schedule()
         else:
-            self.metrics.unlinked.labels("hold_off").inc()
+            metrics.unlinked.labels("hold_off").inc()
             self.context.pipeline.export_call(request)
 
     # -- the agents' side (in the span pass) ----------------------------------------------
@@ -196,9 +302,32 @@ class CallCorrelation(Component):
         outcome = self.correlator.offer_agent(view, now)
         if outcome is None:  # remembered: the proxy's record may still come
             return
+        self._linked(span, view, outcome, self.correlator, self.metrics)
+
+    # hot path: per tool span (only while a proxy route is a tool)
+    def on_agent_tool(self, span: Span, view: AgentSpan, now: float) -> None:
+        """An agent's tool span (``execute_tool``, OpenInference TOOL): links it to the
+        proxy's record of the call, or remembers it by its view, as for LLM spans."""
+        if c.AGENT_SRE_PROXY_ROUTE in view.attrs:  # the proxy's own span, released as the event
+            return
+        outcome = self.tools.offer_agent(view, now)
+        if outcome is None:
+            return
+        self._linked(span, view, outcome, self.tools, self.metrics.tools)
+
+    def _linked(
+        self,
+        span: Span,
+        view: AgentSpan,
+        outcome: AgentOutcome[ExportTraceServiceRequest],
+        correlator: CallCorrelator[ExportTraceServiceRequest],
+        metrics: LinkMetrics,
+    ) -> None:
+        """An agent's span some proxy record links to: the event (the records it claimed
+        are forwarded as the gateway view), or a duplicate."""
         if outcome.duplicate_of is not None:
             mark_duplicate(span, view, outcome.duplicate_of, outcome.key)
-            self.metrics.duplicates.inc()
+            metrics.duplicates.inc()
             return
         facts = outcome.agent
         assert facts is not None and facts.identity is not None
@@ -212,14 +341,14 @@ class CallCorrelation(Component):
             assert gateway is not None
             if index == 0:
                 apply_gateway_facts(span, view, gateway, key)
-                self.metrics.linked.labels(key, "proxy").inc()
+                metrics.linked.labels(key, "proxy").inc()
             mark_gateway(gateway, facts, key, facts.identity, move_cost=True)
             pipeline.export_call(request)
-        self.metrics.held.set(self.correlator.held_count)
+        metrics.held.set(correlator.held_count)
 
     def on_task(self, span: Span, now: float) -> None:
         """An agent's task span: held records of its trace inside it are events now (its
-        LLM spans, if any, came before it), before the task's cost is judged."""
+        LLM and tool spans, if any, came before it), before the task's cost is judged."""
         correlator = self.correlator
         # hot path: per task span; nothing held (the ingest-only case): not even the trace id
         if correlator.held_count and correlator.has_held_trace(span.trace_id):
@@ -227,29 +356,41 @@ class CallCorrelation(Component):
                 span.trace_id, span.start_time_unix_nano, span.end_time_unix_nano
             )
             self._release(released, "task_ended")
+        tools = self.tools
+        if tools.held_count and tools.has_held_trace(span.trace_id):
+            released = tools.release_trace(
+                span.trace_id, span.start_time_unix_nano, span.end_time_unix_nano
+            )
+            self._release(released, "task_ended", tools=True)
 
     # -- releasing ----------------------------------------------------------------------
 
-    def _release(self, requests: list[ExportTraceServiceRequest], reason: str) -> None:
+    def _release(
+        self, requests: list[ExportTraceServiceRequest], reason: str, tools: bool = False
+    ) -> None:
         if not requests:
             return
-        self.metrics.unlinked.labels(reason).inc(len(requests))
-        self.metrics.held.set(self.correlator.held_count)
+        metrics: LinkMetrics = self.metrics.tools if tools else self.metrics
+        correlator = self.tools if tools else self.correlator
+        metrics.unlinked.labels(reason).inc(len(requests))
+        metrics.held.set(correlator.held_count)
         for request in requests:
             self.context.pipeline.export_call(request)
 
     def _schedule(self) -> None:
         if self._timer is not None:
             return
-        due = self.correlator.next_due()
-        if due is None:
+        dues = [d for d in (self.correlator.next_due(), self.tools.next_due()) if d is not None]
+        if not dues:
             return
-        delay = max(0.0, due - self.clock.time())
+        delay = max(0.0, min(dues) - self.clock.time())
         self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
-        self._release(self.correlator.expire(self.clock.time()), "hold_expired")
+        now = self.clock.time()
+        self._release(self.correlator.expire(now), "hold_expired")
+        self._release(self.tools.expire(now), "hold_expired", tools=True)
         self._schedule()
 
 

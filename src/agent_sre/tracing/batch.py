@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 SpanEnricher = Callable[["Span", AgentSpan, float], None]
-"""Called with each valid LLM_INFERENCE span (protobuf, to write to) and its view, before
-the observers."""
+"""Called with each valid LLM_INFERENCE span (or TOOL_CALL span: tool enrichers) (protobuf,
+to write to) and its view, before the observers."""
 
 SpanObserver = Callable[[AgentSpan, float], None]
 """Called with each valid span's view and the time (unix seconds) the batch was received."""
@@ -99,6 +99,9 @@ class TraceBatchProcessor:
         llm_enrichers: write onto LLM_INFERENCE spans (cost), before the observers see them.
         enricher_keys: attribute keys the enrichers read.
         task_hooks: called with each AGENT_TASK span before the observers.
+
+    ``tool_enrichers`` (:meth:`add_tool_enricher`) are called with each TOOL_CALL span, as
+    LLM enrichers are with LLM spans.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class TraceBatchProcessor:
         self.resource_attributes = dict(resource_attributes)
         self.llm_enrichers = list(llm_enrichers or [])
         self.task_hooks = list(task_hooks or [])
+        self.tool_enrichers: list[SpanEnricher] = []
         self._enricher_keys = enricher_keys
         self.observers: list[SpanObserver] = []
         self.taps: list[SpanTap] = []
@@ -133,6 +137,17 @@ class TraceBatchProcessor:
         if enricher in self.llm_enrichers:
             self.llm_enrichers.remove(enricher)
 
+    def add_tool_enricher(self, enricher: SpanEnricher, keys: frozenset[str]) -> None:
+        """Adds a TOOL_CALL enricher reading ``keys`` (decoded on every span from now on)."""
+        self.tool_enrichers.append(enricher)
+        self._enricher_keys = self._enricher_keys | keys
+        self.wanted = self.wanted | keys
+        self.resource_wanted = self.wanted | CORE_KEYS
+
+    def remove_tool_enricher(self, enricher: SpanEnricher) -> None:
+        if enricher in self.tool_enrichers:
+            self.tool_enrichers.remove(enricher)
+
     def set_observers(
         self,
         observers: list[SpanObserver],
@@ -147,7 +162,8 @@ class TraceBatchProcessor:
             base = CLASSIFY_KEYS | CORE_KEYS | wanted
         else:
             base = CLASSIFY_KEYS | wanted if self.taps else CLASSIFY_KEYS
-        self.wanted = base | self._enricher_keys if self.llm_enrichers else base
+        enriched = self.llm_enrichers or self.tool_enrichers
+        self.wanted = base | self._enricher_keys if enriched else base
         # a resource is read once per request: its identity (agent id, ...) always is, so
         # taps that read few keys per span still see who sent the spans
         self.resource_wanted = self.wanted | CORE_KEYS
@@ -161,6 +177,7 @@ class TraceBatchProcessor:
         observers = self.observers
         taps = self.taps
         enrichers = self.llm_enrichers
+        tool_enrichers = self.tool_enrichers
         task_hooks = self.task_hooks
         role_key = c.AGENT_SRE_ROLE
         for resource_spans in request.resource_spans:
@@ -205,14 +222,18 @@ class TraceBatchProcessor:
                         view = view_of(span, kind, explicit, attrs)
                         for enrich in enrichers:
                             enrich(span, view, now)
-                        if role_key in attrs:
-                            self._second_view(result, attrs)
-                            for tap in taps:
-                                tap(span, kind, attrs, now)
-                            continue
                     elif task_hooks and kind is AgentSpanKind.AGENT_TASK:
                         for hook in task_hooks:
                             hook(span, now)
+                    elif tool_enrichers and kind is AgentSpanKind.TOOL_CALL:
+                        view = view_of(span, kind, explicit, attrs)
+                        for enrich in tool_enrichers:
+                            enrich(span, view, now)
+                    if view is not None and role_key in attrs:  # an enricher marked it
+                        self._second_view(result, attrs)
+                        for tap in taps:
+                            tap(span, kind, attrs, now)
+                        continue
                     by_kind[kind] = by_kind.get(kind, 0) + 1
                     if observers:
                         if view is None:

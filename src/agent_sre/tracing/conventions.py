@@ -47,6 +47,10 @@ GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
 GEN_AI_AGENT_ID = "gen_ai.agent.id"
 GEN_AI_AGENT_NAME = "gen_ai.agent.name"
 GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
+MCP_METHOD_NAME = "mcp.method.name"
+"""MCP semantic conventions: the JSON-RPC method (``tools/call`` for a tool call)."""
+MCP_TOOLS_CALL = "tools/call"
 
 # OpenInference (Arize) and OpenLLMetry (Traceloop).
 OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
@@ -54,6 +58,8 @@ TRACELOOP_SPAN_KIND = "traceloop.span.kind"
 LLM_MODEL_NAME = "llm.model_name"
 LLM_TOKEN_COUNT_PROMPT = "llm.token_count.prompt"
 LLM_TOKEN_COUNT_COMPLETION = "llm.token_count.completion"
+TOOL_NAME = "tool.name"
+"""OpenInference: the name of the tool a TOOL span called."""
 
 # Attributes the daemon adds (prefix ``agent_sre.``).
 AGENT_SRE_NODE = "agent_sre.node"
@@ -63,11 +69,11 @@ AGENT_SRE_PROXY_ROUTE = "agent_sre.proxy.route"
 AGENT_SRE_BUDGET_DECISION = "agent_sre.budget.decision"
 ERROR_TYPE = "error.type"
 
-# One LLM call, one event (tracing/correlate.py): the second view of a call is marked.
+# One call, one event (tracing/correlate.py): the second view of a call is marked.
 AGENT_SRE_ROLE = "agent_sre.role"
-"""Set on a span that is a second view of an LLM call another span counts: ``gateway`` (the
-proxy's span, when the agent's own span is the event) or ``duplicate`` (an agent's span of a
-call already counted). Spans carrying it are forwarded but never counted."""
+"""Set on a span that is a second view of an LLM or tool call another span counts:
+``gateway`` (the proxy's span, when the agent's own span is the event) or ``duplicate`` (an
+agent's span of a call already counted). Spans carrying it are forwarded but never counted."""
 ROLE_GATEWAY = "gateway"
 ROLE_DUPLICATE = "duplicate"
 AGENT_SRE_GATEWAY_COST_USD = "agent_sre.gateway.cost_usd"

@@ -1,6 +1,7 @@
-"""One LLM call, one event: linking the proxy's record of a call with the agent's own span.
+"""One call, one event: linking the proxy's record of a call with the agent's own span.
 
-When an agent's instrumentation and the proxy both describe one LLM call, two spans reach
+When an agent's instrumentation and the proxy both describe one LLM call, or one tool call
+(the proxy's ``tool`` and ``mcp`` routes, the agent's ``execute_tool`` span), two spans reach
 the daemon. This module decides which one is *the event* (counted by SLOs, carrying
 ``agent_sre.cost_usd``) and which one is a second view of it, from what both sides see:
 
@@ -11,6 +12,12 @@ the daemon. This module decides which one is *the event* (counted by SLOs, carry
 - **fingerprint** (the proxy's span started its own trace): same model, same token usage
   when both know it, same agent when both know it, and the agent's span contains the
   proxy's in time.
+
+Tool calls are linked by the same rules with the tool's name in place of the model (the
+``names`` a :class:`CallCorrelator` reads: :data:`TOOL_NAME_KEYS`) and no response id or
+usage: by trace, else by fingerprint (same tool name, same agent when both know it, time
+containment). An agent's MCP span of another JSON-RPC method than ``tools/call`` has no
+tool name to link by. Tool calls and LLM calls are kept in two correlators, never mixed.
 
 The rule, so that counts do not depend on which record arrives first: the proxy's record is
 *held* up to ``hold`` seconds. An agent span that links to a held record is the event and
@@ -83,6 +90,7 @@ class CallFacts:
     end_ns: int
     response_id: str = ""
     models: tuple[str, ...] = ()
+    """The names the call is known by: the model(s) of an LLM call, the tool of a tool call."""
     input_tokens: int | None = None
     output_tokens: int | None = None
     agent_id: str = ""
@@ -96,14 +104,32 @@ class CallFacts:
     """Agent spans: whether the span carries ``agent_sre.cost_usd`` once priced."""
 
 
-def facts_of_view(view: AgentSpan, parent_span_id: bytes = b"", cache_tokens: int = 0) -> CallFacts:
-    """The facts of a span from its view (read with :data:`LINK_KEYS`)."""
+MODEL_KEYS = (c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME)
+"""Where an LLM span names its model (the names LLM calls are linked by)."""
+TOOL_NAME_KEYS = (c.GEN_AI_TOOL_NAME, c.TOOL_NAME)
+"""Where a tool span names its tool: GenAI (and MCP) ``gen_ai.tool.name``, OpenInference
+``tool.name``; the proxy writes the route's tool, or an MCP ``tools/call``'s ``params.name``."""
+
+
+def facts_of_view(
+    view: AgentSpan,
+    parent_span_id: bytes = b"",
+    cache_tokens: int = 0,
+    names: tuple[str, ...] = MODEL_KEYS,
+) -> CallFacts:
+    """The facts of a span from its view (read with :data:`LINK_KEYS`, or
+    :data:`~agent_sre.tracing.linking.TOOL_LINK_KEYS` for a tool span, ``names`` then being
+    :data:`TOOL_NAME_KEYS`)."""
     attrs = view.attrs
     models: tuple[str, ...] = ()
-    for key in _MODEL_KEYS:
+    for key in names:
         value = attrs.get(key)
         if value.__class__ is str and value and value not in models:
             models = (*models, str(value))
+    if models and names is TOOL_NAME_KEYS:
+        method = attrs.get(c.MCP_METHOD_NAME)
+        if method is not None and method != c.MCP_TOOLS_CALL:
+            models = ()  # an MCP request that calls no tool (tools/list, ...)
     response_id = attrs.get(c.GEN_AI_RESPONSE_ID)
     agent_id = attrs.get(c.AGENT_ID)
     # positional: cheaper than keywords (CallFacts' field order)
@@ -121,9 +147,6 @@ def facts_of_view(view: AgentSpan, parent_span_id: bytes = b"", cache_tokens: in
         parent_span_id,
         cache_tokens,
     )
-
-
-_MODEL_KEYS = (c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME)
 
 
 def link_key(agent: CallFacts, gateway: CallFacts, skew_ns: int) -> str | None:
@@ -281,7 +304,7 @@ class GatewayOutcome:
 
 
 class CallCorrelator(Generic[P]):
-    """Bounded correlation state between proxy records and agents' LLM spans.
+    """Bounded correlation state between proxy records and agents' LLM (or tool) spans.
 
     Args:
         hold: seconds a proxy record waits for the agent's span (0: never held; the proxy's
@@ -291,11 +314,19 @@ class CallCorrelator(Generic[P]):
         max_calls: at most this many records per side; the oldest goes first (a held one is
             then released as the event).
         skew: tolerance of the time-containment checks, seconds.
+        names: the attributes naming a call: :data:`MODEL_KEYS` for LLM calls,
+            :data:`TOOL_NAME_KEYS` for tool calls.
     """
 
     def __init__(
-        self, hold: float, remember: float, max_calls: int, skew: float = DEFAULT_SKEW_S
+        self,
+        hold: float,
+        remember: float,
+        max_calls: int,
+        skew: float = DEFAULT_SKEW_S,
+        names: tuple[str, ...] = MODEL_KEYS,
     ) -> None:
+        self.names = names
         self.hold = hold
         self.remember = remember
         self.max_calls = max_calls
@@ -394,8 +425,8 @@ class CallCorrelator(Generic[P]):
 
     # hot path: per agent LLM span
     def offer_agent(self, view: AgentSpan, now: float) -> AgentOutcome[P] | None:
-        """An agent's LLM span arrives, as the span pass's view of it (read with
-        :data:`~agent_sre.tracing.linking.LINK_KEYS`).
+        """An agent's LLM (or tool) span arrives, as the span pass's view of it (read with
+        :data:`~agent_sre.tracing.linking.LINK_KEYS`, or ``TOOL_LINK_KEYS``).
 
         Decides as :meth:`match_agent` does from the span's facts. Returns None when no proxy
         record links to it: the span is remembered by its view, kept as it is (the span pass
@@ -404,8 +435,8 @@ class CallCorrelator(Generic[P]):
         """
         gateway = self._gateway
         facts = None
-        if gateway.order and _may_link(gateway, view):
-            facts = facts_of_view(view)
+        if gateway.order and _may_link(gateway, view, self.names):
+            facts = facts_of_view(view, names=self.names)
             best, key = self._best(gateway, facts, agent_side=True)
             if best is not None:
                 facts.identity = identity_of(view)
@@ -429,8 +460,9 @@ class CallCorrelator(Generic[P]):
         """Builds the facts of the agent spans remembered by their view, and indexes them."""
         add = self._agents.add
         cost_key = c.AGENT_SRE_COST_USD
+        names = self.names
         for view, forget_at, built in self._unindexed:
-            facts = built or facts_of_view(view)
+            facts = built or facts_of_view(view, names=names)
             facts.identity = identity_of(view)
             facts.has_cost = cost_key in view.attrs
             entry: Entry[P] = Entry(facts, None, State.COUNTED, forget_at=forget_at)
@@ -528,9 +560,9 @@ class CallCorrelator(Generic[P]):
         return len(self._gateway) + len(self._agents) + len(self._unindexed)
 
 
-def _may_link(gateway: _Pool[P], view: AgentSpan) -> bool:
-    """Whether any proxy record shares the span's trace, response id or a model (what
-    :meth:`_Pool.candidates` looks up): else nothing can link to the span."""
+def _may_link(gateway: _Pool[P], view: AgentSpan, names: tuple[str, ...]) -> bool:
+    """Whether any proxy record shares the span's trace, response id or a name (model or
+    tool; what :meth:`_Pool.candidates` looks up): else nothing can link to the span."""
     if view.trace_id in gateway.by_trace:
         return True
     attrs = view.attrs
@@ -538,7 +570,7 @@ def _may_link(gateway: _Pool[P], view: AgentSpan) -> bool:
         return True
     by_model = gateway.by_model
     if by_model:
-        for key in _MODEL_KEYS:
+        for key in names:
             if attrs.get(key) in by_model:
                 return True
     return False

@@ -1,4 +1,5 @@
-"""What linking an agent's LLM span with the proxy's record of the call writes onto both.
+"""What linking an agent's LLM (or tool) span with the proxy's record of the call writes onto
+both.
 
 The agent's span (the event) takes the proxy's facts: every ``agent_sre.*`` attribute the
 proxy wrote (route, time to first token, budget decision, cost, and whatever later stages
@@ -160,3 +161,17 @@ LINK_KEYS: frozenset[str] = frozenset(
     }
 )
 """What linking reads from an LLM span."""
+
+
+TOOL_LINK_KEYS: frozenset[str] = frozenset(
+    {
+        c.GEN_AI_TOOL_NAME,
+        c.TOOL_NAME,
+        c.MCP_METHOD_NAME,
+        c.AGENT_SRE_COST_USD,
+        c.AGENT_SRE_ROLE,
+        c.AGENT_SRE_PROXY_ROUTE,
+        *IDENTITY_KEYS,
+    }
+)
+"""What linking reads from a tool span."""

@@ -10,6 +10,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agent_sre.config import Config
+from agent_sre.tracing import conventions as c
+from agent_sre_daemon.clock import ManualClock
 from agent_sre_daemon.ingest.correlation import CallCorrelation
 from tests.support.context import node_context
 from tests.support.spans import set_value
@@ -170,3 +172,176 @@ async def test_a_span_of_another_call_links_to_nothing(node: Node) -> None:
     assert linked(context, "proxy") == linked(context, "agent") == 0
     await correlation.stop(0.0)
     assert len(exported) == 1  # released as the event, never lost
+
+
+# -- tool calls ---------------------------------------------------------------------------
+
+TOOL_ROUTES = {
+    "routes": [
+        {"name": "search", "prefix": "/search", "upstream": "http://127.0.0.1:9", "api": "tool"},
+        {"name": "mcp", "prefix": "/mcp", "upstream": "http://127.0.0.1:9", "api": "mcp"},
+    ]
+}
+
+
+def agent_tool(tool: str = "search", **extra: object) -> ExportTraceServiceRequest:
+    """An agent's own ``execute_tool`` span (GenAI conventions)."""
+    attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool, **extra}
+    return _request(attributes, {"agent.id": "planner"}, START_NS, START_NS + 2_000_000_000)
+
+
+def proxy_tool(tool: str = "search", route: str = "search") -> ExportTraceServiceRequest:
+    """The proxy's span of the same tool call (its own trace: linked by fingerprint)."""
+    attributes: dict[str, object] = {
+        "agent.span.kind": "TOOL_CALL",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": tool,
+        "agent_sre.proxy.route": route,
+        "agent.id": "planner",
+        "http.response.status_code": 200,
+    }
+    if route == "mcp":
+        attributes["mcp.method.name"] = "tools/call"
+    start = START_NS + 500_000_000
+    return _request(attributes, {}, start, start + 1_000_000_000)
+
+
+async def tool_node(
+    proxy: dict[str, object] | None = None,
+) -> tuple[NodeContext, CallCorrelation, list[ExportTraceServiceRequest]]:
+    config = Config.model_validate({"proxy": TOOL_ROUTES if proxy is None else proxy})
+    context = node_context(config, ManualClock())
+    exported: list[ExportTraceServiceRequest] = []
+    context.pipeline.export_call = exported.append  # type: ignore[method-assign]
+    correlation = CallCorrelation(context)
+    await correlation.start()
+    return context, correlation, exported
+
+
+def tool_links(context: NodeContext, first: str, by: str = "fingerprint") -> float:
+    value = context.registry.get_sample_value(
+        "agent_sre_tool_calls_linked_total", {"by": by, "first": first}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize("route", ["search", "mcp"])
+async def test_a_proxy_tool_record_before_the_agent_span_is_claimed(route: str) -> None:
+    context, correlation, exported = await tool_node()
+    proxy = proxy_tool(route=route)
+    correlation.offer(proxy)
+    assert exported == [] and correlation.tools.held_count == 1
+    assert correlation.correlator.held_count == 0  # not an LLM call
+    agent = agent_tool()
+    result = context.pipeline.processor.process(agent, NOW)
+    assert exported == [proxy]
+    taken = attrs(agent)
+    assert taken["agent_sre.proxy.route"] == route
+    assert taken["agent_sre.gateway.span_id"] == only(proxy).span_id.hex()
+    assert taken["agent_sre.linked_by"] == "fingerprint"
+    marks = attrs(proxy)
+    assert marks["agent_sre.role"] == "gateway"
+    assert marks["agent_sre.event.span_id"] == only(agent).span_id.hex()
+    assert marks["http.response.status_code"] == 200  # its facts are kept
+    assert only(proxy).trace_id == only(agent).trace_id
+    assert result.by_kind == {c.AgentSpanKind.TOOL_CALL: 1}
+    assert tool_links(context, "proxy") == 1 and linked(context, "proxy") == 0
+    assert context.registry.get_sample_value("agent_sre_tool_calls_held") == 0
+    # the gateway view, when it goes through the span pass, is not counted
+    again = context.pipeline.processor.process(proxy, NOW)
+    assert again.by_kind == {} and again.by_role == {"gateway": 1}
+
+
+async def test_an_agent_tool_span_before_the_proxy_record_stays_the_event() -> None:
+    context, correlation, exported = await tool_node()
+    agent = agent_tool()
+    context.pipeline.processor.process(agent, NOW)
+    assert "agent_sre.role" not in attrs(agent)
+    proxy = proxy_tool()
+    correlation.offer(proxy)
+    assert exported == [proxy]  # linked at once: not held
+    marks = attrs(proxy)
+    assert marks["agent_sre.role"] == "gateway"
+    assert marks["agent_sre.event.span_id"] == only(agent).span_id.hex()
+    assert tool_links(context, "agent") == 1
+    assert correlation.tools.held_count == 0
+
+
+async def test_a_tool_span_of_another_tool_links_to_nothing_and_the_record_is_released() -> None:
+    context, correlation, exported = await tool_node()
+    correlation.offer(proxy_tool())
+    other = agent_tool(tool="weather")
+    context.pipeline.processor.process(other, NOW)
+    assert "agent_sre.role" not in attrs(other)
+    assert exported == [] and correlation.tools.held_count == 1
+    clock = context.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(11.0)
+    correlation._expire()
+    assert len(exported) == 1 and "agent_sre.role" not in attrs(exported[0])
+    unlinked = context.registry.get_sample_value(
+        "agent_sre_tool_calls_unlinked_total", {"reason": "hold_expired"}
+    )
+    assert unlinked == 1
+
+
+async def test_without_a_tool_route_tool_calls_are_not_linked() -> None:
+    """Nothing to link an agent's tool span to: it is not looked at, and a proxy tool span
+    (of a route added later, say) goes in at once."""
+    context, correlation, exported = await tool_node(proxy={})
+    assert context.pipeline.processor.tool_enrichers == []
+    agent = agent_tool()
+    context.pipeline.processor.process(agent, NOW)
+    proxy = proxy_tool()
+    correlation.offer(proxy)
+    assert exported == [proxy] and "agent_sre.role" not in attrs(proxy)
+    assert correlation.status()["correlation"] == {
+        "enabled": True,
+        "held": 0,
+        "tools": False,
+        "tools_held": 0,
+    }
+
+
+async def test_turning_tool_linking_off_releases_the_held_tool_calls() -> None:
+    context, correlation, exported = await tool_node()
+    correlation.offer(proxy_tool())
+    assert correlation.tools.held_count == 1
+    off = Config.model_validate({"proxy": {**TOOL_ROUTES, "correlation": {"tools": False}}})
+    prepared = await correlation.prepare_reload(off)
+    assert prepared.commit is not None
+    await prepared.commit()
+    assert len(exported) == 1 and correlation.tools.held_count == 0
+    assert context.pipeline.processor.tool_enrichers == []
+    assert context.pipeline.call_hold is not None  # LLM calls are still linked
+    unlinked = context.registry.get_sample_value(
+        "agent_sre_tool_calls_unlinked_total", {"reason": "hold_off"}
+    )
+    assert unlinked == 1
+    # back on (a reload adding the tool routes): linked again
+    prepared = await correlation.prepare_reload(Config.model_validate({"proxy": TOOL_ROUTES}))
+    assert prepared.commit is not None
+    await prepared.commit()
+    correlation.offer(proxy_tool())
+    assert correlation.tools.held_count == 1
+    await correlation.stop(0.0)
+    assert len(exported) == 2  # released at shutdown, never lost
+
+
+async def test_a_task_span_releases_held_tool_calls_of_its_trace() -> None:
+    context, correlation, exported = await tool_node()
+    proxy = proxy_tool()
+    task = agent_call()  # any span's ids; made a task below
+    span = only(task)
+    del span.attributes[:]
+    span.attributes.add(key="agent.span.kind").value.string_value = "AGENT_TASK"
+    only(proxy).trace_id = span.trace_id
+    only(proxy).parent_span_id = span.span_id
+    correlation.offer(proxy)
+    assert correlation.tools.held_count == 1
+    context.pipeline.processor.process(task, NOW)
+    assert exported == [proxy]
+    released = context.registry.get_sample_value(
+        "agent_sre_tool_calls_unlinked_total", {"reason": "task_ended"}
+    )
+    assert released == 1

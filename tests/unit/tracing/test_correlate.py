@@ -1,7 +1,8 @@
-"""One LLM call, one event: the correlator's decisions do not depend on arrival order.
+"""One call, one event: the correlator's decisions do not depend on arrival order.
 
 Agents' spans come in as facts (:meth:`CallCorrelator.match_agent`) or, as in the span pass,
-as views remembered unread until a proxy record comes (``views=True``): same decisions.
+as views remembered unread until a proxy record comes (``views=True``): same decisions. Tool
+calls (a correlator reading tool names, ``TOOL_NAME_KEYS``) follow the same rules.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from agent_sre.tracing.correlate import (
     LINK_FINGERPRINT,
     LINK_RESPONSE_ID,
     LINK_TRACE,
+    MODEL_KEYS,
+    TOOL_NAME_KEYS,
     CallCorrelator,
     CallFacts,
 )
@@ -78,8 +81,24 @@ def traced(agent_span: CallFacts, proxy: CallFacts, direct_child: bool = True) -
     return replace(proxy, trace_id=agent_span.trace_id, parent_span_id=parent)
 
 
-def view_of(facts: CallFacts) -> AgentSpan:
-    """The span pass's view of an agent's LLM span with these facts."""
+def tool_call(
+    *,
+    start: float = 0.0,
+    end: float = 1.0,
+    tool: str = "search",
+    agent: str = "",
+    error: bool = False,
+) -> tuple[CallFacts, CallFacts]:
+    """The agent's ``execute_tool`` span and the proxy's record of one tool call (no trace
+    context: fingerprint). Tool calls have no response id and no usage."""
+    agent_span, proxy = call(start=start, end=end, model=tool, usage=None, agent=agent)
+    return replace(agent_span, is_error=error), replace(proxy, is_error=error)
+
+
+def view_of(facts: CallFacts, names: tuple[str, ...] = MODEL_KEYS) -> AgentSpan:
+    """The span pass's view of an agent's LLM (or tool) span with these facts."""
+    if names is TOOL_NAME_KEYS:
+        return tool_view(facts)
     attrs: dict[str, str | int | float | bool] = {c.GEN_AI_OPERATION_NAME: "chat"}
     for key, value in (
         (c.GEN_AI_REQUEST_MODEL, facts.models[0] if facts.models else None),
@@ -103,11 +122,44 @@ def view_of(facts: CallFacts) -> AgentSpan:
     )
 
 
+def tool_view(
+    facts: CallFacts, name_key: str = c.GEN_AI_TOOL_NAME, **extra: str | int | float | bool
+) -> AgentSpan:
+    """The span pass's view of an agent's tool span (GenAI ``execute_tool``, or OpenInference
+    with ``name_key="tool.name"``)."""
+    attrs: dict[str, str | int | float | bool] = {c.GEN_AI_OPERATION_NAME: "execute_tool"}
+    if facts.models:
+        attrs[name_key] = facts.models[0]
+    if facts.agent_id:
+        attrs[c.AGENT_ID] = facts.agent_id
+    attrs.update(extra)
+    return AgentSpan(
+        c.AgentSpanKind.TOOL_CALL,
+        False,
+        f"execute_tool {facts.models[0] if facts.models else ''}",
+        facts.trace_id,
+        facts.span_id,
+        facts.start_ns,
+        facts.end_ns,
+        facts.is_error,
+        attrs,
+    )
+
+
 class Daemon:
     """What the daemon does with the correlator's answers: counts events."""
 
-    def __init__(self, hold: float = 10.0, max_calls: int = 1000, views: bool = False) -> None:
-        self.correlator: CallCorrelator[CallFacts] = CallCorrelator(hold, 600.0, max_calls)
+    def __init__(
+        self,
+        hold: float = 10.0,
+        max_calls: int = 1000,
+        views: bool = False,
+        names: tuple[str, ...] = MODEL_KEYS,
+    ) -> None:
+        self.correlator: CallCorrelator[CallFacts] = CallCorrelator(
+            hold, 600.0, max_calls, names=names
+        )
+        self.names = names
         self.views = views
         self.events: list[CallFacts] = []
         self.links: list[str] = []
@@ -123,9 +175,9 @@ class Daemon:
         elif not outcome.held:
             self.events.append(facts)
 
-    def agent(self, facts: CallFacts, now: float) -> None:
-        if self.views:
-            found = self.correlator.offer_agent(view_of(facts), T0 + now)
+    def agent(self, facts: CallFacts, now: float, view: AgentSpan | None = None) -> None:
+        if self.views or view is not None:
+            found = self.correlator.offer_agent(view or view_of(facts, self.names), T0 + now)
             if found is None:  # remembered: no proxy record links to it (yet)
                 self.events.append(facts)
                 return
@@ -153,13 +205,25 @@ LINKS = {
     LINK_TRACE: lambda: (lambda a, p: (a, traced(a, p)))(*call(usage=None)),
     LINK_FINGERPRINT: lambda: call(),
 }
+TOOL_LINKS = {
+    LINK_TRACE: lambda: (lambda a, p: (a, traced(a, p)))(*tool_call()),
+    LINK_FINGERPRINT: lambda: tool_call(agent="planner"),
+}
+"""Tool calls: no response id (the proxy never sees the LLM's tool call id)."""
+KINDS = {"llm": (LINKS, MODEL_KEYS), "tool": (TOOL_LINKS, TOOL_NAME_KEYS)}
+
+
+KEYS_OF_KINDS = [(kind, key) for kind, (links, _) in KINDS.items() for key in links]
 
 
 @pytest.mark.parametrize("views", VIEWS)
-@pytest.mark.parametrize("key", list(LINKS))
-def test_the_agent_span_is_the_event_when_it_comes_within_the_hold(key: str, views: bool) -> None:
-    agent_span, proxy = LINKS[key]()
-    daemon = Daemon(views=views)
+@pytest.mark.parametrize(("kind", "key"), KEYS_OF_KINDS)
+def test_the_agent_span_is_the_event_when_it_comes_within_the_hold(
+    kind: str, key: str, views: bool
+) -> None:
+    links, names = KINDS[kind]
+    agent_span, proxy = links[key]()
+    daemon = Daemon(views=views, names=names)
     daemon.proxy(proxy, 1.0)
     daemon.tick(5.0)
     daemon.agent(agent_span, 6.0)
@@ -171,10 +235,11 @@ def test_the_agent_span_is_the_event_when_it_comes_within_the_hold(key: str, vie
 
 
 @pytest.mark.parametrize("views", VIEWS)
-@pytest.mark.parametrize("key", list(LINKS))
-def test_the_agent_span_arriving_first_stays_the_event(key: str, views: bool) -> None:
-    agent_span, proxy = LINKS[key]()
-    daemon = Daemon(views=views)
+@pytest.mark.parametrize(("kind", "key"), KEYS_OF_KINDS)
+def test_the_agent_span_arriving_first_stays_the_event(kind: str, key: str, views: bool) -> None:
+    links, names = KINDS[kind]
+    agent_span, proxy = links[key]()
+    daemon = Daemon(views=views, names=names)
     daemon.agent(agent_span, 1.0)
     daemon.proxy(proxy, 1.5)
     daemon.tick(60.0)
@@ -185,10 +250,13 @@ def test_the_agent_span_arriving_first_stays_the_event(key: str, views: bool) ->
 
 
 @pytest.mark.parametrize("views", VIEWS)
-@pytest.mark.parametrize("key", list(LINKS))
-def test_a_late_agent_span_is_a_duplicate_of_the_released_record(key: str, views: bool) -> None:
-    agent_span, proxy = LINKS[key]()
-    daemon = Daemon(views=views)
+@pytest.mark.parametrize(("kind", "key"), KEYS_OF_KINDS)
+def test_a_late_agent_span_is_a_duplicate_of_the_released_record(
+    kind: str, key: str, views: bool
+) -> None:
+    links, names = KINDS[kind]
+    agent_span, proxy = links[key]()
+    daemon = Daemon(views=views, names=names)
     daemon.proxy(proxy, 1.0)
     daemon.tick(11.0)  # the hold ended: the proxy's record is the event
     assert daemon.events == [proxy]
@@ -200,11 +268,14 @@ def test_a_late_agent_span_is_a_duplicate_of_the_released_record(key: str, views
 
 @pytest.mark.parametrize("views", VIEWS)
 @pytest.mark.parametrize("hold", [0.0, 10.0])
-def test_every_arrival_order_counts_each_call_once(hold: float, views: bool) -> None:
-    calls = [LINKS[key]() for key in LINKS for _ in range(3)]
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_arrival_order_counts_each_call_once(kind: str, hold: float, views: bool) -> None:
+    links, names = KINDS[kind]
+    # nine calls: three of each link (eight tool calls: four of each)
+    calls = [links[key]() for key in links for _ in range(9 // len(links))]
     # every interleaving of (proxy, agent) per call, with arrival times spread past the hold
     for order in itertools.product([0, 1], repeat=len(calls)):
-        daemon = Daemon(hold=hold, views=views)
+        daemon = Daemon(hold=hold, views=views, names=names)
         now = 0.0
         for (agent_span, proxy), agent_first in zip(calls, order, strict=True):
             now += 3.0
@@ -453,3 +524,96 @@ def test_the_span_pass_never_counts_a_second_view() -> None:
     assert len(seen) == len(priced) == 1
     assert sum(result.by_kind.values()) == 1
     assert result.by_role == {"gateway": 1, "duplicate": 1}
+
+
+# -- tool calls ---------------------------------------------------------------------------
+
+
+def tools(views: bool = True, hold: float = 10.0) -> Daemon:
+    return Daemon(hold=hold, views=views, names=TOOL_NAME_KEYS)
+
+
+@pytest.mark.parametrize("views", VIEWS)
+def test_different_tool_calls_never_link(views: bool) -> None:
+    daemon = tools(views)
+    agent_a, _ = tool_call(tool="search", agent="planner")
+    _, proxy_b = tool_call(tool="weather", agent="planner")  # another tool
+    _, proxy_c = tool_call(tool="search", agent="planner", start=5, end=6)  # outside in time
+    _, proxy_d = tool_call(tool="search", agent="support")  # another agent
+    _, proxy_e = tool_call(tool="search", agent="planner")
+    proxy_e = replace(proxy_e, trace_id=_id(16), parent_span_id=_id(8))  # another trace
+    for proxy in (proxy_b, proxy_c, proxy_d, proxy_e):
+        daemon.proxy(proxy, 0.0)
+    daemon.agent(agent_a, 1.0)
+    daemon.tick(20.0)
+    assert daemon.links == []
+    assert len(daemon.events) == 5
+
+
+def test_an_llm_call_and_a_tool_call_of_one_name_are_not_linked() -> None:
+    """A tool correlator reads tool names only: an LLM span naming a model like the tool, or
+    a tool span naming no tool, links to nothing."""
+    daemon = tools()
+    agent_span, proxy = tool_call(tool="gpt-4o")
+    daemon.proxy(proxy, 0.0)
+    daemon.agent(agent_span, 1.0, view=view_of(agent_span))  # an LLM span's view
+    daemon.agent(agent_span, 1.0, view=tool_view(replace(agent_span, models=())))
+    daemon.tick(20.0)
+    assert daemon.links == []
+    assert len(daemon.events) == 3
+
+
+def test_openinference_tool_spans_link_by_tool_name() -> None:
+    daemon = tools()
+    agent_span, proxy = tool_call(tool="lookup", agent="planner")
+    daemon.proxy(proxy, 0.0)
+    daemon.agent(agent_span, 1.0, view=tool_view(agent_span, name_key=c.TOOL_NAME))
+    assert daemon.events == [agent_span]
+    assert daemon.links == [LINK_FINGERPRINT]
+
+
+@pytest.mark.parametrize("agent_first", [False, True])
+def test_an_mcp_span_links_when_it_is_a_tools_call(agent_first: bool) -> None:
+    """MCP client spans carry ``mcp.method.name``: ``tools/call`` with the tool's name (the
+    proxy's record of an MCP call names ``params.name``); another method calls no tool."""
+    for method, linked in ((c.MCP_TOOLS_CALL, True), ("tools/list", False)):
+        daemon = tools()
+        agent_span, proxy = tool_call(tool="get_weather", agent="planner")
+        view = tool_view(agent_span, **{c.MCP_METHOD_NAME: method})
+        if agent_first:
+            daemon.agent(agent_span, 1.0, view=view)
+        daemon.proxy(proxy, 1.0)
+        if not agent_first:
+            daemon.agent(agent_span, 1.0, view=view)
+        daemon.tick(20.0)
+        assert daemon.links == ([LINK_FINGERPRINT] if linked else []), method
+        assert len(daemon.events) == (1 if linked else 2), method
+
+
+@pytest.mark.parametrize("views", VIEWS)
+def test_parallel_calls_of_one_tool_pair_one_to_one(views: bool) -> None:
+    """An agent calling one tool eight times at once, no trace context: each agent span
+    claims one record, and each call counts once."""
+    calls = [tool_call(start=i * 0.01, end=2 + i * 0.01, agent="planner") for i in range(8)]
+    daemon = tools(views)
+    for agent_span, _ in calls[:4]:
+        daemon.agent(agent_span, 1.0)
+    for _, proxy in calls:
+        daemon.proxy(proxy, 1.5)
+    for agent_span, _ in reversed(calls[4:]):
+        daemon.agent(agent_span, 2.0)
+    daemon.tick(30.0)
+    daemon.stop()
+    assert sorted(map(id, daemon.events)) == sorted(id(a) for a, _ in calls)
+    assert sorted(map(id, daemon.gateways)) == sorted(id(p) for _, p in calls)
+    assert daemon.links == [LINK_FINGERPRINT] * 8
+
+
+def test_a_task_releases_the_held_tool_calls_of_its_trace() -> None:
+    agent_span, proxy = tool_call()
+    record = traced(agent_span, proxy, direct_child=False)
+    daemon = tools()
+    daemon.proxy(record, 0.0)
+    assert daemon.correlator.release_trace(agent_span.trace_id, 0, 2 * S) == [record]
+    daemon.agent(agent_span, 1.0)
+    assert daemon.duplicates == [agent_span]

@@ -71,6 +71,8 @@ class RecordStage:
             attrs[conv.GEN_AI_OPERATION_NAME] = plan.operation
         if plan.tool_name is not None:
             attrs[conv.GEN_AI_TOOL_NAME] = plan.tool_name
+            if plan.api == "mcp" and plan.operation == "execute_tool":
+                attrs[conv.MCP_METHOD_NAME] = conv.MCP_TOOLS_CALL
         if plan.provider:
             attrs[conv.GEN_AI_PROVIDER_NAME] = plan.provider
         if plan.model:

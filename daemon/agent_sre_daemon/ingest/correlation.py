@@ -16,6 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import Counter, Gauge
 
 from agent_sre.tracing import conventions as c
@@ -31,9 +32,6 @@ from agent_sre.tracing.view import read_span
 from agent_sre_daemon.component import Component, Prepared
 
 if TYPE_CHECKING:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
     from prometheus_client import CollectorRegistry
 
@@ -140,10 +138,10 @@ class CallCorrelation(Component):
         config = context.config.proxy.correlation
         self.config = config
         self.metrics = CorrelationMetrics(context.registry)
-        self.correlator: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
+        self.correlator: CallCorrelator[bytes] = CallCorrelator(
             config.hold, config.remember, config.max_calls
         )
-        self.tools: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
+        self.tools: CallCorrelator[bytes] = CallCorrelator(
             config.hold, config.remember, config.max_calls, names=TOOL_NAME_KEYS
         )
         """Tool calls: the proxy's ``tool`` and ``mcp`` routes, agents' ``execute_tool`` spans."""
@@ -274,7 +272,10 @@ class CallCorrelation(Component):
         else:
             self.context.pipeline.export_call(request)
             return
-        outcome, forced = correlator.offer_gateway(facts, request, self.clock.time())
+        # a held record waits as its bytes: a decoded one takes six times the memory, and
+        # up to max_calls of them wait at once
+        payload = request.SerializeToString()
+        outcome, forced = correlator.offer_gateway(facts, payload, self.clock.time())
         self._release(forced, "bound", tools=correlator is self.tools)
         if outcome.linked_to is not None:
             event = outcome.linked_to
@@ -319,8 +320,8 @@ class CallCorrelation(Component):
         self,
         span: Span,
         view: AgentSpan,
-        outcome: AgentOutcome[ExportTraceServiceRequest],
-        correlator: CallCorrelator[ExportTraceServiceRequest],
+        outcome: AgentOutcome[bytes],
+        correlator: CallCorrelator[bytes],
         metrics: LinkMetrics,
     ) -> None:
         """An agent's span some proxy record links to: the event (the records it claimed
@@ -333,10 +334,10 @@ class CallCorrelation(Component):
         assert facts is not None and facts.identity is not None
         pipeline = self.context.pipeline
         for index, (entry, key) in enumerate(outcome.claimed):
-            request = entry.payload
-            entry.payload = None
-            if request is None:
+            held, entry.payload = entry.payload, None
+            if held is None:
                 continue
+            request = ExportTraceServiceRequest.FromString(held)
             gateway = _only_span(request)
             assert gateway is not None
             if index == 0:
@@ -365,9 +366,7 @@ class CallCorrelation(Component):
 
     # -- releasing ----------------------------------------------------------------------
 
-    def _release(
-        self, requests: list[ExportTraceServiceRequest], reason: str, tools: bool = False
-    ) -> None:
+    def _release(self, requests: list[bytes], reason: str, tools: bool = False) -> None:
         if not requests:
             return
         metrics: LinkMetrics = self.metrics.tools if tools else self.metrics
@@ -375,7 +374,7 @@ class CallCorrelation(Component):
         metrics.unlinked.labels(reason).inc(len(requests))
         metrics.held.set(correlator.held_count)
         for request in requests:
-            self.context.pipeline.export_call(request)
+            self.context.pipeline.export_call(ExportTraceServiceRequest.FromString(request))
 
     def _schedule(self) -> None:
         if self._timer is not None:

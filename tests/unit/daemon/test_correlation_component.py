@@ -147,7 +147,9 @@ async def test_a_proxy_record_before_the_agent_span_is_claimed(node: Node) -> No
     assert exported == [] and correlation.correlator.held_count == 1
     agent = agent_call(**{"agent.id": "planner"})
     result = context.pipeline.processor.process(agent, NOW)
-    assert exported == [proxy]
+    (released,) = exported  # held as its bytes: released as a copy of what was offered
+    assert released.SerializeToString() != proxy.SerializeToString()  # marked
+    proxy = released
     taken = attrs(agent)
     assert taken["agent_sre.proxy.route"] == "openai"
     assert taken["agent_sre.cost_usd"] == 0.5  # the proxy's price, not priced again
@@ -234,7 +236,9 @@ async def test_a_proxy_tool_record_before_the_agent_span_is_claimed(route: str) 
     assert correlation.correlator.held_count == 0  # not an LLM call
     agent = agent_tool()
     result = context.pipeline.processor.process(agent, NOW)
-    assert exported == [proxy]
+    (released,) = exported  # held as its bytes: released as a copy of what was offered
+    assert only(released).span_id == only(proxy).span_id
+    proxy = released
     taken = attrs(agent)
     assert taken["agent_sre.proxy.route"] == route
     assert taken["agent_sre.gateway.span_id"] == only(proxy).span_id.hex()

@@ -9,6 +9,7 @@ observers, proxy stages, status; what it needs it takes from the :class:`NodeCon
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -39,6 +40,20 @@ if TYPE_CHECKING:
     Action = Callable[[Mapping[str, str]], Awaitable[str]]
     """An operation by name: takes string parameters (``agent_id``, ``reason``, ...) and
     returns what it did, for an incident's timeline."""
+
+
+@dataclass(frozen=True)
+class ActionCaller:
+    """Who runs an action: the rule and the incident it answers (empty for neither)."""
+
+    rule: str = ""
+    incident: str = ""
+
+
+ACTION_CALLER: ContextVar[ActionCaller | None] = ContextVar("action_caller", default=None)
+"""Set by the incidents engine around each action it runs, so an action that records who
+put something in force (``throttle_agent``) can say which rule and incident did; None when
+an action is called otherwise."""
 
 
 @dataclass

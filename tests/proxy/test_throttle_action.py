@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import openai
@@ -21,7 +22,6 @@ from tests.support.context import node_context
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
     from tests.proxy.conftest import ProxyFactory
 
@@ -196,3 +196,32 @@ async def test_a_throttle_that_cannot_be_saved_holds_and_says_so(
     engine = await engines.start()
     assert list(engine.throttles.throttled) == ["a2"]
     assert await engines.passes("a2") is False
+
+
+async def test_throttles_kept_by_an_earlier_version_are_restored_and_listed(
+    engines: Engines,
+) -> None:
+    """A file written before throttles recorded when and by whom: its columns are added at
+    start, its throttles hold, and they are listed as put on by someone unknown."""
+    path = Path(engines.config.state_dir) / "incidents.sqlite"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE throttles (agent_id TEXT PRIMARY KEY, "
+            "requests_per_minute REAL NOT NULL, until REAL NOT NULL)"
+        )
+        old.execute("INSERT INTO throttles VALUES ('a1', 2.0, ?)", (engines.clock.time() + 600,))
+    engine = await engines.start()
+    [kept] = engine.throttles.in_force(engines.clock.time())
+    row = kept.to_dict(engines.clock.time())
+    assert (row["agent_id"], row["since"], row["by"], row["left_seconds"]) == (
+        "a1", None, "unknown", 600.0
+    )  # fmt: skip
+    assert await engines.passes("a1") is False
+    # new throttles are written with when and by whom, and read back so after a restart
+    await engines.act("throttle_agent", agent_id="a2", **{"for": "1h"})
+    engine = await engines.start()
+    now = engines.clock.time()
+    listed = [t.to_dict(now) for t in engine.throttles.in_force(now)]
+    assert [(t["agent_id"], t["by"]) for t in listed] == [("a1", "unknown"), ("a2", "unknown")]
+    assert listed[1]["since"] == engines.clock.time()

@@ -1,5 +1,5 @@
-"""``agent-sre budgets`` and ``agent-sre agents [block|unblock ID]``: spend and agents of a
-running daemon, and its kill switch."""
+"""``agent-sre budgets`` and ``agent-sre agents [blocked | block|unblock ID]``: spend and
+agents of a running daemon, the agents blocked, and its kill switch."""
 
 from __future__ import annotations
 
@@ -25,7 +25,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_admin_option(agents)
     output.add_json_option(agents)
     agents.set_defaults(func=cmd_agents)
-    switch = agents.add_subparsers(title="kill switch (needs $AGENT_SRE_ADMIN_TOKEN)")
+    switch = agents.add_subparsers(
+        title="kill switch (block and unblock need $AGENT_SRE_ADMIN_TOKEN)"
+    )
+    blocked = switch.add_parser(
+        "blocked", help="the agents blocked, with the reasons (fleet-wide with Redis)"
+    )
+    add_admin_option(blocked)
+    output.add_json_option(blocked)
+    blocked.set_defaults(func=cmd_blocked)
     block = switch.add_parser("block", help="refuse every call of an agent")
     block.add_argument("agent_id", metavar="AGENT_ID")
     block.add_argument("--reason", default="", help="kept with the block")
@@ -51,6 +59,14 @@ def cmd_agents(args: argparse.Namespace) -> int:
     except AdminError as exc:
         return output.fail(exc)
     return output.show(args, data, agents_table)
+
+
+def cmd_blocked(args: argparse.Namespace) -> int:
+    try:
+        data = AdminClient.from_args(args).get("/v1/agents/blocked")
+    except AdminError as exc:
+        return output.fail(exc)
+    return output.show(args, data, blocked_table)
 
 
 def cmd_kill_switch(args: argparse.Namespace) -> int:
@@ -100,6 +116,16 @@ def agents_table(data: Any) -> Table:
             str(row.get("requests", 0)),
             str(row.get("denied", 0)),
             f"{float(row.get('cost_usd') or 0.0):.6f}",
-            "yes" if row.get("blocked") else "",
+            f"yes: {row.get('blocked_reason') or ''}".rstrip(": ") if row.get("blocked") else "",
         )
+    return table
+
+
+def blocked_table(data: Any) -> Table:
+    rows = data.get("blocked", []) if isinstance(data, dict) else []
+    table = Table(title=f"agents blocked ({len(rows)}; store: {data.get('store', '?')})")
+    for column in ("agent", "reason"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(str(row.get("agent_id")), str(row.get("reason") or ""))
     return table

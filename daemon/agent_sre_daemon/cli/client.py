@@ -108,21 +108,26 @@ class AdminClient:
         """
         return self._change("POST", path, json.dumps(body if body is not None else {}).encode())
 
-    def delete(self, path: str) -> Any:
-        """DELETEs ``path`` with the admin token and decodes the JSON answer.
+    def delete(self, path: str, query: Mapping[str, str] | None = None) -> Any:
+        """DELETEs ``path`` (with ``query``, empty values left out) with the admin token and
+        decodes the JSON answer.
 
         Raises:
             AdminError: as :meth:`post`.
         """
-        return self._change("DELETE", path, None)
+        return self._change("DELETE", path, None, query)
 
-    def _change(self, method: str, path: str, data: bytes | None) -> Any:
+    def _change(
+        self, method: str, path: str, data: bytes | None, query: Mapping[str, str] | None = None
+    ) -> Any:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(
-            f"{self.base_url}{path}", data=data, headers=headers, method=method
-        )
+        url = f"{self.base_url}{path}"
+        params = {key: value for key, value in (query or {}).items() if value}
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             return self._call(request, path)
         except AdminError as exc:

@@ -20,6 +20,7 @@ COMMANDS = (
     "signals",
     "rollout",
     "incidents",
+    "throttles",
     "chaos",
     "replay",
     "k8s",

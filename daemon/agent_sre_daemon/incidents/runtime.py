@@ -17,13 +17,14 @@ from agent_sre.incidents.model import IncidentState
 from agent_sre.incidents.postmortem import postmortem
 from agent_sre.incidents.rules import RuleBook
 from agent_sre.signals import Severity, Signal, SignalState
-from agent_sre_daemon.component import Component, Prepared
+from agent_sre_daemon.component import ACTION_CALLER, ActionCaller, Component, Prepared
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.incidents.breaker import CircuitBreakerStage
 from agent_sre_daemon.incidents.metrics import IncidentMetrics
 from agent_sre_daemon.incidents.notify import Notifier
 from agent_sre_daemon.incidents.store import IncidentStore
 from agent_sre_daemon.incidents.throttle import ThrottleStage
+from agent_sre_daemon.incidents.throttle_admin import throttle_routes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -67,7 +68,7 @@ class IncidentsRuntime(Component):
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
-        self.throttles = ThrottleStage(self.clock, self.store)
+        self.throttles = ThrottleStage(self.clock, self.store, context.bus)
         context.register_action("open_circuit", self._open_circuit)
         context.register_action("throttle_agent", self.throttles.throttle)
         context.register_action("unthrottle_agent", self.throttles.unthrottle)
@@ -142,6 +143,7 @@ class IncidentsRuntime(Component):
             web.post("/v1/incidents/{id}/ack", self._ack),
             web.post("/v1/incidents/{id}/resolve", self._resolve),
             web.get("/v1/circuits", self._circuits),
+            *throttle_routes(self.throttles, self.clock),
         ]
 
     def status(self) -> dict[str, Any]:
@@ -151,6 +153,7 @@ class IncidentsRuntime(Component):
                 "circuits_open": sum(
                     1 for c in self.breakers.circuits.values() if c.state.value != "closed"
                 ),
+                "agents_throttled": len(self.throttles.in_force(self.clock.time())),
             }
         }
 
@@ -299,12 +302,15 @@ class IncidentsRuntime(Component):
                     f"{planned.action!r} on this node)"
                 )
             else:
+                caller = ACTION_CALLER.set(ActionCaller(planned.rule, incident.id))
                 try:
                     done = await asyncio.wait_for(action(planned.params), ACTION_TIMEOUT_S)
                     outcome, message = "ran", f"rule {planned.rule}: {done}"
                 except Exception as exc:
                     outcome = "failed"
                     message = f"rule {planned.rule}: {what} failed: {type(exc).__name__}: {exc}"
+                finally:
+                    ACTION_CALLER.reset(caller)
         self.metrics.actions.labels(planned.action, outcome).inc()
         log.log(logging.WARNING if outcome == "failed" else logging.INFO, "incident %s: %s",
                 incident.id, message)  # fmt: skip

@@ -7,10 +7,11 @@ import asyncio
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent_sre.incidents.model import Incident
+from agent_sre.incidents.throttles import PutBy
 from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
@@ -29,6 +30,14 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, receive
 CREATE TABLE IF NOT EXISTS throttles (agent_id TEXT PRIMARY KEY,
                                       requests_per_minute REAL NOT NULL, until REAL NOT NULL);
 """
+THROTTLE_COLUMNS = {
+    "since": "REAL NOT NULL DEFAULT 0",
+    "rule": "TEXT NOT NULL DEFAULT ''",
+    "incident": "TEXT NOT NULL DEFAULT ''",
+    "operator": "TEXT NOT NULL DEFAULT ''",
+}
+"""Columns added to ``throttles`` after its first release (added to an older file at open;
+its rows read as put on at 0 by nobody known)."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +52,26 @@ class Pending:
 
 @dataclass(frozen=True)
 class KeptThrottle:
-    """A throttle ``throttle_agent`` put on an agent, until ``until`` (the node's clock)."""
+    """A throttle put on an agent (by ``throttle_agent`` or by hand) at ``since``, until
+    ``until`` (the node's clock), by ``by``."""
 
     agent_id: str
     requests_per_minute: float
     until: float
+    since: float = 0.0
+    by: PutBy = field(default_factory=PutBy)
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        """As ``GET /v1/throttles`` shows it (``left_seconds`` from ``now``)."""
+        return {
+            "agent_id": self.agent_id,
+            "requests_per_minute": self.requests_per_minute,
+            "since": self.since or None,
+            "until": self.until,
+            "left_seconds": max(0.0, self.until - now),
+            "by": self.by.describe(),
+            **self.by.to_dict(),
+        }
 
 
 class IncidentStore:
@@ -68,6 +92,10 @@ class IncidentStore:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)
+        have = {row[1] for row in db.execute("PRAGMA table_info(throttles)")}
+        for column, kind in THROTTLE_COLUMNS.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE throttles ADD COLUMN {column} {kind}")
         self._db = db
         rows = db.execute("SELECT data FROM incidents ORDER BY opened_at").fetchall()
         return [Incident.from_dict(json.loads(row[0])) for row in rows]
@@ -143,9 +171,19 @@ class IncidentStore:
         with self.db:
             self.db.execute("DELETE FROM throttles WHERE until <= ?", (now,))
         rows = self.db.execute(
-            "SELECT agent_id, requests_per_minute, until FROM throttles ORDER BY agent_id"
+            "SELECT agent_id, requests_per_minute, until, since, rule, incident, operator "
+            "FROM throttles ORDER BY agent_id"
         ).fetchall()
-        return [KeptThrottle(str(r[0]), float(r[1]), float(r[2])) for r in rows]
+        return [
+            KeptThrottle(
+                str(r[0]),
+                float(r[1]),
+                float(r[2]),
+                float(r[3]),
+                PutBy(str(r[4]), str(r[5]), str(r[6])),
+            )
+            for r in rows
+        ]
 
     async def keep_throttle(self, throttle: KeptThrottle, now: float) -> None:
         """Writes ``throttle`` (replacing the agent's last one), dropping lapsed ones.
@@ -156,9 +194,17 @@ class IncidentStore:
         await self._write(
             ("DELETE FROM throttles WHERE until <= ?", (now,)),
             (
-                "INSERT OR REPLACE INTO throttles (agent_id, requests_per_minute, until) "
-                "VALUES (?,?,?)",
-                (throttle.agent_id, throttle.requests_per_minute, throttle.until),
+                "INSERT OR REPLACE INTO throttles (agent_id, requests_per_minute, until, "
+                "since, rule, incident, operator) VALUES (?,?,?,?,?,?,?)",
+                (
+                    throttle.agent_id,
+                    throttle.requests_per_minute,
+                    throttle.until,
+                    throttle.since,
+                    throttle.by.rule,
+                    throttle.by.incident,
+                    throttle.by.operator,
+                ),
             ),
         )
 

@@ -1,7 +1,11 @@
-"""Throttles automatic responses put on agents (``throttle_agent``): a proxy stage in the
-``admission`` slot that lets a throttled agent's calls through at a set rate for a while,
-and answers the rest ``agent_throttled`` (429 with Retry-After, as the cost guard's own
-rate limits do).
+"""Throttles put on agents by automatic responses (``throttle_agent``) or by hand
+(``POST /v1/throttles``): a proxy stage in the ``admission`` slot that lets a throttled
+agent's calls through at a set rate for a while, and answers the rest ``agent_throttled``
+(429 with Retry-After, as the cost guard's own rate limits do).
+
+Every throttle put on or lifted is logged with who did it (a rule of an incident, or an
+operator) and published on the bus: ``agent_throttle`` from source ``incidents``, firing
+when put on, resolved when lifted (severity info).
 
 Each throttle is also written to a :class:`ThrottleKeeper` (the incidents engine's SQLite
 file), so a restart or a crash does not free a runaway agent: :meth:`ThrottleStage.restore`
@@ -13,10 +17,14 @@ agent and from the file at the next start or write.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from agent_sre.cost.ratelimit import TokenBucket
+from agent_sre.incidents.throttles import DEFAULT_FOR, DEFAULT_RPM, PutBy
+from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre.units import parse_duration
+from agent_sre_daemon.component import ACTION_CALLER
 from agent_sre_daemon.errors import proxy_error
 from agent_sre_daemon.incidents.store import KeptThrottle
 from agent_sre_daemon.stores.errors import StorageError
@@ -29,11 +37,12 @@ if TYPE_CHECKING:
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.proxy.call import Call
     from agent_sre_daemon.proxy.stage import StageSlot
+    from agent_sre_daemon.signals import SignalBus
 
 log = logging.getLogger("agent_sre.incidents")
 
-DEFAULT_RPM = 6.0
-DEFAULT_FOR = 600.0
+SIGNAL_TYPE = "agent_throttle"
+SIGNAL_SOURCE = "incidents"
 
 
 class ThrottleKeeper(Protocol):
@@ -48,36 +57,65 @@ class ThrottleKeeper(Protocol):
         ...
 
 
+@dataclass
+class Held:
+    """A throttle in force: its pace (a bucket of one call) and what is kept of it."""
+
+    bucket: TokenBucket
+    throttle: KeptThrottle
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What putting on or lifting a throttle did.
+
+    Attributes:
+        throttle: the throttle put on, or the one lifted (None: there was none).
+        unsaved: why the change could not be written to the keeper ("" when it was): a
+            throttle put on holds until the next restart only; one lifted comes back at the
+            next restart until it lapses.
+    """
+
+    throttle: KeptThrottle | None
+    unsaved: str = ""
+
+
 class ThrottleStage:
     name = "throttle"
     slot: StageSlot = "admission"
 
-    def __init__(self, clock: Clock, keeper: ThrottleKeeper | None = None) -> None:
+    def __init__(
+        self, clock: Clock, keeper: ThrottleKeeper | None = None, bus: SignalBus | None = None
+    ) -> None:
         self.clock = clock
         self.keeper = keeper
         """None: throttles live in memory only."""
-        self.throttled: dict[str, tuple[TokenBucket, float, float]] = {}
-        """agent id -> (bucket, requests per minute, until)"""
+        self.bus = bus
+        """None: changes are logged, not published."""
+        self.throttled: dict[str, Held] = {}
+        """agent id -> the throttle in force"""
 
     # hot path: per proxied call
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         if not self.throttled:
             return None
         agent = call.identity.agent_id
-        entry = self.throttled.get(agent)
-        if entry is None:
+        held = self.throttled.get(agent)
+        if held is None:
             return None
-        bucket, rpm, until = entry
         now = self.clock.time()
-        if now >= until:
+        throttle = held.throttle
+        if now >= throttle.until:
             del self.throttled[agent]
             return None
-        wait = bucket.wait_for(1.0, now)
+        wait = held.bucket.wait_for(1.0, now)
         if wait > 0:
-            message = f"agent {agent!r} is throttled to {rpm:g} requests a minute by a rule"
+            rpm = throttle.requests_per_minute
+            by = "an operator" if throttle.by.operator else "a rule"
+            message = f"agent {agent!r} is throttled to {rpm:g} requests a minute by {by}"
             call.fail("agent_throttled", message)
             return proxy_error(call.route.config.api, "agent_throttled", message, wait)
-        bucket.take(1.0, now)
+        held.bucket.take(1.0, now)
         return None
 
     async def on_response(self, call: Call) -> None:
@@ -91,11 +129,110 @@ class ThrottleStage:
         for throttle in kept:
             if throttle.until <= now or throttle.requests_per_minute <= 0:
                 continue
-            rpm = throttle.requests_per_minute
-            bucket = TokenBucket(rate=rpm / 60.0, capacity=1.0, level=0.0, updated=now)
-            self.throttled[throttle.agent_id] = (bucket, rpm, throttle.until)
+            rate = throttle.requests_per_minute / 60.0
+            bucket = TokenBucket(rate=rate, capacity=1.0, level=0.0, updated=now)
+            self.throttled[throttle.agent_id] = Held(bucket, throttle)
             restored += 1
         return restored
+
+    def in_force(self, now: float) -> list[KeptThrottle]:
+        """Every throttle in force at ``now``, by agent id (lapsed ones are dropped)."""
+        for agent in [a for a, held in self.throttled.items() if held.throttle.until <= now]:
+            del self.throttled[agent]
+        return [self.throttled[agent].throttle for agent in sorted(self.throttled)]
+
+    async def put(self, agent: str, rpm: float, lasting: float, by: PutBy) -> Outcome:
+        """Throttles ``agent`` to ``rpm`` requests a minute for ``lasting`` seconds (replacing
+        a throttle it had), at once; logs it with who did it and publishes it. When it cannot
+        be written to the keeper it holds in memory only, and the outcome and the log say so.
+        """
+        now = self.clock.time()
+        throttle = KeptThrottle(agent, rpm, now + lasting, now, by)
+        # a burst of one: the agent gets its first call, then the set pace
+        self.throttled[agent] = Held(TokenBucket(rate=rpm / 60.0, capacity=1.0), throttle)
+        unsaved = ""
+        if self.keeper is not None:
+            try:
+                await self.keeper.keep_throttle(throttle, now)
+            except StorageError as exc:
+                unsaved = str(exc)
+                log.error("throttle of agent %s not saved (a restart lifts it): %s", agent, exc)
+        log.info(
+            "agent %s throttled to %g requests a minute for %gs by %s",
+            agent, rpm, lasting, by.describe(),
+        )  # fmt: skip
+        self._publish(
+            throttle,
+            SignalState.FIRING,
+            f"agent {agent} throttled to {rpm:g} requests a minute for {lasting:g}s "
+            f"by {by.describe()}",
+            by,
+            unsaved,
+            now,
+        )
+        return Outcome(throttle, unsaved)
+
+    async def lift(self, agent: str, by: PutBy) -> Outcome:
+        """Lifts the throttle of ``agent`` (none in force: ``Outcome(None)``, and nothing is
+        published); logs it with who did it and publishes it."""
+        now = self.clock.time()
+        held = self.throttled.pop(agent, None)
+        lifted = held.throttle if held is not None and held.throttle.until > now else None
+        unsaved = ""
+        if self.keeper is not None:
+            try:
+                await self.keeper.drop_throttle(agent)
+            except StorageError as exc:
+                unsaved = str(exc)
+                log.error(
+                    "throttle of agent %s still saved (a restart puts it back): %s", agent, exc
+                )
+        if lifted is None:
+            return Outcome(None, unsaved)
+        log.info("throttle of agent %s lifted by %s", agent, by.describe())
+        self._publish(
+            lifted,
+            SignalState.RESOLVED,
+            f"throttle of agent {agent} lifted by {by.describe()}",
+            by,
+            unsaved,
+            now,
+        )
+        return Outcome(lifted, unsaved)
+
+    def _publish(
+        self,
+        throttle: KeptThrottle,
+        state: SignalState,
+        message: str,
+        by: PutBy,
+        unsaved: str,
+        now: float,
+    ) -> None:
+        if self.bus is None:
+            return
+        self.bus.publish(
+            Signal(
+                type=SIGNAL_TYPE,
+                source=SIGNAL_SOURCE,
+                severity=Severity.INFO,
+                at=now,
+                message=message,
+                labels={"agent_id": throttle.agent_id},
+                state=state,
+                value=throttle.requests_per_minute,
+                details={
+                    "requests_per_minute": throttle.requests_per_minute,
+                    "since": throttle.since,
+                    "until": throttle.until,
+                    "by": by.describe(),
+                    **by.to_dict(),
+                    "saved": not unsaved,
+                },
+            )
+        )
+
+    # -- the actions ----------------------------------------------------------------------
 
     async def throttle(self, params: Mapping[str, str]) -> str:
         """``throttle_agent``: ``agent_id``, ``requests_per_minute`` (6), ``for`` (10m).
@@ -115,18 +252,10 @@ class ThrottleStage:
             lasting = float(given)
         except ValueError:
             lasting = parse_duration(given)
-        now = self.clock.time()
-        until = now + lasting
-        # a burst of one: the agent gets its first call, then the set pace
-        self.throttled[agent] = (TokenBucket(rate=rpm / 60.0, capacity=1.0), rpm, until)
+        outcome = await self.put(agent, rpm, lasting, _caller())
         done = f"agent {agent} throttled to {rpm:g} requests a minute for {lasting:g}s"
-        if self.keeper is None:
-            return done
-        try:
-            await self.keeper.keep_throttle(KeptThrottle(agent, rpm, until), now)
-        except StorageError as exc:
-            log.error("throttle of agent %s not saved (a restart lifts it): %s", agent, exc)
-            return f"{done}; not saved, a restart lifts it: {exc}"
+        if outcome.unsaved:
+            return f"{done}; not saved, a restart lifts it: {outcome.unsaved}"
         return done
 
     async def unthrottle(self, params: Mapping[str, str]) -> str:
@@ -136,13 +265,17 @@ class ThrottleStage:
             KeyError: no ``agent_id``.
         """
         agent = params["agent_id"]
-        was = self.throttled.pop(agent, None) is not None
+        outcome = await self.lift(agent, _caller())
+        was = outcome.throttle is not None
         done = f"agent {agent} no longer throttled" if was else f"agent {agent} was not throttled"
-        if self.keeper is None:
-            return done
-        try:
-            await self.keeper.drop_throttle(agent)
-        except StorageError as exc:
-            log.error("throttle of agent %s still saved (a restart puts it back): %s", agent, exc)
-            return f"{done}; still saved, a restart puts it back until it lapses: {exc}"
+        if outcome.unsaved:
+            return f"{done}; still saved, a restart puts it back until it lapses: {outcome.unsaved}"
         return done
+
+
+def _caller() -> PutBy:
+    """Who runs the action: the rule and incident the incidents engine set, else unknown."""
+    caller = ACTION_CALLER.get()
+    if caller is None:
+        return PutBy()
+    return PutBy(rule=caller.rule, incident=caller.incident)

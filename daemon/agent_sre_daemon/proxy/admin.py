@@ -1,10 +1,11 @@
-"""The proxy's part of the admin API: budgets, agents, and the kill switch.
+"""The proxy's part of the admin API: budgets, agents, the blocked ones, and the kill switch.
 
 The admin server checks the bearer token of every non-GET request before calling these.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -16,11 +17,14 @@ if TYPE_CHECKING:
     from agent_sre_daemon.proxy.gate import BudgetGate
     from agent_sre_daemon.signals import SignalBus
 
+log = logging.getLogger("agent_sre.proxy")
+
 RECENT_SIGNALS = 50
 
 
 def admin_routes(gate: BudgetGate, bus: SignalBus, clock: Clock) -> list[web.RouteDef]:
-    """``GET /v1/budgets``, ``GET /v1/agents``, ``POST /v1/agents/{id}/block|unblock``."""
+    """``GET /v1/budgets``, ``GET /v1/agents``, ``GET /v1/agents/blocked``,
+    ``POST /v1/agents/{id}/block|unblock``."""
 
     async def budgets(request: web.Request) -> web.Response:
         signals = [
@@ -45,6 +49,13 @@ def admin_routes(gate: BudgetGate, bus: SignalBus, clock: Clock) -> list[web.Rou
     async def agents(request: web.Request) -> web.Response:
         return web.json_response({"agents": gate.agents()})
 
+    async def blocked(request: web.Request) -> web.Response:
+        # read from the store now: with the Redis ledger, blocks set through any daemon of
+        # the fleet (the last known ones while Redis is unreachable)
+        await gate.refresh_blocks()
+        rows = [{"agent_id": a, "reason": r} for a, r in sorted(gate.blocked().items())]
+        return web.json_response({"store": gate.config.store, "blocked": rows})
+
     async def block(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent_id"]
         reason = "blocked by an operator"
@@ -56,16 +67,20 @@ def admin_routes(gate: BudgetGate, bus: SignalBus, clock: Clock) -> list[web.Rou
             if isinstance(body, dict) and isinstance(body.get("reason"), str):
                 reason = body["reason"]
         await gate.block(agent_id, reason)
+        log.info("agent %s blocked by an operator from %s: %s", agent_id, request.remote, reason)
         return web.json_response({"agent_id": agent_id, "blocked": True, "reason": reason})
 
     async def unblock(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent_id"]
         was = await gate.unblock(agent_id)
+        log.info("agent %s unblocked by an operator from %s (was blocked: %s)", agent_id,
+                 request.remote, was)  # fmt: skip
         return web.json_response({"agent_id": agent_id, "blocked": False, "was_blocked": was})
 
     return [
         web.get("/v1/budgets", budgets),
         web.get("/v1/agents", agents),
+        web.get("/v1/agents/blocked", blocked),
         web.post("/v1/agents/{agent_id}/block", block),
         web.post("/v1/agents/{agent_id}/unblock", unblock),
     ]

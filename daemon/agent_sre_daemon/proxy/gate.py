@@ -283,6 +283,10 @@ class BudgetGate:
         await self.store.set_blocked(agent_id, None)
         return known
 
+    def blocked(self) -> dict[str, str]:
+        """The agents blocked (kill switch) with the reason of each, as last read."""
+        return dict(self._guard.blocked)
+
     def agents(self) -> list[dict[str, Any]]:
         """Every agent seen or blocked, for ``GET /v1/agents``."""
         blocked = self._guard.blocked

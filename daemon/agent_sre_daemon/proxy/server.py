@@ -288,7 +288,8 @@ class ProxyServer(Component):
         return f"agent {agent_id} unblocked" if was else f"agent {agent_id} was not blocked"
 
     def admin_routes(self) -> list[web.RouteDef]:
-        """``GET /v1/budgets``, ``GET /v1/agents``, ``POST /v1/agents/{id}/block|unblock``."""
+        """``GET /v1/budgets``, ``GET /v1/agents[/blocked]``,
+        ``POST /v1/agents/{id}/block|unblock``."""
         return admin_routes(self.gate, self.context.bus, self.clock)
 
     # -- a call -------------------------------------------------------------------------

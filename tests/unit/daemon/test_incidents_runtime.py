@@ -147,7 +147,9 @@ async def test_reload_swaps_rules_receivers_and_breakers(tmp_path: Path) -> None
         assert [r.name for r in engine.rules.rules] == ["r"]
         assert list(engine.notifier.receivers) == ["s"]
         assert [s.name for s in engine.breakers.specs] == ["b"]
-        assert engine.status() == {"incidents": {"open": 0, "circuits_open": 0}}
+        assert engine.status() == {
+            "incidents": {"open": 0, "circuits_open": 0, "agents_throttled": 0}
+        }
     finally:
         await engine.stop(engine.clock.monotonic() + 5)
 

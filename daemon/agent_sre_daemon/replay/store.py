@@ -1,7 +1,8 @@
 """The trace buffer's store: accepted requests in segment files, an index in SQLite.
 
 A request is stored once, as it was accepted: its bytes are appended to the current segment
-file (``<store>.segments/NNNNNNNN.seg``; written once, never rewritten in place) and a
+file (``<store>.segments/NNNNNNNN.seg``; written once, never rewritten: only an all-dead
+current segment is emptied) and a
 ``batches`` row says where. Each trace has one index row (its summary and the list of
 requests that carry it); a trace is read back by filtering its spans out of those requests.
 Captured calls are rows of their own.

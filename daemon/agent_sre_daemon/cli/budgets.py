@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from agent_sre_daemon.cli import exits, output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option, show_get
 
 if TYPE_CHECKING:
     import argparse
@@ -46,27 +46,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/budgets")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, budgets_table)
+    return show_get(args, budgets_table, "/v1/budgets")
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/agents")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, agents_table)
+    return show_get(args, agents_table, "/v1/agents")
 
 
 def cmd_blocked(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/agents/blocked")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, blocked_table)
+    return show_get(args, blocked_table, "/v1/agents/blocked")
 
 
 def cmd_kill_switch(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.table import Table
 
 from agent_sre_daemon.cli import exits, output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option, show_get
 
 if TYPE_CHECKING:
     import argparse
@@ -49,11 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/chaos")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, experiments_table)
+    return show_get(args, experiments_table, "/v1/chaos")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

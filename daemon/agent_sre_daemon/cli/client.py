@@ -18,10 +18,13 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.units import parse_duration
+from agent_sre_daemon.cli import output
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    from rich.console import RenderableType
 
 ADMIN_ENV = "AGENT_SRE_ADMIN"
 TOKEN_ENV = "AGENT_SRE_ADMIN_TOKEN"
@@ -147,6 +150,21 @@ class AdminClient:
             raise AdminError(f"{path}: {message}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             raise AdminError(f"cannot reach the admin API at {self.address}: {exc}") from None
+
+
+def show_get(
+    args: argparse.Namespace,
+    render: Callable[[Any], RenderableType],
+    path: str,
+    query: Mapping[str, str] | None = None,
+) -> int:
+    """GETs ``path`` from the admin API the command names and prints it (``--json``, else
+    ``render``); returns the exit code (an API failure printed as its message)."""
+    try:
+        data = AdminClient.from_args(args).get(path, query)
+    except AdminError as exc:
+        return output.fail(exc)
+    return output.show(args, data, render)
 
 
 def get_json(admin: str, path: str) -> Any:

@@ -13,7 +13,7 @@ from rich.table import Table
 from agent_sre.incidents.model import Incident
 from agent_sre.incidents.postmortem import postmortem
 from agent_sre_daemon.cli import exits, output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option, show_get
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
@@ -57,19 +57,11 @@ def _path(incident_id: str, tail: str = "") -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/incidents", {"state": args.state})
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, incidents_table)
+    return show_get(args, incidents_table, "/v1/incidents", {"state": args.state})
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get(_path(args.incident_id))
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, incident_table)
+    return show_get(args, incident_table, _path(args.incident_id))
 
 
 def cmd_change(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from agent_sre_daemon.cli.client import (
     AdminError,
     add_admin_option,
     add_since_option,
+    show_get,
     since_param,
 )
 
@@ -101,11 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.errors:
         query["status"] = "error"
     query["since"] = since_param(args)
-    try:
-        data = AdminClient.from_args(args).get("/v1/traces", query)
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, traces_table)
+    return show_get(args, traces_table, "/v1/traces", query)
 
 
 def traces_table(data: Any) -> Table:
@@ -141,11 +138,7 @@ def traces_table(data: Any) -> Table:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get(f"/v1/traces/{args.trace_id}/spans")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, span_tree)
+    return show_get(args, span_tree, f"/v1/traces/{args.trace_id}/spans")
 
 
 def span_tree(data: Any) -> Tree:

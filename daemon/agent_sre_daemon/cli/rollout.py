@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from agent_sre_daemon.cli import exits, output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option, show_get
 
 if TYPE_CHECKING:
     import argparse
@@ -49,19 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/rollouts")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, list_table)
+    return show_get(args, list_table, "/v1/rollouts")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get(f"/v1/rollouts/{_quoted(args.name)}")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, status_table)
+    return show_get(args, status_table, f"/v1/rollouts/{_quoted(args.name)}")
 
 
 def cmd_operate(args: argparse.Namespace) -> int:

@@ -10,10 +10,9 @@ from rich.table import Table
 
 from agent_sre_daemon.cli import output
 from agent_sre_daemon.cli.client import (
-    AdminClient,
-    AdminError,
     add_admin_option,
     add_since_option,
+    show_get,
     since_param,
 )
 
@@ -38,11 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_signals(args: argparse.Namespace) -> int:
     query = {"type": args.type, "source": args.source}
     query["since"] = since_param(args)
-    try:
-        data = AdminClient.from_args(args).get("/v1/signals", query)
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, signals_table)
+    return show_get(args, signals_table, "/v1/signals", query)
 
 
 def signals_table(data: Any) -> Table:

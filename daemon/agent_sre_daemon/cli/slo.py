@@ -14,7 +14,7 @@ from agent_sre.slo.compare import compare_slo_sets
 from agent_sre.slo.rules import generate_prometheus_rules, rules_yaml
 from agent_sre.slo.spec import slo_set_problems
 from agent_sre_daemon.cli import exits, output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option, show_get
 
 if TYPE_CHECKING:
     import argparse
@@ -117,11 +117,7 @@ def cmd_rules_prometheus(args: argparse.Namespace) -> int:
 
 
 def cmd_slo_list(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/slos")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, slo_table)
+    return show_get(args, slo_table, "/v1/slos")
 
 
 def cmd_slo_show(args: argparse.Namespace) -> int:

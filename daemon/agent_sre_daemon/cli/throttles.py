@@ -17,7 +17,13 @@ from rich.table import Table
 from agent_sre.incidents.throttles import DEFAULT_FOR, DEFAULT_RPM
 from agent_sre.units import format_duration
 from agent_sre_daemon.cli import exits, output
-from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option, seconds_ago
+from agent_sre_daemon.cli.client import (
+    AdminClient,
+    AdminError,
+    add_admin_option,
+    seconds_ago,
+    show_get,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,11 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    try:
-        data = AdminClient.from_args(args).get("/v1/throttles")
-    except AdminError as exc:
-        return output.fail(exc)
-    return output.show(args, data, throttles_table)
+    return show_get(args, throttles_table, "/v1/throttles")
 
 
 def cmd_put(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 A request is stored once, as it was accepted: its bytes are appended to the current segment
 file (``<store>.segments/NNNNNNNN.seg``; written once, never rewritten: only an all-dead
-current segment is emptied) and a ``batches`` row says where. Each trace has one index row (its summary and the list of
-requests that carry it); a trace is read back by filtering its spans out of those requests.
+current segment is emptied) and a ``batches`` row says where. Each trace has one index row
+(its summary and the list of requests that carry it); a trace is read back by filtering its
+spans out of those requests.
 Captured calls are rows of their own.
 
 Eviction drops whole traces, oldest first, ordinary ones before interesting ones; a request

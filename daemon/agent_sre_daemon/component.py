@@ -9,6 +9,8 @@ observers, proxy stages, status; what it needs it takes from the :class:`NodeCon
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -198,3 +200,13 @@ class Component:
     def status(self) -> dict[str, Any]:
         """Its part of ``GET /v1/status`` (top-level keys)."""
         return {}
+
+
+async def cancel_tasks(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancels the tasks (None: none) and waits until each has ended."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -9,7 +9,6 @@ a running experiment as interrupted, and a restart never resumes one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -31,7 +30,7 @@ from agent_sre_daemon.chaos.admin import admin_routes
 from agent_sre_daemon.chaos.metrics import ChaosMetrics
 from agent_sre_daemon.chaos.stage import ChaosStage
 from agent_sre_daemon.chaos.store import RunStore
-from agent_sre_daemon.component import Component, Prepared
+from agent_sre_daemon.component import Component, Prepared, cancel_tasks
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -142,11 +141,8 @@ class ChaosRuntime(Component):
         return {}
 
     async def stop(self, deadline: float) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_tasks(self._task)
+        self._task = None
         now = self.clock.time()
         for experiment in self.experiments.values():
             run = experiment.run

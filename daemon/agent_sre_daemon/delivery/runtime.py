@@ -25,7 +25,7 @@ from agent_sre.delivery.rollout import (
 )
 from agent_sre.delivery.spec import RolloutSpec, spec_problem
 from agent_sre.signals import Severity, Signal
-from agent_sre_daemon.component import Component, Prepared, ReloadError
+from agent_sre_daemon.component import Component, Prepared, ReloadError, cancel_tasks
 from agent_sre_daemon.delivery import store
 from agent_sre_daemon.delivery.admin import admin_routes
 from agent_sre_daemon.delivery.metrics import DeliveryMetrics
@@ -98,11 +98,8 @@ class DeliveryRuntime(Component):
         return {}
 
     async def stop(self, deadline: float) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_tasks(self._task)
+        self._task = None
         await self.shadow.close(deadline)
         self.save()
         if self._samples_writing is not None:

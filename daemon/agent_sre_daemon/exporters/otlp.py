@@ -13,7 +13,6 @@ per retry); ``items_dropped`` fires for every drop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from tenacity import (
 
 from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.component import cancel_tasks
 from agent_sre_daemon.errors import RETRYABLE_GRPC_CODES
 from agent_sre_daemon.stores.errors import StorageError
 
@@ -174,11 +174,7 @@ class OtlpForwarder:
 
     async def stop(self) -> None:
         """Cancels the senders (whatever is unsent stays on disk) and closes the channel."""
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(*self._workers)
         self._workers = []
         if self._channel is not None:
             await self._channel.close(None)

@@ -5,7 +5,6 @@ notifications from a durable outbox, and serves ``/v1/incidents``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,7 +16,13 @@ from agent_sre.incidents.model import IncidentState
 from agent_sre.incidents.postmortem import postmortem
 from agent_sre.incidents.rules import RuleBook
 from agent_sre.signals import Severity, Signal, SignalState
-from agent_sre_daemon.component import ACTION_CALLER, ActionCaller, Component, Prepared
+from agent_sre_daemon.component import (
+    ACTION_CALLER,
+    ActionCaller,
+    Component,
+    Prepared,
+    cancel_tasks,
+)
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.incidents.breaker import CircuitBreakerStage
 from agent_sre_daemon.incidents.metrics import IncidentMetrics
@@ -100,11 +105,7 @@ class IncidentsRuntime(Component):
         return {}
 
     async def stop(self, deadline: float) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(*self._tasks)
         self._tasks.clear()
         if self._subscription is not None:
             # what was published before the stop still counts

@@ -25,7 +25,7 @@ from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.gateway.providers import plan_call
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon import http_site
-from agent_sre_daemon.component import Component, Prepared, ReloadError
+from agent_sre_daemon.component import Component, Prepared, ReloadError, cancel_tasks
 from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, proxy_error
 from agent_sre_daemon.http_site import PARSE_OFF_LOOP_BYTES, GuardedSite, runner_kwargs
 from agent_sre_daemon.proxy.admin import admin_routes
@@ -185,11 +185,8 @@ class ProxyServer(Component):
         clock = self.clock
         if deadline is None:
             deadline = clock.monotonic() + DRAIN_SECONDS
-        if self._blocks_task is not None:
-            self._blocks_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._blocks_task
-            self._blocks_task = None
+        await cancel_tasks(self._blocks_task)
+        self._blocks_task = None
         if self._site is not None:
             with contextlib.suppress(RuntimeError):  # a site that never bound
                 await self._site.stop()  # no new connections

@@ -4,7 +4,6 @@ in ``state_dir``, exposed on ``/metrics`` and the admin API; status changes are 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ from aiohttp import web
 
 from agent_sre.slo.buckets import SnapshotError
 from agent_sre.slo.engine import SLOEngine
-from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec
+from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec, cancel_tasks
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.slo.metrics import SLOMetrics
 
@@ -66,11 +65,8 @@ class SLORuntime(Component):
         return {}
 
     async def stop(self, deadline: float) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_tasks(self._task)
+        self._task = None
         self.evaluate()
         self.save()
 

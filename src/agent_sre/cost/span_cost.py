@@ -21,20 +21,7 @@ if TYPE_CHECKING:
     from agent_sre.tracing.view import AgentSpan
 
 PRICING_KEYS: frozenset[str] = frozenset(
-    {
-        c.GEN_AI_PROVIDER_NAME,
-        c.GEN_AI_SYSTEM,
-        c.GEN_AI_REQUEST_MODEL,
-        c.GEN_AI_RESPONSE_MODEL,
-        c.LLM_MODEL_NAME,
-        c.GEN_AI_USAGE_INPUT_TOKENS,
-        c.GEN_AI_USAGE_OUTPUT_TOKENS,
-        c.GEN_AI_USAGE_PROMPT_TOKENS,
-        c.GEN_AI_USAGE_COMPLETION_TOKENS,
-        c.LLM_TOKEN_COUNT_PROMPT,
-        c.LLM_TOKEN_COUNT_COMPLETION,
-        c.AGENT_SRE_COST_USD,
-    }
+    {c.GEN_AI_PROVIDER_NAME, c.GEN_AI_SYSTEM, *c.MODEL_KEYS, *c.USAGE_KEYS, c.AGENT_SRE_COST_USD}
 )
 """What pricing reads from a span."""
 

@@ -61,6 +61,18 @@ LLM_TOKEN_COUNT_COMPLETION = "llm.token_count.completion"
 TOOL_NAME = "tool.name"
 """OpenInference: the name of the tool a TOOL span called."""
 
+MODEL_KEYS: tuple[str, ...] = (GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, LLM_MODEL_NAME)
+"""Where a span names its model, by every convention."""
+USAGE_KEYS: tuple[str, ...] = (
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_PROMPT_TOKENS,
+    GEN_AI_USAGE_COMPLETION_TOKENS,
+    LLM_TOKEN_COUNT_PROMPT,
+    LLM_TOKEN_COUNT_COMPLETION,
+)
+"""Where a span counts its tokens, by every convention."""
+
 # Attributes the daemon adds (prefix ``agent_sre.``).
 AGENT_SRE_NODE = "agent_sre.node"
 AGENT_SRE_COST_USD = "agent_sre.cost_usd"

@@ -145,15 +145,8 @@ def _mark(
 LINK_KEYS: frozenset[str] = frozenset(
     {
         c.GEN_AI_RESPONSE_ID,
-        c.GEN_AI_REQUEST_MODEL,
-        c.GEN_AI_RESPONSE_MODEL,
-        c.LLM_MODEL_NAME,
-        c.GEN_AI_USAGE_INPUT_TOKENS,
-        c.GEN_AI_USAGE_OUTPUT_TOKENS,
-        c.GEN_AI_USAGE_PROMPT_TOKENS,
-        c.GEN_AI_USAGE_COMPLETION_TOKENS,
-        c.LLM_TOKEN_COUNT_PROMPT,
-        c.LLM_TOKEN_COUNT_COMPLETION,
+        *c.MODEL_KEYS,
+        *c.USAGE_KEYS,
         c.AGENT_SRE_COST_USD,
         c.AGENT_SRE_ROLE,
         c.AGENT_SRE_PROXY_ROUTE,

@@ -102,9 +102,7 @@ class AgentSpan:
 
     @property
     def model(self) -> str | None:
-        return _first_str(
-            self.attrs, c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME
-        )
+        return _first_str(self.attrs, *c.MODEL_KEYS)
 
     @property
     def provider(self) -> str | None:

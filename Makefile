@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/ingest.py --replay-only
 	$(BIN)/python bench/replay_buffer.py
+	$(BIN)/python bench/replay_threads.py
 	$(BIN)/python bench/durable_queue.py
 	$(BIN)/python bench/slo.py
 	$(BIN)/python bench/proxy.py

@@ -532,7 +532,13 @@ class TraceStore:
                         if len(body) == size:  # short: the machine lost it before a sync
                             bodies[seq] = body
                         else:
-                            log.warning("trace buffer: request %d is cut short on disk", seq)
+                            log.warning(
+                                "trace buffer: request %d in %s is cut short (%d of %d bytes)",
+                                seq,
+                                source.name,
+                                len(body),
+                                size,
+                            )
             except FileNotFoundError:
                 log.warning("trace buffer: segment file %d is missing", seg)
         return [bodies[seq] for seq in sorted(bodies)]

@@ -10,6 +10,7 @@ kept because they mattered (errors, faults, refusals, bad SLO events, incidents)
 
 from __future__ import annotations
 
+from agent_sre.digest import EventDigest
 from agent_sre.signals import Severity, Signal, SignalState
 
 SOURCE = "replay"
@@ -26,17 +27,12 @@ class MismatchDigest:
     """
 
     def __init__(self, interval: float = MISMATCH_INTERVAL) -> None:
-        self._interval = interval
-        self._last: dict[str, tuple[float, int]] = {}
-        """session id -> (time of the last signal, refusals counted since)."""
+        self._digest: EventDigest[str] = EventDigest(interval)
 
     def refused(self, session_id: str, trace_id: str, message: str, now: float) -> Signal | None:
-        last = self._last.get(session_id)
-        if last is not None and now - last[0] < self._interval:
-            self._last[session_id] = (last[0], last[1] + 1)
+        count = self._digest.due(session_id, now)
+        if count is None:
             return None
-        count = 1 + (last[1] if last is not None else 0)
-        self._last[session_id] = (now, 0)
         calls = "1 call" if count == 1 else f"{count} calls"
         return Signal(
             type="replay_mismatch",
@@ -50,7 +46,7 @@ class MismatchDigest:
         )
 
     def forget(self, session_id: str) -> None:
-        self._last.pop(session_id, None)
+        self._digest.forget(session_id)
 
 
 class StoreHealth:

@@ -30,4 +30,4 @@ def test_tracked_pairs_are_bounded() -> None:
     digest = RefusalDigest(interval=60.0, max_tracked=3)
     for index in range(10):
         assert digest.refused(f"agent-{index}", DENIAL, float(index)) is not None
-    assert len(digest._last) <= 3
+    assert len(digest) <= 3

@@ -31,8 +31,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def fill(disk: Path) -> Path:
-    """Writes a file until the disk refuses; returns it (unlink it to free the space)."""
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Writes a file until the disk refuses, then gives ``leave`` bytes back; returns it
+    (unlink it to free the space)."""
     filler = disk / "filler"
     with filler.open("wb") as out:
         try:
@@ -41,4 +42,7 @@ def fill(disk: Path) -> Path:
                 out.flush()
         except OSError:
             pass
+    if leave:
+        with filler.open("r+b") as out:
+            out.truncate(max(0, filler.stat().st_size - leave))
     return filler

@@ -23,6 +23,7 @@ import collections
 import contextlib
 import json
 import logging
+import shutil
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -88,6 +89,11 @@ _SUMMARY = (
     " cost_usd, bytes, (SELECT count(*) FROM exchanges e WHERE e.trace_id = traces.trace_id)"
     " FROM traces"
 )
+
+FREE_SHARE = 0.10
+FREE_MAX = 1024 * 1024 * 1024
+"""The buffer shrinks below ``max_size_mib`` rather than leave its file system less free
+room than a tenth of it (at most 1 GiB)."""
 
 MIN_SEGMENT = 64 * 1024
 MAX_SEGMENT = 16 * 1024 * 1024
@@ -370,7 +376,8 @@ class TraceStore:
             )
         ]
         dropped = self._drop(expired)
-        target = int(limits.max_bytes * 0.9)
+        cap = self._cap()
+        target = int(cap * 0.9)
         for interesting in (False, True):
             while self.live_bytes > target:
                 rows = db.execute(
@@ -390,7 +397,7 @@ class TraceStore:
                 dropped += gone
                 if interesting:
                     self.evicted_interesting += gone
-        self._reclaim()
+        self._reclaim(cap)
         return dropped
 
     def _drop(self, trace_ids: list[str]) -> int:
@@ -398,9 +405,28 @@ class TraceStore:
         if not trace_ids:
             return 0
         db = self._db
+        db.execute("BEGIN")
+        try:
+            captured, gone = self._drop_rows(trace_ids)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")  # a full disk: the rows stay, to go another time
+            raise
+        requests = 0
+        for _, seg, size in gone:
+            self._live[seg] -= size
+            requests += size
+        self.size_bytes -= captured
+        self.live_bytes -= captured + requests
+        self.evicted_traces += len(trace_ids)
+        return len(trace_ids)
+
+    def _drop_rows(self, trace_ids: list[str]) -> tuple[int, list[tuple[int, int, int]]]:
+        """The deletes of :meth:`_drop`: the captured bytes and the requests that went."""
+        db = self._db
         released: collections.Counter[int] = collections.Counter()
         captured = 0
-        db.execute("BEGIN")
         for trace_id in trace_ids:
             row = db.execute("SELECT seqs FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
             if row is not None and row[0]:
@@ -425,37 +451,47 @@ class TraceStore:
                 chunk,
             ).fetchall()
         db.executemany("DELETE FROM batches WHERE seq = ?", [(seq,) for seq, _, _ in gone])
-        db.execute("COMMIT")
-        requests = 0
-        for _, seg, size in gone:
-            self._live[seg] -= size
-            requests += size
-        self.size_bytes -= captured
-        self.live_bytes -= captured + requests
-        self.evicted_traces += len(trace_ids)
-        return len(trace_ids)
+        return captured, gone
 
-    def _reclaim(self) -> None:
-        """Deletes segments no kept trace needs; copies the live requests of one mostly
-        dead (or, over the cap, any but the current one) forward first, oldest first."""
+    def _cap(self) -> int:
+        """The size cap, lowered while the file system is short of room: the buffer leaves
+        :data:`FREE_SHARE` of it (at most :data:`FREE_MAX` bytes) to the durable queue and
+        the other stores of ``state_dir``, which it must never crowd out."""
+        try:
+            usage = shutil.disk_usage(self.segments_dir)
+        except OSError:
+            return self.limits.max_bytes
+        reserve = min(FREE_MAX, int(usage.total * FREE_SHARE))
+        return max(0, min(self.limits.max_bytes, self.size_bytes + usage.free - reserve))
+
+    def _reclaim(self, cap: int) -> None:
+        """Deletes segments no kept trace needs (first: that frees room with no copying);
+        then copies the live requests of one mostly dead (or, over ``cap``, any but the
+        current one) forward, oldest first, and deletes it."""
         live = self._live
         if not live.get(self._seg) and self._sizes[self._seg] and self._out is not None:
             self._out.truncate(0)  # the current segment is all dead: start it again
             self.size_bytes -= self._sizes[self._seg]
             self._sizes[self._seg] = 0
-        over = self.size_bytes > self.limits.max_bytes
-        if over and self._sizes[self._seg] > live.get(self._seg, 0):
+        for seg in [s for s in self._sizes if s != self._seg and not live.get(s)]:
+            self._delete_segment(seg)
+        if self.size_bytes > cap and self._sizes[self._seg] > live.get(self._seg, 0):
             self._rotate()  # its dead bytes are in the way: seal it so it can be compacted
         for seg in sorted(s for s in self._sizes if s != self._seg):
-            needed = live.get(seg, 0)
-            mostly_live = needed * 2 >= self._sizes[seg]
-            if needed and mostly_live and self.size_bytes <= self.limits.max_bytes:
-                continue
-            if needed:
+            if live.get(seg, 0) * 2 >= self._sizes[seg] and self.size_bytes <= cap:
+                continue  # mostly live, and room enough
+            try:
                 self._copy_forward(seg)
-            self._segment_path(seg).unlink(missing_ok=True)
-            self.size_bytes -= self._sizes.pop(seg)
-            live.pop(seg, None)
+            except OSError as exc:  # a full disk: what was copied is dead; try next pass
+                log.warning("trace buffer: cannot compact segment %d (%s)", seg, exc)
+                self._abandon_segment()
+                return
+            self._delete_segment(seg)
+
+    def _delete_segment(self, seg: int) -> None:
+        self._segment_path(seg).unlink(missing_ok=True)
+        self.size_bytes -= self._sizes.pop(seg)
+        self._live.pop(seg, None)
 
     def _copy_forward(self, seg: int) -> None:
         """Appends the live requests of segment ``seg`` to the current one and points their
@@ -469,12 +505,15 @@ class TraceStore:
             for seq, offset, size in rows:
                 source.seek(offset)
                 to_seg, to_offset = self._append(source.read(size))
-                moved.append((to_seg, to_offset, seq))
-                self._live[to_seg] = self._live.get(to_seg, 0) + size
-        self._live[seg] = 0
+                moved.append((to_seg, to_offset, seq, size))
         if self._out is not None:
             self._out.flush()
-        db.executemany("UPDATE batches SET seg = ?, offset = ? WHERE seq = ?", moved)
+        db.executemany(
+            "UPDATE batches SET seg = ?, offset = ? WHERE seq = ?", [m[:3] for m in moved]
+        )
+        for to_seg, _, _, size in moved:  # counted once the rows point there
+            self._live[to_seg] = self._live.get(to_seg, 0) + size
+        self._live[seg] = 0
 
     # -- reading ------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ requests of old segments copied forward, the bytes on disk what the store says."
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from agent_sre.replay.exchange import Exchange
 from agent_sre.replay.traces import assemble
-from agent_sre_daemon.replay.store import MIN_SEGMENT, Limits, TraceQuery, TraceStore
+from agent_sre_daemon.replay.store import FREE_SHARE, MIN_SEGMENT, Limits, TraceQuery, TraceStore
 from tests.support.disk import fill
 from tests.unit.replay.test_store_and_traces import HOUR, put, request_of
 
@@ -277,4 +278,24 @@ def test_a_full_disk_fails_writes_loses_nothing_indexed_and_the_store_recovers(
     for trace in kept - {1, 99}:  # what was indexed while the disk filled is whole
         assert span_names(store, trace) == ["work"], trace
     assert_consistent(store)
+    store.close()
+
+
+def test_a_file_system_short_of_room_shrinks_the_buffer_below_its_cap(
+    small_disk: Path,
+) -> None:
+    store = store_at(small_disk, max_bytes=3 * 1024 * 1024)  # more than the disk can spare
+    for n in range(1, 61):
+        put(store, request_of({"trace": n, "span": n, "attrs": {"p": BIG}}), float(n))
+    filler = fill(small_disk, leave=100_000)  # the queue, say, takes nearly all the rest
+    reserve = int(shutil.disk_usage(small_disk).total * FREE_SHARE)
+    with store.lock:
+        assert store.evict(now=61.0) > 0  # under its own cap, but the disk is short
+    assert shutil.disk_usage(small_disk).free >= reserve * 0.9
+    with store.lock:
+        kept = {int(t["trace_id"], 16) for t in store.list_traces(TraceQuery(limit=100))}
+    assert 60 in kept and 1 not in kept  # the oldest went
+    assert all(span_names(store, n) for n in kept)
+    assert_consistent(store)
+    filler.unlink()
     store.close()

@@ -218,7 +218,9 @@ class TraceStore:
         }
         """Bytes of each segment that a kept trace needs."""
         for seg in set(self._live) - set(self._sizes):
-            log.warning("trace buffer: segment file %d is missing; its requests are gone", seg)
+            log.warning(
+                "trace buffer: %s is missing; its requests are gone", self._segment_path(seg)
+            )
             self._db.execute("DELETE FROM batches WHERE seg = ?", (seg,))
             del self._live[seg]
         # a start opens a new segment: what the last run left (a crash's unindexed tail, or
@@ -483,7 +485,7 @@ class TraceStore:
             try:
                 self._copy_forward(seg)
             except OSError as exc:  # a full disk: what was copied is dead; try next pass
-                log.warning("trace buffer: cannot compact segment %d (%s)", seg, exc)
+                log.warning("trace buffer: cannot compact %s (%s)", self._segment_path(seg), exc)
                 self._abandon_segment()
                 return
             self._delete_segment(seg)
@@ -579,7 +581,7 @@ class TraceStore:
                                 size,
                             )
             except FileNotFoundError:
-                log.warning("trace buffer: segment file %d is missing", seg)
+                log.warning("trace buffer: %s is missing", self._segment_path(seg))
         return [bodies[seq] for seq in sorted(bodies)]
 
     def exchanges(self, trace_id: str) -> list[Exchange]:

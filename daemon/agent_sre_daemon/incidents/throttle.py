@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_sre.cost.ratelimit import TokenBucket
-from agent_sre.incidents.throttles import DEFAULT_FOR, DEFAULT_RPM, PutBy
+from agent_sre.incidents.throttles import PutBy, ThrottleRequest
+from agent_sre.numbers import NumberError, number_from_text
 from agent_sre.signals import Severity, Signal, SignalState
-from agent_sre.units import parse_duration
 from agent_sre_daemon.component import ACTION_CALLER
 from agent_sre_daemon.errors import proxy_error
 from agent_sre_daemon.incidents.store import KeptThrottle
@@ -243,15 +243,16 @@ class ThrottleStage:
         Raises:
             KeyError, ValueError: a parameter is missing or not a number / duration.
         """
-        agent = params["agent_id"]
-        rpm = float(params.get("requests_per_minute") or DEFAULT_RPM)
-        if rpm <= 0:
-            raise ValueError(f"requests_per_minute must be above 0, not {rpm:g}")
-        given = params.get("for") or DEFAULT_FOR
-        try:
-            lasting = float(given)
-        except ValueError:
-            lasting = parse_duration(given)
+        given: dict[str, Any] = {"agent_id": params["agent_id"]}
+        if params.get("requests_per_minute"):
+            given["requests_per_minute"] = number_from_text(str(params["requests_per_minute"]))
+        if params.get("for"):
+            try:
+                given["for"] = number_from_text(str(params["for"]))
+            except NumberError:
+                given["for"] = str(params["for"])
+        wanted = ThrottleRequest.from_json(given)  # the gate of POST /v1/throttles too
+        agent, rpm, lasting = wanted.agent_id, wanted.requests_per_minute, wanted.lasting
         outcome = await self.put(agent, rpm, lasting, _caller())
         done = f"agent {agent} throttled to {rpm:g} requests a minute for {lasting:g}s"
         if outcome.unsaved:

@@ -18,6 +18,7 @@ from agent_sre.replay.cassette import Cassette
 from agent_sre.replay.diff import diff_traces
 from agent_sre.replay.script import ReplayScript
 from agent_sre.replay.traces import KINDS, assemble, flatten, span_tree, to_otlp_json
+from agent_sre_daemon.admin.inputs import json_body, query_number
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.replay.sessions import ReplaySession
 from agent_sre_daemon.replay.store import TraceQuery
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_LIMIT = 1000
+MAX_EPOCH_SECONDS = 9.2e9
+"""``since``/``until`` beyond this (the year 2261) would not fit the store's nanoseconds."""
 
 
 class BadQueryError(ValueError):
@@ -153,10 +156,7 @@ class ReplayAdmin:
         return web.json_response({"sessions": [s.to_json() for s in sessions]})
 
     async def _open(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return admin_error(400, "invalid_argument", "the body must be a JSON object")
+        body = await json_body(request)
         if not isinstance(body, dict):
             return admin_error(400, "invalid_argument", "the body must be a JSON object")
         unknown = set(body) - {"trace_id", "prefix", "timing", "passthrough"}
@@ -226,13 +226,7 @@ def _not_found(trace_id: str) -> web.Response:
 
 def _trace_query(query: Any) -> TraceQuery:
     def seconds(name: str) -> float | None:
-        text = query.get(name, "")
-        if not text:
-            return None
-        try:
-            return float(text)
-        except ValueError:
-            raise BadQueryError(f"{name}: {text!r} is not a time (epoch seconds)") from None
+        return query_number(query, name, None, minimum=0, maximum=MAX_EPOCH_SECONDS)
 
     status = query.get("status", "")
     if status not in ("", "error", "any"):
@@ -240,13 +234,7 @@ def _trace_query(query: Any) -> TraceQuery:
     kind = query.get("kind", "")
     if kind and kind not in KINDS:
         raise BadQueryError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
-    limit_text = query.get("limit", "100")
-    try:
-        limit = int(limit_text)
-    except ValueError:
-        raise BadQueryError(f"limit: {limit_text!r} is not a number") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadQueryError(f"limit: {limit} (1 to {MAX_LIMIT})")
+    limit = query_number(query, "limit", 100, minimum=1, maximum=MAX_LIMIT, integer=True)
     return TraceQuery(
         agent=query.get("agent", ""),
         since=seconds("since"),

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from agent_sre.numbers import MAX_SPAN_NS, clamp_span_ns
 from agent_sre.tracing import conventions as conv
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.tracing.view import CLASSIFY_KEYS, classify, read_attrs
@@ -82,6 +83,8 @@ class TraceIndex:
         trace_id = span.trace_id
         start_ns = span.start_time_unix_nano
         end_ns = span.end_time_unix_nano
+        if end_ns > MAX_SPAN_NS or start_ns > MAX_SPAN_NS:  # the numbers gate of span times
+            start_ns, end_ns = clamp_span_ns(start_ns), clamp_span_ns(end_ns)
         summary = self.summaries.get(trace_id)
         if summary is None:
             summary = self.summaries[trace_id] = TraceSummary(

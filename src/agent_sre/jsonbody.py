@@ -13,9 +13,12 @@ value it returns can be walked by recursive code up to ``max_depth`` levels.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_sre.numbers import NumberError, checked_number
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MAX_DEPTH = 64
 """Default nesting limit: deeper than any admin body, cassette field or OTLP/JSON span."""
@@ -29,6 +32,10 @@ class JsonBodyError(ValueError):
     """A body refused by the JSON reader; the message says why (and where, for a number)."""
 
 
+class JsonTooDeepError(JsonBodyError):
+    """A document nested deeper than the reader allows."""
+
+
 def read_json(
     data: bytes | str,
     *,
@@ -36,6 +43,7 @@ def read_json(
     max_depth: int = MAX_DEPTH,
     numbers: bool = False,
     what: str = "body",
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
 ) -> Any:
     """``data`` decoded as JSON.
 
@@ -45,6 +53,7 @@ def read_json(
         max_depth: refuse a document nested deeper (arrays and objects).
         numbers: check every number with the numbers gate and refuse ``NaN``/``Infinity``.
         what: how messages name the document (``body``, ``cassette x.json``).
+        object_pairs_hook: as :func:`json.loads` has it (its ValueError is a refusal too).
 
     Raises:
         JsonBodyError: not JSON, too long, too deep, or (``numbers``) a number refused.
@@ -52,11 +61,12 @@ def read_json(
     if max_bytes is not None and len(data) > max_bytes:
         raise JsonBodyError(f"{what}: longer than {max_bytes} bytes")
     try:
-        value = json.loads(data)  # NaN and Infinity read as floats: the walk names where
+        # NaN and Infinity read as floats: the walk names where they are
+        value = json.loads(data, object_pairs_hook=object_pairs_hook)
     except RecursionError:
-        raise JsonBodyError(f"{what}: nested deeper than {max_depth} levels") from None
+        raise JsonTooDeepError(f"{what}: nested deeper than {max_depth} levels") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
-        raise JsonBodyError(f"{what}: not valid JSON ({_cut(str(exc))})") from None
+        raise JsonBodyError(f"{what}: not JSON ({_cut(str(exc))})") from None
     if type(value) in _SCALARS:
         if numbers:
             _check(value, what, ())
@@ -74,7 +84,7 @@ def _walk(value: Any, max_depth: int, numbers: bool, what: str) -> None:
     while stack:
         node, depth, path = stack.pop()
         if depth > max_depth:
-            raise JsonBodyError(f"{what}: nested deeper than {max_depth} levels")
+            raise JsonTooDeepError(f"{what}: nested deeper than {max_depth} levels")
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, item in items:
             if isinstance(item, (dict, list)):

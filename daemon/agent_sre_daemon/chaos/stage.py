@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ from agent_sre.chaos.headers import (
 )
 from agent_sre.chaos.targeting import CallFacts, applicable, chosen, matches, pick_fault
 from agent_sre.cost.usage import TokenUsage
+from agent_sre.gateway.plan import json_object
 from agent_sre.gateway.providers import PROVIDERS
 from agent_sre_daemon.errors import proxy_error
 
@@ -208,11 +208,8 @@ def _facts(call: Call) -> CallFacts:
     plan, who = call.plan, call.identity
     method = ""
     if plan.api == "mcp" and plan.body:
-        try:
-            data = json.loads(plan.body)
-            method = str(data.get("method", "")) if isinstance(data, dict) else ""
-        except ValueError:
-            method = ""
+        data = json_object(plan.body)
+        method = str(data.get("method", "")) if data is not None else ""
     return CallFacts(
         route=call.route.name,
         api=plan.api,

@@ -326,14 +326,11 @@ def span_tree(request: ExportTraceServiceRequest) -> list[SpanRow]:
 def flatten(roots: list[SpanRow]) -> list[dict[str, Any]]:
     """Rows for a table: each span with its depth, parents before children."""
     out: list[dict[str, Any]] = []
-
-    def visit(row: SpanRow, depth: int) -> None:
+    stack = [(root, 0) for root in reversed(roots)]  # no recursion: chains run deep
+    while stack:
+        row, depth = stack.pop()
         out.append(row.to_json(depth))
-        for child in row.children:
-            visit(child, depth + 1)
-
-    for root in roots:
-        visit(root, 0)
+        stack.extend((child, depth + 1) for child in reversed(row.children))
     return out
 
 

@@ -176,7 +176,7 @@ def test_the_diff_keeps_its_order_and_paths() -> None:
     other.CopyFrom(twins)
     del other.resource_spans[0].scope_spans[0].spans[1]
     assert [str(c) for c in diff_traces(span_tree(twins), span_tree(other))] == [
-        "span:t[0]: span removed"
+        "span:t[1]: span removed"
     ]
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -87,7 +88,7 @@ class ReplayAdmin:
         parts = await self._read(lambda store: store.batches(trace_id))
         if not parts:
             return _not_found(trace_id)
-        return web.json_response(to_otlp_json(assemble(parts, trace_id)))
+        return await _answer_off_loop(lambda: to_otlp_json(assemble(parts, trace_id)))
 
     async def _spans(self, request: web.Request) -> web.StreamResponse:
         trace_id, error = self._trace_id(request.match_info["trace_id"], "trace id")
@@ -100,8 +101,9 @@ class ReplayAdmin:
         summary, parts = await self._read(read)
         if summary is None or not parts:
             return _not_found(trace_id)
-        rows = flatten(span_tree(assemble(parts, trace_id)))
-        return web.json_response({"trace": summary, "spans": rows})
+        return await _answer_off_loop(
+            lambda: {"trace": summary, "spans": flatten(span_tree(assemble(parts, trace_id)))}
+        )
 
     async def _cassette(self, request: web.Request) -> web.StreamResponse:
         trace_id, error = self._trace_id(request.match_info["trace_id"], "trace id")
@@ -119,7 +121,7 @@ class ReplayAdmin:
         cassette = await self._read(read)
         if cassette is None:
             return _not_found(trace_id)
-        return web.json_response(cassette.to_json())
+        return await _answer_off_loop(cassette.to_json)
 
     async def _diff(self, request: web.Request) -> web.StreamResponse:
         ids = []
@@ -136,20 +138,22 @@ class ReplayAdmin:
         for trace_id, parts in zip(ids, (a_parts, b_parts), strict=False):
             if not parts:
                 return _not_found(trace_id)
-        changes = diff_traces(
-            span_tree(assemble(a_parts, ids[0])),
-            span_tree(assemble(b_parts, ids[1])),
-            calls_a=a_calls,
-            calls_b=b_calls,
-        )
-        return web.json_response(
-            {
+
+        def diff() -> dict[str, Any]:
+            changes = diff_traces(
+                span_tree(assemble(a_parts, ids[0])),
+                span_tree(assemble(b_parts, ids[1])),
+                calls_a=a_calls,
+                calls_b=b_calls,
+            )
+            return {
                 "a": ids[0],
                 "b": ids[1],
                 "changes": [c.to_json() for c in changes],
                 "summary": [str(c) for c in changes],
             }
-        )
+
+        return await _answer_off_loop(diff)
 
     async def _sessions(self, request: web.Request) -> web.StreamResponse:
         sessions = self.engine.sessions.sessions.values()
@@ -218,6 +222,17 @@ class ReplayAdmin:
                 400, "invalid_argument", f"{where}: {value!r} is not a trace id (32 hex digits)"
             )
         return value, self._off()
+
+
+async def _answer_off_loop(build: Callable[[], Any]) -> web.Response:
+    """The JSON answer ``build`` makes, built and serialised on a worker thread: assembling,
+    walking and diffing a trace of thousands of spans is pure work that would hold the event
+    loop (and ``/healthz``) for seconds."""
+
+    def run() -> bytes:
+        return json.dumps(build()).encode()
+
+    return web.Response(body=await asyncio.to_thread(run), content_type="application/json")
 
 
 def _not_found(trace_id: str) -> web.Response:

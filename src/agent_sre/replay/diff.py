@@ -39,6 +39,11 @@ COMPARED: tuple[tuple[str, str], ...] = (
 )
 
 
+MAX_ALIGNED = 1_000_000
+"""Past this many pairs of siblings (after the common head and tail), two lists of spans are
+paired in order instead of aligned (the alignment is quadratic)."""
+
+
 @dataclass(frozen=True)
 class Change:
     """One difference: ``what`` changed at ``path`` (``a`` in the first run, ``b`` in the
@@ -131,9 +136,7 @@ def _align(a: list[SpanRow], b: list[SpanRow], path: str) -> list[_Task]:
     """The tasks of aligning two lists of siblings: changes, and pairs to compare."""
     out: list[_Task] = []
     paths_a, paths_b = _paths(path, a), _paths(path, b)
-    matcher = difflib.SequenceMatcher(None, [_key(r) for r in a], [_key(r) for r in b],
-                                      autojunk=False)  # fmt: skip
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    for op, i1, i2, j1, j2 in _opcodes([_key(r) for r in a], [_key(r) for r in b]):
         if op == "equal":
             for i, j in zip(range(i1, i2), range(j1, j2), strict=False):
                 out.append(_Compare(a[i], b[j], paths_a[i]))
@@ -152,6 +155,33 @@ def _align(a: list[SpanRow], b: list[SpanRow], path: str) -> list[_Task]:
             out.append(Change(paths_a[i], "removed", a[i].name, None))
         for j in range(j1 + pairs, j2):
             out.append(Change(paths_b[j], "added", None, b[j].name))
+    return out
+
+
+def _opcodes(
+    a: list[tuple[str, str]], b: list[tuple[str, str]]
+) -> list[tuple[str, int, int, int, int]]:
+    """``SequenceMatcher``'s opcodes, with the common head and tail matched first: two runs
+    of one agent mostly agree, and the matcher is quadratic on long lists of few names."""
+    shorter = min(len(a), len(b))
+    head = 0
+    while head < shorter and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < shorter - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    out: list[tuple[str, int, int, int, int]] = []
+    if head:
+        out.append(("equal", 0, head, 0, head))
+    middle_a, middle_b = a[head : len(a) - tail], b[head : len(b) - tail]
+    if len(middle_a) * len(middle_b) > MAX_ALIGNED:  # pair them in order: bounded work
+        out.append(("replace", head, len(a) - tail, head, len(b) - tail))
+    elif middle_a or middle_b:
+        matcher = difflib.SequenceMatcher(None, middle_a, middle_b, autojunk=False)
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            out.append((op, i1 + head, i2 + head, j1 + head, j2 + head))
+    if tail:
+        out.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
     return out
 
 

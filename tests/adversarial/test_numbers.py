@@ -297,3 +297,18 @@ def test_yaml_of_the_instances_reads_as_numbers() -> None:
     # the YAML forms above are numbers to the loader (not strings it would refuse anyway)
     assert math.isnan(yaml.safe_load("x: .nan")["x"])
     assert yaml.safe_load("x: 5e-324")["x"] in (5e-324, "5e-324")
+
+
+@given(st.sampled_from([math.nan, math.inf, -math.inf, 1e300, -1e300, MAX_MAGNITUDE * 2]))
+def test_span_attribute_numbers_pass_the_gate(value: float) -> None:
+    """A cost, trust score or depth an agent sends as a double: refused (counted as
+    ignored), never summed into a budget or an SLO."""
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    from agent_sre.tracing.view import read_attrs
+
+    kv = KeyValue(key="agent.task.cost_usd")
+    kv.value.double_value = value
+    into: dict[str, Any] = {}
+    assert read_attrs([kv], frozenset({"agent.task.cost_usd"}), into) == 1
+    assert into == {}

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_sre.cost.ratelimit import TokenBucket
-from agent_sre.incidents.throttles import PutBy, ThrottleRequest
-from agent_sre.numbers import NumberError, number_from_text
+from agent_sre.incidents.throttles import MAX_RPM, MIN_RPM, PutBy, ThrottleRequest
+from agent_sre.numbers import MAX_DURATION, NumberError, checked_number, number_from_text
 from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre_daemon.component import ACTION_CALLER
 from agent_sre_daemon.errors import proxy_error
@@ -80,6 +80,18 @@ class Outcome:
     unsaved: str = ""
 
 
+def _sane(throttle: KeptThrottle, now: float) -> bool:
+    """The kept throttle's numbers are ones ``POST /v1/throttles`` would accept."""
+    try:
+        checked_number(throttle.requests_per_minute)
+        checked_number(throttle.until)
+    except NumberError:
+        return False
+    return (
+        MIN_RPM <= throttle.requests_per_minute <= MAX_RPM and throttle.until - now <= MAX_DURATION
+    )
+
+
 class ThrottleStage:
     name = "throttle"
     slot: StageSlot = "admission"
@@ -128,6 +140,11 @@ class ThrottleStage:
         restored = 0
         for throttle in kept:
             if throttle.until <= now or throttle.requests_per_minute <= 0:
+                continue
+            if not _sane(throttle, now):  # kept by a version before the numbers gate
+                log.warning("throttle of agent %s not restored: requests_per_minute %r, until "
+                            "%r are not numbers a throttle takes", throttle.agent_id,
+                            throttle.requests_per_minute, throttle.until)  # fmt: skip
                 continue
             rate = throttle.requests_per_minute / 60.0
             bucket = TokenBucket(rate=rate, capacity=1.0, level=0.0, updated=now)

@@ -40,7 +40,7 @@ def read_json(
     data: bytes | str,
     *,
     max_bytes: int | None = None,
-    max_depth: int = MAX_DEPTH,
+    max_depth: int | None = MAX_DEPTH,
     numbers: bool = False,
     what: str = "body",
     object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
@@ -50,7 +50,9 @@ def read_json(
     Args:
         data: the document (UTF-8, -16 or -32 when bytes).
         max_bytes: refuse a longer document (None: no limit here; the listener has one).
-        max_depth: refuse a document nested deeper (arrays and objects).
+        max_depth: refuse a document nested deeper (arrays and objects); None: only what
+            the parser itself cannot take (no walk: for a caller that re-reads nothing
+            recursively, such as the proxy's planning after :func:`too_deep` ran).
         numbers: check every number with the numbers gate and refuse ``NaN``/``Infinity``.
         what: how messages name the document (``body``, ``cassette x.json``).
         object_pairs_hook: as :func:`json.loads` has it (its ValueError is a refusal too).
@@ -64,32 +66,52 @@ def read_json(
         # NaN and Infinity read as floats: the walk names where they are
         value = json.loads(data, object_pairs_hook=object_pairs_hook)
     except RecursionError:
-        raise JsonTooDeepError(f"{what}: nested deeper than {max_depth} levels") from None
+        limit = max_depth if max_depth is not None else "the parser's"
+        raise JsonTooDeepError(f"{what}: nested deeper than {limit} levels") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
         raise JsonBodyError(f"{what}: not JSON ({_cut(str(exc))})") from None
     if type(value) in _SCALARS:
         if numbers:
             _check(value, what, ())
         return value
-    raw = data.encode() if isinstance(data, str) else data
-    brackets = raw.count(b"[") + raw.count(b"{")
-    if brackets > max_depth or numbers:  # else it cannot be that deep: no walk
-        _walk(value, max_depth, numbers, what)
+    if numbers:
+        _walk(value, max_depth, what)
+    elif max_depth is not None:
+        raw = data.encode() if isinstance(data, str) else data
+        if raw.count(b"[") + raw.count(b"{") > max_depth:  # else it cannot be that deep
+            _check_depth(value, max_depth, what)
     return value
 
 
-def _walk(value: Any, max_depth: int, numbers: bool, what: str) -> None:
-    """Checks depth (and numbers) without recursion."""
+def _check_depth(value: Any, max_depth: int, what: str) -> None:
+    """Refuses ``value`` nested deeper than ``max_depth``: one level at a time, without
+    recursion (a comprehension per level: about half the cost of the parse)."""
+    level = [value]
+    depth = 1
+    while level:
+        if depth > max_depth:
+            raise JsonTooDeepError(f"{what}: nested deeper than {max_depth} levels")
+        level = [
+            item
+            for node in level
+            for item in (node.values() if type(node) is dict else node)
+            if type(item) is dict or type(item) is list
+        ]
+        depth += 1
+
+
+def _walk(value: Any, max_depth: int | None, what: str) -> None:
+    """Checks depth and numbers without recursion, naming where a number is refused."""
     stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 1, ())]
     while stack:
         node, depth, path = stack.pop()
-        if depth > max_depth:
+        if max_depth is not None and depth > max_depth:
             raise JsonTooDeepError(f"{what}: nested deeper than {max_depth} levels")
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, item in items:
             if isinstance(item, (dict, list)):
-                stack.append((item, depth + 1, (*path, key) if numbers else path))
-            elif numbers and isinstance(item, (int, float)):
+                stack.append((item, depth + 1, (*path, key)))
+            elif isinstance(item, (int, float)):
                 _check(item, what, (*path, key))
 
 

@@ -102,7 +102,7 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     """``body`` as a JSON object, or None (not JSON, not an object, or nested too deeply
     for the parser)."""
     try:
-        data = read_json(body, max_depth=PROXY_MAX_DEPTH) if body else None
+        data = read_json(body, max_depth=None) if body else None
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
@@ -143,9 +143,8 @@ def request_object(body: bytes) -> dict[str, Any] | None:
     (``{"model": "a", "model": "b"}``): parsers disagree on which one counts, so the
     proxy cannot know which model the upstream will run."""
     try:
-        data = (
-            read_json(body, max_depth=PROXY_MAX_DEPTH, object_pairs_hook=_pairs) if body else None
-        )
+        # no depth walk: plan_call ran too_deep first, and planning reads the top levels
+        data = read_json(body, max_depth=None, object_pairs_hook=_pairs) if body else None
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

@@ -90,6 +90,10 @@ class ThrottleRequest:
             raise ThrottleRequestError(
                 "requests_per_minute", f"must be a number above 0: {exc}"
             ) from None
+        if rpm <= 0:
+            raise ThrottleRequestError(
+                "requests_per_minute", f"must be a number above 0, not {rpm!r}"
+            )
         if not MIN_RPM <= rpm <= MAX_RPM:
             raise ThrottleRequestError(
                 "requests_per_minute",

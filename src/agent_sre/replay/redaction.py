@@ -15,6 +15,7 @@ attribute names in OTLP protobuf bytes included); the rest runs only on what it 
 
 from __future__ import annotations
 
+import functools
 import re
 
 import re2
@@ -82,6 +83,7 @@ whatever the number of rules: three times cheaper than scanning once per rule wi
 _CREDENTIAL_NAME = re.compile(rf"(?i:\S*(?:{_KEYWORDS})\S*|{_EXACT})")
 
 
+@functools.lru_cache(maxsize=4096)
 def credential_name(name: str) -> bool:
     """Whether a header, query parameter, JSON field or attribute called ``name`` holds a
     credential (its value is then never kept, whatever it looks like)."""

@@ -138,10 +138,18 @@ def _redact_records(records: list[bytes], redactor: Redactor, sse: bool) -> list
             _leaves(payload, streams)
     for leaves in streams.values():
         _redact_stream(leaves, redactor)
+    changed = set()
     for payload in payloads:
         if payload.changed:
             lines[payload.record][payload.line] = payload.encode()
-    return [redactor.redact(b"\n".join(record_lines)) for record_lines in lines]
+            changed.add(payload.record)
+    out = [
+        b"\n".join(record_lines) if r in changed else records[r]
+        for r, record_lines in enumerate(lines)
+    ]
+    if not redactor.finds(b"".join(out)):
+        return out
+    return [redactor.redact(record) if redactor.finds(record) else record for record in out]
 
 
 def _payload(record: int, line: int, data: bytes, sse: bool) -> _Payload | None:

@@ -44,8 +44,7 @@ from bench.ingest import mixed_request  # noqa: E402
 SPANS = 100
 
 SHAPES_ONLY = re2.compile(
-    b"|".join(b"(?:" + _re2_form(p) + b")" for p in DEFAULT_PATTERNS)
-    + b"|(" + _CARD.pattern + b")"
+    b"|".join(b"(?:" + _re2_form(p) + b")" for p in DEFAULT_PATTERNS) + b"|(" + _CARD.pattern + b")"
 )
 """The pre-scan before credentials were also found by name (shapes and cards only): the
 baseline the scan's cost is compared with, in the same run."""
@@ -59,8 +58,9 @@ def sse_answer(events: int) -> list[tuple[float, bytes]]:
     """A streamed chat answer of ``events`` events, one word each, a few events a chunk."""
     body = b"".join(
         b"data: "
-        + json.dumps({"id": "c1", "choices": [{"index": 0, "delta": {"content": f" w{i}"}}]})
-        .encode()
+        + json.dumps(
+            {"id": "c1", "choices": [{"index": 0, "delta": {"content": f" w{i}"}}]}
+        ).encode()
         + b"\n\n"
         for i in range(events)
     )

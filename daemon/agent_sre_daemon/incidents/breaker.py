@@ -1,11 +1,13 @@
 """The circuit-breaker proxy stage (``admission`` slot): fails calls fast while their
 circuit is open, in the provider's error shape (``circuit_open``), and counts the outcome
-of the calls it lets through."""
+of the calls it lets through that the upstream answered (``call.decided_by``): a chaos
+fault, a replayed recording or a later refusal says nothing of the upstream's health."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agent_sre.gateway.outcome import DecidedBy
 from agent_sre.incidents.breaker import Circuit, CircuitState, target_of
 from agent_sre_daemon.errors import proxy_error
 
@@ -98,6 +100,10 @@ class CircuitBreakerStage:
             return
         passing = self._passed.pop(id(call), None)
         if not passing:
+            return
+        if call.decided_by is not DecidedBy.UPSTREAM:
+            for circuit in passing:
+                circuit.release()
             return
         ok = not failed(call)
         now = self.clock.time()

@@ -31,6 +31,7 @@ REGISTRY: dict[str, str] = {
     "budget_signals": "cost guard: thresholds already signalled per budget subject",
     "anomaly": "cost guard: spend series per agent (anomaly detection)",
     "proxy_agents": "proxy: agents seen (GET /v1/agents)",
+    "redis_catch_up": "redis ledger: spend owed to Redis while it is down (beyond: not pushed)",
     "circuits": "circuit breakers: a circuit per breaker and route, tool or agent",
     "rule_cooldowns": "incident rules: when each action last ran, per rendered parameters",
     "incidents_open": "incidents: open incidents (a new one closes the quietest)",

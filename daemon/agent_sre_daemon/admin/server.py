@@ -9,9 +9,12 @@ with :func:`~agent_sre_daemon.admin.access.private_read`) need the token from an
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
@@ -114,13 +117,27 @@ class AdminServer(Component):
         return await handler(request)
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.status_of_node())
+        answer = self.status_of_node()
+        config = answer.get("config")
+        if isinstance(config, dict) and config.get("path"):
+            # what the file holds now (a mounted ConfigMap changes under the daemon): the
+            # operator asks for a reload once it holds what it wrote
+            config["file_sha256"] = await asyncio.to_thread(_file_digest, config["path"])
+        return web.json_response(answer)
 
     async def _reload(self, request: web.Request) -> web.Response:
         ok, message = await self.reload()
         if ok:
             return web.json_response({"reloaded": True, "message": message})
         return admin_error(400, "invalid_config", message)
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(data).hexdigest()
 
 
 def _local_read(request: web.Request) -> bool:

@@ -27,6 +27,8 @@ COST_UNPRICED = "agent_sre.cost.unpriced"
 USAGE_INVALID = "agent_sre.usage.invalid"
 """Why the usage the upstream reported was not booked (the call settled at its reservation)."""
 PROXY_ROUTE = "agent_sre.proxy.route"
+DECIDED_BY = "agent_sre.decided_by"
+"""Who gave the call's answer: upstream, refusal, chaos, replay (:class:`DecidedBy`)."""
 
 
 @dataclass

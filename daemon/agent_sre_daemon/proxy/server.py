@@ -29,7 +29,7 @@ from agent_sre_daemon.component import Component, Prepared, ReloadError, cancel_
 from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, proxy_error
 from agent_sre_daemon.http_site import PARSE_OFF_LOOP_BYTES, GuardedSite, runner_kwargs
 from agent_sre_daemon.proxy.admin import admin_routes
-from agent_sre_daemon.proxy.call import Call, Chain
+from agent_sre_daemon.proxy.call import AfterAnswer, Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
 from agent_sre_daemon.proxy.metrics import ProxyMetrics
 from agent_sre_daemon.proxy.routes import RouteTable, make_route
@@ -110,6 +110,8 @@ class ProxyServer(Component):
         self._in_flight: set[asyncio.Task[object]] = set()
         self._blocks_task: asyncio.Task[None] | None = None
         self._bodies = BodyRoom(BODIES_IN_FLIGHT_BYTES)
+        self._spans_after = AfterAnswer("the span of a proxied call")
+        """The spans of answered calls, built and handed on just after their answers."""
         context.register_action("block_agent", self._block_agent)
         context.register_action("unblock_agent", self._unblock_agent)
 
@@ -202,6 +204,7 @@ class ProxyServer(Component):
         if self._chain is not None and self._chain.unwinding:
             # cancelled calls settle in their own tasks: a ledger write each
             await asyncio.wait(set(self._chain.unwinding), timeout=SETTLE_GRACE)
+        self._spans_after.run()  # the spans of the last calls, before the pipeline stops
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -365,7 +368,11 @@ class ProxyServer(Component):
         return b"".join(parts)
 
     def _emit(self, record: CallRecord, trace: TraceContext | None) -> None:
-        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
+        """The spans of proxied calls join the received ones (SLIs, queue, upstream): built
+        and handed to the pipeline just after the call's answer is written."""
+        self._spans_after.add(self._emit_now, record, trace)
+
+    def _emit_now(self, record: CallRecord, trace: TraceContext | None) -> None:
         pipeline = self.context.pipeline
         try:
             if trace is None:

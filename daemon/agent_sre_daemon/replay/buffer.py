@@ -206,11 +206,16 @@ class TraceBuffer:
 
 def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:
     """``exchange`` with its query and bodies redacted (in place; it is not shared)."""
-    redact = redactor.redact
-    exchange.query = redactor.redact_text(exchange.query)
-    exchange.request = redact(exchange.request)
+    if exchange.query:
+        exchange.query = redactor.redact_text(exchange.query)
+    exchange.request = _redacted_bytes(exchange.request, redactor)
     exchange.chunks = redacted_chunks(exchange.chunks, redactor)
     return exchange
+
+
+def _redacted_bytes(data: bytes, redactor: Redactor) -> bytes:
+    """``data`` redacted; one scan when it holds nothing to redact (most bodies)."""
+    return redactor.redact(data) if data and redactor.finds(data) else data
 
 
 def redacted_chunks(
@@ -220,13 +225,13 @@ def redacted_chunks(
     anywhere, down to single bytes) caught too: when redacting the whole answer finds more than
     redacting chunk by chunk, the answer is kept as one chunk (at the first one's time), so a
     stream loses its recorded split only when it held a split secret."""
-    redact = redactor.redact
-    per_chunk = [(at, redact(chunk)) for at, chunk in chunks]
+    per_chunk = [(at, _redacted_bytes(chunk, redactor)) for at, chunk in chunks]
     if len(chunks) < 2:
         return per_chunk
     whole = b"".join(chunk for _, chunk in chunks)
     if not redactor.finds(whole):
         return per_chunk
+    redact = redactor.redact
     redacted_whole = redact(whole)
     if redacted_whole == b"".join(chunk for _, chunk in per_chunk):
         return per_chunk

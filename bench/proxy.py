@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -162,6 +163,22 @@ def serve_node(config_path: str, ready: str, stats: str, stages: bool, chaos: bo
 
     node = Node(load_config(config_path), config_path=config_path, ready_file=None)
     worst = [0.0]
+    collections = {"started": 0.0, "worst": 0.0, "total": 0.0, "full": 0}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        # the thread's CPU clock: a collection is not preempted work, nor a wait for the GIL
+        if phase == "start":
+            collections["started"] = time.thread_time()
+            return
+        took = time.thread_time() - collections["started"]
+        collections["total"] += took
+        collections["worst"] = max(collections["worst"], took)
+        collections["full"] += info["generation"] == 2
+        key = f"gen{info['generation']}"
+        collections[key] = collections.get(key, 0.0) + took
+        collections[key + "_n"] = collections.get(key + "_n", 0) + 1
+
+    gc.callbacks.append(on_gc)
 
     async def probe() -> None:
         clock = time.perf_counter
@@ -172,16 +189,37 @@ def serve_node(config_path: str, ready: str, stats: str, stages: bool, chaos: bo
             if late > worst[0]:
                 worst[0] = late
 
+    profile_to = os.environ.get("BENCH_CPROFILE")
+    profiler: Any = None
+
     def reset() -> None:
+        nonlocal profiler
+        if profile_to:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         worst[0] = 0.0
+        collections.clear()
+        collections.update(started=0.0, worst=0.0, total=0.0, full=0)
         for halves in samples.values():
             halves["req"].clear()
             halves["resp"].clear()
 
     def dump() -> None:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
         threads = {str(t.native_id): t.name for t in threading.enumerate()}
+        if os.environ.get("BENCH_HEAP"):
+            import collections as kinds
+
+            tracked = kinds.Counter(type(o).__qualname__ for o in gc.get_objects())
+            Path(stats + ".heap").write_text(json.dumps(tracked.most_common(25)))
         Path(stats + ".tmp").write_text(
-            json.dumps({"stall": worst[0], "stages": samples, "threads": threads})
+            json.dumps(
+                {"stall": worst[0], "stages": samples, "threads": threads, "gc": collections}
+            )
         )
         os.replace(stats + ".tmp", stats)
 
@@ -222,6 +260,7 @@ class Result:
     loop_cpu: float = 0.0
     threads: dict[str, float] = field(default_factory=dict)
     stall: float = 0.0
+    gc: dict[str, float] = field(default_factory=dict)
     stages: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     def pct(self, q: float) -> float:
@@ -428,6 +467,7 @@ async def load(
             result.loop_cpu = result.threads.get(str(daemon.pid), 0.0)
             figures = daemon.figures(reset=False) if daemon.probe else {}
             result.stall = float(figures.get("stall", 0.0))
+            result.gc = figures.get("gc", {})
             result.stages = figures.get("stages", {})
             names = figures.get("threads", {})
             result.threads = {
@@ -454,6 +494,8 @@ def report(name: str, label: str, direct: Result, proxied: Result) -> dict[str, 
         "cpu_us": proxied.cpu / calls * 1e6,
         "loop_cpu_us": proxied.loop_cpu / calls * 1e6,
         "stall_ms": proxied.stall * 1000,
+        "gc_worst_ms": proxied.gc.get("worst", 0.0) * 1000,
+        "gc_us": proxied.gc.get("total", 0.0) / calls * 1e6,
     }
     others = ", ".join(
         f"{thread} {cpu / calls * 1e6:.0f}"
@@ -464,7 +506,9 @@ def report(name: str, label: str, direct: Result, proxied: Result) -> dict[str, 
         f"{name:<10} {label:<15} p50 {ms(p50)} p99 {ms(p99)} ms (p99/p50 {p99 / p50:4.1f}) | "
         f"added p50 {ms(p50 - d50)} p99 {ms(p99 - d99)} ms | req/s {proxied.rps:6.0f} "
         f"(direct {direct.rps:6.0f}) | CPU/req {figures['cpu_us']:5.0f} µs, loop "
-        f"{figures['loop_cpu_us']:5.0f} | stall {figures['stall_ms']:6.2f} ms"
+        f"{figures['loop_cpu_us']:5.0f} | stall {figures['stall_ms']:6.2f} ms | GC worst "
+        f"{figures['gc_worst_ms']:5.1f} ms, {figures['gc_us']:4.0f} µs/req, "
+        f"{proxied.gc.get('full', 0):.0f} full"
         + (f" | threads µs/req: {others}" if others else ""),
         flush=True,
     )
@@ -530,6 +574,12 @@ async def run(args: argparse.Namespace) -> None:
             before = Path(args.before).resolve()
             python = args.before_python or str(before / ".venv/bin/python")
             daemons.append(start_daemon("before", before, python, upstream, {}, False))
+        for other in args.other:
+            label, _, where = other.partition("=")
+            checkout = Path(where).resolve()
+            own = checkout / ".venv/bin/python"
+            python = str(own) if own.exists() else sys.executable
+            daemons.append(start_daemon(label, checkout, python, upstream, {}, False))
         for variant in args.variants:
             daemons.append(
                 start_daemon(variant, ROOT, sys.executable, upstream, VARIANTS[variant], False)
@@ -595,6 +645,13 @@ def main() -> None:
     )
     parser.add_argument("--before", help="a checkout to run the same way (its shipped config)")
     parser.add_argument("--before-python", help="its python (default DIR/.venv/bin/python)")
+    parser.add_argument(
+        "--other",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="another checkout, shipped defaults (its .venv, else this python); repeatable",
+    )
     parser.add_argument("--litellm", help="path to a litellm command (separate venv)")
     parser.add_argument("--stages", action="store_true", help="add the per-stage pass")
     parser.add_argument("--stream", action="store_true", help="streamed calls too")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,7 +34,7 @@ from agent_sre_daemon.proxy.metrics import ProxyMetrics
 from agent_sre_daemon.proxy.routes import RouteTable, make_route
 from agent_sre_daemon.proxy.spans import build_request, new_record, resource_of
 from agent_sre_daemon.proxy.stages.admission import AdmissionStage
-from agent_sre_daemon.proxy.stages.identity import IdentityStage
+from agent_sre_daemon.proxy.stages.identity import IdentityStage, new_ids
 from agent_sre_daemon.proxy.stages.record import RecordStage
 from agent_sre_daemon.proxy.stages.routing import RoutingStage
 from agent_sre_daemon.proxy.stages.settle import SettleStage
@@ -376,10 +375,12 @@ class ProxyServer(Component):
         pipeline = self.context.pipeline
         try:
             if trace is None:
-                trace = trace_context({}, os.urandom)
+                trace = trace_context({}, new_ids)
             # held for the agent's own span of the same call (one call, one event), then
             # accepted; a refusal is counted as a drop there
-            pipeline.export_proxy_call(build_request(record, trace, self._resource))
+            request = build_request(record, trace, self._resource)
+            # the record's attributes are the span's: no need to read them back from it
+            pipeline.export_proxy_call(request, record.attributes)
         except Exception:  # the pipeline must never break a call
             log.exception("span sink failed")
 

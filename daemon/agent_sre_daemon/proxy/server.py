@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -300,7 +301,7 @@ class ProxyServer(Component):
         raw, _, query = request.raw_path.partition("?")
         try:
             # one canonical form decides both what the call is and what is forwarded
-            path = canonical_path(raw)
+            path = _canonical(raw)
         except PathError as exc:
             guess = self._routes.match(raw)
             api = guess.config.api if guess is not None else "passthrough"
@@ -383,6 +384,22 @@ class ProxyServer(Component):
             pipeline.export_proxy_call(request, record.attributes)
         except Exception:  # the pipeline must never break a call
             log.exception("span sink failed")
+
+
+_CANONICAL_CACHED = 256
+"""Paths up to this long keep their canonical form (a few hundred distinct paths at most in
+real traffic; a refused one is never kept, so it is refused again)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_cached(raw: str) -> str:
+    return canonical_path(raw)
+
+
+# hot path: per proxied call
+def _canonical(raw: str) -> str:
+    """:func:`canonical_path`, remembered for the paths clients keep calling."""
+    return _canonical_cached(raw) if len(raw) <= _CANONICAL_CACHED else canonical_path(raw)
 
 
 _TOO_LARGE = f"request body over the proxy's {MAX_REQUEST_BYTES}-byte limit"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from agent_sre import __version__
-from agent_sre.config import ConfigError, load_config
+from agent_sre.config import ConfigError, read_config
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
@@ -141,6 +141,8 @@ class Node:
         ready_file: where to write the bound addresses as JSON once every listener is up.
         environ: the environment (Kubernetes identity, variables for reloads).
         clock: the only source of time for every component.
+        config_digest: SHA-256 of the file's text ``config`` was read from (see
+            :attr:`agent_sre.config.ConfigFile.digest`).
     """
 
     def __init__(
@@ -150,8 +152,10 @@ class Node:
         ready_file: str | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        config_digest: str = "",
     ) -> None:
         self.config_path = config_path
+        self.config_digest = config_digest
         self.ready_file = ready_file
         self.environ = dict(os.environ if environ is None else environ)
         self.clock = clock
@@ -298,7 +302,8 @@ class Node:
         configuration first; if any cannot, the running configuration stays in force."""
         async with self._reload_lock:
             try:
-                new = load_config(self.config_path, self.environ | dict(os.environ))
+                loaded = read_config(self.config_path, self.environ | dict(os.environ))
+                new = loaded.config
             except ConfigError as exc:
                 return self._reload_refused(str(exc))
             prepared: list[Prepared] = []
@@ -322,6 +327,7 @@ class Node:
                 if done.commit is not None:
                     await done.commit()
             self.context.config = new
+            self.config_digest = loaded.digest
             self.context.node_name = identity.node
             self._wire_observers()
             restart_needed = [item for done in prepared for item in done.needs_restart]
@@ -348,6 +354,7 @@ class Node:
             "ready": self.ready,
             "uptime_seconds": round(self.clock.time() - self.started_at, 3),
             "addresses": self.addresses,
+            "config": {"path": self.config_path, "sha256": self.config_digest},
         }
         for component in self.components:
             answer.update(component.status())

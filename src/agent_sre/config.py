@@ -7,6 +7,7 @@ validated models (or values derived from them) and never read YAML themselves.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -291,6 +292,9 @@ class ConfigFile:
 
     config: Config
     doc: YamlDocument
+    digest: str = ""
+    """SHA-256 (hex) of the text it was read from: what ``GET /v1/status`` reports as the
+    configuration running, for the operator to tell when a reload took the new file."""
 
     def problem(self, loc: tuple[str | int, ...], message: str) -> str:
         """``file:line: dotted.field: message`` for a problem found after loading."""
@@ -367,7 +371,12 @@ def parse_config_file(
         raise ConfigError(problems)
     if config.slo_files:
         config = _with_slo_files(config, doc, environ, base_dir or Path.cwd())
-    return ConfigFile(config, doc)
+    return ConfigFile(config, doc, config_digest(text))
+
+
+def config_digest(text: str) -> str:
+    """SHA-256 (hex) of a configuration file's text, encoded as UTF-8 (its bytes on disk)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _with_env_defaults(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -90,8 +90,15 @@ def daemon(make_daemon, provider: Provider) -> DaemonProcess:
 
 
 def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    """GETs with the admin token (captured bodies and sessions are read with it only)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+def key(session: dict[str, Any]) -> str:
+    """The value of the header that binds a call to ``session`` (its secret key)."""
+    return str(session["header"].split(": ", 1)[1])
 
 
 def post(url: str, body: Any) -> Any:
@@ -210,7 +217,7 @@ def test_a_run_is_kept_replayed_offline_and_redacted(
         base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
         api_key=API_KEY,
         max_retries=2,
-        default_headers={"X-Agent-SRE-Replay": session["id"]},
+        default_headers={"X-Agent-SRE-Replay": key(session)},
     )
     with pytest.raises(openai.ConflictError) as mismatch:
         client.chat.completions.create(
@@ -456,7 +463,7 @@ def test_errors_and_refusals_are_always_captured_and_kept_for_longer(
     with pytest.raises(openai.ConflictError, match="no replay session"):
         client = openai.OpenAI(
             base_url=f"http://{daemon.addresses['proxy']}/openai/v1", api_key=API_KEY,
-            max_retries=0, default_headers={"X-Agent-SRE-Replay": session["id"]},
+            max_retries=0, default_headers={"X-Agent-SRE-Replay": key(session)},
         )  # fmt: skip
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
 
@@ -653,7 +660,7 @@ def test_calls_a_session_refuses_are_signalled_at_most_once_a_minute(
         base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
         api_key=API_KEY,
         max_retries=0,
-        default_headers={"X-Agent-SRE-Replay": session["id"]},
+        default_headers={"X-Agent-SRE-Replay": key(session)},
     )
     for _ in range(3):
         with pytest.raises(openai.ConflictError):
@@ -668,4 +675,8 @@ def test_calls_a_session_refuses_are_signalled_at_most_once_a_minute(
         "replay", "warning", "firing", 1
     )  # fmt: skip
     assert signal["labels"] == {"session_id": session["id"], "trace_id": trace_id}
-    assert "Plan a cruise." in signal["message"]
+    # the signal names the call, not its body (signals are read without the token); the
+    # session's last refusal, read with the token, says how it differed
+    assert "POST /openai/v1/chat/completions" in signal["message"]
+    assert "Plan a cruise." not in signal["message"]
+    assert "Plan a cruise." in listed["last_mismatch"]

@@ -25,6 +25,7 @@ COMMANDS = (
     "replay",
     "k8s",
     "agentkeys",
+    "k8soperator",
 )
 """Modules of ``agent_sre_daemon.cli`` holding commands, in the order ``--help`` lists them.
 Each has ``register(sub)`` adding its parsers; a new engine's commands are one line here."""

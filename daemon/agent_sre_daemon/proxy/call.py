@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from multidict import CIMultiDict
 
 from agent_sre.cost.budgets import CallIdentity
+from agent_sre.gateway.outcome import decided_by
 from agent_sre.gateway.plan import ResponseFacts
 from agent_sre_daemon.proxy.stage import ordered
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from agent_sre.gateway.identity import TraceContext
+    from agent_sre.gateway.outcome import DecidedBy
     from agent_sre.gateway.plan import CallPlan
     from agent_sre_daemon.proxy.gate import Ticket
     from agent_sre_daemon.proxy.routes import Route
@@ -56,6 +58,10 @@ class Call:
         upstream_headers: the headers it goes with (routing stage).
         status: the HTTP status answered (0 until known).
         reached_upstream: the provider received the call.
+        decided_by: who gave the answer (set once, by the chain, from the slot of the stage
+            that answered and the chaos fault on the call); None until a stage answers.
+            Whatever judges an upstream's health counts only ``DecidedBy.UPSTREAM``.
+        fault: the chaos fault injected into the call (its type), None when none was.
         streamed: response headers went to the client before the body was complete.
         facts: what the response told (usage, model, output size).
         ttft: seconds from the request to the first streamed chunk sent, for streams.
@@ -91,6 +97,8 @@ class Call:
         self.upstream_headers: CIMultiDict[str] = CIMultiDict()
         self.status = 0
         self.reached_upstream = False
+        self.decided_by: DecidedBy | None = None
+        self.fault: str | None = None
         self.streamed = False
         self.facts = ResponseFacts()
         self.ttft: float | None = None
@@ -143,9 +151,13 @@ class Chain:
                 if response is not None:
                     call.status = response.status
                     call.response = response
+                    call.decided_by = decided_by(stage.slot, call.fault)
                     return response
             raise RuntimeError("no stage answered the call")
         finally:
+            if call.decided_by is None and entered:
+                # the stage at work when the call ended (a cut stream, a client gone)
+                call.decided_by = decided_by(entered[-1].slot, call.fault)
             # The way back runs at once, in this step of the handler's task (nothing can
             # cancel it there); only if a stage waits (a ledger write) does the rest go on
             # in a task of its own that a cancelled handler does not interrupt: a

@@ -38,9 +38,7 @@ class ReplayStage:
 
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         engine = self.engine
-        header = call.request.headers.get(HEADER)
-        if header is not None:
-            call.upstream_headers.popall(HEADER, None)  # ours: never sent on to a provider
+        header = call.request.headers.get(HEADER)  # (never sent upstream: see routing)
         if not engine.sessions.sessions and header is None:
             return None
         api = call.route.config.api
@@ -58,9 +56,13 @@ class ReplayStage:
         if isinstance(answer, Mismatch):
             engine.metrics.replayed_calls.labels("mismatch").inc()
             if session.passthrough:
+                session.last_mismatch = answer.message
                 return None
             call.fail("replay_mismatch", answer.message)
-            engine.refused(session, answer.message)
+            session.last_mismatch = answer.message
+            engine.refused(
+                session, f"{call.request.method} {engine.redactor.redact_text(full_path)}"
+            )
             return proxy_error(api, "replay_mismatch", answer.message)
         engine.metrics.replayed_calls.labels("matched").inc()
         response, facts = await write_answer(call.request, answer, session.timing, call.plan)

@@ -108,6 +108,7 @@ OWN_STATE = {
     "daemon/agent_sre_daemon/delivery/store.py",
     "daemon/agent_sre_daemon/slo/runtime.py",
     "daemon/agent_sre_daemon/cli/client.py",
+    "daemon/agent_sre_daemon/signals.py",  # its own json.dumps of a signal's details, redacted
 }
 
 

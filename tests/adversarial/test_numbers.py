@@ -164,7 +164,7 @@ def _probe(model: type[BaseModel], name: str) -> type[BaseModel]:
                         value=(field.annotation, field))  # fmt: skip
 
 
-GOOD = (1, 0.75, 500, 0, 10, 2.5)
+GOOD = (1, 0.75, 500, 0, 10, 2.5, 3600)
 
 
 def _shapes(value: Any) -> list[Any]:

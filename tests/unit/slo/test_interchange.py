@@ -236,3 +236,36 @@ def test_openslo_referenced_sli_is_followed() -> None:
 def test_unknown_documents_are_named() -> None:
     result = import_documents([{"kind": "Deployment"}], "x.yaml")
     assert result.problems == ["x.yaml: document 1: not OpenSLO, Sloth or Pyrra"]
+
+
+SCHEMA_DIR = Path(__file__).parents[2] / "data" / "openslo-schema-v1"
+
+
+def openslo_validator() -> Any:
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from referencing import Registry, Resource
+
+    resources = []
+    for path in SCHEMA_DIR.rglob("*.schema.json"):
+        contents = json.loads(path.read_text())
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    registry = Registry().with_resources(resources)
+    schema = json.loads((SCHEMA_DIR / "openslo.schema.json").read_text())
+    return jsonschema.Draft7Validator(schema, registry=registry)
+
+
+@settings(max_examples=40, deadline=None)
+@given(specs=st.lists(slo_specs(), min_size=1, max_size=3).map(unique))
+def test_the_openslo_export_validates_against_the_openslo_schema(specs: list[SLOSpec]) -> None:
+    validator = openslo_validator()
+    for doc in through_yaml(export_documents(specs, "openslo")):
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
+        assert errors == [], errors
+
+
+def test_the_openslo_schema_is_strict_enough_to_fail() -> None:
+    (doc,) = exported("openslo")
+    del doc["spec"]["budgetingMethod"]
+    assert not openslo_validator().is_valid(doc)

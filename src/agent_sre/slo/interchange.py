@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from agent_sre.slo.promql import GENAI_DURATION, map_ratio
 from agent_sre.slo.spec import SLOSpec, prometheus_label_name
 from agent_sre.slo.windows import format_window
 from agent_sre.units import format_duration, parse_duration
@@ -216,16 +217,23 @@ def _take(out: Imported, where: str, name: str, data: dict[str, Any] | None,
     out.problems.extend(f"{where}SLO {name!r}: {problem}" for problem in problems)
 
 
-def _own(annotations: Any, queries: tuple[str, ...], fmt: str
+def _own(annotations: Any, queries: tuple[str, ...], fmt: str, name: str,
+         ratio: tuple[str, str | None, str | None] | None = None,
          ) -> tuple[dict[str, Any] | None, list[str]]:  # fmt: skip
-    """The fields an agent-sre export keeps in its annotation, or why the SLI cannot map."""
+    """The fields an agent-sre export keeps in its annotation; else the SLI read from the
+    queries (``ratio``: total, bad, good) where they describe agent calls; else why not."""
     text = annotations.get(ANNOTATION) if isinstance(annotations, dict) else None
     if text is None:
+        why = ["it is no ratio of two queries"]
+        if ratio is not None:
+            sli, why = map_ratio(*ratio)
+            if sli is not None:
+                return {"name": name, "sli": sli}, []
         shown = "; ".join(q for q in queries if q) or "none given"
         return None, [
             f"the {fmt} SLI ({shown}) reads metrics agent-sre does not compute from spans, so "
-            "nothing was mapped (agent-sre's SLIs are counted from agent spans: tasks, tool and "
-            "LLM calls, policy checks, delegation depth, latency, cost, trust, hallucination)"
+            f"nothing was mapped: {'; '.join(why)} (agent-sre counts its SLIs from agent spans, "
+            f"and maps queries over {GENAI_DURATION} filtered by span attributes)"
         ]
     try:
         data = json.loads(text)
@@ -263,13 +271,22 @@ def _from_pyrra(doc: dict[str, Any]) -> tuple[str, dict[str, Any] | None, list[s
     spec = doc.get("spec") or {}
     name = str(meta.get("name", "?"))
     indicator = spec.get("indicator") or {}
-    problems = [f"indicator {kind!r} is not mapped (only ratio is)"
-                for kind in indicator if kind != "ratio"]  # fmt: skip
+    problems = [f"indicator {kind!r} is not mapped (ratio and latency are)"
+                for kind in indicator if kind not in ("ratio", "latency")]  # fmt: skip
+    if len(indicator) > 1:
+        problems.append(f"{len(indicator)} indicators ({', '.join(sorted(indicator))}): give one")
     ratio = indicator.get("ratio") or {}
-    queries = (str((ratio.get("errors") or {}).get("metric", "")),
-               str((ratio.get("total") or {}).get("metric", "")))  # fmt: skip
-    data, why = _own(meta.get("annotations"), queries, "Pyrra")
-    if data is not None:
+    latency = indicator.get("latency") or {}
+    if ratio:
+        queries = (str((ratio.get("errors") or {}).get("metric", "")),
+                   str((ratio.get("total") or {}).get("metric", "")))  # fmt: skip
+        parts: tuple[str, str | None, str | None] = (queries[1], queries[0], None)
+    else:
+        queries = (str((latency.get("success") or {}).get("metric", "")),
+                   str((latency.get("total") or {}).get("metric", "")))  # fmt: skip
+        parts = (queries[1], None, queries[0])
+    data, why = _own(meta.get("annotations"), queries, "Pyrra", name, parts)
+    if data is not None and ANNOTATION in (meta.get("annotations") or {}):
         why = _same_queries(queries, counter_queries(data["name"]))
     problems += why
     target = _target_from_percent(spec.get("target"))
@@ -295,8 +312,9 @@ def _from_sloth(entry: Any) -> tuple[str, dict[str, Any] | None, list[str]]:
         str(events.get("total_query", events.get("totalQuery", ""))),
     )
     alerting = entry.get("alerting") or {}
-    data, why = _own(alerting.get("annotations"), queries, "Sloth")
-    if data is not None:
+    annotations = alerting.get("annotations")
+    data, why = _own(annotations, queries, "Sloth", name, (queries[1], queries[0], None))
+    if data is not None and ANNOTATION in (annotations or {}):
         why = _same_queries(queries, sloth_queries(name, _labels(data)))
     problems += why
     target = _target_from_percent(entry.get("objective"))
@@ -325,13 +343,17 @@ def _from_openslo(doc: dict[str, Any], docs: Sequence[dict[str, Any]]
             problems.append(f"indicatorRef {ref!r} names no SLI document given")
     sli_spec = (indicator or {}).get("spec") or {}
     ratio = sli_spec.get("ratioMetric")
+    parts: tuple[str, str | None, str | None] | None = None
     if ratio is None:
         kinds = ", ".join(sorted(sli_spec)) or "none"
         queries: tuple[str, ...] = (f"indicator {kinds}",)
     else:
-        queries = tuple(_openslo_query(ratio.get(part)) for part in ("bad", "total"))
-        if "good" in ratio:
-            problems.append("a ratioMetric counting good events is not mapped (bad and total are)")
+        counted = "good" if "good" in ratio else "bad"
+        queries = tuple(_openslo_query(ratio.get(part)) for part in (counted, "total"))
+        if counted == "good":
+            parts = (queries[1], None, queries[0])
+        else:
+            parts = (queries[1], queries[0], None)
     windows = spec.get("timeWindow") or []
     if len(windows) != 1:
         problems.append(f"{len(windows)} timeWindows: agent-sre takes exactly one")
@@ -348,8 +370,8 @@ def _from_openslo(doc: dict[str, Any], docs: Sequence[dict[str, Any]]
         problems.append("a threshold objective (op, value) is not mapped")
     if spec.get("alertPolicies"):
         problems.append("alertPolicies are not mapped (agent-sre's burn-rate alerts apply)")
-    data, why = _own(meta.get("annotations"), queries, "OpenSLO")
-    if data is not None:
+    data, why = _own(meta.get("annotations"), queries, "OpenSLO", name, parts)
+    if data is not None and ANNOTATION in (meta.get("annotations") or {}):
         why = _same_queries(queries, counter_queries(data["name"]))
     problems += why
     if data is None or problems:

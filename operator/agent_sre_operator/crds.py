@@ -19,10 +19,14 @@ from typing import Any
 
 import yaml
 
+from agent_sre.slo.windows import ALERT_WINDOW_PATTERN, SLO_WINDOW_PATTERN
 from agent_sre.units import DURATION_PATTERN
 from agent_sre_operator.kinds import GROUP, KINDS, VERSION, Kind
 
-_DROPPED = frozenset({"title", "default", "$defs", "deprecated", "allOf"})
+_DROPPED = frozenset({"title", "default", "$defs", "deprecated", "allOf", "oneOf"})
+_WINDOW_PATTERNS = frozenset({ALERT_WINDOW_PATTERN, SLO_WINDOW_PATTERN})
+"""SLO and alert windows, written in whole units (agent_sre.slo.windows)."""
+_DURATION_PATTERNS = _WINDOW_PATTERNS | {DURATION_PATTERN}
 _NUMERIC_TYPES = frozenset({"number", "integer"})
 CHART_CRDS = Path(__file__).resolve().parents[2] / "deployments" / "helm" / "agent-sre" / "crds"
 
@@ -76,9 +80,11 @@ def _union(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out = structural({**branches[0], **extra}, defs)
     elif _is_duration(branches):
         out = {**extra, "x-kubernetes-int-or-string": True}
-        out["description"] = _join(
-            extra.get("description"), "A duration: seconds, or text such as 500ms, 8s, 1h30m, 28d."
-        )
+        if not any(b.get("pattern") in _WINDOW_PATTERNS for b in branches):  # they say theirs
+            out["description"] = _join(
+                extra.get("description"),
+                "A duration: seconds, or text such as 500ms, 8s, 1h30m, 28d.",
+            )
     else:
         out = {**extra, "x-kubernetes-preserve-unknown-fields": True}
     if nullable:
@@ -89,7 +95,7 @@ def _union(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 def _is_duration(branches: list[dict[str, Any]]) -> bool:
     types = {b.get("type") for b in branches}
     return types <= _NUMERIC_TYPES | {"string"} and any(
-        b.get("pattern") == DURATION_PATTERN for b in branches
+        b.get("pattern") in _DURATION_PATTERNS for b in branches
     )
 
 

@@ -47,7 +47,9 @@ class Call:
 
     Set before the chain: ``request``, ``route``, ``path`` (after the route prefix),
     ``query``, ``plan`` (the request as its provider reads it), ``started`` (the clock's
-    monotonic time), ``record`` (the span being filled in).
+    monotonic time), ``record`` (the span being filled in), ``body`` (the request body as
+    the agent sent it: stages that change what goes upstream, such as the provider asking
+    for streamed usage or a rollout naming its candidate model, change ``plan.body`` only).
 
     Attributes:
         identity: who makes the call (identity stage; admission fills the team).
@@ -81,8 +83,10 @@ class Call:
         plan: CallPlan,
         started: float,
         record: CallRecord,
+        body: bytes,
     ) -> None:
         self.request = request
+        self.body = body
         self.route = route
         self.path = path
         self.query = query

@@ -348,7 +348,7 @@ class ProxyServer(Component):
             else:
                 plan = plan_call(route.config, request.method, rest, body)
             record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
-            call = Call(request, route, rest, query, plan, started, record)
+            call = Call(request, route, rest, query, plan, started, record, body)
             assert self._chain is not None
             return await self._chain.run(call)
         finally:

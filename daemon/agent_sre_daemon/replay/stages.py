@@ -52,7 +52,7 @@ class ReplayStage:
         session: ReplaySession = found
         call.record.attributes[REPLAY_SESSION] = session.id
         full_path = call.route.prefix.rstrip("/") + call.path
-        answer = match(session, call.request.method, full_path, call.plan.body)
+        answer = match(session, call.request.method, full_path, call.body)
         if isinstance(answer, Mismatch):
             engine.metrics.replayed_calls.labels("mismatch").inc()
             if session.passthrough:
@@ -168,8 +168,10 @@ def is_interesting(call: Call) -> bool:
 def build_exchange(
     engine: ReplayEngine, call: Call, chunks: list[tuple[float, bytes]], truncated: bool
 ) -> Exchange:
-    body = call.plan.body or b""
-    body, cut = _decoded_body(body, call.request.headers.get("Content-Encoding"), engine.max_body)
+    # What the agent sent, not what went upstream: a cassette is answered to the agent's
+    # own requests (``replay serve``), and so is a replay session.
+    request_encoding = call.request.headers.get("Content-Encoding")
+    body, cut = _decoded_body(call.body, request_encoding, engine.max_body)
     truncated = truncated or cut
     response = call.response
     content_type = response.content_type if response is not None else ""

@@ -59,36 +59,36 @@ header line (the name, then the value that is replaced; the name stays)."""
 NAMED_PATTERNS: tuple[str, ...] = tuple(f"(?i:{name})({value})" for name, value in _NAMED)
 """:data:`_NAMED` as expressions whose group 1 is the value."""
 
-_CLASS_SPACE = r"\t\n\v\f\r "
-_NAMED_RE2: tuple[bytes, ...] = tuple(
-    ("(?i:" + name + ")(" + value.replace(r"\s", _CLASS_SPACE) + ")").encode()
-    for name, value in _NAMED
-)
-""":data:`NAMED_PATTERNS` for RE2, whose ``\\s`` leaves out the vertical tab that :mod:`re`'s
-takes in (each ``\\s`` of a value is inside a character class)."""
-
 _CARD = re.compile(rb"\b(?:\d[ \-]?){12,18}\d\b")
 _PROTO_NAME = rf"(?i:{_KEYWORDS})[A-Za-z0-9_.\-]*\x12|[^A-Za-z0-9_.\-](?i:{_EXACT})\x12"
 """An OTLP attribute whose key names a credential: in protobuf bytes a ``KeyValue``'s key is
 followed by the tag of its value (``0x12``)."""
 
 
+def _re2_form(pattern: str) -> bytes:
+    return pattern.encode().replace(rb"\s", rb"[\t\n\v\f\r ]")
+
+
+def _re2_value(value: str) -> str:
+    """A value's expression for RE2: its ``\\s`` (each inside a character class) spelled
+    out, since RE2's leaves out the vertical tab that :mod:`re`'s takes in."""
+    return value.replace(r"\s", r"\t\n\v\f\r ")
+
+
 def _bytes_re2(pattern: bytes) -> re2._Regexp:
     """``pattern`` compiled by RE2 over bytes, each byte one character as in :mod:`re`'s
-    bytes patterns (RE2's default, UTF-8, matches no invalid byte, so a ``[^...]`` class
-    stopped at one and a value after it went unseen)."""
+    bytes patterns (in RE2's default, UTF-8, no class matches an invalid byte: a named
+    value holding one went unredacted, and unseen by the scan)."""
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1
     return re2.compile(pattern, options)
 
 
-def _re2_form(pattern: str) -> bytes:
-    return pattern.encode().replace(rb"\s", rb"[\t\n\v\f\r ]")
-
-
 _SCAN = _bytes_re2(
     b"|".join(b"(?:" + _re2_form(p) + b")" for p in DEFAULT_PATTERNS)
-    + b"".join(b"|(?i:" + n.encode() + b")(?:" + v.encode() + b")" for n, v in _NAMED)
+    + b"".join(
+        b"|(?i:" + n.encode() + b")(?:" + _re2_value(v).encode() + b")" for n, v in _NAMED
+    )
     + b"|(?:" + _PROTO_NAME.encode() + b")"
     + b"|(" + _CARD.pattern + b")"
 )  # fmt: skip
@@ -100,47 +100,56 @@ whatever the number of rules: three times cheaper than scanning once per rule wi
 _CREDENTIAL_NAME = re.compile(rf"(?i:\S*(?:{_KEYWORDS})\S*|{_EXACT})")
 
 
-@functools.lru_cache(maxsize=4096)
 def credential_name(name: str) -> bool:
     """Whether a header, query parameter, JSON field or attribute called ``name`` holds a
     credential (its value is then never kept, whatever it looks like)."""
+    if len(name) > _CACHED_NAME:
+        return _CREDENTIAL_NAME.fullmatch(name) is not None
+    return _credential_name(name)
+
+
+_CACHED_NAME = 128
+"""Names up to this long are remembered (a stream repeats its few names in every event)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _credential_name(name: str) -> bool:
     return _CREDENTIAL_NAME.fullmatch(name) is not None
+
+
+_SHAPES_RE2 = _bytes_re2(b"|".join(b"(?:" + _re2_form(p) + b")" for p in DEFAULT_PATTERNS))
+_NAMED_RE2 = [
+    _bytes_re2(("(?i:" + name + ")(" + _re2_value(value) + ")").encode()) for name, value in _NAMED
+]
+_CARD_RE2 = _bytes_re2(_CARD.pattern)
+"""The default rules for replacing, in RE2 too: linear in the bytes whatever they hold (with
+:mod:`re`, a long run of letters before a rule's anchor costs quadratic time: 40 KB of ``a``
+took 8 s), so no body can hold the writer up."""
 
 
 class Redactor:
     """Replaces credentials in bytes and text with ``[REDACTED]``.
 
     Args:
-        extra: configured regular expressions (already validated).
+        extra: configured regular expressions (already validated; Python syntax, so they
+            run with :mod:`re`).
     """
 
     def __init__(self, extra: tuple[str, ...] | list[str] = ()) -> None:
-        # one pass for the shapes; configured patterns each on their own (they may carry
-        # flags of their own, which cannot be joined into one expression)
-        self._shapes = [
-            re.compile(b"|".join(b"(?:" + p.encode() + b")" for p in DEFAULT_PATTERNS)),
-            *(re.compile(p.encode()) for p in extra),
-        ]
-        # the fixed rules run on RE2 (linear in the bytes: with re, the names' runs of word
-        # characters backtracked, ~4 us a byte, 45 ms for an 11 KB body); configured ones
-        # keep re (they may use what RE2 lacks)
-        self._fixed_shapes = _bytes_re2(
-            b"|".join(b"(?:" + _re2_form(p) + b")" for p in DEFAULT_PATTERNS)
-        )
-        self._named = [_bytes_re2(p) for p in _NAMED_RE2]
+        # configured patterns each on their own (they may carry flags of their own, which
+        # cannot be joined into one expression)
+        self._extra = [re.compile(p.encode()) for p in extra]
 
     def ranges(self, data: bytes) -> list[tuple[int, int]]:
         """Where ``data`` holds something to replace: sorted, merged ``(start, end)``."""
-        found: list[tuple[int, int]] = [
-            m.span() for m in self._fixed_shapes.finditer(data) if m.end() > m.start()
-        ]
-        for pattern in self._shapes[1:]:
+        found: list[tuple[int, int]] = [m.span() for m in _SHAPES_RE2.finditer(data)]
+        for pattern in self._extra:
             found += [m.span() for m in pattern.finditer(data) if m.end() > m.start()]
-        for pattern in self._named:
+        for named in _NAMED_RE2:
             found += [
-                m.span(1) for m in pattern.finditer(data) if data[m.start(1) : m.end(1)] != MARK
+                m.span(1) for m in named.finditer(data) if data[m.start(1) : m.end(1)] != MARK
             ]
-        found += [m.span() for m in _CARD.finditer(data) if _card(m) == MARK]
+        found += [m.span() for m in _CARD_RE2.finditer(data) if _luhn_bytes(m.group())]
         if not found:
             return found
         found.sort()
@@ -180,7 +189,7 @@ class Redactor:
             if match.group(1) is None or _card_at(data, match.start()):
                 return True
             at = match.start() + 1  # a digit run that is no card: a secret may start inside
-        return any(pattern.search(data) for pattern in self._shapes[1:])
+        return any(pattern.search(data) for pattern in self._extra)
 
     def redact_text(self, text: str) -> str:
         encoded = text.encode("utf-8", "surrogatepass")
@@ -195,8 +204,11 @@ def _card_at(data: bytes, start: int) -> bool:
 
 
 def _card(match: re.Match[bytes]) -> bytes:
-    digits = [c - 48 for c in match.group() if 48 <= c <= 57]
-    return MARK if _luhn(digits) else match.group()
+    return MARK if _luhn_bytes(match.group()) else match.group()
+
+
+def _luhn_bytes(candidate: bytes) -> bool:
+    return _luhn([c - 48 for c in candidate if 48 <= c <= 57])
 
 
 def _luhn(digits: list[int]) -> bool:

@@ -1,12 +1,14 @@
 """The redactor's fast paths decide exactly what the reference rules (Python ``re``) decide:
-the fixed rules run on RE2 over bytes (linear, where ``re`` backtracked quadratically), and
-:meth:`Redactor.redact` skips the replacing when one RE2 scan finds nothing."""
+the default rules run on RE2 over bytes, every byte a character (linear, where ``re``
+backtracked quadratically), and :meth:`Redactor.redact` skips the replacing when one RE2 scan
+finds nothing. Bytes that are no UTF-8 (``\\xff``) and vertical tabs included."""
 
 from __future__ import annotations
 
 import json
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,13 +22,14 @@ PIECES = [
     b"Authorization", b"basic ", b"\x12", b"pass", b"x", b"1234567890", b"\x0b", b"\x0c",
     b"\xc3\xa9", b"\xff", b"#", b"<", b";", b"KEY", b"Token",
 ]  # fmt: skip
+REFERENCE_SHAPES = re.compile(b"|".join(b"(?:" + p.encode() + b")" for p in r.DEFAULT_PATTERNS))
 REFERENCE_NAMED = [re.compile(p.encode()) for p in r.NAMED_PATTERNS]
 
 
 def reference_ranges(redactor: r.Redactor, data: bytes) -> list[tuple[int, int]]:
-    """The rules as :mod:`re` reads them (what the RE2 forms must agree with)."""
+    """The default rules as :mod:`re` reads them (what the RE2 forms must agree with)."""
     found: list[tuple[int, int]] = []
-    for pattern in redactor._shapes:
+    for pattern in (REFERENCE_SHAPES,):
         found += [m.span() for m in pattern.finditer(data) if m.end() > m.start()]
     for pattern in REFERENCE_NAMED:
         found += [m.span(1) for m in pattern.finditer(data) if m.group(1) != r.MARK]
@@ -70,3 +73,19 @@ def test_a_long_body_holding_credentials_is_redacted() -> None:
     out = redactor.redact(body.encode())
     assert out.endswith(b'password: [REDACTED] key=[REDACTED]"}]}')
     assert out.count(r.MARK) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        (b"api_key=\xffsecret123", b"api_key=[REDACTED]"),
+        (b'{"client_secret": "\xffabc"}', b'{"client_secret": "[REDACTED]"}'),
+        (b"password: \xe9t\xe9", b"password: [REDACTED]"),  # Latin-1 text, not UTF-8
+        (b"X-Api-Key:\x0bk1 key=\x0bv", b"X-Api-Key:\x0bk1 key=\x0bv"),  # a value can't start so
+    ],
+)
+def test_a_value_in_bytes_that_are_not_utf8_is_redacted_too(body: bytes, kept: bytes) -> None:
+    """RE2 in its default UTF-8 mode matched no invalid byte: these values were kept."""
+    redactor = r.Redactor()
+    assert redactor.redact(body) == kept
+    assert redactor.redact(body) == body or redactor.finds(body)

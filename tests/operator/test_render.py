@@ -134,3 +134,25 @@ def test_a_deleted_resource_leaves_the_configuration() -> None:
 def test_a_base_config_that_does_not_load_is_an_error() -> None:
     with pytest.raises(BaseConfigError, match="slos"):
         render("slos: 3\n", [])
+
+
+def test_the_docs_examples_of_resources_are_valid() -> None:
+    """Every `# kubernetes` resource of ours in docs/operator.md renders valid."""
+    import re
+    from pathlib import Path
+
+    from agent_sre_operator.kinds import BY_KIND
+
+    text = (Path(__file__).parents[2] / "docs" / "operator.md").read_text()
+    docs = [
+        yaml.safe_load(block)
+        for block in re.findall(r"```yaml\n(# kubernetes\n.*?)```", text, re.S)
+    ]
+    ours = [d for d in docs if d and d.get("kind") in BY_KIND]
+    assert ours
+    resources = [
+        Resource(BY_KIND[d["kind"]], d["metadata"]["namespace"], d["metadata"]["name"], d["spec"])
+        for d in ours
+    ]
+    out = render(BASE, resources)
+    assert all(v.valid for v in out.verdicts.values()), out.verdicts

@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="kopf peering object for leader election between replicas (needs kopf's "
         "peering CRDs); empty: standalone, run one replica",
     )
+    parser.add_argument(
+        "--prometheus-rules",
+        choices=("auto", "off"),
+        default=env("AGENT_SRE_OPERATOR_PROMETHEUS_RULES", "auto"),
+        help="a PrometheusRule per AgentSLO when the cluster serves monitoring.coreos.com/v1 "
+        "(auto), or none (off)",
+    )
     parser.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--verbose", action="store_true")
 
@@ -109,6 +116,7 @@ async def _run(args: argparse.Namespace, token: str) -> None:
         selector=parse_selector(args.selector),
         admin_token=token,
         interval=args.interval,
+        prometheus_rules=args.prometheus_rules,
     )
     registry = kopf.OperatorRegistry()
     holder: dict[str, Any] = {}

@@ -17,6 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent_sre.config import ConfigError, parse_config
+from agent_sre_operator import promrules
 from agent_sre_operator import status as fleet
 from agent_sre_operator.daemons import AdminClient, DaemonState, daemons_of
 from agent_sre_operator.kinds import API_VERSION, BUDGET, BY_PLURAL, EXPERIMENT, KINDS, ROLLOUT, SLO
@@ -27,7 +29,14 @@ from agent_sre_operator.kube import (
     custom_path,
     pods_path,
 )
-from agent_sre_operator.render import BaseConfigError, Rendering, Resource, Verdict, render
+from agent_sre_operator.render import (
+    SOURCE,
+    BaseConfigError,
+    Rendering,
+    Resource,
+    Verdict,
+    render,
+)
 
 if TYPE_CHECKING:
     from agent_sre_operator.kinds import Kind
@@ -37,6 +46,8 @@ log = logging.getLogger("agent_sre_operator")
 CONFIG_KEY = "agent-sre.yaml"
 FINALIZER = "agent-sre.io/stop-on-daemons"
 """Held by experiments and rollouts: a deleted one is stopped on the daemons first."""
+RULES_RECHECK_S = 300.0
+"""How often the operator asks again whether the cluster serves PrometheusRules."""
 STOP_PATHS = {
     EXPERIMENT.kind: "/v1/chaos/experiments/{name}/stop",
     ROLLOUT.kind: "/v1/rollouts/{name}/abort",
@@ -55,6 +66,8 @@ class Settings:
     """Labels of the daemon pods."""
     admin_token: str
     interval: float = 15.0
+    prometheus_rules: str = "auto"
+    """``auto``: a PrometheusRule per AgentSLO when the cluster serves them; ``off``: none."""
 
 
 @dataclass
@@ -76,6 +89,10 @@ class Controller:
     seen: dict[tuple[str, str, str], Seen] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     passes: int = 0
+    rules_written: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """(namespace, name) -> the spec last written, so an unchanged rule costs no call."""
+    rules_checked_at: float | None = None
+    rules_served: bool = False
 
     # -- watch events ---------------------------------------------------------------
 
@@ -149,6 +166,7 @@ class Controller:
         reads = tuple(sorted({fleet.READS[s.resource.kind.kind] for s in live}))
         states = await self.admin.sync(daemons, rendering.digest, reads)
         await self._add_finalizers(live)
+        await self._prometheus_rules(live, rendering)
         for seen in live:
             verdict = rendering.verdicts.get(seen.resource.key, Verdict())
             await self._write_status(seen, verdict, rendering, states)
@@ -171,6 +189,48 @@ class Controller:
             await self.kube.create(configmap_path(ns), body)
         else:
             await self.kube.merge_patch(configmap_path(ns, name), {"data": {CONFIG_KEY: text}})
+
+    # -- PrometheusRules -----------------------------------------------------------------
+
+    async def _serves_rules(self) -> bool:
+        if self.settings.prometheus_rules == "off":
+            return False
+        now = asyncio.get_running_loop().time()
+        if self.rules_checked_at is None or now - self.rules_checked_at > RULES_RECHECK_S:
+            self.rules_checked_at = now
+            try:
+                listing = await self.kube.get_or_none(f"/apis/{promrules.GROUP_VERSION}")
+            except KubeError:
+                listing = None
+            self.rules_served = promrules.served(listing)
+        return self.rules_served
+
+    async def _prometheus_rules(self, live: list[Seen], rendering: Rendering) -> None:
+        slos = [s for s in live if s.resource.kind is SLO]
+        if not slos or not await self._serves_rules():
+            return
+        try:
+            running = {spec.name: spec for spec in parse_config(rendering.text, SOURCE).slos}
+        except ConfigError:
+            return
+        for seen in slos:
+            resource = seen.resource
+            spec = running.get(resource.name)
+            if spec is None or not seen.uid:
+                continue
+            body = promrules.rule_object(resource.namespace, resource.name, seen.uid, spec)
+            key = (resource.namespace, body["metadata"]["name"])
+            if self.rules_written.get(key) == body:
+                continue
+            path = promrules.path(resource.namespace, key[1])
+            existing = await self.kube.get_or_none(path)
+            if existing is None:
+                await self.kube.create(promrules.path(resource.namespace), body)
+            elif existing.get("spec") != body["spec"] or _owners(existing) != _owners(body):
+                await self.kube.merge_patch(
+                    path, {"metadata": {"ownerReferences": _owners(body)}, "spec": body["spec"]}
+                )
+            self.rules_written[key] = body
 
     # -- deletion ----------------------------------------------------------------------
 
@@ -240,6 +300,10 @@ class Controller:
         except KubeError as exc:
             if exc.status != 404:
                 raise
+
+
+def _owners(obj: dict[str, Any]) -> Any:
+    return (obj.get("metadata") or {}).get("ownerReferences")
 
 
 def _selector(labels: dict[str, str]) -> str:

@@ -88,6 +88,7 @@ def slo_names(daemon: DaemonProcess) -> dict[str, float]:
 def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stand]:
     tmp = tmp_path_factory.mktemp("operator")
     custom = [(API_VERSION, k.plural, k.kind, True) for k in KINDS]
+    custom.append(("monitoring.coreos.com/v1", "prometheusrules", "PrometheusRule", True))
     with FakeCluster(custom) as cluster, Kubelet(cluster, NS, "agent-sre") as kubelet:
         base_text = yaml.safe_dump(BASE, sort_keys=False)
         cluster.create(
@@ -374,3 +375,37 @@ def test_the_operator_waits_for_the_mounted_file_before_reloading(stand: Stand) 
         stand.kubelet.release()
     stand.wait(lambda: all("later" in slo_names(d) for d in stand.daemons))
     stand.wait(lambda: stand.condition("agentslos", "later", "Applied").get("status") == "True")
+
+
+def test_each_slo_gets_the_prometheus_rule_agent_sre_rules_writes(stand: Stand) -> None:
+    spec = {"target": 0.98, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "ruled", spec)
+    path = f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/prometheusrules/agentslo-ruled"
+    rule = stand.wait(lambda: stand.cluster.get(path))
+    owner = rule["metadata"]["ownerReferences"][0]
+    slo = stand.obj("agentslos", "ruled")
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "AgentSLO",
+        "ruled",
+        slo["metadata"]["uid"],
+    )
+    assert owner["controller"] is True
+
+    def cli_groups() -> list[Any]:
+        stand.wait(lambda: all("ruled" in slo_names(d) for d in stand.daemons))
+        result = subprocess.run(
+            [sys.executable, "-m", "agent_sre_daemon.cli", "rules", "prometheus", "--config",
+             str(stand.daemons[0].config_path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        groups = yaml.safe_load(result.stdout)["groups"]
+        ours = [g for g in groups if g["name"].startswith("agent-sre-slo-ruled-")]
+        assert ours
+        return ours
+
+    assert rule["spec"]["groups"] == cli_groups()
+    # a raised target reaches the rule
+    stand.cluster.patch_spec(cr_path("agentslos", "ruled"), {"target": 0.99})
+    stand.wait(lambda: "0.99" in json.dumps(stand.cluster.get(path)["spec"]))
+    assert stand.cluster.get(path)["spec"]["groups"] == cli_groups()

@@ -39,6 +39,7 @@ from agent_sre_operator.render import (
 )
 
 if TYPE_CHECKING:
+    from agent_sre.config import Config
     from agent_sre_operator.kinds import Kind
 
 log = logging.getLogger("agent_sre_operator")
@@ -166,10 +167,18 @@ class Controller:
         reads = tuple(sorted({fleet.READS[s.resource.kind.kind] for s in live}))
         states = await self.admin.sync(daemons, rendering.digest, reads)
         await self._add_finalizers(live)
-        await self._prometheus_rules(live, rendering)
+        try:
+            running = parse_config(rendering.text, SOURCE)
+        except ConfigError as exc:  # cannot happen: every entry was judged by the same loader
+            log.error("the rendered configuration does not load:\n%s", exc)
+            return
+        await self._prometheus_rules(live, running)
         for seen in live:
             verdict = rendering.verdicts.get(seen.resource.key, Verdict())
-            await self._write_status(seen, verdict, rendering, states)
+            try:
+                await self._write_status(seen, verdict, rendering, states, running)
+            except KubeError as exc:  # one resource's status stops no other's
+                log.warning("%s: status not written: %s", seen.resource.ref, exc)
 
     # -- configuration ----------------------------------------------------------------
 
@@ -205,14 +214,11 @@ class Controller:
             self.rules_served = promrules.served(listing)
         return self.rules_served
 
-    async def _prometheus_rules(self, live: list[Seen], rendering: Rendering) -> None:
+    async def _prometheus_rules(self, live: list[Seen], config: Config) -> None:
         slos = [s for s in live if s.resource.kind is SLO]
         if not slos or not await self._serves_rules():
             return
-        try:
-            running = {spec.name: spec for spec in parse_config(rendering.text, SOURCE).slos}
-        except ConfigError:
-            return
+        running = {spec.name: spec for spec in config.slos}
         for seen in slos:
             resource = seen.resource
             spec = running.get(resource.name)
@@ -263,7 +269,12 @@ class Controller:
     # -- status ------------------------------------------------------------------------
 
     async def _write_status(
-        self, seen: Seen, verdict: Verdict, rendering: Rendering, states: list[DaemonState]
+        self,
+        seen: Seen,
+        verdict: Verdict,
+        rendering: Rendering,
+        states: list[DaemonState],
+        config: Config,
     ) -> None:
         resource = seen.resource
         running = [s for s in states if s.running == rendering.digest]
@@ -280,7 +291,7 @@ class Controller:
         new["conditions"] = _keep_transition_times(seen.status.get("conditions"), conditions)
         answers = [s.answers for s in running]
         if applied_somewhere:
-            new.update(_kind_status(resource, answers))
+            new.update(_kind_status(resource, answers, config))
         if _same(seen.status, new):
             return
         path = custom_path(API_VERSION, resource.namespace, resource.kind.plural, resource.name)
@@ -374,12 +385,19 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return all(old.get(key) == value for key, value in new.items())
 
 
-def _kind_status(resource: Resource, answers: list[dict[str, Any]]) -> dict[str, Any]:
-    spec = resource.spec
+def _kind_status(
+    resource: Resource, answers: list[dict[str, Any]], config: Config
+) -> dict[str, Any]:
+    """Figures of the version the daemons run (a refused update leaves the one before)."""
+    name = resource.name
     if resource.kind is SLO:
-        return fleet.slo_status(resource.name, _number(spec.get("target")), answers)
+        slo = next((s for s in config.slos if s.name == name), None)
+        target = slo.target if slo is not None else _number(resource.spec.get("target"))
+        return fleet.slo_status(name, target, answers)
     if resource.kind is BUDGET:
-        return fleet.budget_status(resource.name, _number(spec.get("limit_usd")), answers)
+        budget = next((b for b in config.budgets.budgets if b.name == name), None)
+        limit = budget.limit_usd if budget is not None else _number(resource.spec.get("limit_usd"))
+        return fleet.budget_status(name, limit, answers)
     if resource.kind is EXPERIMENT:
         return fleet.experiment_status(resource.name, answers)
     if resource.kind is ROLLOUT:

@@ -36,8 +36,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
 
-# Plain Kubernetes manifests rendered from the Helm chart (checked in sync by tests/deploy).
+# The chart's values schema (its `config` from the daemon's models) and the plain Kubernetes
+# manifests rendered from the chart (both checked in sync by tests/deploy).
 manifests: $(STAMP)
+	$(BIN)/python deployments/render_values_schema.py
 	$(BIN)/python deployments/render_manifests.py
 
 # The operator's CRDs (deployments/helm/agent-sre/crds/) from the daemon's models (checked by

@@ -49,30 +49,62 @@ class SignalMetrics:
         )
 
 
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
 class Subscription:
-    """A subscriber's bounded, ordered view of the bus."""
+    """A subscriber's bounded, ordered view of the bus.
+
+    At most ``maxsize`` signals wait. When it is full, a new signal pushes out the oldest
+    waiting signal quieter than itself (a critical one a warning or info, a warning an info),
+    or is itself dropped when none is quieter: a flood of warnings about client-chosen ids
+    never costs a critical signal. Every drop is counted (``missed``). Signals come out in
+    publication order.
+    """
 
     def __init__(self, bus: SignalBus, name: str, maxsize: int) -> None:
         self.name = name
         self.maxsize = maxsize
         self.missed = 0
         self._bus = bus
-        self._queue: deque[Signal] = deque()
+        # one queue per severity (quietest first), each of (publication number, signal)
+        self._queues: tuple[deque[tuple[int, Signal]], ...] = (deque(), deque(), deque())
+        self._size = 0
+        self._number = 0
         self._ready = asyncio.Event()
 
+    def __len__(self) -> int:
+        return self._size
+
     def offer(self, signal: Signal) -> bool:
-        if len(self._queue) >= self.maxsize:
+        """Queues ``signal``; False when a signal (it, or a quieter one) was dropped."""
+        rank = _RANK[signal.severity]
+        kept = True
+        if self._size >= self.maxsize:
+            quieter = next((q for q in self._queues[:rank] if q), None)
             self.missed += 1
-            return False
-        self._queue.append(signal)
+            if quieter is None:
+                return False
+            quieter.popleft()
+            self._size -= 1
+            kept = False
+        self._number += 1
+        self._queues[rank].append((self._number, signal))
+        self._size += 1
         self._ready.set()
-        return True
+        return kept
 
     def get_nowait(self) -> Signal | None:
-        if not self._queue:
+        if not self._size:
             return None
-        signal = self._queue.popleft()
-        if not self._queue:
+        first: deque[tuple[int, Signal]] | None = None
+        for queue in self._queues:
+            if queue and (first is None or queue[0][0] < first[0][0]):
+                first = queue
+        assert first is not None
+        signal = first.popleft()[1]
+        self._size -= 1
+        if not self._size:
             self._ready.clear()
         return signal
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from aiohttp import web
 
+from agent_sre.gateway.outcome import DecidedBy
 from agent_sre_daemon.proxy.call import Chain
 
 
@@ -27,8 +28,8 @@ class Step:
         self.log.append(f"out:{self.name}")
 
 
-def new_call() -> SimpleNamespace:
-    return SimpleNamespace(status=0, response=None)
+def new_call(fault: str | None = None) -> SimpleNamespace:
+    return SimpleNamespace(status=0, response=None, decided_by=None, fault=fault)
 
 
 async def test_stages_run_in_slot_order_and_back_in_reverse() -> None:
@@ -44,6 +45,7 @@ async def test_stages_run_in_slot_order_and_back_in_reverse() -> None:
     call = new_call()
     response = await chain.run(call)  # type: ignore[arg-type]
     assert response.status == 299 and call.status == 299
+    assert call.decided_by is DecidedBy.UPSTREAM
     assert log == [
         "in:rec",
         "in:who",
@@ -101,3 +103,35 @@ async def test_a_failing_stage_on_the_way_back_does_not_stop_the_others(caplog) 
     await chain.run(new_call())  # type: ignore[arg-type]
     assert log[-1] == "out:admit"
     assert "proxy stage bad failed on the way back" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("slot", "fault", "decider"),
+    [
+        ("forward", None, DecidedBy.UPSTREAM),
+        ("forward", "latency", DecidedBy.UPSTREAM),  # a delay leaves the answer the upstream's
+        ("forward", "slow_stream", DecidedBy.UPSTREAM),
+        ("forward", "malformed_response", DecidedBy.CHAOS),  # the answer was changed
+        ("faults", "error", DecidedBy.CHAOS),
+        ("capture", None, DecidedBy.REPLAY),
+        ("admission", None, DecidedBy.REFUSAL),
+        ("identity", None, DecidedBy.REFUSAL),
+    ],
+)
+async def test_the_chain_records_who_decided_the_answer(
+    slot: str, fault: str | None, decider: DecidedBy
+) -> None:
+    call = new_call(fault)
+    await Chain([Step("answers", slot, [], answer=True)]).run(call)  # type: ignore[arg-type]
+    assert call.decided_by is decider
+
+
+async def test_a_call_cut_inside_a_stage_is_decided_by_that_stage() -> None:
+    class Cut(Step):
+        async def on_request(self, call: object) -> web.StreamResponse | None:
+            raise ConnectionResetError("client left mid-stream")
+
+    call = new_call()
+    with pytest.raises(ConnectionResetError):
+        await Chain([Cut("up", "forward", [])]).run(call)  # type: ignore[arg-type]
+    assert call.decided_by is DecidedBy.UPSTREAM

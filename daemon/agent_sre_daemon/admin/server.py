@@ -3,7 +3,8 @@
 Every change needs ``Authorization: Bearer <admin.token>``; with no token configured every
 change is refused. Reads are open to clients on loopback that name a loopback host (a page
 in a browser on the node cannot read through DNS rebinding); from anywhere else a read needs
-the token too.
+the token too. Private reads (captured bodies, replay session header values: routes marked
+with :func:`~agent_sre_daemon.admin.access.private_read`) need the token from anywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
+from agent_sre_daemon.admin.access import is_private
 from agent_sre_daemon.component import Component, Prepared
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.http_site import start_site
@@ -32,6 +34,11 @@ StatusProvider = Callable[[], dict[str, Any]]
 Reloader = Callable[[], Awaitable[tuple[bool, str]]]
 
 _READS = ("GET", "HEAD", "OPTIONS")
+PRIVATE_READ = " (captured bodies and replay sessions are read with the admin token only)"
+PRIVATE_READS_DISABLED = (
+    "captured bodies and replay sessions are read with the admin token only, and none is"
+    " configured (admin.token)"
+)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -81,7 +88,8 @@ class AdminServer(Component):
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method in _READS and _local_read(request):
+        private = is_private(request)
+        if request.method in _READS and not private and _local_read(request):
             return await handler(request)
         token = self.context.config.admin.token
         if not token:
@@ -89,7 +97,9 @@ class AdminServer(Component):
                 return admin_error(
                     403,
                     "reads_disabled",
-                    "reads from beyond loopback need an admin token (admin.token)",
+                    PRIVATE_READS_DISABLED
+                    if private
+                    else "reads from beyond loopback need an admin token (admin.token)",
                 )
             return admin_error(
                 403,
@@ -99,7 +109,10 @@ class AdminServer(Component):
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
             return admin_error(
-                401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required"
+                401,
+                "unauthorized",
+                "a valid 'Authorization: Bearer <token>' is required"
+                + (PRIVATE_READ if private else ""),
             )
         return await handler(request)
 

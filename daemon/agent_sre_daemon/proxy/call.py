@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 
 from agent_sre.cost.budgets import CallIdentity
+from agent_sre.gateway.outcome import decided_by
 from agent_sre.gateway.plan import ResponseFacts
 from agent_sre_daemon.proxy.stage import ordered
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from agent_sre.gateway.identity import TraceContext
+    from agent_sre.gateway.outcome import DecidedBy
     from agent_sre.gateway.plan import CallPlan
     from agent_sre_daemon.proxy.gate import Ticket
     from agent_sre_daemon.proxy.routes import Route
@@ -42,7 +44,9 @@ class Call:
 
     Set before the chain: ``request``, ``route``, ``path`` (after the route prefix),
     ``query``, ``plan`` (the request as its provider reads it), ``started`` (the clock's
-    monotonic time), ``record`` (the span being filled in).
+    monotonic time), ``record`` (the span being filled in), ``body`` (the request body as
+    the agent sent it: stages that change what goes upstream, such as the provider asking
+    for streamed usage or a rollout naming its candidate model, change ``plan.body`` only).
 
     Attributes:
         identity: who makes the call (identity stage; admission fills the team).
@@ -53,6 +57,10 @@ class Call:
         upstream_headers: the headers it goes with (routing stage).
         status: the HTTP status answered (0 until known).
         reached_upstream: the provider received the call.
+        decided_by: who gave the answer (set once, by the chain, from the slot of the stage
+            that answered and the chaos fault on the call); None until a stage answers.
+            Whatever judges an upstream's health counts only ``DecidedBy.UPSTREAM``.
+        fault: the chaos fault injected into the call (its type), None when none was.
         streamed: response headers went to the client before the body was complete.
         facts: what the response told (usage, model, output size).
         ttft: seconds from the request to the first streamed chunk sent, for streams.
@@ -72,8 +80,10 @@ class Call:
         plan: CallPlan,
         started: float,
         record: CallRecord,
+        body: bytes,
     ) -> None:
         self.request = request
+        self.body = body
         self.route = route
         self.path = path
         self.query = query
@@ -88,6 +98,8 @@ class Call:
         self.upstream_headers: CIMultiDict[str] = CIMultiDict()
         self.status = 0
         self.reached_upstream = False
+        self.decided_by: DecidedBy | None = None
+        self.fault: str | None = None
         self.streamed = False
         self.facts = ResponseFacts()
         self.ttft: float | None = None
@@ -140,9 +152,13 @@ class Chain:
                 if response is not None:
                     call.status = response.status
                     call.response = response
+                    call.decided_by = decided_by(stage.slot, call.fault)
                     return response
             raise RuntimeError("no stage answered the call")
         finally:
+            if call.decided_by is None and entered:
+                # the stage at work when the call ended (a cut stream, a client gone)
+                call.decided_by = decided_by(entered[-1].slot, call.fault)
             # A cancelled handler still unwinds: a reservation must never leak.
             task = asyncio.ensure_future(self._back(call, entered))
             self.unwinding.add(task)

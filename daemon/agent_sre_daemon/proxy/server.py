@@ -23,6 +23,7 @@ from agent_sre.gateway.agent_keys import AgentKeys
 from agent_sre.gateway.identity import trace_context
 from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.gateway.providers import plan_call
+from agent_sre.replay.redaction import Redactor
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon import http_site
 from agent_sre_daemon.component import Component, Prepared, ReloadError, cancel_tasks
@@ -33,7 +34,7 @@ from agent_sre_daemon.proxy.call import Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
 from agent_sre_daemon.proxy.metrics import ProxyMetrics
 from agent_sre_daemon.proxy.routes import RouteTable, make_route
-from agent_sre_daemon.proxy.spans import build_request, new_record, resource_of
+from agent_sre_daemon.proxy.spans import build_request, new_record, redact_record, resource_of
 from agent_sre_daemon.proxy.stages.admission import AdmissionStage
 from agent_sre_daemon.proxy.stages.identity import IdentityStage
 from agent_sre_daemon.proxy.stages.record import RecordStage
@@ -103,6 +104,8 @@ class ProxyServer(Component):
             [make_route(r, context.environ) for r in self.config.proxy.routes]
         )
         self._agent_keys = AgentKeys(self.config.proxy.agent_keys)
+        self._redactor = Redactor(self.config.replay.redaction.patterns)
+        self._redactor_patterns = self.config.replay.redaction.patterns
         self._chain: Chain | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -139,7 +142,7 @@ class ProxyServer(Component):
         self._chain = Chain(
             [
                 RecordStage(self.metrics, clock, self._emit),
-                IdentityStage(lambda: self._agent_keys),
+                IdentityStage(lambda: self._agent_keys, self._redactor_now),
                 AdmissionStage(self.gate, clock),
                 RoutingStage(),
                 SettleStage(self.gate, clock),
@@ -342,7 +345,7 @@ class ProxyServer(Component):
             else:
                 plan = plan_call(route.config, request.method, rest, body)
             record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
-            call = Call(request, route, rest, query, plan, started, record)
+            call = Call(request, route, rest, query, plan, started, record, body)
             assert self._chain is not None
             return await self._chain.run(call)
         finally:
@@ -364,12 +367,21 @@ class ProxyServer(Component):
             parts.append(chunk)
         return b"".join(parts)
 
+    def _redactor_now(self) -> Redactor:
+        """The redaction rules of the configuration in force (the replay section's)."""
+        patterns = self.config.replay.redaction.patterns
+        if self._redactor_patterns != patterns:
+            self._redactor = Redactor(patterns)
+            self._redactor_patterns = patterns
+        return self._redactor
+
     def _emit(self, record: CallRecord, trace: TraceContext | None) -> None:
         """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
         pipeline = self.context.pipeline
         try:
             if trace is None:
                 trace = trace_context({}, os.urandom)
+            redact_record(record, self._redactor_now())
             # held for the agent's own span of the same call (one call, one event), then
             # accepted; a refusal is counted as a drop there
             pipeline.export_proxy_call(build_request(record, trace, self._resource))

@@ -163,7 +163,8 @@ class ReplayEngine(Component):
 
     def refused(self, session: ReplaySession, message: str) -> None:
         """A session refused a call matching no recorded one: ``replay_mismatch``, at most
-        once a minute per session."""
+        once a minute per session. ``message`` names the call (method, path), never its
+        body: signals are read without the admin token."""
         signal = self.mismatches.refused(session.id, session.trace_id, message, self.clock.time())
         if signal is not None:
             self.context.bus.publish(signal)

@@ -134,6 +134,9 @@ async def _run(args: argparse.Namespace, token: str) -> None:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # conditions, not events, carry the verdicts
+        # the namespaces are exact names and the CRDs are installed with the chart: no need
+        # to list namespaces and CRDs cluster-wide (and no RBAC for it)
+        settings.scanning.disabled = True
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         info = credentials(settings)

@@ -450,6 +450,10 @@ def test_operator_mode_renders_the_operator_and_hands_it_the_config(case: str) -
     resources = {b["metadata"]["namespace"] for b in bindings if b["metadata"]["name"].endswith(
         "-resources")}  # fmt: skip
     assert resources == set(namespaces)
+    cluster_wide = {d["metadata"]["name"] for d in docs if d["kind"].startswith("Cluster")}
+    # nothing cluster-wide unless it watches beyond its namespace (kopf's scanning is off)
+    expected = set() if namespaces == ["agent-sre"] else {"agent-sre-operator-resources-elsewhere"}
+    assert cluster_wide == expected
 
     # the admin port admits the operator's pod
     policy = by_kind(docs)["NetworkPolicy"]

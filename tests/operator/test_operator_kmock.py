@@ -159,7 +159,7 @@ def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stand]:
                 operator = subprocess.Popen(
                     [sys.executable, "-m", "agent_sre_daemon.cli", "operator",
                      "--namespace", NS, "--configmap", "agent-sre",
-                     "--base-configmap", "agent-sre-base", "--all-namespaces",
+                     "--base-configmap", "agent-sre-base", "--watch-namespace", NS,
                      "--selector", "app.kubernetes.io/name=agent-sre", "--interval", "1"],
                     env=env, stdout=out, stderr=subprocess.STDOUT,
                 )  # fmt: skip

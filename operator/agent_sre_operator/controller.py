@@ -147,19 +147,18 @@ class Controller:
         base = await self.kube.get_or_none(configmap_path(ns, self.settings.base_configmap))
         base_text = ((base or {}).get("data") or {}).get(CONFIG_KEY)
         if not base_text:
-            log.error(
-                "no %s in ConfigMap %s/%s: nothing to render",
-                CONFIG_KEY,
-                ns,
-                self.settings.base_configmap,
-            )
+            problem = f"no {CONFIG_KEY} in ConfigMap {ns}/{self.settings.base_configmap}"
+            await self._blocked(live, "BaseConfigMissing", problem)
             return
         current = await self.kube.get_or_none(configmap_path(ns, self.settings.configmap))
         running_text = ((current or {}).get("data") or {}).get(CONFIG_KEY)
         try:
             rendering = render(base_text, [s.resource for s in live], running_text)
         except BaseConfigError as exc:
-            log.error("the base configuration does not load, nothing applied:\n%s", exc)
+            problem = (
+                f"the base configuration ({ns}/{self.settings.base_configmap}) does not load: {exc}"
+            )
+            await self._blocked(live, "BaseConfigInvalid", problem)
             return
         if rendering.text != running_text:
             await self._write_configmap(current, rendering.text)
@@ -179,6 +178,37 @@ class Controller:
                 await self._write_status(seen, verdict, rendering, states, running)
             except KubeError as exc:  # one resource's status stops no other's
                 log.warning("%s: status not written: %s", seen.resource.ref, exc)
+
+    async def _blocked(self, live: list[Seen], reason: str, problem: str) -> None:
+        """Nothing can be rendered: said on every resource (the daemons keep what they run)."""
+        log.error("%s; nothing applied, the daemons keep what they run", problem)
+        for seen in live:
+            condition = _condition(
+                "Applied",
+                "False",
+                reason,
+                problem + "; the daemons keep the configuration they run",
+                seen.resource.generation,
+            )
+            conditions = [
+                c for c in seen.status.get("conditions") or [] if c.get("type") != "Applied"
+            ]
+            new = {
+                "conditions": _keep_transition_times(
+                    seen.status.get("conditions"), [*conditions, condition]
+                )
+            }
+            if _same(seen.status, new):
+                continue
+            path = custom_path(
+                API_VERSION, seen.resource.namespace, seen.resource.kind.plural, seen.resource.name
+            )
+            try:
+                await self.kube.merge_patch(path + "/status", {"status": new})
+            except KubeError as exc:
+                log.warning("%s: status not written: %s", seen.resource.ref, exc)
+                continue
+            seen.status = {**seen.status, **new}
 
     # -- configuration ----------------------------------------------------------------
 

@@ -409,3 +409,54 @@ def test_each_slo_gets_the_prometheus_rule_agent_sre_rules_writes(stand: Stand) 
     stand.cluster.patch_spec(cr_path("agentslos", "ruled"), {"target": 0.99})
     stand.wait(lambda: "0.99" in json.dumps(stand.cluster.get(path)["spec"]))
     assert stand.cluster.get(path)["spec"]["groups"] == cli_groups()
+
+
+def test_an_unreachable_daemon_leaves_resources_pending_and_says_which(stand: Stand) -> None:
+    stand.wait(lambda: stand.condition("agentslos", "tasks", "Applied").get("status") == "True")
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    stand.cluster.create(pods, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "agent-sre-gone", "labels": dict(SELECTOR)},
+        "spec": {"containers": [{"name": "agent-sre", "ports": [
+            {"name": "admin", "containerPort": 1}]}]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1"},
+    }, NS)  # fmt: skip
+    try:
+        applied = stand.wait(
+            lambda: (
+                stand.condition("agentslos", "tasks", "Applied").get("reason") == "Pending"
+                and stand.condition("agentslos", "tasks", "Applied")
+            )
+        )
+        assert applied["message"].startswith("2/3 daemons run it")
+        assert "agent-sre-gone: unreachable" in applied["message"]
+        assert stand.obj("agentslos", "tasks")["status"]["applied"] == "2/3"
+        assert stand.operator.poll() is None
+    finally:
+        stand.cluster.delete(f"{pods}/agent-sre-gone")
+    stand.wait(lambda: stand.condition("agentslos", "tasks", "Applied").get("status") == "True")
+
+
+def test_a_base_config_that_does_not_load_is_said_on_every_resource(stand: Stand) -> None:
+    path = f"/api/v1/namespaces/{NS}/configmaps/agent-sre-base"
+    good = stand.cluster.get(path)["data"]["agent-sre.yaml"]
+    before = stand.kubelet.text()
+    status, _ = stand.cluster.request(
+        "PATCH", path, {"data": {"agent-sre.yaml": good + "bogus: 1\n"}}
+    )
+    assert status == 200
+    try:
+        applied = stand.wait(
+            lambda: (
+                stand.condition("agentslos", "tasks", "Applied").get("reason")
+                == "BaseConfigInvalid"
+                and stand.condition("agentslos", "tasks", "Applied")
+            )
+        )
+        assert "bogus: unknown key" in applied["message"]
+        assert stand.kubelet.text() == before  # the daemons keep what they run
+        assert all("tasks" in slo_names(d) for d in stand.daemons)
+        assert stand.operator.poll() is None
+    finally:
+        stand.cluster.request("PATCH", path, {"data": {"agent-sre.yaml": good}})
+    stand.wait(lambda: stand.condition("agentslos", "tasks", "Applied").get("status") == "True")

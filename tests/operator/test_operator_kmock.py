@@ -20,7 +20,7 @@ from tests.support.kube import FakeCluster, Kubelet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
+    from pathlib import Path  # noqa: TC003
 
 pytest.importorskip("kmock")
 pytest.importorskip("kopf")
@@ -412,7 +412,9 @@ def test_each_slo_gets_the_prometheus_rule_agent_sre_rules_writes(stand: Stand) 
 
 
 def test_an_unreachable_daemon_leaves_resources_pending_and_says_which(stand: Stand) -> None:
-    stand.wait(lambda: stand.condition("agentslos", "tasks", "Applied").get("status") == "True")
+    spec = {"target": 0.9, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "probe-a", spec)
+    stand.wait(lambda: stand.condition("agentslos", "probe-a", "Applied").get("status") == "True")
     pods = f"/api/v1/namespaces/{NS}/pods"
     stand.cluster.create(pods, {
         "apiVersion": "v1", "kind": "Pod",
@@ -424,20 +426,23 @@ def test_an_unreachable_daemon_leaves_resources_pending_and_says_which(stand: St
     try:
         applied = stand.wait(
             lambda: (
-                stand.condition("agentslos", "tasks", "Applied").get("reason") == "Pending"
-                and stand.condition("agentslos", "tasks", "Applied")
+                stand.condition("agentslos", "probe-a", "Applied").get("reason") == "Pending"
+                and stand.condition("agentslos", "probe-a", "Applied")
             )
         )
         assert applied["message"].startswith("2/3 daemons run it")
         assert "agent-sre-gone: unreachable" in applied["message"]
-        assert stand.obj("agentslos", "tasks")["status"]["applied"] == "2/3"
+        assert stand.obj("agentslos", "probe-a")["status"]["applied"] == "2/3"
         assert stand.operator.poll() is None
     finally:
         stand.cluster.delete(f"{pods}/agent-sre-gone")
-    stand.wait(lambda: stand.condition("agentslos", "tasks", "Applied").get("status") == "True")
+    stand.wait(lambda: stand.condition("agentslos", "probe-a", "Applied").get("status") == "True")
 
 
 def test_a_base_config_that_does_not_load_is_said_on_every_resource(stand: Stand) -> None:
+    spec = {"target": 0.9, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "probe-b", spec)
+    stand.wait(lambda: stand.condition("agentslos", "probe-b", "Applied").get("status") == "True")
     path = f"/api/v1/namespaces/{NS}/configmaps/agent-sre-base"
     good = stand.cluster.get(path)["data"]["agent-sre.yaml"]
     before = stand.kubelet.text()
@@ -448,15 +453,36 @@ def test_a_base_config_that_does_not_load_is_said_on_every_resource(stand: Stand
     try:
         applied = stand.wait(
             lambda: (
-                stand.condition("agentslos", "tasks", "Applied").get("reason")
+                stand.condition("agentslos", "probe-b", "Applied").get("reason")
                 == "BaseConfigInvalid"
-                and stand.condition("agentslos", "tasks", "Applied")
+                and stand.condition("agentslos", "probe-b", "Applied")
             )
         )
         assert "bogus: unknown key" in applied["message"]
         assert stand.kubelet.text() == before  # the daemons keep what they run
-        assert all("tasks" in slo_names(d) for d in stand.daemons)
+        assert all("probe-b" in slo_names(d) for d in stand.daemons)
         assert stand.operator.poll() is None
     finally:
         stand.cluster.request("PATCH", path, {"data": {"agent-sre.yaml": good}})
-    stand.wait(lambda: stand.condition("agentslos", "tasks", "Applied").get("status") == "True")
+    stand.wait(lambda: stand.condition("agentslos", "probe-b", "Applied").get("status") == "True")
+
+
+def test_a_deleted_slo_leaves_the_daemons(stand: Stand) -> None:
+    spec = {"target": 0.9, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "short-lived", spec)
+    stand.create("AgentSLO", "agentslos", "long-lived", spec)
+    stand.wait(lambda: all({"short-lived", "long-lived"} <= set(slo_names(d))
+                           for d in stand.daemons))  # fmt: skip
+    assert stand.cluster.delete(cr_path("agentslos", "short-lived")) == 200
+    stand.wait(lambda: all("short-lived" not in slo_names(d) for d in stand.daemons))
+    assert all("long-lived" in slo_names(d) for d in stand.daemons)
+
+
+def test_the_operator_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AGENT_SRE_ADMIN_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_sre_daemon.cli", "operator", "--namespace", NS],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "AGENT_SRE_ADMIN_TOKEN is empty" in result.stderr

@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/operator_render.py
 
 # The chart's values schema (its `config` from the daemon's models) and the plain Kubernetes
 # manifests rendered from the chart (both checked in sync by tests/deploy).

@@ -153,7 +153,10 @@ class Controller:
         current = await self.kube.get_or_none(configmap_path(ns, self.settings.configmap))
         running_text = ((current or {}).get("data") or {}).get(CONFIG_KEY)
         try:
-            rendering = render(base_text, [s.resource for s in live], running_text)
+            # CPU-bound (about 0.7 s for 200 resources): off the event loop
+            rendering = await asyncio.to_thread(
+                render, base_text, [s.resource for s in live], running_text
+            )
         except BaseConfigError as exc:
             problem = (
                 f"the base configuration ({ns}/{self.settings.base_configmap}) does not load: {exc}"
@@ -167,7 +170,7 @@ class Controller:
         states = await self.admin.sync(daemons, rendering.digest, reads)
         await self._add_finalizers(live)
         try:
-            running = parse_config(rendering.text, SOURCE)
+            running = await asyncio.to_thread(parse_config, rendering.text, SOURCE)
         except ConfigError as exc:  # cannot happen: every entry was judged by the same loader
             log.error("the rendered configuration does not load:\n%s", exc)
             return

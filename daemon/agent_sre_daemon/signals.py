@@ -9,6 +9,8 @@ cannot take is dropped for it alone and counted. The bus keeps the most recent s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aiohttp import web
 from prometheus_client import Counter
 
+from agent_sre.replay.redaction import Redactor
 from agent_sre.signals import Severity, Signal
 from agent_sre_daemon.component import Component
 
@@ -120,6 +123,25 @@ class Subscription:
         self._bus.unsubscribe(self)
 
 
+_REDACTOR = Redactor()
+
+
+def redacted_signal(signal: Signal, redactor: Redactor) -> Signal:
+    """``signal`` with every credential in its message, labels and details redacted (itself
+    when it holds none: one scan decides)."""
+    details = json.dumps(signal.details, default=str) if signal.details else ""
+    texts = "\n".join((signal.message, *signal.labels.values(), details))
+    if not redactor.finds(texts.encode("utf-8", "surrogatepass")):
+        return signal
+    text = redactor.redact_text
+    return dataclasses.replace(
+        signal,
+        message=text(signal.message),
+        labels={key: text(value) for key, value in signal.labels.items()},
+        details=json.loads(text(details)) if details else signal.details,
+    )
+
+
 class SignalBus(Component):
     """Carries signals from publishers to subscribers; keeps the recent ones."""
 
@@ -140,7 +162,10 @@ class SignalBus(Component):
 
     def publish(self, signal: Signal) -> None:
         """Hands ``signal`` to every subscriber without waiting (call from the loop's thread;
-        from another thread use ``loop.call_soon_threadsafe(bus.publish, signal)``)."""
+        from another thread use ``loop.call_soon_threadsafe(bus.publish, signal)``). A
+        credential in it (a model name or a path a client chose, echoed in a message) is
+        redacted first: signals are listed, logged, kept in incidents and sent out."""
+        signal = redacted_signal(signal, _REDACTOR)
         self._published += 1
         kept = self._recent.get(signal.source)
         if kept is None:

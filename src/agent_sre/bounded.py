@@ -33,6 +33,7 @@ REGISTRY: dict[str, str] = {
     "proxy_agents": "proxy: agents seen (GET /v1/agents)",
     "redis_catch_up": "redis ledger: spend owed to Redis while it is down (beyond: not pushed)",
     "circuits": "circuit breakers: a circuit per breaker and route, tool or agent",
+    "throttles": "incidents: throttles in force, one per agent (beyond: soonest lapsing lifted)",
     "rule_cooldowns": "incident rules: when each action last ran, per rendered parameters",
     "incidents_open": "incidents: open incidents (a new one closes the quietest)",
     "incident_agents": "incidents: agents named on one incident",

@@ -189,6 +189,24 @@ def drive_circuits(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, 
     return len(stage.circuits), IDS
 
 
+def drive_throttles(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    from agent_sre.incidents.throttles import PutBy
+    from agent_sre_daemon.clock import SYSTEM_CLOCK
+    from agent_sre_daemon.incidents import throttle
+
+    monkeypatch.setattr(throttle, "MAX_THROTTLES", CAP)
+    stage = throttle.ThrottleStage(SYSTEM_CLOCK, on_evict=heard)
+
+    async def puts() -> None:
+        for index, agent in enumerate(ids()):
+            await stage.put(agent, 6.0, 600.0 + index, PutBy())
+
+    asyncio.run(puts())
+    # the newest throttles hold; the ones lapsing soonest were lifted
+    assert f"spoofed-{IDS - 1}" in stage.throttled and "spoofed-0" not in stage.throttled
+    return len(stage.throttled), IDS
+
+
 def drive_rule_cooldowns(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     from agent_sre.incidents import rules
     from agent_sre.incidents.book import Change
@@ -307,6 +325,7 @@ DRIVERS: dict[str, Callable[[Heard, pytest.MonkeyPatch], tuple[int, int]]] = {
     "proxy_agents": drive_proxy_agents,
     "redis_catch_up": drive_redis_catch_up,
     "circuits": drive_circuits,
+    "throttles": drive_throttles,
     "rule_cooldowns": drive_rule_cooldowns,
     "incidents_open": drive_incidents_open,
     "incident_agents": drive_incident_agents,

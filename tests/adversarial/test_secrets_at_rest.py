@@ -85,10 +85,14 @@ def daemon_config(url: str, **extra: Any) -> dict[str, Any]:
         "admin": {"token": TOKEN},
         "replay": {"enabled": True},
         "chaos": {"allow_header_faults": True},
+        # notifications wait in the outbox (the receiver is down)
+        "alerting": {
+            "receivers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook"}]
+        },
         # the ledger keeps spend per agent: an agent id is a field a client chose
         "budgets": {
             "budgets": [{"name": "per-agent", "scope": "agent", "limit_usd": 100, "window": "day"}],
-            "unpriced_models": "allow",
+            "unpriced_models": "block",  # a refused model is named in a signal, an incident
         },
     }
     config.update(extra)
@@ -136,10 +140,11 @@ def proxy_traffic(daemon: DaemonProcess, fake: FakeProvider) -> None:
     )
     answer = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert streamed in answer  # the agent gets its answer untouched
-    client.chat.completions.create(
-        model=shaped("model_name"),
-        messages=[{"role": "user", "content": "an odd model"}],
-    )
+    with pytest.raises(openai.PermissionDeniedError):  # no price: refused, and signalled
+        client.chat.completions.create(
+            model=shaped("model_name"),
+            messages=[{"role": "user", "content": "an odd model"}],
+        )
     client.chat.completions.create(  # spend is kept per agent, by the id the client chose
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "who am I"}],

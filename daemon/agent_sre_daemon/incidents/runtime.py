@@ -78,7 +78,9 @@ class IncidentsRuntime(Component):
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
-        self.throttles = ThrottleStage(self.clock, self.store, context.bus)
+        self.throttles = ThrottleStage(
+            self.clock, self.store, context.bus, counter_of(context.registry)
+        )
         context.register_action("open_circuit", self._open_circuit)
         context.register_action("throttle_agent", self.throttles.throttle)
         context.register_action("unthrottle_agent", self.throttles.unthrottle)

@@ -13,6 +13,7 @@ join through the ``agent_sre.components`` entry point group (a factory taking th
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import logging
@@ -81,6 +82,16 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     ProxyServer,
 )
 """Every component class that registers metrics, in ``docs/metrics.md`` order."""
+
+
+def freeze_startup_heap() -> None:
+    """Moves what the start built (modules, configuration, engines, metrics), which lives as
+    long as the daemon, out of the garbage collector's sight. A full collection then walks
+    only what calls and spans left behind: it walked every object of the start too (several
+    hundred thousand) and held the event loop for 70-90 ms of CPU each time, about 20 ms
+    after (``bench/proxy.py`` reports the collector's worst pause)."""
+    gc.collect()
+    gc.freeze()
 
 
 def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer) -> list[Component]:
@@ -248,6 +259,7 @@ class Node:
                 "loopback or a private network and set admin.token (docs/proxy.md, Limits)",
                 ", ".join(exposed),
             )
+        freeze_startup_heap()
         self.ready = True
         if self.ready_file:
             _write_json_atomically(Path(self.ready_file), {**self.addresses, "pid": os.getpid()})

@@ -102,6 +102,17 @@ def drive_budget_signals(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple
     return len(cost_guard._fired), IDS
 
 
+def drive_refusal_digest(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    from agent_sre.cost.guard import Denial
+    from agent_sre.cost.refusals import RefusalDigest
+
+    digest = RefusalDigest(max_tracked=CAP, on_evict=heard)
+    denial = Denial("budget_exceeded", "over", budget="per-agent", rule="per-agent")
+    signals = [digest.refused(agent, denial, float(index)) for index, agent in enumerate(ids())]
+    assert all(signal is not None for signal in signals)  # each agent's first refusal signals
+    return len(digest), IDS
+
+
 def drive_anomaly(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     from agent_sre.cost import anomaly
 
@@ -187,6 +198,24 @@ def drive_circuits(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, 
 
     asyncio.run(calls())
     return len(stage.circuits), IDS
+
+
+def drive_throttles(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    from agent_sre.incidents.throttles import PutBy
+    from agent_sre_daemon.clock import SYSTEM_CLOCK
+    from agent_sre_daemon.incidents import throttle
+
+    monkeypatch.setattr(throttle, "MAX_THROTTLES", CAP)
+    stage = throttle.ThrottleStage(SYSTEM_CLOCK, on_evict=heard)
+
+    async def puts() -> None:
+        for index, agent in enumerate(ids()):
+            await stage.put(agent, 6.0, 600.0 + index, PutBy())
+
+    asyncio.run(puts())
+    # the newest throttles hold; the ones lapsing soonest were lifted
+    assert f"spoofed-{IDS - 1}" in stage.throttled and "spoofed-0" not in stage.throttled
+    return len(stage.throttled), IDS
 
 
 def drive_rule_cooldowns(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
@@ -303,10 +332,12 @@ DRIVERS: dict[str, Callable[[Heard, pytest.MonkeyPatch], tuple[int, int]]] = {
     "pacing": drive_pacing,
     "rate_limit_buckets": drive_rate_limits,
     "budget_signals": drive_budget_signals,
+    "refusal_digest": drive_refusal_digest,
     "anomaly": drive_anomaly,
     "proxy_agents": drive_proxy_agents,
     "redis_catch_up": drive_redis_catch_up,
     "circuits": drive_circuits,
+    "throttles": drive_throttles,
     "rule_cooldowns": drive_rule_cooldowns,
     "incidents_open": drive_incidents_open,
     "incident_agents": drive_incident_agents,

@@ -54,15 +54,16 @@ ALERT_WINDOW_JSON_SCHEMA: dict[str, Any] = {
         },
         {"type": "string", "pattern": ALERT_WINDOW_PATTERN},
     ],
-    "description": "whole minutes (at least 1m), whole hours over 6h: 5m, 1h30m, 6h, 3d, "
-    "or a number of seconds",
+    "description": "An alert window: whole minutes (at least 1m), whole hours over 6h, "
+    "written as 5m, 90m, 1h30m, 6h, 3d or a number of seconds.",
 }
 SLO_WINDOW_JSON_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "number", "minimum": HOUR, "maximum": MAX_WINDOW, "multipleOf": 3600},
         {"type": "string", "pattern": SLO_WINDOW_PATTERN},
     ],
-    "description": "whole hours from 1h to 366d in one unit: 28d, 2w, 36h, or a number of seconds",
+    "description": "An SLO window: whole hours from 1h to 366d, written in one unit (28d, 2w, "
+    "36h) or as a number of seconds.",
 }
 
 

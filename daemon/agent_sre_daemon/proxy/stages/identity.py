@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 from typing import TYPE_CHECKING
 
 from agent_sre.gateway.identity import call_identity, redacted_identity, trace_context
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
     from agent_sre.replay.redaction import Redactor
     from agent_sre_daemon.proxy.call import Call
     from agent_sre_daemon.proxy.stage import StageSlot
+
+
+_IDS = random.Random(os.urandom(32))
+new_ids = _IDS.randbytes
+"""Span and trace ids: unique, not secret (as OpenTelemetry's SDKs make them), so drawn in
+process; ``os.urandom`` is a system call per id, which this path makes per call."""
 
 
 class IdentityStage:
@@ -35,7 +42,7 @@ class IdentityStage:
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         headers = call.request.headers
         call.identity = redacted_identity(call_identity(headers), self._redactor())
-        call.trace = trace_context(headers, os.urandom)
+        call.trace = trace_context(headers, new_ids)
         keys = self._keys()
         if keys.enabled:
             check = keys.check(headers)

@@ -65,7 +65,12 @@ class IncidentsRuntime(Component):
         self.rules = RuleBook(self.config.incidents.rules)
         self.store = IncidentStore(context.state_dir / DB_FILE)
         self.notifier = Notifier(
-            self.config.alerting, self.store, self.metrics, self.clock, context.node_name
+            self.config.alerting,
+            self.store,
+            self.metrics,
+            self.clock,
+            context.node_name,
+            context.bus,
         )
         self.breakers = CircuitBreakerStage(
             list(self.config.incidents.circuit_breakers), self.clock, context.bus, self.metrics
@@ -127,7 +132,7 @@ class IncidentsRuntime(Component):
             rules.carry_over(self.rules)
             self.rules = rules
             self.book.config = new.incidents
-            self.notifier.config = new.alerting
+            await self.notifier.apply(new.alerting)
             self.breakers.apply(list(new.incidents.circuit_breakers))
             self.config = new
 
@@ -144,6 +149,7 @@ class IncidentsRuntime(Component):
             web.post("/v1/incidents/{id}/ack", self._ack),
             web.post("/v1/incidents/{id}/resolve", self._resolve),
             web.get("/v1/circuits", self._circuits),
+            web.get("/v1/notifications/dead", self._dead_letters),
             *throttle_routes(self.throttles, self.clock),
         ]
 
@@ -392,3 +398,13 @@ class IncidentsRuntime(Component):
 
     async def _circuits(self, request: web.Request) -> web.Response:
         return web.json_response({"circuits": self.breakers.states()})
+
+    async def _dead_letters(self, request: web.Request) -> web.Response:
+        receiver = request.query.get("receiver") or None
+        letters = await self.store.dead_letters(receiver)
+        return web.json_response(
+            {
+                "dead_letters": [letter.to_dict() for letter in letters],
+                "limit": self.config.alerting.dead_letter_limit,
+            }
+        )

@@ -27,8 +27,14 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, receive
                                    body BLOB NOT NULL, created_at REAL NOT NULL,
                                    attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL,
                                    last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS outbox_by_receiver ON outbox (receiver, id);
 CREATE TABLE IF NOT EXISTS throttles (agent_id TEXT PRIMARY KEY,
                                       requests_per_minute REAL NOT NULL, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                                         receiver TEXT NOT NULL, body BLOB NOT NULL,
+                                         created_at REAL NOT NULL, dead_at REAL NOT NULL,
+                                         attempts INTEGER NOT NULL, reason TEXT NOT NULL,
+                                         error TEXT NOT NULL);
 """
 THROTTLE_COLUMNS = {
     "since": "REAL NOT NULL DEFAULT 0",
@@ -42,12 +48,46 @@ its rows read as put on at 0 by nobody known)."""
 
 @dataclass(frozen=True)
 class Pending:
-    """A notification waiting for delivery."""
+    """A notification waiting for delivery (``attempts``: rounds it failed so far)."""
 
     id: int
     receiver: str
     body: bytes
     attempts: int
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A notification given up on: when, why (``refused``, ``redirect``, ``gave_up``,
+    ``receiver_gone``) and the last error."""
+
+    id: int
+    receiver: str
+    body: bytes
+    created_at: float
+    dead_at: float
+    attempts: int
+    reason: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``GET /v1/notifications/dead`` shows it (the payload decoded when it is JSON;
+        secrets such as a PagerDuty routing key are added when sending, never stored)."""
+        try:
+            body: Any = json.loads(self.body)
+        except ValueError:
+            body = self.body.decode("utf-8", "replace")
+        return {
+            "id": self.id,
+            "receiver": self.receiver,
+            "reason": self.reason,
+            "error": self.error,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "dead_at": self.dead_at,
+            "body": body,
+        }
 
 
 @dataclass(frozen=True)
@@ -134,18 +174,99 @@ class IncidentStore:
                 [(receiver, body, now, now) for receiver, body in items],
             )
 
-    async def due(self, now: float, limit: int = 100) -> list[Pending]:
-        return await self._run(self._due, now, limit)
+    async def due(self, receiver: str, now: float, limit: int = 100) -> list[Pending]:
+        """``receiver``'s notifications, oldest first, unless one of them waits for a later
+        round: then none (order matters: a re-sent "firing" must never overtake a
+        "resolved")."""
+        return await self._run(self._due, receiver, now, limit)
 
-    def _due(self, now: float, limit: int) -> list[Pending]:
+    def _due(self, receiver: str, now: float, limit: int) -> list[Pending]:
         rows = self.db.execute(
-            # a receiver whose oldest notification waits holds back its newer ones (order
-            # matters: a re-sent "firing" must never overtake a "resolved")
-            "SELECT id, receiver, body, attempts FROM outbox WHERE receiver NOT IN "
-            "(SELECT receiver FROM outbox WHERE due_at > ?) ORDER BY id LIMIT ?",
-            (now, limit),
+            "SELECT id, receiver, body, attempts, created_at FROM outbox WHERE receiver = ? "
+            "AND NOT EXISTS (SELECT 1 FROM outbox WHERE receiver = ? AND due_at > ?) "
+            "ORDER BY id LIMIT ?",
+            (receiver, receiver, now, limit),
         ).fetchall()
-        return [Pending(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+        return [Pending(r[0], r[1], bytes(r[2]), r[3], float(r[4])) for r in rows]
+
+    async def receivers(self) -> set[str]:
+        """The receivers the outbox holds notifications for."""
+        return await self._run(
+            lambda: {str(r[0]) for r in self.db.execute("SELECT DISTINCT receiver FROM outbox")}
+        )
+
+    # -- the dead letter ------------------------------------------------------------------
+
+    async def bury(
+        self, item: Pending, reason: str, error: str, now: float, keep: int, rounds: int = 1
+    ) -> int:
+        """Moves ``item`` from the outbox to the dead letter (``rounds``: the rounds it
+        failed in all), which keeps the newest ``keep``; returns how many it holds."""
+        return await self._run(self._bury, [item.id], reason, error, now, keep, rounds)
+
+    async def bury_receiver(self, receiver: str, reason: str, error: str, now: float,
+                            keep: int) -> tuple[int, int]:  # fmt: skip
+        """Moves every notification for ``receiver`` to the dead letter; returns how many,
+        and how many the dead letter holds."""
+        ids = await self._run(
+            lambda: [r[0] for r in self.db.execute(
+                "SELECT id FROM outbox WHERE receiver = ? ORDER BY id", (receiver,))]
+        )  # fmt: skip
+        held = await self._run(self._bury, ids, reason, error, now, keep, 0)
+        return len(ids), held
+
+    def _bury(
+        self, ids: list[int], reason: str, error: str, now: float, keep: int, rounds: int
+    ) -> int:
+        with self.db:
+            self.db.execute("BEGIN")
+            for item_id in ids:
+                self.db.execute(
+                    "INSERT INTO dead_letters (receiver, body, created_at, dead_at, attempts, "
+                    "reason, error) SELECT receiver, body, created_at, ?, attempts + ?, ?, ? "
+                    "FROM outbox WHERE id = ?",
+                    (now, rounds, reason, error[:500], item_id),
+                )
+                self.db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+            self.db.execute(
+                "DELETE FROM dead_letters WHERE id <= "
+                "(SELECT id FROM dead_letters ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (keep,),
+            )
+        return self._dead_count()
+
+    async def dead_letters(self, receiver: str | None = None) -> list[DeadLetter]:
+        """What the dead letter holds, newest first (of ``receiver``, when given)."""
+        return await self._run(self._dead_letters, receiver)
+
+    def _dead_letters(self, receiver: str | None) -> list[DeadLetter]:
+        sql = (
+            "SELECT id, receiver, body, created_at, dead_at, attempts, reason, error "
+            "FROM dead_letters"
+        )
+        args: tuple[Any, ...] = ()
+        if receiver is not None:
+            sql, args = sql + " WHERE receiver = ?", (receiver,)
+        rows = self.db.execute(sql + " ORDER BY id DESC", args).fetchall()
+        return [
+            DeadLetter(
+                r[0],
+                str(r[1]),
+                bytes(r[2]),
+                float(r[3]),
+                float(r[4]),
+                int(r[5]),
+                str(r[6]),
+                str(r[7]),
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    async def dead_count(self) -> int:
+        return await self._run(self._dead_count)
+
+    def _dead_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
     async def delivered(self, item_id: int) -> None:
         await self._run(self._exec, "DELETE FROM outbox WHERE id = ?", (item_id,))

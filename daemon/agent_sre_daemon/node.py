@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+from collections import deque
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from agent_sre import __version__
 from agent_sre.config import ConfigError, load_config
+from agent_sre.signals import Severity, Signal
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
@@ -45,6 +47,7 @@ from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.replay.engine import ReplayEngine
 from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLORuntime
+from agent_sre_daemon.stores import aside
 from agent_sre_daemon.stores.lock import StateDirLock, lock_state_dir
 
 if TYPE_CHECKING:
@@ -179,6 +182,9 @@ class Node:
         self._state_lock: StateDirLock | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self.set_aside: deque[aside.SetAside] = deque(maxlen=100)
+        """What the stores set aside since the start (the last 100)."""
+        aside.drain()  # a node of its own (tests start several in one process)
 
     @property
     def config(self) -> Config:
@@ -244,6 +250,7 @@ class Node:
                 "loopback or a private network and set admin.token (docs/proxy.md, Limits)",
                 ", ".join(exposed),
             )
+        self._announce_set_aside()
         self.ready = True
         if self.ready_file:
             _write_json_atomically(Path(self.ready_file), {**self.addresses, "pid": os.getpid()})
@@ -320,7 +327,26 @@ class Node:
             else:
                 log.info(message)
             self.metrics.config_reloads.labels("ok").inc()
+            self._announce_set_aside()
             return True, message
+
+    def _announce_set_aside(self) -> None:
+        """Publishes, counts and lists what the stores set aside (already logged)."""
+        now = self.clock.time()
+        for entry in aside.drain():
+            self.metrics.state_set_aside.labels(entry.store).inc()
+            self.set_aside.append(entry)
+            self.context.bus.publish(
+                Signal(
+                    type=aside.SIGNAL_TYPE,
+                    source="node",
+                    severity=Severity.WARNING,
+                    at=now,
+                    message=entry.message,
+                    labels={"store": entry.store},
+                    details=entry.to_dict(),
+                )
+            )
 
     def _reload_refused(self, reason: str) -> tuple[bool, str]:
         self.metrics.config_reloads.labels("error").inc()
@@ -336,6 +362,7 @@ class Node:
             "ready": self.ready,
             "uptime_seconds": round(self.clock.time() - self.started_at, 3),
             "addresses": self.addresses,
+            "set_aside": [entry.to_dict() for entry in self.set_aside],
         }
         for component in self.components:
             answer.update(component.status())

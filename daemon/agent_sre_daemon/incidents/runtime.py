@@ -63,7 +63,7 @@ class IncidentsRuntime(Component):
         self.metrics = self.register_metrics(context.registry)
         self.book = IncidentBook(self.config.incidents)
         self.rules = RuleBook(self.config.incidents.rules)
-        self.store = IncidentStore(context.state_dir / DB_FILE)
+        self.store = IncidentStore(context.state_dir / DB_FILE, self.clock)
         self.notifier = Notifier(
             self.config.alerting,
             self.store,

@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent_sre.incidents.model import Incident
 from agent_sre.incidents.throttles import PutBy
+from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.stores import aside
 from agent_sre_daemon.stores.errors import StorageError
+from agent_sre_daemon.stores.sqlite import open_database
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from agent_sre_daemon.clock import Clock
 
 T = TypeVar("T")
 
@@ -115,8 +120,9 @@ class KeptThrottle:
 
 
 class IncidentStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = path
+        self.clock = clock
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="incidents-store")
 
@@ -128,17 +134,50 @@ class IncidentStore:
         return await self._run(self._open)
 
     def _open(self) -> list[Incident]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
-        have = {row[1] for row in db.execute("PRAGMA table_info(throttles)")}
-        for column, kind in THROTTLE_COLUMNS.items():
-            if column not in have:
-                db.execute(f"ALTER TABLE throttles ADD COLUMN {column} {kind}")
-        self._db = db
-        rows = db.execute("SELECT data FROM incidents ORDER BY opened_at").fetchall()
-        return [Incident.from_dict(json.loads(row[0])) for row in rows]
+        rows: list[tuple[str, str]] = []
+
+        def setup(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(throttles)")}
+            for column, kind in THROTTLE_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE throttles ADD COLUMN {column} {kind}")
+            # every table read once with the columns this release uses (another schema
+            # fails here, and the file is set aside)
+            db.execute("SELECT id, receiver, body, created_at, attempts, due_at, last_error "
+                       "FROM outbox LIMIT 1").fetchall()  # fmt: skip
+            db.execute("SELECT id, receiver, body, created_at, dead_at, attempts, reason, "
+                       "error FROM dead_letters LIMIT 1").fetchall()  # fmt: skip
+            db.execute("SELECT agent_id, requests_per_minute, until, since, rule, incident, "
+                       "operator FROM throttles LIMIT 1").fetchall()  # fmt: skip
+            rows[:] = db.execute("SELECT id, data FROM incidents ORDER BY opened_at").fetchall()
+
+        self._db = open_database(
+            self.path,
+            setup,
+            clock=self.clock,
+            lost="incidents, notifications waiting and throttles",
+        )
+        incidents = []
+        for incident_id, data in rows:
+            try:
+                incidents.append(Incident.from_dict(json.loads(data)))
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                self._set_aside_row(str(incident_id), data, f"{type(exc).__name__}: {exc}")
+        return incidents
+
+    def _set_aside_row(self, incident_id: str, data: str, reason: str) -> None:
+        """An incident this release cannot read: kept next to the file, then deleted."""
+        what = f"incident {incident_id}"
+        try:
+            kept = aside.keep_item(self.path, "set-aside", incident_id, data, self.clock)
+        except OSError as exc:
+            aside.report(self.path.name, what, f"{reason}; could not be kept: {exc}")
+            return
+        aside.report(self.path.name, what, reason, kept)
+        with self.db:
+            self.db.execute("DELETE FROM incidents WHERE id = ?", (incident_id,))
 
     async def close(self) -> None:
         if self._db is not None:
@@ -291,9 +330,14 @@ class IncidentStore:
     def _throttles(self, now: float) -> list[KeptThrottle]:
         with self.db:
             self.db.execute("DELETE FROM throttles WHERE until <= ?", (now,))
-        rows = self.db.execute(
+        return self._throttles_in(self.db, now)
+
+    @staticmethod
+    def _throttles_in(db: sqlite3.Connection, now: float) -> list[KeptThrottle]:
+        rows = db.execute(
             "SELECT agent_id, requests_per_minute, until, since, rule, incident, operator "
-            "FROM throttles ORDER BY agent_id"
+            "FROM throttles WHERE until > ? ORDER BY agent_id",
+            (now,),
         ).fetchall()
         return [
             KeptThrottle(

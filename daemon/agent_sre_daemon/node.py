@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from agent_sre import __version__
-from agent_sre.config import ConfigError, load_config
+from agent_sre.config import ConfigError, read_config
 from agent_sre.signals import Severity, Signal
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
+from agent_sre_daemon.cli.preflight import runtime_problems
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
 from agent_sre_daemon.delivery.runtime import DeliveryRuntime
@@ -293,9 +294,14 @@ class Node:
         configuration first; if any cannot, the running configuration stays in force."""
         async with self._reload_lock:
             try:
-                new = load_config(self.config_path, self.environ | dict(os.environ))
+                loaded = read_config(self.config_path, self.environ | dict(os.environ))
             except ConfigError as exc:
                 return self._reload_refused(str(exc))
+            new = loaded.config
+            # what `run` and `validate` check on this machine (files the new one names)
+            problems = [loaded.problem(loc, message) for loc, message in runtime_problems(new)]
+            if problems:
+                return self._reload_refused("\n".join(problems))
             prepared: list[Prepared] = []
             try:
                 for component in self.components:

@@ -129,6 +129,10 @@ class OtlpForwarder:
         self.failing = False
         """Whether the last attempt upstream failed (``export_failed`` is firing)."""
         self.target = Target.parse(config.endpoint)
+        # read now, not when started: a reload that cannot read it is refused while preparing
+        self._roots = (
+            Path(config.ca_file).read_bytes() if self.target.tls and config.ca_file else None
+        )
         self._wakeup = asyncio.Event()
         self._draining = False
         self._workers: list[asyncio.Task[None]] = []
@@ -144,9 +148,8 @@ class OtlpForwarder:
     def start(self) -> None:
         """Opens the channel and starts ``max_in_flight`` senders."""
         if self.target.tls:
-            roots = Path(self.config.ca_file).read_bytes() if self.config.ca_file else None
             self._channel = grpc.aio.secure_channel(
-                self.target.address, grpc.ssl_channel_credentials(root_certificates=roots)
+                self.target.address, grpc.ssl_channel_credentials(root_certificates=self._roots)
             )
         else:
             self._channel = grpc.aio.insecure_channel(self.target.address)

@@ -95,6 +95,23 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
     return web.json_response({"error": {"type": type_, "message": message}}, status=status)
 
 
+def admin_storage_unavailable(what: str, exc: BaseException) -> web.HTTPServiceUnavailable:
+    """A read the store could not serve (a full or failing disk): 503 ``storage_unavailable``
+    with a Retry-After, raised from a handler (never a 500)."""
+    body = {
+        "error": {
+            "type": "storage_unavailable",
+            "message": f"{what} cannot be read right now ({type(exc).__name__}: {exc}); "
+            "retry later",
+        }
+    }
+    return web.HTTPServiceUnavailable(
+        text=json.dumps(body),
+        content_type="application/json",
+        headers={"Retry-After": str(int(STORAGE_RETRY_AFTER))},
+    )
+
+
 # -- the proxy's own answers ------------------------------------------------------------
 #
 # Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and

@@ -34,7 +34,13 @@ from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
 from agent_sre_daemon.cli.preflight import runtime_problems
 from agent_sre_daemon.clock import SYSTEM_CLOCK
-from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
+from agent_sre_daemon.component import (
+    Component,
+    NodeContext,
+    Prepared,
+    ReloadError,
+    cancel_tasks,
+)
 from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
@@ -48,7 +54,7 @@ from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.replay.engine import ReplayEngine
 from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLORuntime
-from agent_sre_daemon.stores import aside
+from agent_sre_daemon.stores import aside, ballast
 from agent_sre_daemon.stores.lock import StateDirLock, lock_state_dir
 
 if TYPE_CHECKING:
@@ -60,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
+BALLAST_EVERY_S = 5.0
 
 # incidents first: it subscribes before the others publish and stops after them
 ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
@@ -183,6 +190,7 @@ class Node:
         self._state_lock: StateDirLock | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._ballast_task: asyncio.Task[None] | None = None
         self.set_aside: deque[aside.SetAside] = deque(maxlen=100)
         """What the stores set aside since the start (the last 100)."""
         aside.drain()  # a node of its own (tests start several in one process)
@@ -227,6 +235,9 @@ class Node:
         """Starts every component in order; if one fails, stops those already started."""
         # one daemon per state_dir: a second one is refused here, naming the first's pid
         self._state_lock = lock_state_dir(Path(self.config.state_dir))
+        # room kept back so the stores can still delete on a full disk (stores/ballast.py)
+        await asyncio.to_thread(ballast.lay, Path(self.config.state_dir))
+        self._ballast_task = asyncio.create_task(self._tend_ballast(), name="ballast")
         component = self.components[0]
         try:
             for component in self.components:
@@ -236,6 +247,7 @@ class Node:
             self._wire_observers()
         except BaseException as exc:
             log.error("start failed in %s; stopping what was started", component.name)
+            await cancel_tasks(self._ballast_task)
             await self._stop_started(self.clock.monotonic() + START_FAILURE_GRACE)
             self._release_state_dir()
             if isinstance(exc, Exception):
@@ -257,11 +269,18 @@ class Node:
             _write_json_atomically(Path(self.ready_file), {**self.addresses, "pid": os.getpid()})
         log.info("agent-sre %s ready (node %s)", __version__, self.context.node_name)
 
+    async def _tend_ballast(self) -> None:
+        while True:
+            await asyncio.sleep(BALLAST_EVERY_S)
+            await asyncio.to_thread(ballast.tend)
+
     async def shutdown(self) -> None:
         """Stops every component in reverse order within ``node.shutdown_timeout``."""
         self.ready = False
+        await cancel_tasks(self._ballast_task)
         deadline = self.clock.monotonic() + self.config.node.shutdown_timeout
         await self._stop_started(deadline)
+        await asyncio.to_thread(ballast.remove)
         self._release_state_dir()
         log.info("stopped")
 

@@ -39,6 +39,7 @@ from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import cancel_tasks
 from agent_sre_daemon.errors import RETRYABLE_GRPC_CODES
+from agent_sre_daemon.stores import ballast
 from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
@@ -252,6 +253,10 @@ class OtlpForwarder:
                 await self.queue.ack_async(batch)
                 return
             except StorageError as exc:
+                if ballast.is_full(exc) and await asyncio.to_thread(
+                    ballast.release, "the upstream queue cannot delete sent requests"
+                ):
+                    continue  # at once: the room it needs is back
                 log.error("cannot delete sent requests (retrying in %.1fs): %s", pause, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, STORAGE_RETRY_MAX)

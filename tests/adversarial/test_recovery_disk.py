@@ -117,4 +117,7 @@ def test_spans_are_taken_again_once_the_upstream_is_back_and_the_queue_drained(
     taken = wait_for(lambda: send(daemon, 100, 10_000) == 200, "a request taken again")
     assert taken
     assert upstream.wait_for(lambda: len(upstream.span_ids()) >= before + 100)
+    assert "released its ballast" in daemon.log()
     assert "Traceback" not in daemon.log()
+    assert daemon.stop() == 0
+    assert not (shared_disk / "state" / "ballast").exists(), "a clean stop gives it back"

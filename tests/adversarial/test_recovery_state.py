@@ -234,7 +234,12 @@ def test_state_naming_what_the_configuration_no_longer_has_is_set_aside(
     status = assert_serves(daemon)
     reported = {(e["store"], e["what"]) for e in set_aside(daemon, status)}
     assert ("rollouts.json", "posted rollout posted") in reported
+    assert ("slo-buckets.json", "windows of SLO llm") in reported
     assert "posted rollout posted" in daemon.log()
+    kept = [e["kept"] for e in status["set_aside"] if e["store"] == "rollouts.json"]
+    assert json.loads(Path(kept[0]).read_text())["route"] == "other", "kept to be looked at"
+    gone = request(daemon, "GET", "/v1/notifications/dead")["dead_letters"]
+    assert gone and {d["reason"] for d in gone} == {"receiver_gone"}
     # validate agrees with run
     checked = subprocess.run(
         [sys.executable, "-m", "agent_sre_daemon.cli", "validate", str(daemon.config_path)],

@@ -18,6 +18,7 @@ import email.utils
 import json
 import logging
 import math
+import sqlite3
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -234,7 +235,7 @@ class Notifier:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*(self.deliver_due(name, attempts=1)
-                                     for name in self.receivers)),
+                                     for name in self.receivers), return_exceptions=True),
                     min(left - 0.5, 5.0),
                 )  # fmt: skip
         await self._session.close()
@@ -242,13 +243,20 @@ class Notifier:
 
     async def _work(self, name: str) -> None:
         wake = self._wakes[name]
+        failing = False
         while True:
             wake.clear()
             try:
                 await self.deliver_due(name)
                 self.metrics.outbox.set(await self.store.pending())
+                failing = False
             except asyncio.CancelledError:
                 raise
+            except (OSError, sqlite3.Error) as exc:  # a full or failing disk: one line a spell
+                if not failing:
+                    log.error("notifications to %s wait: the outbox cannot be written (%s)",
+                              name, exc)  # fmt: skip
+                failing = True
             except Exception:
                 log.exception("notifications to %s: delivery failed", name)
             with contextlib.suppress(asyncio.TimeoutError):

@@ -146,7 +146,7 @@ async def test_the_dead_letter_is_bounded_and_echoed_secrets_are_not_stored(
 
     async def echo(request: web.Request) -> web.Response:
         body = await request.json()
-        return web.Response(status=400, text=f"bad routing key {body['routing_key']}" + "x" * 10**6)
+        return web.Response(status=400, text=f"bad routing key {body['routing_key']}" + "x" * 10**5)
 
     app = web.Application()
     app.router.add_post("/enqueue", echo)

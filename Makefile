@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-peers lint venv clean manifests
+.PHONY: run test bench bench-peers lint venv clean manifests crds package
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,13 +35,26 @@ bench: $(STAMP)
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/operator_render.py
 
-# Plain Kubernetes manifests rendered from the Helm chart (checked in sync by tests/deploy).
+# The chart's values schema (its `config` from the daemon's models) and the plain Kubernetes
+# manifests rendered from the chart (both checked in sync by tests/deploy).
 manifests: $(STAMP)
+	$(BIN)/python deployments/render_values_schema.py
 	$(BIN)/python deployments/render_manifests.py
 
+# The operator's CRDs (deployments/helm/agent-sre/crds/) from the daemon's models (checked by
+# tests/deploy/test_crds.py).
+crds: $(STAMP)
+	$(BIN)/python -m agent_sre_operator.crds
+
+# `helm package` of the chart into dist/ (after `helm lint --strict`); publishing is one more
+# command where a registry can be reached: python deployments/package_chart.py --push oci://...
+package: $(STAMP)
+	$(BIN)/python deployments/package_chart.py dist
+
 clean:
-	rm -rf $(VENV) .agent-sre build *.egg-info
+	rm -rf $(VENV) .agent-sre build dist *.egg-info
 
 # Peers measured side by side (LiteLLM's proxy), installed in their own venv, never a
 # dependency of the project.

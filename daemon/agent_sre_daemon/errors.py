@@ -112,6 +112,22 @@ def admin_storage_unavailable(what: str, exc: BaseException) -> web.HTTPServiceU
     )
 
 
+class AdminInputError(web.HTTPClientError):
+    """A body or query parameter of an admin request refused by its gate
+    (:mod:`agent_sre_daemon.admin.inputs`): 400 ``invalid_argument`` naming the field, or 413
+    ``too_large`` for a body past the admin API's limit. Raised from a handler, it is the
+    answer (the admin error body), wherever the route is mounted."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status_code = status
+        self.message = message
+        kind = "too_large" if status == 413 else "invalid_argument"
+        super().__init__(
+            text=json.dumps({"error": {"type": kind, "message": message}}),
+            content_type="application/json",
+        )
+
+
 # -- the proxy's own answers ------------------------------------------------------------
 #
 # Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and
@@ -133,7 +149,9 @@ def admin_storage_unavailable(what: str, exc: BaseException) -> web.HTTPServiceU
 # - replay_mismatch (a call a replay session has no recorded answer for) is 409 with
 #   ``x-should-retry: false``: the same request would never match;
 # - upstream_unreachable (connect error) is 502 and upstream_timeout 504: a direct call would
-#   have failed with a connection error the SDK retries, and so it still does.
+#   have failed with a connection error the SDK retries, and so it still does;
+# - client_disconnected (the client left while the call was held, e.g. by a chaos delay,
+#   so it was never forwarded) is 499, as nginx records it: nobody is left to read it.
 # The body is the provider's own error shape (``Provider.error_body``).
 
 PROXY_STATUS = {
@@ -153,6 +171,7 @@ PROXY_STATUS = {
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
     "replay_mismatch": 409,
+    "client_disconnected": 499,
 }
 """HTTP status of every error the proxy itself answers, by its ``type``."""
 

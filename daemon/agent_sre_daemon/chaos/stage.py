@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -25,8 +24,16 @@ from agent_sre.chaos.headers import (
     HeaderFaultError,
     parse_fault_header,
 )
-from agent_sre.chaos.targeting import CallFacts, applicable, chosen, matches, pick_fault
+from agent_sre.chaos.targeting import (
+    CallFacts,
+    applicable,
+    chosen,
+    matches,
+    may_match,
+    pick_fault,
+)
 from agent_sre.cost.usage import TokenUsage
+from agent_sre.gateway.plan import json_object
 from agent_sre.gateway.providers import PROVIDERS
 from agent_sre_daemon.errors import proxy_error
 
@@ -84,16 +91,24 @@ class ChaosStage:
         header = call.request.headers.get(FAULT_HEADER) if runtime.allow_header_faults else None
         if not runtime.experiments and header is None:
             return None
-        facts = _facts(call)
+        route, agent = call.route.name, call.identity.agent_id or ""
+        facts: CallFacts | None = None  # built only for a call some experiment may target
         matched = []
         for experiment in runtime.experiments.values():
             run = experiment.run
             if run is not None and run.injecting:
                 run.calls_seen += 1
-            if matches(experiment.spec.targets, facts):
+            targets = experiment.spec.targets
+            if not may_match(targets, route, agent):
+                continue
+            if facts is None:
+                facts = _facts(call)
+            if matches(targets, facts):
                 matched.append(experiment)
         if not matched and header is None:
             return None
+        if facts is None:
+            facts = _facts(call)
         state = CallChaos(matched)
         self._calls[id(call)] = state
         draw = runtime.draw
@@ -153,6 +168,7 @@ class ChaosStage:
         kind = fault.type
         call.record.attributes[ATTR_EXPERIMENT] = name
         call.record.attributes[ATTR_FAULT] = kind
+        call.fault = kind
         call.response_headers[CHAOS_HEADER] = kind
         runtime.metrics.faults.labels(name, kind).inc()
         if experiment is not None:
@@ -164,7 +180,12 @@ class ChaosStage:
         headers: dict[str, str] = {CHAOS_HEADER: kind}
 
         if kind == "latency":
-            await _hold(call, fault.delay + fault.jitter * runtime.draw(), live)
+            held = await _hold(call, fault.delay + fault.jitter * runtime.draw(), live)
+            if held == GONE:
+                # nobody left to answer: never forwarded, never billed, still the fault's
+                message = f"chaos: the client left during an injected {fault.delay:g}s delay"
+                call.fail("client_disconnected", message)
+                return proxy_error(api, "client_disconnected", message)
             return None
         if kind == "error":
             call.fail("chaos_error", f"chaos: injected {fault.status}")
@@ -176,13 +197,17 @@ class ChaosStage:
             headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
             return _error(api, 429, fault.message, headers)
         if kind == "timeout":
-            released = await _hold(call, fault.hold, live)
-            if not released:
+            held = await _hold(call, fault.hold, live)
+            if held == LIFTED:
                 # the experiment stopped first: the call goes on, untouched
                 call.response_headers.pop(CHAOS_HEADER, None)
                 call.record.attributes.pop(ATTR_FAULT, None)
                 call.record.attributes.pop(ATTR_EXPERIMENT, None)
+                call.fault = None
                 return None
+            if held == GONE:  # what the fault imitates: the client gave up; nothing forwarded
+                call.fail("chaos_timeout", f"chaos: held until the client left ({fault.hold:g}s)")
+                return _error(api, 504, fault.message or "Request timed out.", headers)
             call.fail("chaos_timeout", f"chaos: held {fault.hold:g}s")
             return _error(api, 504, fault.message or "Request timed out.", headers)
         if kind == "connection_reset":
@@ -208,11 +233,8 @@ def _facts(call: Call) -> CallFacts:
     plan, who = call.plan, call.identity
     method = ""
     if plan.api == "mcp" and plan.body:
-        try:
-            data = json.loads(plan.body)
-            method = str(data.get("method", "")) if isinstance(data, dict) else ""
-        except ValueError:
-            method = ""
+        data = json_object(plan.body)
+        method = str(data.get("method", "")) if data is not None else ""
     return CallFacts(
         route=call.route.name,
         api=plan.api,
@@ -233,17 +255,23 @@ def _live(experiment: Experiment | None) -> Callable[[], bool]:
     return lambda: run is not None and run.injecting and experiment.run is run
 
 
-async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> bool:
-    """Waits ``seconds``; False as soon as the fault is lifted or the client left."""
+HELD, LIFTED, GONE = "held", "lifted", "gone"
+"""How a hold ended: its full time, the fault lifted first, the client left first."""
+
+
+async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> str:
+    """Waits ``seconds``; returns early when the client leaves or the fault is lifted."""
     left = seconds
     while left > 0:
         step = min(POLL, left)
         await asyncio.sleep(step)
         left -= step
         transport = call.request.transport
-        if not live() or transport is None or transport.is_closing():
-            return False
-    return True
+        if transport is None or transport.is_closing():
+            return GONE
+        if not live():
+            return LIFTED
+    return HELD
 
 
 def _error(api: str, status: int, message: str, headers: dict[str, str]) -> web.Response:

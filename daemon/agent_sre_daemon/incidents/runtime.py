@@ -16,6 +16,7 @@ from agent_sre.incidents.model import IncidentState
 from agent_sre.incidents.postmortem import postmortem
 from agent_sre.incidents.rules import RuleBook
 from agent_sre.signals import Severity, Signal, SignalState
+from agent_sre_daemon.admin.inputs import json_body
 from agent_sre_daemon.component import (
     ACTION_CALLER,
     ActionCaller,
@@ -24,6 +25,7 @@ from agent_sre_daemon.component import (
     cancel_tasks,
 )
 from agent_sre_daemon.errors import admin_error
+from agent_sre_daemon.evictions import counter_of
 from agent_sre_daemon.incidents.breaker import CircuitBreakerStage
 from agent_sre_daemon.incidents.metrics import IncidentMetrics
 from agent_sre_daemon.incidents.notify import Notifier
@@ -61,8 +63,8 @@ class IncidentsRuntime(Component):
         self.clock = context.clock
         self.config = context.config
         self.metrics = self.register_metrics(context.registry)
-        self.book = IncidentBook(self.config.incidents)
-        self.rules = RuleBook(self.config.incidents.rules)
+        self.book = IncidentBook(self.config.incidents, on_evict=counter_of(context.registry))
+        self.rules = RuleBook(self.config.incidents.rules, counter_of(context.registry))
         self.store = IncidentStore(context.state_dir / DB_FILE, self.clock)
         self.notifier = Notifier(
             self.config.alerting,
@@ -73,12 +75,18 @@ class IncidentsRuntime(Component):
             context.bus,
         )
         self.breakers = CircuitBreakerStage(
-            list(self.config.incidents.circuit_breakers), self.clock, context.bus, self.metrics
+            list(self.config.incidents.circuit_breakers),
+            self.clock,
+            context.bus,
+            self.metrics,
+            counter_of(context.registry),
         )
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
-        self.throttles = ThrottleStage(self.clock, self.store, context.bus)
+        self.throttles = ThrottleStage(
+            self.clock, self.store, context.bus, counter_of(context.registry)
+        )
         context.register_action("open_circuit", self._open_circuit)
         context.register_action("throttle_agent", self.throttles.throttle)
         context.register_action("unthrottle_agent", self.throttles.unthrottle)
@@ -126,7 +134,7 @@ class IncidentsRuntime(Component):
             restart.append("state_dir (incidents)")
         if new.incidents.enabled != self.config.incidents.enabled:
             restart.append("incidents.enabled")
-        rules = RuleBook(new.incidents.rules)
+        rules = RuleBook(new.incidents.rules, counter_of(self.context.registry))
 
         async def commit() -> None:
             rules.carry_over(self.rules)
@@ -379,13 +387,9 @@ class IncidentsRuntime(Component):
         if isinstance(found, web.Response):
             return found
         who = "operator"
-        if request.can_read_body:
-            try:
-                body = await request.json()
-            except ValueError:
-                return admin_error(400, "invalid_argument", "the body must be JSON")
-            if isinstance(body, dict) and isinstance(body.get("by"), str) and body["by"]:
-                who = body["by"][:100]
+        body = await json_body(request, required=False)
+        if isinstance(body, dict) and isinstance(body.get("by"), str) and body["by"]:
+            who = body["by"][:100]
         if what == "ack" and found.state is IncidentState.RESOLVED:
             return admin_error(409, "incident_resolved", f"incident {found.id} is resolved")
         now = self.clock.time()

@@ -29,11 +29,15 @@ if TYPE_CHECKING:
 
 __all__ = ["small_disk"]  # the fixture
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+TOKEN = "tok"  # captured traces are read with the token
 
 
 def get(daemon: DaemonProcess, path: str) -> tuple[int, dict[str, str], Any]:
+    sent = urllib.request.Request(
+        daemon.url("admin", path), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     try:
-        with urllib.request.urlopen(daemon.url("admin", path), timeout=30) as response:
+        with urllib.request.urlopen(sent, timeout=30) as response:
             return response.status, dict(response.headers), json.load(response)
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), json.loads(exc.read() or b"null")
@@ -59,7 +63,8 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
 def test_reads_of_the_trace_buffer_on_a_full_disk_answer_or_say_503(
     make_daemon: Callable[..., DaemonProcess], upstream: RecordingUpstream, small_disk: Path
 ) -> None:
-    daemon = make_daemon({**forwarding(upstream), "state_dir": str(small_disk / "state")})
+    daemon = make_daemon({**forwarding(upstream), "state_dir": str(small_disk / "state"),
+                          "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN}})  # fmt: skip
     daemon.start()
     for trace in range(1, 6):
         assert send(daemon, 20, trace) == 200

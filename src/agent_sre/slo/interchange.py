@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from agent_sre.jsonbody import read_json
 from agent_sre.slo.promql import GENAI_DURATION, map_ratio
 from agent_sre.slo.spec import SLOSpec, prometheus_label_name
 from agent_sre.slo.windows import format_window
@@ -236,7 +237,7 @@ def _own(annotations: Any, queries: tuple[str, ...], fmt: str, name: str,
             f"and maps queries over {GENAI_DURATION} filtered by span attributes)"
         ]
     try:
-        data = json.loads(text)
+        data = read_json(text, numbers=True, what=f"the {ANNOTATION} annotation")
     except ValueError:
         return None, [f"the {ANNOTATION} annotation is not JSON"]
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):

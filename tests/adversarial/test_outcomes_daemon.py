@@ -79,11 +79,6 @@ def admin(daemon: DaemonProcess, method: str, path: str, body: Any = None) -> An
         return json.load(response)
 
 
-def session_key(session: dict[str, Any]) -> str:
-    """The header value that binds a call to ``session`` (its secret key, not its id)."""
-    return str(session["header"]).split(": ", 1)[1]
-
-
 def circuits(daemon: DaemonProcess) -> dict[str, str]:
     rows = admin(daemon, "GET", "/v1/circuits")["circuits"]
     return {row["target"]: row["state"] for row in rows}

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from agent_sre.tracing.view import AttrValue
 
 SNAPSHOT_FORMAT = "agent-sre/slo-buckets/v1"
+_STATUS_VALUES = frozenset(status.value for status in Status)
 
 
 class SLOEngine:
@@ -155,7 +156,13 @@ class SLOEngine:
                     "counts": slo.fingerprint,
                     "labels": list(slo.label_keys),
                     "series": [
-                        {"labels": list(key), **series.to_data()}
+                        {
+                            "labels": list(key),
+                            **series.to_data(),
+                            # the status last signalled: an incident it opened resolves when
+                            # the SLO recovers after a restart, even before the first tick
+                            "status": slo.states.get(key, Status.HEALTHY).value,
+                        }
                         for key, series in slo.series.items()
                     ],
                 }
@@ -182,7 +189,7 @@ class SLOEngine:
         if not isinstance(saved, dict):
             raise SnapshotError("slos: expected a mapping of SLO name to counts")
         minute = int(now // 60)
-        loaded: dict[str, dict[LabelKey, BucketSeries]] = {}
+        loaded: dict[str, tuple[dict[LabelKey, BucketSeries], dict[LabelKey, Status]]] = {}
         for name, entry in saved.items():
             slo = self._slos.get(name)
             if slo is None or not isinstance(entry, dict):
@@ -193,6 +200,7 @@ class SLOEngine:
             if not isinstance(series_list, list):
                 raise SnapshotError(f"{name}: series must be a list")
             restored: dict[LabelKey, BucketSeries] = {}
+            states: dict[LabelKey, Status] = {}
             for item in series_list:
                 key = _label_key(item, len(slo.label_keys), name)
                 try:
@@ -201,9 +209,12 @@ class SLOEngine:
                     raise SnapshotError(f"{name}: {exc}") from None
                 if series is not None:
                     restored[key] = series
-            loaded[name] = restored
-        for name, restored in loaded.items():
-            self._adopt(self._slos[name], restored, {}, minute)
+                    status = item.get("status")  # absent in snapshots of older releases
+                    if status in _STATUS_VALUES:
+                        states[key] = Status(status)
+            loaded[name] = (restored, states)
+        for name, (restored, states) in loaded.items():
+            self._adopt(self._slos[name], restored, states, minute)
         self._build_routes()
         return list(loaded)
 

@@ -187,6 +187,31 @@ def test_a_snapshot_through_json_restores_the_same_reports() -> None:
     assert list(fresh.event_counts()) == list(engine.event_counts())
 
 
+def test_a_restored_slo_keeps_its_status_so_recovery_is_signalled() -> None:
+    """An SLO exhausted before a restart that recovers before the first evaluation after it
+    still signals the recovery (the incident it opened resolves); a snapshot of an older
+    release (no status) or a status this release does not know restores as HEALTHY."""
+    engine = SLOEngine([slo()])
+    feed(engine, NOW, good=0, bad=30)
+    (change,) = engine.evaluate(NOW + 1)
+    assert change.new is Status.EXHAUSTED
+    data = json.loads(json.dumps(engine.snapshot()))
+    later = SLOEngine([slo()])
+    later.restore(data, NOW + 2)
+    assert later.status("tasks") is Status.EXHAUSTED
+    feed(later, NOW + 3, good=6000)
+    (recovered,) = later.evaluate(NOW + 4)
+    assert (recovered.old, recovered.new) == (Status.EXHAUSTED, Status.HEALTHY)
+    for odd in (None, "ON_FIRE", 7):
+        for item in data["slos"]["tasks"]["series"]:
+            item.pop("status", None)
+            if odd is not None:
+                item["status"] = odd
+        older = SLOEngine([slo()])
+        assert older.restore(data, NOW + 2) == ["tasks"]
+        assert older.status("tasks") is Status.HEALTHY
+
+
 def test_a_restart_gap_is_no_events_and_old_buckets_leave_the_window() -> None:
     engine = SLOEngine([slo(window="3d")])
     feed(engine, NOW, good=5, bad=1)

@@ -26,7 +26,9 @@ its own shipped defaults, run by ``--before-python`` (default ``DIR/.venv/bin/py
 
 With ``--litellm BIN`` (the ``litellm`` command of a separate venv; ``make bench-peers`` makes
 one) LiteLLM's proxy runs the same load against the same stand-in, side by side.
-Figures are printed, never asserted.
+Figures are printed, never asserted. For a closer look, ``BENCH_CPROFILE=FILE`` makes each
+daemon profile the measured span into FILE (cProfile), ``BENCH_HEAP=1`` writes the types of the
+objects the garbage collector tracks beside its figures.
 
     .venv/bin/python bench/proxy.py [--requests 2000] [--concurrency 1,16] [--rounds 2]
         [--variants defaults,no-replay,...] [--before /work/wt-d62] [--stages] [--stream]

@@ -111,9 +111,11 @@ async def test_samples_that_cannot_be_kept_or_read_are_logged_and_the_step_goes_
     # a damaged file: logged, the step starts without its samples, the rollout keeps its step
     caplog.clear()
     (state / "rollout-samples.json").write_text("{not json")
-    with caplog.at_level(logging.ERROR, "agent_sre.delivery"):
+    with caplog.at_level(logging.WARNING, "agent_sre.stores"):
         again = await make_rig(rollout(), clock=clock, state_dir=state)
-    assert "cannot restore rollout samples" in caplog.text
+    # set aside by the one gate for saved state: named, kept for inspection
+    assert "rollout-samples.json: the samples of the current steps set aside" in caplog.text
+    assert list(state.glob("rollout-samples.json.corrupt-*"))
     assert [s.calls for s in again.delivery.rollouts["canary"].samples.values()] == [0, 0]
     await again.calls_until("canary", 3)
     await again.stop()
@@ -144,10 +146,11 @@ async def test_an_unreadable_state_file_starts_over_and_says_so(
     state = tmp_path / "bad"
     state.mkdir()
     (state / "rollouts.json").write_text("{not json")
-    with caplog.at_level(logging.ERROR, "agent_sre.delivery"):
+    with caplog.at_level(logging.WARNING, "agent_sre.stores"):
         rig = await make_rig(rollout(), state_dir=state)
-    assert "cannot restore rollouts" in caplog.text
-    assert "rollouts.json" in caplog.text
+    assert "rollouts.json: the rollouts' state (they start over) set aside" in caplog.text
+    (kept,) = state.glob("rollouts.json.corrupt-*")
+    assert kept.read_text() == "{not json"
     assert rig.delivery.rollouts["canary"].state.step == 0
     rig.delivery.save()
     assert json.loads((state / "rollouts.json").read_text())["version"] == 1

@@ -286,7 +286,8 @@ def test_a_rules_throttle_names_the_rule_and_incident_and_an_operator_lifts_it(
         "runaway", "let-back-slowly", incident, ""
     )  # fmt: skip
     assert row["by"] == f"rule let-back-slowly (incident {incident})"
-    [signal] = throttle_signals(daemon)
+    # the signal is published just after the throttle is put on: wait for it, as for the row
+    [signal] = wait_for(lambda: throttle_signals(daemon), "the throttle's signal")
     assert signal["details"]["rule"] == "let-back-slowly"
     assert f"by rule let-back-slowly (incident {incident})" in daemon.log()
 

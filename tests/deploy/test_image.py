@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_image_steps_run_the_daemon_as_non_root_read_only() -> None:
                 continue
             path = ROOT / source
             if path.is_dir():
-                skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+                skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so")
                 shutil.copytree(path, src / source, ignore=skip)
             else:
                 shutil.copy2(path, src / source)
@@ -118,6 +119,9 @@ def test_image_steps_run_the_daemon_as_non_root_read_only() -> None:
         subprocess.run([python, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir",
                         str(wheels), str(src)], check=True, capture_output=True)  # fmt: skip
         (wheel,) = wheels.glob("agent_sre-*.whl")
+        if shutil.which("gcc"):  # as in the image's build stage: the native span pass built
+            with zipfile.ZipFile(wheel) as archive:
+                assert any("_wirepass" in name for name in archive.namelist()), wheel.name
         # runtime stage: a clean venv, byte code compiled at install
         venv = root / "opt" / "agent-sre"
         subprocess.run([python, "-m", "venv", str(venv)], check=True)

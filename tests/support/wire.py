@@ -17,6 +17,7 @@ from agent_sre.tracing import conventions as c
 from agent_sre.tracing.batch import TraceBatchProcessor
 from agent_sre.tracing.enrich import add_string_attribute
 from agent_sre.tracing.view import CORE_KEYS
+from agent_sre.tracing.wirespan import append_attribute
 
 if TYPE_CHECKING:
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -61,11 +62,16 @@ class Recorder:
         self.calls.append(("task", view.trace_id, view.start_ns, view.end_ns))
 
     def marker(self, span: Span, view: AgentSpan, now: float) -> None:
-        """An enricher that writes like linking does: marks one span in four a duplicate."""
+        """An enricher that writes like linking does (one span in four marked a duplicate,
+        through the protobuf) or like pricing does (one in four gets an attribute
+        appended)."""
         self.calls.append(("enrich", *_snapshot(view)))
-        if hashlib.blake2b(view.span_id, digest_size=1).digest()[0] % 4 == 0:
+        which = hashlib.blake2b(view.span_id, digest_size=1).digest()[0] % 4
+        if which == 0:
             add_string_attribute(span.attributes, c.AGENT_SRE_ROLE, c.ROLE_DUPLICATE)
             view.attrs[c.AGENT_SRE_ROLE] = c.ROLE_DUPLICATE
+        elif which == 1:
+            append_attribute(span, "x.marked", -len(view.name) - 1)
 
 
 def processor(recorder: Recorder, engines: bool = True) -> TraceBatchProcessor:

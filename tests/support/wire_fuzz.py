@@ -55,6 +55,7 @@ def main() -> None:
     )
 
     from agent_sre.tracing import batch
+    from agent_sre.tracing.view import AgentSpan
     from tests.support.wire import assert_same
     from tests.unit.tracing.test_wire_parity import requests
 
@@ -97,7 +98,7 @@ def main() -> None:
         counts["examples"] += 1
         kinds = batch._KIND_TABLES
         try:
-            spans, _ = module.scan(body, keys, keys, kinds)  # type: ignore[attr-defined]
+            spans, _, _ = module.scan(body, keys, keys, kinds, AgentSpan)  # type: ignore[attr-defined]
             edits: list[object] = [
                 None if i % 3 == 0 else "TOOL_CALL" if i % 3 == 1 else False
                 for i in range(len(spans))

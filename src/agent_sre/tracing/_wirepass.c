@@ -385,11 +385,20 @@ static int all_zero(const uint8_t *p, size_t n) {
 }
 
 typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+} Out;
+
+static int out_write(Out *o, const void *p, size_t n);
+
+typedef struct {
     const KeyTable *table;
     const Kinds *kinds;
-    PyObject *spans;   /* list */
-    long resource_ignored;
+    PyObject *spans;     /* list */
+    long ignored;        /* resources' ignored values, and spans with any */
     const uint8_t *base;
+    PyObject *view_type; /* AgentSpan */
+    Out *places;         /* (offset, length) of each valid span, int64 pairs */
 } Scan;
 
 static int scan_span(Scan *s, const uint8_t *msg, size_t len, PyObject *resource_attrs) {
@@ -455,13 +464,21 @@ static int scan_span(Scan *s, const uint8_t *msg, size_t len, PyObject *resource
         }
         int explicit_kind;
         PyObject *kind = classify(s->kinds, attrs, &explicit_kind);
-        entry = Py_BuildValue("(OOOy#y#s#KKOOnn)", kind ? kind : Py_None,
-                              explicit_kind ? Py_True : Py_False, attrs, trace_id,
-                              (Py_ssize_t)16, span_id, (Py_ssize_t)8, name, (Py_ssize_t)name_len,
-                              (unsigned long long)start, (unsigned long long)stop,
-                              code == 2 ? Py_True : Py_False, ignored ? Py_True : Py_False,
-                              (Py_ssize_t)(msg - s->base), (Py_ssize_t)len);
+        s->ignored += ignored ? 1 : 0;
+        PyObject *args[9] = {kind ? kind : Py_None, explicit_kind ? Py_True : Py_False, NULL,
+                             NULL, NULL, NULL, NULL, code == 2 ? Py_True : Py_False, attrs};
+        args[2] = PyUnicode_DecodeUTF8((const char *)name, (Py_ssize_t)name_len, "strict");
+        args[3] = PyBytes_FromStringAndSize((const char *)trace_id, 16);
+        args[4] = PyBytes_FromStringAndSize((const char *)span_id, 8);
+        args[5] = PyLong_FromUnsignedLongLong((unsigned long long)start);
+        args[6] = PyLong_FromUnsignedLongLong((unsigned long long)stop);
+        entry = NULL;
+        if (args[2] && args[3] && args[4] && args[5] && args[6])
+            entry = PyObject_Vectorcall(s->view_type, args, 9, NULL);
+        for (int i = 2; i < 7; i++) Py_XDECREF(args[i]);
         Py_DECREF(attrs);
+        int64_t place[2] = {(int64_t)(msg - s->base), (int64_t)len};
+        if (entry != NULL && out_write(s->places, place, sizeof place) < 0) Py_CLEAR(entry);
     }
     if (entry == NULL) return -1;
     int rc = PyList_Append(s->spans, entry);
@@ -480,7 +497,7 @@ static int scan_resource_spans(Scan *s, const uint8_t *msg, size_t len) {
         if (f.number == 1 && f.wt == WT_LEN) {
             int ignored = read_attrs(f.data, f.len, 1, s->table, IN_RESOURCE, resource_attrs);
             if (ignored < 0) goto fail;
-            s->resource_ignored += ignored;
+            s->ignored += ignored;
         }
     }
     if (r < 0) {
@@ -526,21 +543,29 @@ static int kinds_init(Kinds *k, PyObject *spec) {
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(body, span_keys, resource_keys, kinds) -> (spans, resource_ignored)\n\n"
-"One entry per span, in request order: a valid span is (kind or None, explicit, attrs,\n"
-"trace_id, span_id, name, start_ns, end_ns, is_error, ignored, offset, length); one with\n"
-"malformed ids is (trace_id, span_id, parent_span_id, name).");
+"scan(body, span_keys, resource_keys, kinds, view_type) -> (spans, places, ignored)\n\n"
+"One entry per span, in request order: a valid span's view, ``view_type(kind or None,\n"
+"explicit, name, trace_id, span_id, start_ns, end_ns, is_error, attrs)`` (None: only\n"
+"Python's case mapping can classify it), or for a span with malformed ids the tuple\n"
+"(trace_id, span_id, parent_span_id, name). ``places``: native int64 pairs, the offset and\n"
+"length of each valid span's bytes in ``body``. ``ignored``: wanted values ignored as not\n"
+"finite (each resource's count, and one per span that had any).");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer body;
-    PyObject *span_keys, *resource_keys, *kind_spec;
-    if (!PyArg_ParseTuple(args, "y*O!O!O", &body, &PyTuple_Type, &span_keys, &PyTuple_Type,
-                          &resource_keys, &kind_spec))
+    PyObject *span_keys, *resource_keys, *kind_spec, *view_type;
+    if (!PyArg_ParseTuple(args, "y*O!O!OO", &body, &PyTuple_Type, &span_keys, &PyTuple_Type,
+                          &resource_keys, &kind_spec, &view_type))
         return NULL;
     KeyTable table = {NULL, 0};
     Kinds kinds;
+    Out places = {NULL, 0, 0};
     PyObject *result = NULL;
-    Scan s = {&table, &kinds, NULL, 0, body.buf};
+    Scan s = {&table, &kinds, NULL, 0, body.buf, view_type, &places};
+    if (!PyCallable_Check(view_type)) {
+        PyErr_SetString(PyExc_TypeError, "view_type must be callable");
+        goto done;
+    }
     if (kinds_init(&kinds, kind_spec) < 0 || table_init(&table, span_keys, resource_keys) < 0)
         goto done;
     s.spans = PyList_New(0);
@@ -556,20 +581,17 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         malformed("request");
         goto done;
     }
-    result = Py_BuildValue("(Ol)", s.spans, s.resource_ignored);
+    result = Py_BuildValue("(Oy#l)", s.spans, places.buf ? (const char *)places.buf : "",
+                           (Py_ssize_t)places.len, s.ignored);
 done:
     Py_XDECREF(s.spans);
     PyMem_Free(table.slots);
+    PyMem_Free(places.buf);
     PyBuffer_Release(&body);
     return result;
 }
 
 /* -- writing ------------------------------------------------------------------------------ */
-
-typedef struct {
-    uint8_t *buf;
-    size_t len, cap;
-} Out;
 
 static int out_reserve(Out *o, size_t n) {
     if (o->cap - o->len >= n) return 0;
@@ -680,6 +702,13 @@ static int build_span(Build *b, const Field *f) {
     if (edit == Py_False) return 0;
     if (PyBytes_Check(edit))
         return out_bytes_field(o, 2, PyBytes_AS_STRING(edit), (size_t)PyBytes_GET_SIZE(edit));
+    if (PyByteArray_Check(edit)) { /* encoded fields to append */
+        size_t mark;
+        if (open_len(o, 2, &mark) < 0 || out_write(o, f->data, f->len) < 0 ||
+            out_write(o, PyByteArray_AS_STRING(edit), (size_t)PyByteArray_GET_SIZE(edit)) < 0)
+            return -1;
+        return close_len(o, mark);
+    }
     if (PyUnicode_Check(edit)) {
         size_t mark;
         if (open_len(o, 2, &mark) < 0 || out_write(o, f->data, f->len) < 0 ||
@@ -687,7 +716,7 @@ static int build_span(Build *b, const Field *f) {
             return -1;
         return close_len(o, mark);
     }
-    PyErr_SetString(PyExc_TypeError, "an edit is None, False, bytes or str");
+    PyErr_SetString(PyExc_TypeError, "an edit is None, False, str, bytearray or bytes");
     return -1;
 }
 
@@ -834,8 +863,8 @@ static int build_resource_spans(Build *b, const uint8_t *msg, size_t len) {
 PyDoc_STRVAR(build_doc,
 "build(body, edits, kind_key, node_attrs, override) -> bytes\n\n"
 "The request to forward: ``edits`` has one entry per span, in request order: None (as it\n"
-"came), False (dropped), a str (``kind_key`` appended with that value) or bytes (the\n"
-"span's new encoding). Each resource gets the ``node_attrs`` pairs it lacks and\n"
+"came), False (dropped), a str (``kind_key`` appended with that value), a bytearray\n"
+"(encoded fields appended) or bytes (the span's new encoding). Each resource gets the ``node_attrs`` pairs it lacks and\n"
 "``override``'s value set on its last KeyValue of that key.");
 
 static PyObject *build(PyObject *self, PyObject *args) {

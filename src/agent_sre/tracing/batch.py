@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.tracing.enrich import add_string_attribute, enrich_resource
+from agent_sre.tracing.wirespan import WireSpan, encode_attribute
 from agent_sre.tracing.view import (
     CLASSIFY_KEYS,
     CORE_KEYS,
@@ -29,6 +30,8 @@ from agent_sre.tracing.view import (
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
@@ -256,8 +259,9 @@ class TraceBatchProcessor:
         already, so known to be valid): the same result, and the bytes to forward.
 
         The native scan reads each span's ids, times, status and wanted attributes without
-        a Python object per attribute; only spans an enricher may write (LLM and tool spans,
-        while enrichers are installed) are decoded as protobuf messages.
+        a Python object per attribute and builds the views; enrichers get a
+        :class:`~agent_sre.tracing.wirespan.WireSpan`, which appends attributes to the
+        forwarded bytes and decodes the span only when an enricher does more (linking).
 
         Raises:
             RuntimeError: the native span pass is not built (:data:`NATIVE`).
@@ -265,59 +269,73 @@ class TraceBatchProcessor:
         """
         if _wirepass is None:
             raise RuntimeError("the native span pass is not built")
-        spans, resource_ignored = _wirepass.scan(
-            body, self._span_keys, self._resource_keys, _KIND_TABLES
+        spans, places, ignored = _wirepass.scan(
+            body, self._span_keys, self._resource_keys, _KIND_TABLES, AgentSpan
         )
-        result = BatchResult(ignored_values=resource_ignored)
+        place = memoryview(places).cast("q")
+        result = BatchResult(ignored_values=ignored)
         by_kind = result.by_kind
         edits: list[object] = []
         add_edit = edits.append
-        dispatching = bool(self.observers or self.taps or self.task_hooks)
+        observers = self.observers
+        taps = self.taps
+        task_hooks = self.task_hooks
+        dispatching = bool(observers or taps or task_hooks)
         enrichers = self.llm_enrichers
         tool_enrichers = self.tool_enrichers
         role_key = c.AGENT_SRE_ROLE
         other = AgentSpanKind.OTHER
+        llm = AgentSpanKind.LLM_INFERENCE
+        tool = AgentSpanKind.TOOL_CALL
+        task = AgentSpanKind.AGENT_TASK
+        valid = 0
         # hot path: per span
-        for entry in spans:
-            if len(entry) == 4:  # malformed ids: dropped, the rest accepted
+        for view in spans:
+            if view.__class__ is tuple:  # malformed ids: dropped, the rest accepted
                 result.rejected += 1
                 if not result.first_problem:
-                    trace_id, span_id, parent_span_id, name = entry
+                    trace_id, span_id, parent_span_id, name = view  # type: ignore[misc]
                     problem = span_id_problem(trace_id, span_id, parent_span_id)
                     result.first_problem = f"span {name!r}: {problem}"
                 add_edit(False)
                 continue
-            (kind, explicit, attrs, trace_id, span_id, name, start, end, is_error, ignored,
-             offset, length) = entry  # fmt: skip
-            result.accepted += 1
-            if ignored:
-                result.ignored_values += 1
+            assert isinstance(view, AgentSpan)
+            kind = view.kind
             if kind is None:  # a value only Python's case mapping can match
-                kind, explicit = classify(attrs)
-            added = None if explicit or kind is other else kind.value
+                kind, explicit = classify(view.attrs)
+                view.kind = kind
+                view.explicit_kind = explicit
+            added = None if view.explicit_kind or kind is other else kind.value
+            attrs = view.attrs
             if (
-                (enrichers and kind is AgentSpanKind.LLM_INFERENCE)
-                or (tool_enrichers and kind is AgentSpanKind.TOOL_CALL)
+                (enrichers and kind is llm) or (tool_enrichers and kind is tool)
             ) and role_key not in attrs:
-                message = Span.FromString(body[offset : offset + length])
-                if added is not None:
-                    add_string_attribute(message.attributes, c.AGENT_SPAN_KIND, added)
-                view = AgentSpan(
-                    kind, explicit, name, trace_id, span_id, start, end, is_error, attrs
+                handle = WireSpan(
+                    body,
+                    place[2 * valid],
+                    place[2 * valid + 1],
+                    b"" if added is None else _KIND_ATTRIBUTE[kind],
                 )
-                self._dispatch(result, view, message, now)
-                add_edit(message.SerializeToString())
-                continue
-            add_edit(added)
-            if dispatching:
-                view = AgentSpan(
-                    kind, explicit, name, trace_id, span_id, start, end, is_error, attrs
-                )
-                self._dispatch(result, view, None, now)
-            elif role_key in attrs:
-                self._second_view(result, attrs)
+                self._dispatch(result, view, cast("Span", handle), now)
+                add_edit(handle.edit())
             else:
-                by_kind[kind] = by_kind.get(kind, 0) + 1
+                add_edit(added)
+                if role_key in attrs:
+                    self._dispatch(result, view, None, now)
+                elif dispatching:
+                    # _dispatch inlined for the spans no enricher writes
+                    if task_hooks and kind is task:
+                        for hook in task_hooks:
+                            hook(view, now)
+                    by_kind[kind] = by_kind.get(kind, 0) + 1
+                    for observe in observers:
+                        observe(view, now)
+                    for tap in taps:
+                        tap(view, now)
+                else:
+                    by_kind[kind] = by_kind.get(kind, 0) + 1
+            valid += 1
+        result.accepted = valid
         forwarded = _wirepass.build(
             body, edits, c.AGENT_SPAN_KIND, self._node_attrs, c.AGENT_SRE_NODE
         )
@@ -382,3 +400,6 @@ _KIND_TABLES = (
 )
 """What the native scan classifies by: the exact matches of :func:`classify`'s tables (a
 value they miss that Python's case mapping might match is left to :func:`classify`)."""
+
+_KIND_ATTRIBUTE = {kind: encode_attribute(c.AGENT_SPAN_KIND, kind.value) for kind in AgentSpanKind}
+"""``agent.span.kind`` as the native pass appends it to a span an enricher may write."""

@@ -12,12 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.tracing.enrich import add_string_attribute, enrich_resource
-from agent_sre.tracing.wirespan import WireSpan, encode_attribute
 from agent_sre.tracing.view import (
     CLASSIFY_KEYS,
     CORE_KEYS,
@@ -27,15 +24,15 @@ from agent_sre.tracing.view import (
     read_attrs,
     view_of,
 )
+from agent_sre.tracing.wirespan import WireSpan, encode_attribute
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 _wirepass: ModuleType | None
 try:

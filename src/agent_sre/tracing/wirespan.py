@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from agent_sre.tracing.view import AttrValue
-
 if TYPE_CHECKING:
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+    from agent_sre.tracing.view import AttrValue
+
 _ATTRIBUTES = 9  # Span.attributes
-_OWN = frozenset({"_body", "_offset", "_length", "_message", "_suffix"})
 
 
 class WireSpan:
@@ -61,13 +60,9 @@ class WireSpan:
         return self._suffix or None
 
     def __getattr__(self, name: str) -> Any:
+        # reading a field (attributes included, to change them) decodes the span; setting a
+        # scalar field directly is refused (AttributeError): set it on message()
         return getattr(self.message(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _OWN:
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.message(), name, value)
 
 
 def append_attribute(span: Span | WireSpan, key: str, value: AttrValue) -> None:
@@ -98,15 +93,29 @@ def encode_attribute(key: str, value: AttrValue) -> bytes:
     else:
         text = value.encode()
         any_value = b"\x0a" + _varint(len(text)) + text
-    name = key.encode()
-    kv = b"\x0a" + _varint(len(name)) + name + b"\x12" + _varint(len(any_value)) + any_value
-    return bytes([_ATTRIBUTES << 3 | 2]) + _varint(len(kv)) + kv
+    prefix = _KEYS.get(key)
+    if prefix is None:
+        name = key.encode()
+        prefix = b"\x0a" + _varint(len(name)) + name
+        if len(_KEYS) < 1024:  # the daemon's own few keys; anything else is encoded each time
+            _KEYS[key] = prefix
+    kv = prefix + b"\x12" + _varint(len(any_value)) + any_value
+    return _FIELD + _varint(len(kv)) + kv
+
+
+_FIELD = bytes([_ATTRIBUTES << 3 | 2])
+_KEYS: dict[str, bytes] = {}
 
 
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_SMALL = [bytes([n]) for n in range(0x80)]

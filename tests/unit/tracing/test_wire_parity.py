@@ -336,3 +336,15 @@ def test_the_sdk_span_shapes_give_the_same_results() -> None:
     request = encode_spans(exporter.get_finished_spans())
     assert_same(request.SerializeToString())
     assert_same(request.SerializeToString(), engines=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), scalars())
+def test_an_appended_attribute_is_encoded_as_protobuf_encodes_it(key: str, value: object) -> None:
+    from agent_sre.tracing.wirespan import encode_attribute
+    from tests.support.spans import set_value
+
+    expected = Span()
+    set_value(expected.attributes.add(key=key), value)
+    ours = Span.FromString(encode_attribute(key, value))  # type: ignore[arg-type]
+    assert ours.SerializeToString() == expected.SerializeToString()

@@ -291,7 +291,7 @@ class TraceBatchProcessor:
             if view.__class__ is tuple:  # malformed ids: dropped, the rest accepted
                 result.rejected += 1
                 if not result.first_problem:
-                    trace_id, span_id, parent_span_id, name = view  # type: ignore[misc]
+                    trace_id, span_id, parent_span_id, name = view
                     problem = span_id_problem(trace_id, span_id, parent_span_id)
                     result.first_problem = f"span {name!r}: {problem}"
                 add_edit(False)

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-peers lint venv clean manifests
+.PHONY: run test bench bench-peers lint venv clean manifests crds package
 
 # setup.py builds the optional native span pass (a C compiler needed; without one the
 # install still works and the daemon says it runs the Python span pass).
@@ -41,9 +41,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
 
-# Plain Kubernetes manifests rendered from the Helm chart (checked in sync by tests/deploy).
+# The chart's values schema (its `config` from the daemon's models) and the plain Kubernetes
+# manifests rendered from the chart (both checked in sync by tests/deploy).
 manifests: $(STAMP)
+	$(BIN)/python deployments/render_values_schema.py
 	$(BIN)/python deployments/render_manifests.py
+
+# The operator's CRDs (deployments/helm/agent-sre/crds/) from the daemon's models (checked by
+# tests/deploy/test_crds.py).
+crds: $(STAMP)
+	$(BIN)/python -m agent_sre_operator.crds
 
 clean:
 	rm -rf $(VENV) .agent-sre build *.egg-info

@@ -196,7 +196,7 @@ async def serve_proxy(upstreams: str, mode: str) -> None:
     )
 
     class Sink:
-        def export_proxy_call(self, request: object) -> None:
+        def export_proxy_call(self, request: object, attrs: object = None) -> None:
             pass
 
     registry = CollectorRegistry()

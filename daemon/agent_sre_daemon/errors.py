@@ -116,7 +116,9 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
 # - replay_mismatch (a call a replay session has no recorded answer for) is 409 with
 #   ``x-should-retry: false``: the same request would never match;
 # - upstream_unreachable (connect error) is 502 and upstream_timeout 504: a direct call would
-#   have failed with a connection error the SDK retries, and so it still does.
+#   have failed with a connection error the SDK retries, and so it still does;
+# - client_disconnected (the client left while the call was held, e.g. by a chaos delay,
+#   so it was never forwarded) is 499, as nginx records it: nobody is left to read it.
 # The body is the provider's own error shape (``Provider.error_body``).
 
 PROXY_STATUS = {
@@ -136,6 +138,7 @@ PROXY_STATUS = {
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
     "replay_mismatch": 409,
+    "client_disconnected": 499,
 }
 """HTTP status of every error the proxy itself answers, by its ``type``."""
 

@@ -9,6 +9,8 @@ cannot take is dropped for it alone and counted. The bus keeps the most recent s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aiohttp import web
 from prometheus_client import Counter
 
+from agent_sre.replay.redaction import Redactor
 from agent_sre.signals import Severity, Signal
 from agent_sre_daemon.component import Component
 
@@ -49,30 +52,62 @@ class SignalMetrics:
         )
 
 
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
 class Subscription:
-    """A subscriber's bounded, ordered view of the bus."""
+    """A subscriber's bounded, ordered view of the bus.
+
+    At most ``maxsize`` signals wait. When it is full, a new signal pushes out the oldest
+    waiting signal quieter than itself (a critical one a warning or info, a warning an info),
+    or is itself dropped when none is quieter: a flood of warnings about client-chosen ids
+    never costs a critical signal. Every drop is counted (``missed``). Signals come out in
+    publication order.
+    """
 
     def __init__(self, bus: SignalBus, name: str, maxsize: int) -> None:
         self.name = name
         self.maxsize = maxsize
         self.missed = 0
         self._bus = bus
-        self._queue: deque[Signal] = deque()
+        # one queue per severity (quietest first), each of (publication number, signal)
+        self._queues: tuple[deque[tuple[int, Signal]], ...] = (deque(), deque(), deque())
+        self._size = 0
+        self._number = 0
         self._ready = asyncio.Event()
 
+    def __len__(self) -> int:
+        return self._size
+
     def offer(self, signal: Signal) -> bool:
-        if len(self._queue) >= self.maxsize:
+        """Queues ``signal``; False when a signal (it, or a quieter one) was dropped."""
+        rank = _RANK[signal.severity]
+        kept = True
+        if self._size >= self.maxsize:
+            quieter = next((q for q in self._queues[:rank] if q), None)
             self.missed += 1
-            return False
-        self._queue.append(signal)
+            if quieter is None:
+                return False
+            quieter.popleft()
+            self._size -= 1
+            kept = False
+        self._number += 1
+        self._queues[rank].append((self._number, signal))
+        self._size += 1
         self._ready.set()
-        return True
+        return kept
 
     def get_nowait(self) -> Signal | None:
-        if not self._queue:
+        if not self._size:
             return None
-        signal = self._queue.popleft()
-        if not self._queue:
+        first: deque[tuple[int, Signal]] | None = None
+        for queue in self._queues:
+            if queue and (first is None or queue[0][0] < first[0][0]):
+                first = queue
+        assert first is not None
+        signal = first.popleft()[1]
+        self._size -= 1
+        if not self._size:
             self._ready.clear()
         return signal
 
@@ -86,6 +121,25 @@ class Subscription:
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
+
+
+_REDACTOR = Redactor()
+
+
+def redacted_signal(signal: Signal, redactor: Redactor) -> Signal:
+    """``signal`` with every credential in its message, labels and details redacted (itself
+    when it holds none: one scan decides)."""
+    details = json.dumps(signal.details, default=str) if signal.details else ""
+    texts = "\n".join((signal.message, *signal.labels.values(), details))
+    if not redactor.finds(texts.encode("utf-8", "surrogatepass")):
+        return signal
+    text = redactor.redact_text
+    return dataclasses.replace(
+        signal,
+        message=text(signal.message),
+        labels={key: text(value) for key, value in signal.labels.items()},
+        details=json.loads(text(details)) if details else signal.details,
+    )
 
 
 class SignalBus(Component):
@@ -108,7 +162,10 @@ class SignalBus(Component):
 
     def publish(self, signal: Signal) -> None:
         """Hands ``signal`` to every subscriber without waiting (call from the loop's thread;
-        from another thread use ``loop.call_soon_threadsafe(bus.publish, signal)``)."""
+        from another thread use ``loop.call_soon_threadsafe(bus.publish, signal)``). A
+        credential in it (a model name or a path a client chose, echoed in a message) is
+        redacted first: signals are listed, logged, kept in incidents and sent out."""
+        signal = redacted_signal(signal, _REDACTOR)
         self._published += 1
         kept = self._recent.get(signal.source)
         if kept is None:

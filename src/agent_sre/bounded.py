@@ -24,6 +24,27 @@ V = TypeVar("V")
 OnEvict = Callable[[str, Any], None]
 """What the daemon hands an engine to hear of evictions: (map name, evicted key)."""
 
+REGISTRY: dict[str, str] = {
+    "ledger_counters": "cost ledger: spend counters per budget subject (agent, task, team)",
+    "pacing": "cost guard: spend rate per agent (auto-throttle)",
+    "rate_limit_buckets": "cost guard: a token bucket per rate limit and agent",
+    "budget_signals": "cost guard: thresholds already signalled per budget subject",
+    "anomaly": "cost guard: spend series per agent (anomaly detection)",
+    "proxy_agents": "proxy: agents seen (GET /v1/agents)",
+    "redis_catch_up": "redis ledger: spend owed to Redis while it is down (beyond: not pushed)",
+    "circuits": "circuit breakers: a circuit per breaker and route, tool or agent",
+    "throttles": "incidents: throttles in force, one per agent (beyond: soonest lapsing lifted)",
+    "rule_cooldowns": "incident rules: when each action last ran, per rendered parameters",
+    "incidents_open": "incidents: open incidents (a new one closes the quietest)",
+    "incident_agents": "incidents: agents named on one incident",
+    "incident_signals": "incidents: firing signal keys (and their values) on one incident",
+    "shadow_in_flight": "rollouts: shadow copies in flight per rollout (beyond: not sent)",
+}
+"""Every map or list kept per value clients send, by the name its evictions are counted
+under (``agent_sre_state_evictions_total{map=...}``). A new one is added here, and
+``tests/adversarial/test_floods_maps.py`` then refuses to pass until it drives the new map
+through its entry point with many distinct ids."""
+
 SWEEP_EVERY = 64
 """Idle entries are swept at most once per this many writes (amortised O(1) per call)."""
 
@@ -47,6 +68,8 @@ class BoundedMap(Generic[K, V]):
     ) -> None:
         if cap < 1:
             raise ValueError(f"{name}: cap must be at least 1")
+        if name not in REGISTRY and not name.startswith("test"):
+            raise ValueError(f"{name}: a bounded map is listed in agent_sre.bounded.REGISTRY")
         self.name = name
         self.cap = cap
         self.idle_seconds = idle_seconds
@@ -124,6 +147,10 @@ class BoundedMap(Generic[K, V]):
         if dropped:
             self._evicted(dropped)
         return len(dropped)
+
+    def values(self) -> list[V]:
+        """A snapshot of the entries, least recently used first."""
+        return [value for value, _ in self._entries.values()]
 
     def items(self) -> Iterator[tuple[K, V]]:
         """Entries, least recently used first."""

@@ -7,6 +7,7 @@ validated models (or values derived from them) and never read YAML themselves.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -250,12 +251,63 @@ class Config(Section):
         return slos
 
 
+PLACEHOLDER_JSON_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
+    "description": "${VAR} or ${VAR:-default}: checked once expanded, when the daemon loads it",
+}
+"""A value holding an environment variable, which the file may give for any value."""
+_PLACEHOLDER = {"$ref": "#/$defs/Placeholder"}
+_NOTES = ("title", "description", "default", "deprecated")
+
+
 def config_json_schema() -> dict[str, Any]:
-    """JSON Schema of the configuration file, generated from the models (editors, CRDs)."""
+    """JSON Schema of the configuration file, generated from the models (editors, CRDs, the
+    Helm chart's values): every value the daemon refuses on its own is refused, except that
+    any value may be a string holding ``${VAR}`` (expanded, then checked, at load)."""
     schema = Config.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    _accept_placeholders(schema, defs)
+    for model in defs.values():
+        _accept_placeholders(model, defs)
+    defs["Placeholder"] = PLACEHOLDER_JSON_SCHEMA
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "agent-sre configuration"
     return schema
+
+
+def _accept_placeholders(schema: dict[str, Any], defs: dict[str, Any]) -> None:
+    """Lets every value under ``schema`` (not the mappings and lists holding values) be a
+    placeholder instead."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        slots = [(node["properties"], key) for key in node.get("properties", {})]
+        if isinstance(node.get("additionalProperties"), dict):
+            slots.append((node, "additionalProperties"))
+        if isinstance(node.get("items"), dict):
+            slots.append((node, "items"))
+        for owner, key in slots:
+            value = owner[key]
+            if not _holds_values(value, defs):
+                notes = {k: value.pop(k) for k in _NOTES if k in value}
+                owner[key] = {**notes, "anyOf": [value, _PLACEHOLDER]}
+                continue
+            stack.append(value)
+            options = value.get("anyOf", [])
+            stack.extend(option for option in options if _holds_values(option, defs))
+            if any(not _holds_values(option, defs) for option in options):
+                options.append(_PLACEHOLDER)  # an unquoted one may expand to null
+
+
+def _holds_values(schema: dict[str, Any], defs: dict[str, Any]) -> bool:
+    """A mapping or a list (possibly among other choices): its values get placeholders."""
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return _holds_values(defs[ref.removeprefix("#/$defs/")], defs)
+    if schema.get("type") in ("object", "array"):
+        return True
+    return any(_holds_values(option, defs) for option in schema.get("anyOf", []))
 
 
 class ConfigError(ValueError):
@@ -295,6 +347,9 @@ class ConfigFile:
 
     config: Config
     doc: YamlDocument
+    digest: str = ""
+    """SHA-256 (hex) of the text it was read from: what ``GET /v1/status`` reports as the
+    configuration running, for the operator to tell when a reload took the new file."""
 
     def problem(self, loc: tuple[str | int, ...], message: str) -> str:
         """``file:line: dotted.field: message`` for a problem found after loading."""
@@ -371,7 +426,12 @@ def parse_config_file(
         raise ConfigError(problems)
     if config.slo_files:
         config = _with_slo_files(config, doc, environ, base_dir or Path.cwd())
-    return ConfigFile(config, doc)
+    return ConfigFile(config, doc, config_digest(text))
+
+
+def config_digest(text: str) -> str:
+    """SHA-256 (hex) of a configuration file's text, encoded as UTF-8 (its bytes on disk)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _with_env_defaults(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -108,6 +108,8 @@ class FakeProvider:
     """Per-model quality for chat completions and messages (models not listed: as set above)."""
     reply_text: str | None = None
     """Reply with these words (split on spaces) instead of ``Hello word word...``."""
+    reply_pieces: list[str] | None = None
+    """Reply with exactly these pieces, one per streamed event (a word cut anywhere)."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -184,6 +186,8 @@ class FakeProvider:
             words = quality.reply_words
         limit = body.get(limit_key) or body.get("max_completion_tokens") or words
         count = max(1, min(words, int(limit)))
+        if self.reply_pieces is not None:
+            return list(self.reply_pieces)
         if self.reply_text is not None:
             text = self.reply_text.split(" ")
             return [w if i == 0 else " " + w for i, w in enumerate(text)][:count]

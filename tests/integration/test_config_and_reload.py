@@ -227,3 +227,44 @@ def test_validate_refuses_what_run_would_refuse(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{latin1}: not UTF-8 at byte 16" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _config_status(daemon: object) -> dict[str, str]:
+    with urllib.request.urlopen(daemon.url("admin", "/v1/status"), timeout=5) as response:  # type: ignore[attr-defined]
+        config: dict[str, str] = json.load(response)["config"]
+    return config
+
+
+def test_status_reports_the_digest_of_the_config_running_and_of_the_file(make_daemon) -> None:
+    """What the operator waits on: a mounted ConfigMap changes the file first; the daemon
+    runs it once reloaded. A refused file leaves the running digest where it was."""
+    import hashlib
+
+    config = {"admin": {"endpoint": "127.0.0.1:0", "token": "s3cret"}}
+    daemon = make_daemon(config).start()
+
+    def digest() -> str:
+        return hashlib.sha256(daemon.config_path.read_bytes()).hexdigest()
+
+    first = digest()
+    assert _config_status(daemon) == {
+        "path": str(daemon.config_path),
+        "sha256": first,
+        "file_sha256": first,
+    }
+    daemon.write_config({**daemon.config, "node": {"name": "renamed-node"}})
+    second = digest()
+    assert _config_status(daemon) == {
+        "path": str(daemon.config_path),
+        "sha256": first,
+        "file_sha256": second,
+    }
+    assert _post(daemon.url("admin", "/v1/reload"), "s3cret")[0] == 200
+    assert _config_status(daemon)["sha256"] == second
+
+    daemon.config_path.write_text(daemon.config_path.read_text() + "bogus_section: {}\n")
+    assert _post(daemon.url("admin", "/v1/reload"), "s3cret")[0] == 400
+    assert _config_status(daemon)["sha256"] == second
+    assert _config_status(daemon)["file_sha256"] == digest() != second
+    daemon.config_path.unlink()
+    assert _config_status(daemon)["file_sha256"] is None

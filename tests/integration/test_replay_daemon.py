@@ -90,8 +90,15 @@ def daemon(make_daemon, provider: Provider) -> DaemonProcess:
 
 
 def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    """GETs with the admin token (captured bodies and sessions are read with it only)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+def key(session: dict[str, Any]) -> str:
+    """The value of the header that binds a call to ``session`` (its secret key)."""
+    return str(session["header"].split(": ", 1)[1])
 
 
 def post(url: str, body: Any) -> Any:
@@ -210,7 +217,7 @@ def test_a_run_is_kept_replayed_offline_and_redacted(
         base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
         api_key=API_KEY,
         max_retries=2,
-        default_headers={"X-Agent-SRE-Replay": session["id"]},
+        default_headers={"X-Agent-SRE-Replay": key(session)},
     )
     with pytest.raises(openai.ConflictError) as mismatch:
         client.chat.completions.create(
@@ -456,7 +463,7 @@ def test_errors_and_refusals_are_always_captured_and_kept_for_longer(
     with pytest.raises(openai.ConflictError, match="no replay session"):
         client = openai.OpenAI(
             base_url=f"http://{daemon.addresses['proxy']}/openai/v1", api_key=API_KEY,
-            max_retries=0, default_headers={"X-Agent-SRE-Replay": session["id"]},
+            max_retries=0, default_headers={"X-Agent-SRE-Replay": key(session)},
         )  # fmt: skip
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
 
@@ -653,7 +660,7 @@ def test_calls_a_session_refuses_are_signalled_at_most_once_a_minute(
         base_url=f"http://{daemon.addresses['proxy']}/openai/v1",
         api_key=API_KEY,
         max_retries=0,
-        default_headers={"X-Agent-SRE-Replay": session["id"]},
+        default_headers={"X-Agent-SRE-Replay": key(session)},
     )
     for _ in range(3):
         with pytest.raises(openai.ConflictError):
@@ -668,4 +675,129 @@ def test_calls_a_session_refuses_are_signalled_at_most_once_a_minute(
         "replay", "warning", "firing", 1
     )  # fmt: skip
     assert signal["labels"] == {"session_id": session["id"], "trace_id": trace_id}
-    assert "Plan a cruise." in signal["message"]
+    # the signal names the call, not its body (signals are read without the token); the
+    # session's last refusal, read with the token, says how it differed
+    assert "POST /openai/v1/chat/completions" in signal["message"]
+    assert "Plan a cruise." not in signal["message"]
+    assert "Plan a cruise." in listed["last_mismatch"]
+
+
+def serve_cassette(cassette: Path) -> tuple[subprocess.Popen[str], str]:
+    """``agent-sre replay serve`` on ``cassette``; the process and its URL."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent_sre_daemon.cli",
+            "replay",
+            "serve",
+            "--cassette",
+            str(cassette),
+            "--listen",
+            "127.0.0.1:0",
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    assert " on " in line, line
+    return server, line.split(" on ")[1].split(" ")[0]
+
+
+def test_an_openai_sdk_default_stream_replays_from_a_cassette_and_a_session(
+    daemon: DaemonProcess, provider: Provider, tmp_path: Path
+) -> None:
+    """The SDK's default streamed call (no ``stream_options``): the proxy asks the provider
+    for usage on its way up, but the cassette holds the agent's own request, so
+    ``replay serve`` (which sees only the agent's request) answers it, and so does a
+    replay session in the daemon."""
+    messages = [{"role": "user", "content": "stream me the answer"}]
+
+    def streamed(base_url: str, headers: dict[str, str] | None = None) -> list[str]:
+        client = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True, extra_headers=headers
+        )
+        return [c.choices[0].delta.content or "" for c in stream if c.choices]
+
+    proxy_url = f"http://{daemon.addresses['proxy']}/openai/v1"
+    recorded = streamed(proxy_url)
+    assert "".join(recorded) == REPLY
+    (trace,) = get(daemon.url("admin", "/v1/traces"))["traces"]
+    cassette = tmp_path / "stream.json"
+    exported = cli(daemon, "replay", "export", trace["trace_id"], "--cassette", str(cassette))
+    assert exported.returncode == 0, exported.stderr
+    (exchange,) = json.loads(cassette.read_text())["exchanges"]
+    assert exchange["streamed"] is True
+    assert "stream_options" not in json.dumps(exchange["request"])  # the agent's own request
+
+    # a replay session in the daemon answers the same call, the provider down
+    provider.stop()
+    session = post(daemon.url("admin", "/v1/replay/sessions"), {"trace_id": trace["trace_id"]})
+    assert streamed(proxy_url, {"X-Agent-SRE-Replay": key(session)}) == recorded
+    daemon.stop()
+
+    server, url = serve_cassette(cassette)
+    try:
+        # a request the agent did not make (usage asked for) is refused, naming the change
+        client = openai.OpenAI(base_url=f"{url}/openai/v1", api_key=API_KEY, max_retries=0)
+        with pytest.raises(openai.ConflictError, match="stream_options"):
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        assert streamed(f"{url}/openai/v1") == recorded
+    finally:
+        server.terminate()
+        assert server.wait(10) == 0
+
+
+def test_a_call_a_rollout_sent_to_its_candidate_model_replays_from_a_cassette(
+    make_daemon, provider: Provider, tmp_path: Path
+) -> None:
+    """The rollout rewrites the model on the way up; the cassette keeps the model the agent
+    asked for, so the agent's own call replays."""
+    config = {
+        "proxy": {
+            "endpoint": "127.0.0.1:0",
+            "routes": [
+                {"name": "openai", "prefix": "/openai", "upstream": provider.url, "api": "openai"}
+            ],
+        },
+        "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN},
+        "rollouts": {
+            "rollouts": [
+                {
+                    "name": "gpt41",
+                    "route": "openai",
+                    "baseline": "gpt-4o",
+                    "candidate": "gpt-4.1",
+                    "steps": [{"weight": 100, "pause": True}],
+                }
+            ]
+        },
+    }
+    daemon = make_daemon(with_replay(config)).start()
+
+    def ask(base_url: str) -> str:
+        client = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+        answer = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "which model?"}]
+        )
+        return answer.model
+
+    assert ask(f"http://{daemon.addresses['proxy']}/openai/v1") == "gpt-4.1"
+    (trace,) = get(daemon.url("admin", "/v1/traces"))["traces"]
+    cassette = tmp_path / "rollout.json"
+    exported = cli(daemon, "replay", "export", trace["trace_id"], "--cassette", str(cassette))
+    assert exported.returncode == 0, exported.stderr
+    daemon.stop()
+    server, url = serve_cassette(cassette)
+    try:
+        assert ask(f"{url}/openai/v1") == "gpt-4.1"  # the recorded answer
+    finally:
+        server.terminate()
+        assert server.wait(10) == 0

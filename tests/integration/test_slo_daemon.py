@@ -245,3 +245,49 @@ def test_slis_from_real_spans_api_metrics_restart_and_reload(make_daemon) -> Non
     assert after["tasks"] == EXPECTED["tasks"]
     assert after["llm"] == EXPECTED["llm"]
     assert after["tools"] == (0, 0)
+
+
+def emit_tasks(daemon: DaemonProcess, good: int, bad: int) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent"}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"http://{daemon.addresses['otlp_grpc']}", insecure=True)
+        )
+    )
+    tracer = provider.get_tracer("slo-crash-test")
+    for success in [True] * good + [False] * bad:
+        attrs = {"agent.span.kind": "AGENT_TASK", "agent.task.success": success}
+        tracer.start_span("task", attributes=attrs).end()
+    provider.shutdown()
+
+
+def test_a_kill_9_loses_only_the_counts_since_the_last_periodic_save(make_daemon) -> None:
+    """SLO counts are saved every SAVE_EVERY_S (docs/kubernetes.md says so): after kill -9
+    the daemon comes back with everything counted before the last save and nothing after."""
+    from agent_sre_daemon.slo.runtime import EVALUATE_EVERY_S, SAVE_EVERY_S, SNAPSHOT_FILE
+
+    slos = [{"name": "tasks", "target": 0.99, "window": "30d", "sli": {"kind": "task_success"}}]
+    daemon = make_daemon({"slos": slos}).start()
+    snapshot = daemon.workdir / "state" / SNAPSHOT_FILE
+    emit_tasks(daemon, good=4, bad=1)
+    assert counts(daemon) == {"tasks": (4, 1)}
+    # the periodic save (no stop, no reload): within one interval and one evaluation tick
+    deadline = time.monotonic() + SAVE_EVERY_S + EVALUATE_EVERY_S + 30
+    while not snapshot.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert snapshot.exists(), "no periodic save of the SLO counts"
+    emit_tasks(daemon, good=2, bad=2)  # after the save: these are what a crash loses
+    assert counts(daemon) == {"tasks": (6, 3)}
+    daemon.kill()
+    daemon.start()
+    assert counts(daemon) == {"tasks": (4, 1)}
+    assert "restored SLO counts of tasks" in daemon.log()
+
+
+def test_the_kubernetes_doc_states_the_save_interval() -> None:
+    from pathlib import Path
+
+    from agent_sre_daemon.slo.runtime import SAVE_EVERY_S
+
+    doc = (Path(__file__).parents[2] / "docs" / "kubernetes.md").read_text()
+    assert f"every {int(SAVE_EVERY_S)} s" in doc

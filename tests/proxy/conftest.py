@@ -32,7 +32,9 @@ class SpanSink:
         self.metrics = PipelineMetrics(registry)
         self.fail: Exception | None = None
 
-    def export_proxy_call(self, request: ExportTraceServiceRequest) -> None:
+    def export_proxy_call(
+        self, request: ExportTraceServiceRequest, attrs: dict[str, Any] | None = None
+    ) -> None:
         if self.fail is not None:
             raise self.fail
         self.spans.append(request)

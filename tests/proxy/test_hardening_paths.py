@@ -220,3 +220,14 @@ async def test_duplicate_keys_elsewhere_are_fine(make_proxy, provider) -> None:
     payload = b'{"model":"gpt-4o-mini","messages":[{"role":"user","role":"user","content":"x"}]}'
     status, _ = await post_bytes(proxy.url, "/openai/v1/chat/completions", payload)
     assert status == 200
+
+
+def test_a_remembered_canonical_form_is_the_same_and_a_refusal_is_never_remembered() -> None:
+    from agent_sre.gateway.paths import PathError, canonical_path
+    from agent_sre_daemon.proxy.server import _canonical
+
+    for raw in ("/openai/v1/chat/completion%73", "/openai//v1/models/", "/t" + "/x" * 300):
+        assert _canonical(raw) == _canonical(raw) == canonical_path(raw)
+    for _ in range(2):
+        with pytest.raises(PathError):
+            _canonical("/openai/v1/%2e%2e/admin")

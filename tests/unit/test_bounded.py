@@ -14,19 +14,19 @@ from agent_sre.bounded import SWEEP_EVERY, BoundedMap
 def test_cap_evicts_least_recently_used_and_counts() -> None:
     heard: list[tuple[str, object]] = []
     m: BoundedMap[str, int] = BoundedMap(
-        "m", 3, on_evict=lambda name, key: heard.append((name, key))
+        "test", 3, on_evict=lambda name, key: heard.append((name, key))
     )
     for i, key in enumerate("abc"):
         m.put(key, i, now=0.0)
     assert m.get("a", now=1.0) == 0  # a is now the most recently used
     m.put("d", 3, now=2.0)
     assert m.keys() == ["c", "a", "d"]
-    assert (len(m), m.evictions, heard) == (3, 1, [("m", "b")])
+    assert (len(m), m.evictions, heard) == (3, 1, [("test", "b")])
     assert dict(m) == {"c": 2, "a": 0, "d": 3}
 
 
 def test_idle_entries_expire_on_read_and_by_sweep() -> None:
-    m: BoundedMap[int, str] = BoundedMap("m", 10_000, idle_seconds=10.0)
+    m: BoundedMap[int, str] = BoundedMap("test", 10_000, idle_seconds=10.0)
     m.put(1, "old", now=0.0)
     assert m.get(1, now=10.0) == "old"  # touched at 10
     assert m.get(1, now=20.5) is None and m.evictions == 1
@@ -39,14 +39,14 @@ def test_idle_entries_expire_on_read_and_by_sweep() -> None:
 
 
 def test_pop_and_setdefault_are_not_evictions() -> None:
-    m: BoundedMap[str, list[int]] = BoundedMap("m", 2)
+    m: BoundedMap[str, list[int]] = BoundedMap("test", 2)
     m.setdefault("a", list, now=0.0).append(1)
     m.setdefault("a", list, now=0.0).append(2)
     assert m.peek("a") == [1, 2]
     assert m.pop("a") == [1, 2] and m.pop("a") is None
     assert m.evictions == 0
     with pytest.raises(ValueError):
-        BoundedMap("m", 0)
+        BoundedMap("test", 0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -61,7 +61,7 @@ def test_behaves_like_a_reference_lru_with_idle_expiry(
     cap: int, ops: list[tuple[str, int, float]]
 ) -> None:
     idle = 10.0
-    m: BoundedMap[int, int] = BoundedMap("m", cap, idle_seconds=idle)
+    m: BoundedMap[int, int] = BoundedMap("test", cap, idle_seconds=idle)
     model: OrderedDict[int, tuple[int, float]] = OrderedDict()  # key -> (value, last use)
     evictions = 0
     now = 0.0

@@ -3,18 +3,23 @@
 Every change needs ``Authorization: Bearer <admin.token>``; with no token configured every
 change is refused. Reads are open to clients on loopback that name a loopback host (a page
 in a browser on the node cannot read through DNS rebinding); from anywhere else a read needs
-the token too.
+the token too. Private reads (captured bodies, replay session header values: routes marked
+with :func:`~agent_sre_daemon.admin.access.private_read`) need the token from anywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
+from agent_sre_daemon.admin.access import is_private
 from agent_sre_daemon.component import Component, Prepared
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.http_site import start_site
@@ -29,6 +34,11 @@ StatusProvider = Callable[[], dict[str, Any]]
 Reloader = Callable[[], Awaitable[tuple[bool, str]]]
 
 _READS = ("GET", "HEAD", "OPTIONS")
+PRIVATE_READ = " (captured bodies and replay sessions are read with the admin token only)"
+PRIVATE_READS_DISABLED = (
+    "captured bodies and replay sessions are read with the admin token only, and none is"
+    " configured (admin.token)"
+)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -78,7 +88,8 @@ class AdminServer(Component):
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method in _READS and _local_read(request):
+        private = is_private(request)
+        if request.method in _READS and not private and _local_read(request):
             return await handler(request)
         token = self.context.config.admin.token
         if not token:
@@ -86,7 +97,9 @@ class AdminServer(Component):
                 return admin_error(
                     403,
                     "reads_disabled",
-                    "reads from beyond loopback need an admin token (admin.token)",
+                    PRIVATE_READS_DISABLED
+                    if private
+                    else "reads from beyond loopback need an admin token (admin.token)",
                 )
             return admin_error(
                 403,
@@ -96,18 +109,35 @@ class AdminServer(Component):
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
             return admin_error(
-                401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required"
+                401,
+                "unauthorized",
+                "a valid 'Authorization: Bearer <token>' is required"
+                + (PRIVATE_READ if private else ""),
             )
         return await handler(request)
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.status_of_node())
+        answer = self.status_of_node()
+        config = answer.get("config")
+        if isinstance(config, dict) and config.get("path"):
+            # what the file holds now (a mounted ConfigMap changes under the daemon): the
+            # operator asks for a reload once it holds what it wrote
+            config["file_sha256"] = await asyncio.to_thread(_file_digest, config["path"])
+        return web.json_response(answer)
 
     async def _reload(self, request: web.Request) -> web.Response:
         ok, message = await self.reload()
         if ok:
             return web.json_response({"reloaded": True, "message": message})
         return admin_error(400, "invalid_config", message)
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(data).hexdigest()
 
 
 def _local_read(request: web.Request) -> bool:

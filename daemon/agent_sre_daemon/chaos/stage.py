@@ -153,6 +153,7 @@ class ChaosStage:
         kind = fault.type
         call.record.attributes[ATTR_EXPERIMENT] = name
         call.record.attributes[ATTR_FAULT] = kind
+        call.fault = kind
         call.response_headers[CHAOS_HEADER] = kind
         runtime.metrics.faults.labels(name, kind).inc()
         if experiment is not None:
@@ -164,7 +165,12 @@ class ChaosStage:
         headers: dict[str, str] = {CHAOS_HEADER: kind}
 
         if kind == "latency":
-            await _hold(call, fault.delay + fault.jitter * runtime.draw(), live)
+            held = await _hold(call, fault.delay + fault.jitter * runtime.draw(), live)
+            if held == GONE:
+                # nobody left to answer: never forwarded, never billed, still the fault's
+                message = f"chaos: the client left during an injected {fault.delay:g}s delay"
+                call.fail("client_disconnected", message)
+                return proxy_error(api, "client_disconnected", message)
             return None
         if kind == "error":
             call.fail("chaos_error", f"chaos: injected {fault.status}")
@@ -176,13 +182,17 @@ class ChaosStage:
             headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
             return _error(api, 429, fault.message, headers)
         if kind == "timeout":
-            released = await _hold(call, fault.hold, live)
-            if not released:
+            held = await _hold(call, fault.hold, live)
+            if held == LIFTED:
                 # the experiment stopped first: the call goes on, untouched
                 call.response_headers.pop(CHAOS_HEADER, None)
                 call.record.attributes.pop(ATTR_FAULT, None)
                 call.record.attributes.pop(ATTR_EXPERIMENT, None)
+                call.fault = None
                 return None
+            if held == GONE:  # what the fault imitates: the client gave up; nothing forwarded
+                call.fail("chaos_timeout", f"chaos: held until the client left ({fault.hold:g}s)")
+                return _error(api, 504, fault.message or "Request timed out.", headers)
             call.fail("chaos_timeout", f"chaos: held {fault.hold:g}s")
             return _error(api, 504, fault.message or "Request timed out.", headers)
         if kind == "connection_reset":
@@ -233,17 +243,23 @@ def _live(experiment: Experiment | None) -> Callable[[], bool]:
     return lambda: run is not None and run.injecting and experiment.run is run
 
 
-async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> bool:
-    """Waits ``seconds``; False as soon as the fault is lifted or the client left."""
+HELD, LIFTED, GONE = "held", "lifted", "gone"
+"""How a hold ended: its full time, the fault lifted first, the client left first."""
+
+
+async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> str:
+    """Waits ``seconds``; returns early when the client leaves or the fault is lifted."""
     left = seconds
     while left > 0:
         step = min(POLL, left)
         await asyncio.sleep(step)
         left -= step
         transport = call.request.transport
-        if not live() or transport is None or transport.is_closing():
-            return False
-    return True
+        if transport is None or transport.is_closing():
+            return GONE
+        if not live():
+            return LIFTED
+    return HELD
 
 
 def _error(api: str, status: int, message: str, headers: dict[str, str]) -> web.Response:

@@ -1,8 +1,9 @@
 """The one client of a running daemon's admin API, for every CLI command.
 
 The address comes from ``--admin`` (global or per command), else ``$AGENT_SRE_ADMIN``, else
-``127.0.0.1:8791``; the token for changes from ``$AGENT_SRE_ADMIN_TOKEN``. Both variables are
-read here and nowhere else.
+``127.0.0.1:8791``; the admin token from ``$AGENT_SRE_ADMIN_TOKEN``, sent with every request
+when set (changes need it, and so do reads of captured bodies and replay sessions). Both
+variables are read here and nowhere else.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ TIMEOUT = 10.0
 
 class AdminError(Exception):
     """The admin API could not be reached, or answered with an error (its message)."""
+
+
+class _RefusedError(AdminError):
+    """The admin API wants the token (401, 403)."""
 
 
 def add_since_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -101,7 +106,13 @@ class AdminClient:
         url = f"{self.base_url}{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
-        return self._call(urllib.request.Request(url), path)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            return self._call(urllib.request.Request(url, headers=headers), path)
+        except _RefusedError as exc:
+            if self.token:
+                raise AdminError(str(exc)) from None
+            raise AdminError(f"{exc} (this read needs the admin token: set ${TOKEN_ENV})") from None
 
     def post(self, path: str, body: Any = None) -> Any:
         """POSTs ``body`` as JSON with the admin token (changes need it).
@@ -135,7 +146,7 @@ class AdminClient:
             return self._call(request, path)
         except AdminError as exc:
             if self.token:
-                raise
+                raise AdminError(str(exc)) from None
             raise AdminError(f"{exc} (changes need the admin token: set ${TOKEN_ENV})") from None
 
     def _call(self, request: urllib.request.Request, path: str) -> Any:
@@ -147,6 +158,8 @@ class AdminClient:
                 message = json.load(exc)["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = f"HTTP {exc.code}"
+            if exc.code in (401, 403):
+                raise _RefusedError(f"{path}: {message}") from None
             raise AdminError(f"{path}: {message}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             raise AdminError(f"cannot reach the admin API at {self.address}: {exc}") from None

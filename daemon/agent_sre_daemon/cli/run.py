@@ -36,7 +36,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent_sre_daemon.node import Node
     from agent_sre_daemon.stores.errors import StoreStartError
 
-    node = Node(loaded.config, config_path=path, ready_file=args.ready_file)
+    node = Node(
+        loaded.config, config_path=path, ready_file=args.ready_file, config_digest=loaded.digest
+    )
     try:
         return run_loop(node.run())
     except StoreStartError as exc:

@@ -31,6 +31,7 @@ from agent_sre_daemon.delivery.admin import admin_routes
 from agent_sre_daemon.delivery.metrics import DeliveryMetrics
 from agent_sre_daemon.delivery.shadow import ShadowCaller
 from agent_sre_daemon.delivery.stage import RolloutStage
+from agent_sre_daemon.evictions import counter_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -80,6 +81,8 @@ class DeliveryRuntime(Component):
             Pricer(context.config.budgets.price_overrides),
             self.metrics.shadow_cost,
             self.metrics.requests,
+            counter_of(context.registry),
+            context.config.budgets.default_max_output_tokens,
         )
         self._task: asyncio.Task[None] | None = None
         context.register_action("pause_rollout", self._pause_action)
@@ -122,6 +125,7 @@ class DeliveryRuntime(Component):
         async def commit() -> None:
             self.settings = new.rollouts
             self.shadow.pricer = Pricer(new.budgets.price_overrides)
+            self.shadow.default_max_output = new.budgets.default_max_output_tokens
             now = self.clock.time()
             kept = dict(self.rollouts)
             self.rollouts = {}

@@ -1,6 +1,10 @@
 """The rollout stage (slot ``routing``, after the route's own routing): which variant a call
 takes, the candidate's model or upstream put in, the variant written on the call's span, and
-what the call measured given to its rollout on the way back."""
+what the call measured given to its rollout on the way back.
+
+Only answers the upstream gave (``call.decided_by``) are measured, and only they are
+mirrored to a shadow candidate, on the way back: a chaos fault or a replayed recording says
+nothing of either variant, and a replayed call must reach no provider at all."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import TYPE_CHECKING
 from agent_sre.delivery.analysis import Observation
 from agent_sre.delivery.assign import BASELINE, CANDIDATE
 from agent_sre.delivery.rollout import PROMOTED
+from agent_sre.gateway.outcome import DecidedBy
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -30,7 +35,8 @@ class RolloutStage:
 
     def __init__(self, runtime: DeliveryRuntime) -> None:
         self.runtime = runtime
-        self._taking_part: dict[int, tuple[Rollout, str]] = {}
+        self._taking_part: dict[int, tuple[Rollout, str, bool]] = {}
+        """Calls in flight taking part: their rollout, variant, and whether to mirror them."""
 
     # hot path: per proxied call
     async def on_request(self, call: Call) -> web.StreamResponse | None:
@@ -46,9 +52,9 @@ class RolloutStage:
         spec = rollout.spec
         attrs = call.record.attributes
         attrs[ROLLOUT] = spec.name
+        shadow = False
         if spec.mode == "shadow" and rollout.running:
-            if which == CANDIDATE and self.runtime.shadow.mirror(rollout, call, _candidate_body):
-                attrs[SHADOWED] = True
+            shadow = which == CANDIDATE
             which = BASELINE
         elif which == CANDIDATE:
             if spec.vary == "model":
@@ -57,14 +63,18 @@ class RolloutStage:
                 call.upstream_url = upstream_url(spec.candidate, call)
         attrs[VARIANT] = which
         if rollout.running:
-            self._taking_part[id(call)] = (rollout, which)
+            self._taking_part[id(call)] = (rollout, which, shadow)
         return None
 
     async def on_response(self, call: Call) -> None:
         taking_part = self._taking_part.pop(id(call), None)
         if taking_part is None:
             return
-        rollout, which = taking_part
+        rollout, which, shadow = taking_part
+        if call.decided_by is not DecidedBy.UPSTREAM:
+            return
+        if shadow and self.runtime.shadow.mirror(rollout, call, _candidate_body):
+            call.record.attributes[SHADOWED] = True
         seen = observation(call, self.runtime.clock.monotonic() - call.started)
         rollout.observe(which, seen)
         result = "success" if seen.success else "error"

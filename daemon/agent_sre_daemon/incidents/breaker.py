@@ -1,17 +1,21 @@
 """The circuit-breaker proxy stage (``admission`` slot): fails calls fast while their
 circuit is open, in the provider's error shape (``circuit_open``), and counts the outcome
-of the calls it lets through."""
+of the calls it lets through that the upstream answered (``call.decided_by``): a chaos
+fault, a replayed recording or a later refusal says nothing of the upstream's health."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agent_sre.bounded import BoundedMap
+from agent_sre.gateway.outcome import DecidedBy
 from agent_sre.incidents.breaker import Circuit, CircuitState, target_of
 from agent_sre_daemon.errors import proxy_error
 
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.incidents.breaker import Transition
     from agent_sre.incidents.spec import CircuitBreakerSpec
     from agent_sre_daemon.clock import Clock
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
     from agent_sre_daemon.signals import SignalBus
 
 CIRCUITS_ATTR = "agent_sre.circuit"
+MAX_CIRCUITS = 10_000
+"""Circuits kept (per agent or tool they are keyed by values clients send), least recently
+used out first; a circuit idle for :data:`CIRCUIT_IDLE_SECONDS` is forgotten (closed)."""
+CIRCUIT_IDLE_SECONDS = 3600.0
 
 
 def failed(call: Call) -> bool:
@@ -39,27 +47,39 @@ class CircuitBreakerStage:
         clock: Clock,
         bus: SignalBus,
         metrics: IncidentMetrics,
+        on_evict: OnEvict | None = None,
     ) -> None:
         self.specs = list(specs)
         self.clock = clock
         self.bus = bus
         self.metrics = metrics
-        self.circuits: dict[tuple[str, str], Circuit] = {}
+        self.on_evict = on_evict
+        self.circuits: BoundedMap[tuple[str, str], Circuit] = self._new_map()
         self._passed: dict[int, list[Circuit]] = {}
+
+    def _new_map(self) -> BoundedMap[tuple[str, str], Circuit]:
+        return BoundedMap(
+            "circuits", MAX_CIRCUITS, idle_seconds=CIRCUIT_IDLE_SECONDS, on_evict=self.on_evict
+        )
 
     def apply(self, specs: list[CircuitBreakerSpec]) -> None:
         """New breakers (reload): circuits of unchanged breakers keep their state."""
         self.specs = list(specs)
         kept = {(s.name, s.model_dump_json()) for s in specs}
-        self.circuits = {
-            key: c for key, c in self.circuits.items() if (key[0], c.spec.model_dump_json()) in kept
-        }
+        circuits = self._new_map()
+        now = self.clock.time()
+        for key, c in self.circuits.items():
+            if (key[0], c.spec.model_dump_json()) in kept:
+                circuits.put(key, c, now)
+        self.circuits = circuits
 
     def circuit(self, spec: CircuitBreakerSpec, target: str) -> Circuit:
         key = (spec.name, target)
-        found = self.circuits.get(key)
+        now = self.clock.time()
+        found = self.circuits.get(key, now)
         if found is None:
-            found = self.circuits[key] = Circuit(spec, target)
+            found = Circuit(spec, target)
+            self.circuits.put(key, found, now)
         return found
 
     # hot path: per proxied call
@@ -98,6 +118,10 @@ class CircuitBreakerStage:
             return
         passing = self._passed.pop(id(call), None)
         if not passing:
+            return
+        if call.decided_by is not DecidedBy.UPSTREAM:
+            for circuit in passing:
+                circuit.release()
             return
         ok = not failed(call)
         now = self.clock.time()

@@ -24,7 +24,8 @@ class IncidentMetrics:
         )
         self.resolved = Counter(
             "agent_sre_incidents_resolved_total",
-            "Incidents resolved, by who resolved them (signals, operator, quiet).",
+            "Incidents resolved, by who resolved them (signals, operator, quiet, evicted: closed "
+            "to make room past the cap of open incidents).",
             ["by"],
             registry=registry,
         )

@@ -24,6 +24,7 @@ from agent_sre_daemon.component import (
     cancel_tasks,
 )
 from agent_sre_daemon.errors import admin_error
+from agent_sre_daemon.evictions import counter_of
 from agent_sre_daemon.incidents.breaker import CircuitBreakerStage
 from agent_sre_daemon.incidents.metrics import IncidentMetrics
 from agent_sre_daemon.incidents.notify import Notifier
@@ -61,19 +62,25 @@ class IncidentsRuntime(Component):
         self.clock = context.clock
         self.config = context.config
         self.metrics = self.register_metrics(context.registry)
-        self.book = IncidentBook(self.config.incidents)
-        self.rules = RuleBook(self.config.incidents.rules)
+        self.book = IncidentBook(self.config.incidents, on_evict=counter_of(context.registry))
+        self.rules = RuleBook(self.config.incidents.rules, counter_of(context.registry))
         self.store = IncidentStore(context.state_dir / DB_FILE)
         self.notifier = Notifier(
             self.config.alerting, self.store, self.metrics, self.clock, context.node_name
         )
         self.breakers = CircuitBreakerStage(
-            list(self.config.incidents.circuit_breakers), self.clock, context.bus, self.metrics
+            list(self.config.incidents.circuit_breakers),
+            self.clock,
+            context.bus,
+            self.metrics,
+            counter_of(context.registry),
         )
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
-        self.throttles = ThrottleStage(self.clock, self.store, context.bus)
+        self.throttles = ThrottleStage(
+            self.clock, self.store, context.bus, counter_of(context.registry)
+        )
         context.register_action("open_circuit", self._open_circuit)
         context.register_action("throttle_agent", self.throttles.throttle)
         context.register_action("unthrottle_agent", self.throttles.unthrottle)
@@ -121,7 +128,7 @@ class IncidentsRuntime(Component):
             restart.append("state_dir (incidents)")
         if new.incidents.enabled != self.config.incidents.enabled:
             restart.append("incidents.enabled")
-        rules = RuleBook(new.incidents.rules)
+        rules = RuleBook(new.incidents.rules, counter_of(self.context.registry))
 
         async def commit() -> None:
             rules.carry_over(self.rules)

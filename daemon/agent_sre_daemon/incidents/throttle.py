@@ -34,12 +34,16 @@ if TYPE_CHECKING:
 
     from aiohttp import web
 
+    from agent_sre.bounded import OnEvict
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.proxy.call import Call
     from agent_sre_daemon.proxy.stage import StageSlot
     from agent_sre_daemon.signals import SignalBus
 
 log = logging.getLogger("agent_sre.incidents")
+MAX_THROTTLES = 10_000
+"""Throttles held at once (one per agent id, which rules render from client-chosen labels);
+past it the one that lapses soonest is lifted, and counted."""
 
 SIGNAL_TYPE = "agent_throttle"
 SIGNAL_SOURCE = "incidents"
@@ -85,9 +89,14 @@ class ThrottleStage:
     slot: StageSlot = "admission"
 
     def __init__(
-        self, clock: Clock, keeper: ThrottleKeeper | None = None, bus: SignalBus | None = None
+        self,
+        clock: Clock,
+        keeper: ThrottleKeeper | None = None,
+        bus: SignalBus | None = None,
+        on_evict: OnEvict | None = None,
     ) -> None:
         self.clock = clock
+        self.on_evict = on_evict
         self.keeper = keeper
         """None: throttles live in memory only."""
         self.bus = bus
@@ -148,6 +157,8 @@ class ThrottleStage:
         """
         now = self.clock.time()
         throttle = KeptThrottle(agent, rpm, now + lasting, now, by)
+        if agent not in self.throttled and len(self.throttled) >= MAX_THROTTLES:
+            await self._make_room(now)
         # a burst of one: the agent gets its first call, then the set pace
         self.throttled[agent] = Held(TokenBucket(rate=rpm / 60.0, capacity=1.0), throttle)
         unsaved = ""
@@ -171,6 +182,21 @@ class ThrottleStage:
             now,
         )
         return Outcome(throttle, unsaved)
+
+    async def _make_room(self, now: float) -> None:
+        """Forgets lapsed throttles; if none had, lifts the one that lapses soonest."""
+        if len(self.in_force(now)) < MAX_THROTTLES:
+            return
+        soonest = min(self.throttled, key=lambda agent: self.throttled[agent].throttle.until)
+        del self.throttled[soonest]
+        if self.keeper is not None:
+            try:
+                await self.keeper.drop_throttle(soonest)
+            except StorageError as exc:
+                log.error("throttle of agent %s lifted but still saved: %s", soonest, exc)
+        log.warning("throttle of agent %s lifted: %d throttles held", soonest, MAX_THROTTLES)
+        if self.on_evict is not None:
+            self.on_evict("throttles", soonest)
 
     async def lift(self, agent: str, by: PutBy) -> Outcome:
         """Lifts the throttle of ``agent`` (none in force: ``Outcome(None)``, and nothing is

@@ -28,7 +28,7 @@ from agent_sre.tracing.linking import (
     mark_duplicate,
     mark_gateway,
 )
-from agent_sre.tracing.view import read_span
+from agent_sre.tracing.view import classify, read_span, view_of
 from agent_sre_daemon.component import Component, Prepared
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from agent_sre.tracing.correlate import AgentOutcome
     from agent_sre.tracing.view import AgentSpan
     from agent_sre_daemon.component import NodeContext
+    from agent_sre_daemon.ingest.pipeline import SpanAttrs
 
 log = logging.getLogger("agent_sre.correlation")
 
@@ -145,6 +146,9 @@ class CallCorrelation(Component):
             config.hold, config.remember, config.max_calls, names=TOOL_NAME_KEYS
         )
         """Tool calls: the proxy's ``tool`` and ``mcp`` routes, agents' ``execute_tool`` spans."""
+        # read when scraped, not set per call
+        self.metrics.held.set_function(lambda: self.correlator.held_count)
+        self.metrics.tools.held.set_function(lambda: self.tools.held_count)
         self._timer: asyncio.TimerHandle | None = None
         self._installed = False
         self._tools_installed = False
@@ -247,20 +251,25 @@ class CallCorrelation(Component):
 
     # -- the proxy's side ---------------------------------------------------------------
 
-    def offer(self, request: ExportTraceServiceRequest) -> None:
-        """The span of a proxied call (never raises: the call already happened)."""
+    def offer(self, request: ExportTraceServiceRequest, attrs: SpanAttrs | None = None) -> None:
+        """The span of a proxied call (never raises: the call already happened); ``attrs``:
+        its attributes as the proxy wrote them, else they are read from the span."""
         try:
-            self._offer(request)
+            self._offer(request, attrs)
         except Exception:
             log.exception("correlating a proxied call failed; its span goes in as it is")
             self.context.pipeline.export_call(request)
 
-    def _offer(self, request: ExportTraceServiceRequest) -> None:
+    # hot path: per proxied call
+    def _offer(self, request: ExportTraceServiceRequest, attrs: SpanAttrs | None) -> None:
         span = _only_span(request)
         if span is None:
             self.context.pipeline.export_call(request)
             return
-        view = read_span(span, _GATEWAY_KEYS)
+        if attrs is None:
+            view = read_span(span, _GATEWAY_KEYS)
+        else:
+            view = view_of(span, *classify(attrs), attrs)
         metrics: LinkMetrics
         if view.kind is c.AgentSpanKind.LLM_INFERENCE and self._installed:
             correlator, metrics = self.correlator, self.metrics
@@ -284,7 +293,6 @@ class CallCorrelation(Component):
             metrics.linked.labels(outcome.key, "agent").inc()
             self.context.pipeline.export_call(request)
         elif outcome.held:
-            metrics.held.set(correlator.held_count)
             self._schedule()
         else:
             metrics.unlinked.labels("hold_off").inc()
@@ -345,7 +353,6 @@ class CallCorrelation(Component):
                 metrics.linked.labels(key, "proxy").inc()
             mark_gateway(gateway, facts, key, facts.identity, move_cost=True)
             pipeline.export_call(request)
-        metrics.held.set(correlator.held_count)
 
     def on_task(self, view: AgentSpan, now: float) -> None:
         """An agent's task span: held records of its trace inside it are events now (its
@@ -366,9 +373,7 @@ class CallCorrelation(Component):
         if not requests:
             return
         metrics: LinkMetrics = self.metrics.tools if tools else self.metrics
-        correlator = self.tools if tools else self.correlator
         metrics.unlinked.labels(reason).inc(len(requests))
-        metrics.held.set(correlator.held_count)
         for request in requests:
             self.context.pipeline.export_call(ExportTraceServiceRequest.FromString(request))
 

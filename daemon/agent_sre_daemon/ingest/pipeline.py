@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
 from agent_sre.tracing.batch import NATIVE, TraceBatchProcessor
+from agent_sre.tracing.view import AttrValue
 from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec, SpanTapSpec
 from agent_sre_daemon.errors import (
     InvalidArgumentError,
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent_sre.pipeline")
 _FALLBACK_SAID = False
+
+SpanAttrs = dict[str, AttrValue]
+"""A span's attributes, decoded."""
 
 
 def count_spans(request: ExportTraceServiceRequest) -> int:
@@ -89,8 +93,8 @@ class Pipeline(Component):
         self.on_queued: Callable[[], None] = lambda: None
         """Called after a request is queued (wakes the exporter)."""
         self.observers_of_batches: list[BatchObserver] = []
-        """Called with each accepted trace request after enrichment, and its bytes."""
-        self.call_hold: Callable[[ExportTraceServiceRequest], None] | None = None
+        """Called with the bytes of each accepted trace request after enrichment."""
+        self.call_hold: Callable[[ExportTraceServiceRequest, SpanAttrs | None], None] | None = None
         """Where the spans of proxied calls wait for the agents' own spans of the same calls
         (set by the correlation component); None: they go straight in."""
 
@@ -147,11 +151,17 @@ class Pipeline(Component):
         if exc.reason not in ("queue_full", "stopping", "storage"):
             self.metrics.refused_requests.labels(protocol, signal, exc.reason).inc()
 
-    def export_proxy_call(self, request: ExportTraceServiceRequest) -> None:
+    def export_proxy_call(
+        self, request: ExportTraceServiceRequest, attrs: SpanAttrs | None = None
+    ) -> None:
         """The span of a proxied call: held for the agent's own span of the call when
-        correlation is on, else accepted at once. Never raises."""
+        correlation is on, else accepted at once. Never raises.
+
+        Args:
+            attrs: the span's attributes as the proxy wrote them, when it has them (then
+                they are not read back from the span)."""
         if self.call_hold is not None:
-            self.call_hold(request)
+            self.call_hold(request, attrs)
         else:
             self.export_call(request)
 

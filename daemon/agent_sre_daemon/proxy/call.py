@@ -3,28 +3,33 @@
 A :class:`Call` carries what every stage may read and write (public, typed attributes); a
 :class:`Chain` runs the stages (:mod:`agent_sre_daemon.proxy.stage`): ``on_request`` in
 slot order until one answers, then ``on_response`` in reverse for every stage entered. The
-way back runs in a task of its own that a cancelled handler or a departed client does not
+way back starts at once in the handler's own step; if a stage on it waits (a ledger write),
+the rest runs in a task of its own that a cancelled handler or a departed client does not
 interrupt, so whatever a stage took on the way in (a budget reservation) is given back.
+What only observes a call (its span, its capture) is put off with :class:`AfterAnswer` to
+just after the answer is written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
 from agent_sre.cost.budgets import CallIdentity
+from agent_sre.gateway.outcome import decided_by
 from agent_sre.gateway.plan import ResponseFacts
 from agent_sre_daemon.proxy.stage import ordered
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine, Generator
 
     from aiohttp import web
 
     from agent_sre.gateway.identity import TraceContext
+    from agent_sre.gateway.outcome import DecidedBy
     from agent_sre.gateway.plan import CallPlan
     from agent_sre_daemon.proxy.gate import Ticket
     from agent_sre_daemon.proxy.routes import Route
@@ -42,7 +47,9 @@ class Call:
 
     Set before the chain: ``request``, ``route``, ``path`` (after the route prefix),
     ``query``, ``plan`` (the request as its provider reads it), ``started`` (the clock's
-    monotonic time), ``record`` (the span being filled in).
+    monotonic time), ``record`` (the span being filled in), ``body`` (the request body as
+    the agent sent it: stages that change what goes upstream, such as the provider asking
+    for streamed usage or a rollout naming its candidate model, change ``plan.body`` only).
 
     Attributes:
         identity: who makes the call (identity stage; admission fills the team).
@@ -53,6 +60,10 @@ class Call:
         upstream_headers: the headers it goes with (routing stage).
         status: the HTTP status answered (0 until known).
         reached_upstream: the provider received the call.
+        decided_by: who gave the answer (set once, by the chain, from the slot of the stage
+            that answered and the chaos fault on the call); None until a stage answers.
+            Whatever judges an upstream's health counts only ``DecidedBy.UPSTREAM``.
+        fault: the chaos fault injected into the call (its type), None when none was.
         streamed: response headers went to the client before the body was complete.
         facts: what the response told (usage, model, output size).
         ttft: seconds from the request to the first streamed chunk sent, for streams.
@@ -72,8 +83,10 @@ class Call:
         plan: CallPlan,
         started: float,
         record: CallRecord,
+        body: bytes,
     ) -> None:
         self.request = request
+        self.body = body
         self.route = route
         self.path = path
         self.query = query
@@ -88,6 +101,8 @@ class Call:
         self.upstream_headers: CIMultiDict[str] = CIMultiDict()
         self.status = 0
         self.reached_upstream = False
+        self.decided_by: DecidedBy | None = None
+        self.fault: str | None = None
         self.streamed = False
         self.facts = ResponseFacts()
         self.ttft: float | None = None
@@ -140,14 +155,27 @@ class Chain:
                 if response is not None:
                     call.status = response.status
                     call.response = response
+                    call.decided_by = decided_by(stage.slot, call.fault)
                     return response
             raise RuntimeError("no stage answered the call")
         finally:
-            # A cancelled handler still unwinds: a reservation must never leak.
-            task = asyncio.ensure_future(self._back(call, entered))
-            self.unwinding.add(task)
-            task.add_done_callback(self.unwinding.discard)
-            await asyncio.shield(task)
+            if call.decided_by is None and entered:
+                # the stage at work when the call ended (a cut stream, a client gone)
+                call.decided_by = decided_by(entered[-1].slot, call.fault)
+            # The way back runs at once, in this step of the handler's task (nothing can
+            # cancel it there); only if a stage waits (a ledger write) does the rest go on
+            # in a task of its own that a cancelled handler does not interrupt: a
+            # reservation must never leak. No task, no extra turn of the loop otherwise.
+            back = self._back(call, entered)
+            try:
+                waiting_on = back.send(None)
+            except StopIteration:
+                pass
+            else:
+                task = asyncio.ensure_future(_rest_of(back, waiting_on))
+                self.unwinding.add(task)
+                task.add_done_callback(self.unwinding.discard)
+                await asyncio.shield(task)
 
     async def _back(self, call: Call, entered: list[Stage]) -> None:
         for stage in reversed(entered):
@@ -155,3 +183,71 @@ class Chain:
                 await stage.on_response(call)
             except Exception:
                 log.exception("proxy stage %s failed on the way back", stage.name)
+
+
+async def _rest_of(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Runs ``coro`` on from where it stopped, waiting on ``waiting_on`` (what its last
+    step yielded: a future, or None for a bare yield)."""
+    await _Resumed(coro, waiting_on)
+
+
+class _Resumed:
+    """Drives a coroutine that has already taken its first step, as its task would."""
+
+    __slots__ = ("_coro", "_waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coro, waiting_on = self._coro, self._waiting_on
+        while True:
+            try:
+                value = yield waiting_on
+            except BaseException as exc:  # delivered into the coroutine, as a task would
+                try:
+                    waiting_on = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting_on = coro.send(value)
+                except StopIteration:
+                    return
+
+
+class AfterAnswer:
+    """Work a call leaves for after its answer is on its way (its span, its capture): put
+    off to the next turn of the event loop and run there in one batch, so the client does
+    not wait on it. Jobs run in the order added; one that fails is logged and the rest run.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._jobs: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+        self._handle: asyncio.Handle | None = None
+
+    # hot path: per proxied call
+    def add(self, job: Callable[..., object], *args: Any) -> None:
+        self._jobs.append((job, args))
+        if self._handle is None:
+            try:
+                self._handle = asyncio.get_running_loop().call_soon(self.run)
+            except RuntimeError:  # no loop running (a synchronous caller): now
+                self.run()
+
+    def run(self) -> None:
+        """Runs every job waiting (also called on stop, so none is left behind)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        jobs, self._jobs = self._jobs, []
+        for job, args in jobs:
+            try:
+                job(*args)
+            except Exception:
+                log.exception("%s after a proxied call's answer failed", self.what)
+
+    def __len__(self) -> int:
+        return len(self._jobs)

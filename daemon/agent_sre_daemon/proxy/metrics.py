@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from agent_sre_daemon.evictions import state_evictions
 from agent_sre_daemon.metrics import (
     MAX_AGENT_LABELS,
     MAX_MODEL_LABELS,
@@ -112,13 +113,7 @@ class ProxyMetrics:
             "Errors of the budget ledger store.",
             registry=registry,
         )
-        self.state_evictions = Counter(
-            "agent_sre_state_evictions",
-            "Entries dropped from state kept per value clients send (agent ids, task ids), by "
-            "map: the map was at its cap or the entry was idle (see docs/proxy.md).",
-            ["map"],
-            registry=registry,
-        )
+        self.state_evictions = state_evictions(registry)
         self._per_call: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._per_model: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
         # agent ids and model names come from clients: bound the label values

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
 import socket
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,19 +23,20 @@ from agent_sre.gateway.agent_keys import AgentKeys
 from agent_sre.gateway.identity import trace_context
 from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.gateway.providers import plan_call
+from agent_sre.replay.redaction import Redactor
 from agent_sre.units import parse_endpoint
 from agent_sre_daemon import http_site
 from agent_sre_daemon.component import Component, Prepared, ReloadError, cancel_tasks
 from agent_sre_daemon.errors import NOT_AN_OPEN_PROXY, proxy_error
 from agent_sre_daemon.http_site import PARSE_OFF_LOOP_BYTES, GuardedSite, runner_kwargs
 from agent_sre_daemon.proxy.admin import admin_routes
-from agent_sre_daemon.proxy.call import Call, Chain
+from agent_sre_daemon.proxy.call import AfterAnswer, Call, Chain
 from agent_sre_daemon.proxy.gate import BudgetGate
 from agent_sre_daemon.proxy.metrics import ProxyMetrics
 from agent_sre_daemon.proxy.routes import RouteTable, make_route
-from agent_sre_daemon.proxy.spans import build_request, new_record, resource_of
+from agent_sre_daemon.proxy.spans import build_request, new_record, redact_record, resource_of
 from agent_sre_daemon.proxy.stages.admission import AdmissionStage
-from agent_sre_daemon.proxy.stages.identity import IdentityStage
+from agent_sre_daemon.proxy.stages.identity import IdentityStage, new_ids
 from agent_sre_daemon.proxy.stages.record import RecordStage
 from agent_sre_daemon.proxy.stages.routing import RoutingStage
 from agent_sre_daemon.proxy.stages.settle import SettleStage
@@ -103,6 +104,8 @@ class ProxyServer(Component):
             [make_route(r, context.environ) for r in self.config.proxy.routes]
         )
         self._agent_keys = AgentKeys(self.config.proxy.agent_keys)
+        self._redactor = Redactor(self.config.replay.redaction.patterns)
+        self._redactor_patterns = self.config.replay.redaction.patterns
         self._chain: Chain | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -110,6 +113,8 @@ class ProxyServer(Component):
         self._in_flight: set[asyncio.Task[object]] = set()
         self._blocks_task: asyncio.Task[None] | None = None
         self._bodies = BodyRoom(BODIES_IN_FLIGHT_BYTES)
+        self._spans_after = AfterAnswer("the span of a proxied call")
+        """The spans of answered calls, built and handed on just after their answers."""
         context.register_action("block_agent", self._block_agent)
         context.register_action("unblock_agent", self._unblock_agent)
 
@@ -139,7 +144,7 @@ class ProxyServer(Component):
         self._chain = Chain(
             [
                 RecordStage(self.metrics, clock, self._emit),
-                IdentityStage(lambda: self._agent_keys),
+                IdentityStage(lambda: self._agent_keys, self._redactor_now),
                 AdmissionStage(self.gate, clock),
                 RoutingStage(),
                 SettleStage(self.gate, clock),
@@ -202,6 +207,7 @@ class ProxyServer(Component):
         if self._chain is not None and self._chain.unwinding:
             # cancelled calls settle in their own tasks: a ledger write each
             await asyncio.wait(set(self._chain.unwinding), timeout=SETTLE_GRACE)
+        self._spans_after.run()  # the spans of the last calls, before the pipeline stops
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -298,7 +304,7 @@ class ProxyServer(Component):
         raw, _, query = request.raw_path.partition("?")
         try:
             # one canonical form decides both what the call is and what is forwarded
-            path = canonical_path(raw)
+            path = _canonical(raw)
         except PathError as exc:
             guess = self._routes.match(raw)
             api = guess.config.api if guess is not None else "passthrough"
@@ -342,7 +348,7 @@ class ProxyServer(Component):
             else:
                 plan = plan_call(route.config, request.method, rest, body)
             record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
-            call = Call(request, route, rest, query, plan, started, record)
+            call = Call(request, route, rest, query, plan, started, record, body)
             assert self._chain is not None
             return await self._chain.run(call)
         finally:
@@ -364,17 +370,48 @@ class ProxyServer(Component):
             parts.append(chunk)
         return b"".join(parts)
 
+    def _redactor_now(self) -> Redactor:
+        """The redaction rules of the configuration in force (the replay section's)."""
+        patterns = self.config.replay.redaction.patterns
+        if self._redactor_patterns != patterns:
+            self._redactor = Redactor(patterns)
+            self._redactor_patterns = patterns
+        return self._redactor
+
     def _emit(self, record: CallRecord, trace: TraceContext | None) -> None:
-        """The spans of proxied calls join the received ones (SLIs, queue, upstream)."""
+        """The spans of proxied calls join the received ones (SLIs, queue, upstream): built
+        and handed to the pipeline just after the call's answer is written."""
+        self._spans_after.add(self._emit_now, record, trace)
+
+    def _emit_now(self, record: CallRecord, trace: TraceContext | None) -> None:
         pipeline = self.context.pipeline
         try:
             if trace is None:
-                trace = trace_context({}, os.urandom)
+                trace = trace_context({}, new_ids)
+            redact_record(record, self._redactor_now())
             # held for the agent's own span of the same call (one call, one event), then
             # accepted; a refusal is counted as a drop there
-            pipeline.export_proxy_call(build_request(record, trace, self._resource))
+            request = build_request(record, trace, self._resource)
+            # the record's attributes are the span's: no need to read them back from it
+            pipeline.export_proxy_call(request, record.attributes)
         except Exception:  # the pipeline must never break a call
             log.exception("span sink failed")
+
+
+_CANONICAL_CACHED = 256
+"""Paths up to this long keep their canonical form (a few hundred distinct paths at most in
+real traffic; a refused one is never kept, so it is refused again)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_cached(raw: str) -> str:
+    return canonical_path(raw)
+
+
+# hot path: per proxied call
+def _canonical(raw: str) -> str:
+    """:func:`canonical_path`, remembered for the paths clients keep calling."""
+    return _canonical_cached(raw) if len(raw) <= _CANONICAL_CACHED else canonical_path(raw)
 
 
 _TOO_LARGE = f"request body over the proxy's {MAX_REQUEST_BYTES}-byte limit"

@@ -18,6 +18,7 @@ from agent_sre.tracing import conventions as conv
 if TYPE_CHECKING:
     from agent_sre.gateway.identity import TraceContext
     from agent_sre.gateway.plan import CallPlan
+    from agent_sre.replay.redaction import Redactor
 
 SCOPE_NAME = "agent_sre.proxy"
 TTFT_SECONDS = "agent_sre.ttft_seconds"
@@ -26,6 +27,8 @@ COST_UNPRICED = "agent_sre.cost.unpriced"
 USAGE_INVALID = "agent_sre.usage.invalid"
 """Why the usage the upstream reported was not booked (the call settled at its reservation)."""
 PROXY_ROUTE = "agent_sre.proxy.route"
+DECIDED_BY = "agent_sre.decided_by"
+"""Who gave the call's answer: upstream, refusal, chaos, replay (:class:`DecidedBy`)."""
 
 
 @dataclass
@@ -55,6 +58,25 @@ def new_record(route: str, plan: CallPlan, method: str, start_ns: int) -> CallRe
     else:
         kind, name = None, method
     return CallRecord(route, kind, name, start_ns)
+
+
+# hot path: per proxied call
+def redact_record(record: CallRecord, redactor: Redactor) -> None:
+    """Takes credentials out of what a client chose in a call's span (the model and tool
+    names, the task id, an error message echoing a header...) before the span exists, so
+    the spans the daemon makes reach no queue or store with one. One scan of the strings
+    decides; only a call that may hold one is redacted string by string."""
+    attributes = record.attributes
+    strings = [v for v in attributes.values() if isinstance(v, str)]
+    joined = "\n".join((record.name, record.error_message, *strings))
+    if not redactor.finds(joined.encode("utf-8", "surrogatepass")):
+        return
+    text = redactor.redact_text
+    record.name = text(record.name)
+    record.error_message = text(record.error_message)
+    for key, value in attributes.items():
+        if isinstance(value, str):
+            attributes[key] = text(value)
 
 
 def resource_of(attributes: dict[str, str]) -> Resource:

@@ -15,16 +15,17 @@ what they share is the call object.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from agent_sre.gateway.outcome import Slot
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from agent_sre_daemon.proxy.call import Call
 
-StageSlot = Literal[
-    "record", "identity", "admission", "routing", "faults", "capture", "settle", "forward"
-]
+StageSlot = Slot
+"""The slot names (named once, in the core, with who decides an answer given in each)."""
 SLOT_ORDER: tuple[StageSlot, ...] = (
     "record",
     "identity",

@@ -4,6 +4,10 @@
 ``GET /v1/traces/diff?a=&b=``, ``GET /v1/traces/{id}`` (OTLP/JSON),
 ``GET /v1/traces/{id}/spans`` (the span tree), ``GET /v1/traces/{id}/cassette``,
 ``GET|POST /v1/replay/sessions``, ``DELETE /v1/replay/sessions/{id}``.
+
+Reads that hand out captured bodies (a whole trace, a cassette, a diff) or session header
+values are private: they need the admin token, loopback or not. The list of traces and a
+trace's span tree stay open to loopback readers.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from agent_sre.replay.cassette import Cassette
 from agent_sre.replay.diff import diff_traces
 from agent_sre.replay.script import ReplayScript
 from agent_sre.replay.traces import KINDS, assemble, flatten, span_tree, to_otlp_json
+from agent_sre_daemon.admin.access import private_read
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.replay.sessions import ReplaySession
 from agent_sre_daemon.replay.store import TraceQuery
@@ -77,6 +82,7 @@ class ReplayAdmin:
         traces = await self._read(lambda store: store.list_traces(query))
         return web.json_response({"traces": traces})
 
+    @private_read
     async def _trace(self, request: web.Request) -> web.StreamResponse:
         trace_id, error = self._trace_id(request.match_info["trace_id"], "trace id")
         if error is not None:
@@ -100,6 +106,7 @@ class ReplayAdmin:
         rows = flatten(span_tree(assemble(parts, trace_id)))
         return web.json_response({"trace": summary, "spans": rows})
 
+    @private_read
     async def _cassette(self, request: web.Request) -> web.StreamResponse:
         trace_id, error = self._trace_id(request.match_info["trace_id"], "trace id")
         if error is not None:
@@ -118,6 +125,7 @@ class ReplayAdmin:
             return _not_found(trace_id)
         return web.json_response(cassette.to_json())
 
+    @private_read
     async def _diff(self, request: web.Request) -> web.StreamResponse:
         ids = []
         for name in ("a", "b"):
@@ -148,6 +156,7 @@ class ReplayAdmin:
             }
         )
 
+    @private_read
     async def _sessions(self, request: web.Request) -> web.StreamResponse:
         sessions = self.engine.sessions.sessions.values()
         return web.json_response({"sessions": [s.to_json() for s in sessions]})

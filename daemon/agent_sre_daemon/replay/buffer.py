@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agent_sre.replay.redaction import Redactor
+from agent_sre.replay.streams import redact_chunks
 from agent_sre.replay.traces import TraceIndex, TraceSummary, redact_spans
 from agent_sre_daemon.replay.store import Batch
 
@@ -174,7 +175,7 @@ class TraceBuffer:
         while requests:
             body, at, summaries = requests.popleft()
             count = sum(s.spans for s in summaries)
-            batches.append(Batch(self._redacted(body), at, summaries, count))
+            batches.append(Batch(self._redacted(body, summaries), at, summaries, count))
             spans += count
         captured = []
         while exchanges:
@@ -190,44 +191,39 @@ class TraceBuffer:
         if captured:
             self.metrics.captured_calls.inc(len(captured))
 
-    def _redacted(self, body: bytes) -> bytes:
-        """The request's bytes with secrets in span strings redacted. A scan of the bytes
-        decides; only a request that holds one is decoded again and redacted field by
-        field."""
-        if not self.redactor.finds(body):
+    def _redacted(self, body: bytes, summaries: list[TraceSummary]) -> bytes:
+        """The request's bytes with every credential in a field a client chose redacted
+        (and its traces' index rows: root span names, agents). A scan of the bytes decides;
+        only a request that may hold one is decoded again and redacted field by field."""
+        redactor = self.redactor
+        if not redactor.finds(body):
             return body
         copy = ExportTraceServiceRequest.FromString(body)
-        redact_spans(copy, self.redactor)
+        redact_spans(copy, redactor)
         redacted = copy.SerializeToString()
+        for summary in summaries:
+            summary.root = redactor.redact_text(summary.root)
+            summary.agent = redactor.redact_text(summary.agent)
         if redacted != body:
             self.metrics.redacted_requests.inc()
         return redacted
 
 
 def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:
-    """``exchange`` with its query and bodies redacted (in place; it is not shared)."""
-    redact = redactor.redact
-    exchange.query = redactor.redact_text(exchange.query)
-    exchange.request = redact(exchange.request)
-    exchange.chunks = redacted_chunks(exchange.chunks, redactor)
+    """``exchange`` with every field a client or an upstream chose redacted (in place; it is
+    not shared): the path and query, the request body, the answer over its reassembled
+    stream."""
+    text = redactor.redact_text
+    exchange.path = text(exchange.path)
+    exchange.query = text(exchange.query)
+    exchange.error = text(exchange.error)
+    exchange.request = redactor.redact(exchange.request)
+    exchange.chunks = redact_chunks(exchange.chunks, redactor, exchange.content_type)
     return exchange
 
 
 def redacted_chunks(
     chunks: list[tuple[float, bytes]], redactor: Redactor
 ) -> list[tuple[float, bytes]]:
-    """Each chunk redacted, and a secret that straddles chunk boundaries (an SSE stream is cut
-    anywhere, down to single bytes) caught too: when redacting the whole answer finds more than
-    redacting chunk by chunk, the answer is kept as one chunk (at the first one's time), so a
-    stream loses its recorded split only when it held a split secret."""
-    redact = redactor.redact
-    per_chunk = [(at, redact(chunk)) for at, chunk in chunks]
-    if len(chunks) < 2:
-        return per_chunk
-    whole = b"".join(chunk for _, chunk in chunks)
-    if not redactor.finds(whole):
-        return per_chunk
-    redacted_whole = redact(whole)
-    if redacted_whole == b"".join(chunk for _, chunk in per_chunk):
-        return per_chunk
-    return [(chunks[0][0], redacted_whole)]
+    """Chunks of an answer of no known stream shape, redacted (see :func:`redact_chunks`)."""
+    return redact_chunks(chunks, redactor)

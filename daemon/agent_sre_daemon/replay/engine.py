@@ -10,6 +10,7 @@ from agent_sre.replay.redaction import Redactor
 from agent_sre.replay.signals import MismatchDigest
 from agent_sre.replay.traces import INDEX_KEYS, INTERESTING
 from agent_sre_daemon.component import Component, Prepared, ReloadError, SpanTapSpec
+from agent_sre_daemon.proxy.call import AfterAnswer
 from agent_sre_daemon.replay.admin import ReplayAdmin
 from agent_sre_daemon.replay.buffer import TraceBuffer
 from agent_sre_daemon.replay.health import StoreReporter
@@ -67,6 +68,7 @@ class ReplayEngine(Component):
         self.mismatches = MismatchDigest()
         self._apply(context.config.replay)
         self._per_trace: dict[str, int] = {}
+        self._after = AfterAnswer("capturing a proxied call")
         capture = CaptureStage(self)
         self._stages: list[Stage] = [ReplayStage(self), capture, RefusalCaptureStage(self, capture)]
         self.admin = ReplayAdmin(self)
@@ -105,6 +107,7 @@ class ReplayEngine(Component):
         return {}
 
     async def stop(self, deadline: float) -> None:
+        self._after.run()  # the last calls' captures, before the buffer writes its last
         buffer, store = self.buffer, self.store
         if buffer is not None:
             await asyncio.to_thread(buffer.stop, deadline - self.clock.monotonic())
@@ -163,7 +166,8 @@ class ReplayEngine(Component):
 
     def refused(self, session: ReplaySession, message: str) -> None:
         """A session refused a call matching no recorded one: ``replay_mismatch``, at most
-        once a minute per session."""
+        once a minute per session. ``message`` names the call (method, path), never its
+        body: signals are read without the admin token."""
         signal = self.mismatches.refused(session.id, session.trace_id, message, self.clock.time())
         if signal is not None:
             self.context.bus.publish(signal)
@@ -182,6 +186,14 @@ class ReplayEngine(Component):
             return
         if not is_interesting(call) and not sampled(config.share):
             return
+        call.record.attributes[CAPTURED] = True
+        # built, measured and queued just after the answer is written: not on its path
+        self._after.add(self._keep, call, chunks, truncated)
+
+    def _keep(self, call: Call, chunks: list[tuple[float, bytes]], truncated: bool) -> None:
+        buffer = self.buffer
+        if buffer is None:
+            return
         exchange = build_exchange(self, call, chunks, truncated)
         used = self._per_trace.get(exchange.trace_id, 0)
         if used + exchange.size() > self.max_trace_bytes:
@@ -190,5 +202,4 @@ class ReplayEngine(Component):
         if len(self._per_trace) >= MAX_TRACKED_TRACES:
             self._per_trace.clear()
         self._per_trace[exchange.trace_id] = used + exchange.size()
-        call.record.attributes[CAPTURED] = True
         buffer.capture(exchange)

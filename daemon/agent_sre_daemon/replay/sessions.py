@@ -1,10 +1,14 @@
 """Replay sessions: recorded calls answered to an agent instead of the upstream.
 
 A session is bound to a route prefix (every call under it is answered from the recording)
-or to the ``X-Agent-SRE-Replay: <session id>`` header the agent sends. A call that matches
+or to the ``X-Agent-SRE-Replay: <session key>`` header the agent sends. A call that matches
 no recorded one is answered with a ``replay_mismatch`` error naming the nearest recorded
 request and the difference; it never reaches the upstream unless the session was opened
 with ``passthrough``.
+
+A session has a public ``id`` (listed, in signals and spans, closed by it) and a secret
+``key``, the header's value: whoever holds the key has calls answered from the recording,
+so it is shown only to whoever opened the session and to readers with the admin token.
 """
 
 from __future__ import annotations
@@ -40,13 +44,19 @@ class ReplaySession:
     """A call with no recorded match goes to the upstream instead of failing."""
     answered: int = 0
     mismatches: int = 0
+    key: str = ""
+    """The header's value that binds a call to this session (secret)."""
+    last_mismatch: str = ""
+    """Why the last call refused was refused (the nearest recorded request, the difference)."""
 
     def to_json(self) -> dict[str, Any]:
+        """The session as the token-guarded admin API shows it (the header value included)."""
         return {
             "id": self.id,
             "trace_id": self.trace_id,
             "prefix": self.prefix,
-            "header": f"{HEADER}: {self.id}",
+            "header": f"{HEADER}: {self.key}",
+            "last_mismatch": self.last_mismatch,
             "timing": self.timing,
             "passthrough": self.passthrough,
             "calls": len(self.script.exchanges),
@@ -62,9 +72,10 @@ class SessionTable:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.sessions: dict[str, ReplaySession] = {}
+        self._by_key: dict[str, ReplaySession] = {}
 
     def open(self, session: ReplaySession) -> ReplaySession:
-        """Adds ``session`` under a fresh id.
+        """Adds ``session`` under a fresh id and key.
 
         Raises:
             ValueError: ``limit`` sessions are open, or another one holds the prefix.
@@ -76,17 +87,23 @@ class SessionTable:
         if session.prefix and any(s.prefix == session.prefix for s in self.sessions.values()):
             raise ValueError(f"another replay session is bound to prefix {session.prefix}")
         session.id = secrets.token_hex(8)
+        session.key = secrets.token_urlsafe(24)
         self.sessions[session.id] = session
+        self._by_key[session.key] = session
         return session
 
     def close(self, session_id: str) -> bool:
-        return self.sessions.pop(session_id, None) is not None
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        self._by_key.pop(session.key, None)
+        return True
 
     def bound(self, prefix: str, header: str | None) -> ReplaySession | str | None:
         """The session for a call: by its header, else by its route prefix; a header naming
         no session is an error message (the call must not silently go upstream)."""
         if header:
-            found = self.sessions.get(header.strip())
+            found = self._by_key.get(header.strip())
             return found if found is not None else f"no replay session {header.strip()!r}"
         for session in self.sessions.values():
             if session.prefix and session.prefix.rstrip("/") == prefix.rstrip("/"):

@@ -38,9 +38,7 @@ class ReplayStage:
 
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         engine = self.engine
-        header = call.request.headers.get(HEADER)
-        if header is not None:
-            call.upstream_headers.popall(HEADER, None)  # ours: never sent on to a provider
+        header = call.request.headers.get(HEADER)  # (never sent upstream: see routing)
         if not engine.sessions.sessions and header is None:
             return None
         api = call.route.config.api
@@ -54,13 +52,17 @@ class ReplayStage:
         session: ReplaySession = found
         call.record.attributes[REPLAY_SESSION] = session.id
         full_path = call.route.prefix.rstrip("/") + call.path
-        answer = match(session, call.request.method, full_path, call.plan.body)
+        answer = match(session, call.request.method, full_path, call.body)
         if isinstance(answer, Mismatch):
             engine.metrics.replayed_calls.labels("mismatch").inc()
             if session.passthrough:
+                session.last_mismatch = answer.message
                 return None
             call.fail("replay_mismatch", answer.message)
-            engine.refused(session, answer.message)
+            session.last_mismatch = answer.message
+            engine.refused(
+                session, f"{call.request.method} {engine.redactor.redact_text(full_path)}"
+            )
             return proxy_error(api, "replay_mismatch", answer.message)
         engine.metrics.replayed_calls.labels("matched").inc()
         response, facts = await write_answer(call.request, answer, session.timing, call.plan)
@@ -166,8 +168,10 @@ def is_interesting(call: Call) -> bool:
 def build_exchange(
     engine: ReplayEngine, call: Call, chunks: list[tuple[float, bytes]], truncated: bool
 ) -> Exchange:
-    body = call.plan.body or b""
-    body, cut = _decoded_body(body, call.request.headers.get("Content-Encoding"), engine.max_body)
+    # What the agent sent, not what went upstream: a cassette is answered to the agent's
+    # own requests (``replay serve``), and so is a replay session.
+    request_encoding = call.request.headers.get("Content-Encoding")
+    body, cut = _decoded_body(call.body, request_encoding, engine.max_body)
     truncated = truncated or cut
     response = call.response
     content_type = response.content_type if response is not None else ""

@@ -327,22 +327,20 @@ class TraceStore:
             db.execute("BEGIN")
             db.executemany("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.executemany(_UPSERT, [m.row() for m in merged.values()])
-            captured = 0
-            for exchange, body in exchanges:
-                size = len(body)
-                db.execute(
+            captured = sum(len(body) for _, body in exchanges)
+            if exchanges:  # one statement each for the whole batch (the GIL held less)
+                db.executemany(
                     "INSERT INTO exchanges(trace_id, at, bytes, body) VALUES (?, ?, ?, ?)",
-                    (exchange.trace_id, exchange.at, size, body.decode()),
+                    [(e.trace_id, e.at, len(body), body.decode()) for e, body in exchanges],
                 )
                 # a call whose span is not stored yet gets an index row to hang on
-                db.execute(
+                db.executemany(
                     "INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans,"
                     " errors, agent, root, kinds, interesting, cost_usd, bytes, seqs)"
                     " VALUES (?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '')"
                     " ON CONFLICT(trace_id) DO UPDATE SET bytes = bytes + excluded.bytes",
-                    (exchange.trace_id, exchange.at, exchange.at, size),
+                    [(e.trace_id, e.at, e.at, len(body)) for e, body in exchanges],
                 )
-                captured += size
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

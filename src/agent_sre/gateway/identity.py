@@ -15,6 +15,8 @@ from agent_sre.cost.budgets import CallIdentity
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from agent_sre.replay.redaction import Redactor
+
 
 @dataclass(frozen=True)
 class TraceContext:
@@ -73,3 +75,14 @@ def call_identity(headers: Mapping[str, str]) -> CallIdentity:
         team=headers.get("x-agent-team") or bag.get("agent.team", ""),
         agent_version=headers.get("x-agent-version") or bag.get("agent.version", ""),
     )
+
+
+# hot path: per proxied call
+def redacted_identity(identity: CallIdentity, redactor: Redactor) -> CallIdentity:
+    """``identity`` with a credential in any of its ids redacted: an id a client chose is
+    kept in spans, budgets and stores, where no credential may go."""
+    fields = (identity.agent_id, identity.task_id, identity.team, identity.agent_version)
+    if not any(fields) or not redactor.finds("\n".join(fields).encode("utf-8", "surrogatepass")):
+        return identity
+    text = redactor.redact_text
+    return CallIdentity(*(text(value) for value in fields))

@@ -6,6 +6,12 @@ correlation window; otherwise it opens a new one. A repeat of a signal already f
 counted, not added to the timeline again; a louder one escalates the incident. A resolved
 signal removes its key; when none is left firing the incident resolves. People acknowledge
 and resolve by hand.
+
+Signals often carry client-chosen labels (agent ids), so every collection is bounded and
+what a bound drops is reported to ``on_evict`` (counted by the daemon): at most
+:data:`MAX_OPEN_INCIDENTS` open incidents (a new one closes the quietest, least recently
+heard, never a louder one than itself), :data:`MAX_AGENTS_PER_INCIDENT` agents and
+:data:`MAX_ACTIVE_SIGNALS` firing signal keys per incident.
 """
 
 from __future__ import annotations
@@ -20,12 +26,17 @@ from agent_sre.signals import Signal, SignalState
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.incidents.spec import IncidentsConfig
 
 Event = Literal["opened", "signal", "escalated", "deduped", "resolved", "acknowledged"]
 
 AGENT_LABELS = ("agent_id", "agent.id", "agent")
 TRACE_KEYS = ("trace_id", "trace_ids")
+MAX_OPEN_INCIDENTS = 1000
+MAX_AGENTS_PER_INCIDENT = 100
+MAX_ACTIVE_SIGNALS = 1000
+"""Firing signal keys one incident tracks (the oldest goes first; its value with it)."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,14 @@ def signal_key(signal: Signal) -> str:
 class IncidentBook:
     """The incidents of one node, open and recent, and the rules that change them."""
 
-    def __init__(self, config: IncidentsConfig, next_number: int = 1) -> None:
+    def __init__(
+        self, config: IncidentsConfig, next_number: int = 1, on_evict: OnEvict | None = None
+    ) -> None:
         self.config = config
         self.incidents: dict[str, Incident] = {}
         self.next_number = next_number
+        self.on_evict = on_evict
+        self.evictions = 0
 
     def load(self, incidents: Iterable[Incident]) -> None:
         """Takes over incidents read back from the store (after a restart)."""
@@ -80,10 +95,13 @@ class IncidentBook:
             return []
         incident = self._joinable(signal, key, now)
         if incident is None:
+            made_room = self._make_room(signal, now)
+            if made_room is None:
+                return []
             incident = self._open(signal, now)
             self._absorb(incident, signal, key)
             incident.note(now, "signal", signal.message, **_entry(signal))
-            return [Change(incident, "opened", signal)]
+            return [*made_room, Change(incident, "opened", signal)]
         repeat = key in incident.active
         self._absorb(incident, signal, key)
         if SEVERITY_RANK[signal.severity] > SEVERITY_RANK[incident.severity]:
@@ -154,6 +172,25 @@ class IncidentBook:
                 return incident
         return None
 
+    def _make_room(self, signal: Signal, now: float) -> list[Change] | None:
+        """Room for one more open incident: none needed ([]), the quietest open one closed
+        (its change), or None when every open one is louder than ``signal`` (dropped)."""
+        open_now = self.open_incidents()
+        if len(open_now) < MAX_OPEN_INCIDENTS:
+            return []
+        victim = min(open_now, key=lambda i: (SEVERITY_RANK[i.severity], i.last_signal_at))
+        if SEVERITY_RANK[victim.severity] > SEVERITY_RANK[signal.severity]:
+            self._evicted("incidents_open", signal_key(signal))
+            return None
+        self._evicted("incidents_open", victim.id)
+        message = f"closed to make room: more than {MAX_OPEN_INCIDENTS} incidents open"
+        return [self._close(victim, now, "evicted", message)]
+
+    def _evicted(self, name: str, key: object) -> None:
+        self.evictions += 1
+        if self.on_evict is not None:
+            self.on_evict(name, key)
+
     def _open(self, signal: Signal, now: float) -> Incident:
         incident = Incident(
             id=f"inc-{self.next_number}",
@@ -174,12 +211,20 @@ class IncidentBook:
         incident.last_signal_at = max(incident.last_signal_at, signal.at)
         if key not in incident.active:
             incident.active.append(key)
+            if len(incident.active) > MAX_ACTIVE_SIGNALS:
+                gone = incident.active.pop(0)
+                incident.values.pop(gone, None)
+                self._evicted("incident_signals", gone)
         if signal.value is not None:
             incident.values[key] = signal.value
         for name, value in signal.labels.items():
             incident.labels.setdefault(name, value)
             if name in AGENT_LABELS:
-                _add(incident.agents, value)
+                if value not in incident.agents:
+                    if len(incident.agents) < MAX_AGENTS_PER_INCIDENT:
+                        incident.agents.append(value)
+                    else:
+                        self._evicted("incident_agents", value)
             elif name == "slo":
                 _add(incident.slos, value)
             elif name == "budget":

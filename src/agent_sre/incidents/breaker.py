@@ -106,6 +106,12 @@ class Circuit:
             return True, transition
         return False, transition
 
+    def release(self) -> None:
+        """A call let through that the upstream never answered (a chaos fault, a replayed
+        recording, a later refusal): not counted; a probe slot it held is given back."""
+        if self.state is CircuitState.HALF_OPEN and self.probing > 0:
+            self.probing -= 1
+
     def record(self, ok: bool, now: float, trace: str = "") -> Transition | None:
         """Counts a finished call that was allowed through (``trace``: its trace id)."""
         if not ok and trace:

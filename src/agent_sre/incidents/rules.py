@@ -7,14 +7,20 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent_sre.bounded import BoundedMap
 from agent_sre.incidents.spec import SEVERITY_RANK
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from agent_sre.bounded import OnEvict
     from agent_sre.incidents.book import Change
     from agent_sre.incidents.spec import RuleSpec, SignalMatch
     from agent_sre.signals import Signal
+
+MAX_COOLDOWNS = 10_000
+"""Cool-downs kept (one per rule, action and rendered parameters), least recently used out."""
+RunKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,21 @@ def matches(match: SignalMatch, signal: Signal) -> bool:
 class RuleBook:
     """The configured rules and when each last ran (per rendered parameters)."""
 
-    def __init__(self, rules: Sequence[RuleSpec]) -> None:
+    def __init__(self, rules: Sequence[RuleSpec], on_evict: OnEvict | None = None) -> None:
         self.rules = tuple(rules)
-        self._last_run: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+        # keyed by rendered parameters, which often hold client-chosen agent ids; an entry
+        # idle past the longest cool-down decides nothing any more
+        idle = max((rule.cooldown for rule in self.rules), default=0.0)
+        self._last_run: BoundedMap[RunKey, float] = BoundedMap(
+            "rule_cooldowns", MAX_COOLDOWNS, idle_seconds=idle or None, on_evict=on_evict
+        )
 
     def carry_over(self, old: RuleBook) -> None:
         """Keeps the cool-downs of rules that still exist (after a reload)."""
         names = {rule.name for rule in self.rules}
-        self._last_run = {k: v for k, v in old._last_run.items() if k[0] in names}
+        for key, last in old._last_run.items():
+            if key[0] in names:
+                self._last_run.put(key, last, last)
 
     def plan(self, change: Change, now: float) -> list[PlannedAction]:
         """The actions ``change`` calls for, in rule order."""
@@ -81,7 +94,7 @@ class RuleBook:
                     )  # fmt: skip
                     continue
                 key = (rule.name, spec.action, tuple(sorted(params.items())))
-                last = self._last_run.get(key)
+                last = self._last_run.get(key, now)
                 if last is not None and now - last < rule.cooldown:
                     left = rule.cooldown - (now - last)
                     planned.append(
@@ -91,7 +104,7 @@ class RuleBook:
                         )
                     )  # fmt: skip
                     continue
-                self._last_run[key] = now
+                self._last_run.put(key, now, now)
                 planned.append(PlannedAction(rule.name, spec.action, params, rule.dry_run))
         return planned
 

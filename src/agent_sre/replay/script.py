@@ -46,6 +46,7 @@ class ReplayScript:
     def answer(self, method: str, full_path: str, body: bytes) -> Exchange | Mismatch:
         """The recorded call for this live one (marked used), or why there is none."""
         live = self.redactor.redact(body)
+        full_path = self.redactor.redact_text(full_path)  # recorded paths are redacted too
         key = request_key(method, full_path, live)
         for i, exchange in enumerate(self.exchanges):
             if not self.used[i] and self._keys[i] == key and not exchange.truncated:

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from agent_sre.replay.redaction import TEXT_MARK, credential_name
 from agent_sre.tracing import conventions as conv
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.tracing.view import CLASSIFY_KEYS, classify, read_attrs, view_of
@@ -158,38 +159,52 @@ _MARKERS = INDEX_KEYS - {conv.AGENT_SRE_ROLE, *AGENT_KEYS}
 
 
 def redact_spans(request: ExportTraceServiceRequest, redactor: Redactor) -> None:
-    """Redacts, in place, every string a span can carry: attribute values (resource, scope,
-    span, event, link; nested lists and maps too), span and event names, status messages."""
+    """Redacts, in place, every field of a request a client chose: attribute keys and values
+    (resource, scope, span, event, link; strings, bytes, nested lists and maps), a value
+    under a name like a credential's whatever it is, span, event and scope names, status
+    messages, trace states."""
     text = redactor.redact_text
     for resource_spans in request.resource_spans:
-        _redact_attributes(resource_spans.resource.attributes, text)
+        _redact_attributes(resource_spans.resource.attributes, redactor)
         for scope_spans in resource_spans.scope_spans:
-            _redact_attributes(scope_spans.scope.attributes, text)
+            scope = scope_spans.scope
+            scope.name = text(scope.name)
+            scope.version = text(scope.version)
+            _redact_attributes(scope.attributes, redactor)
             for span in scope_spans.spans:
                 span.name = text(span.name)
+                span.trace_state = text(span.trace_state)
                 span.status.message = text(span.status.message)
-                _redact_attributes(span.attributes, text)
+                _redact_attributes(span.attributes, redactor)
                 for event in span.events:
                     event.name = text(event.name)
-                    _redact_attributes(event.attributes, text)
+                    _redact_attributes(event.attributes, redactor)
                 for link in span.links:
-                    _redact_attributes(link.attributes, text)
+                    link.trace_state = text(link.trace_state)
+                    _redact_attributes(link.attributes, redactor)
 
 
-def _redact_attributes(attributes: Any, text: Any) -> None:
+def _redact_attributes(attributes: Any, redactor: Redactor) -> None:
     for attribute in attributes:
-        _redact_value(attribute.value, text)
+        if credential_name(attribute.key):
+            attribute.value.Clear()
+            attribute.value.string_value = TEXT_MARK
+        else:
+            _redact_value(attribute.value, redactor)
+        attribute.key = redactor.redact_text(attribute.key)
 
 
-def _redact_value(value: Any, text: Any) -> None:
+def _redact_value(value: Any, redactor: Redactor) -> None:
     which = value.WhichOneof("value")
     if which == "string_value":
-        value.string_value = text(value.string_value)
+        value.string_value = redactor.redact_text(value.string_value)
+    elif which == "bytes_value":
+        value.bytes_value = redactor.redact(value.bytes_value)
     elif which == "array_value":
         for item in value.array_value.values:
-            _redact_value(item, text)
+            _redact_value(item, redactor)
     elif which == "kvlist_value":
-        _redact_attributes(value.kvlist_value.values, text)
+        _redact_attributes(value.kvlist_value.values, redactor)
 
 
 def kind_names(bits: int) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from agent_sre.slo.spec import FINE_SPAN, HOUR, MINUTE
+from agent_sre.slo.windows import FINE_SPAN, HOUR, MINUTE
 
 FINE_SLOTS = int(FINE_SPAN // MINUTE)
 MINUTES_PER_HOUR = 60

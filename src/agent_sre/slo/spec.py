@@ -12,6 +12,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import (
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -19,6 +20,12 @@ from pydantic import (
 )
 
 from agent_sre.section import DURATION_JSON_SCHEMA, Duration, Section
+from agent_sre.slo.windows import (
+    HOUR,
+    MINUTE,
+    AlertWindow,
+    SLOWindow,
+)
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.units import format_duration, parse_duration
@@ -26,11 +33,6 @@ from agent_sre.units import format_duration, parse_duration
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-MINUTE = 60.0
-HOUR = 3600.0
-FINE_SPAN = 6 * HOUR
-"""Windows up to this long are counted in 1-minute buckets; longer ones in 1-hour buckets."""
-MAX_WINDOW = 366 * 86400.0
 
 MatchValue = Union[str, bool, int, float]  # noqa: UP007 (a runtime alias on 3.10)
 Seconds = Duration
@@ -178,36 +180,25 @@ class SLISpec(Section):
         return self.attribute or c.AGENT_EVAL_HALLUCINATED
 
 
-def check_window(seconds: float) -> float:
-    """Accepts a window the buckets can sum exactly: whole minutes up to 6h, else whole hours.
-
-    Raises:
-        ValueError: naming the rule that was broken.
-    """
-    if seconds < MINUTE or seconds % MINUTE:
-        raise ValueError(f"{format_duration(seconds)}: must be a whole number of minutes >= 1m")
-    if seconds > FINE_SPAN and seconds % HOUR:
-        raise ValueError(
-            f"{format_duration(seconds)}: windows over 6h must be a whole number of hours"
-        )
-    return seconds
-
-
 class AlertWindowSpec(Section):
     """One multiwindow burn-rate alert: fires while both windows burn above ``factor``."""
 
     severity: Literal["page", "ticket"]
-    long: Duration
-    short: Duration
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [  # exactly one of budget_percent and factor (null is not given)
+                {"required": [key], "properties": {key: {"not": {"type": "null"}}}}
+                for key in ("budget_percent", "factor")
+            ]
+        }
+    )
+
+    long: AlertWindow
+    short: AlertWindow
     budget_percent: float | None = Field(None, gt=0, le=100)
     """Share of the SLO window's budget spent over ``long`` that fires the alert."""
     factor: float | None = Field(None, gt=0)
     """The burn rate itself (instead of ``budget_percent``)."""
-
-    @field_validator("long", "short")
-    @classmethod
-    def _check_window(cls, value: float) -> float:
-        return check_window(value)
 
     @model_validator(mode="after")
     def _check(self) -> AlertWindowSpec:
@@ -237,11 +228,11 @@ DEFAULT_ALERTING: tuple[AlertWindowSpec, ...] = (
 class SLOSpec(Section):
     """One SLO as declared under ``slos:``."""
 
-    name: str
+    name: str = Field(json_schema_extra={"pattern": _NAME.pattern})
     description: str = ""
-    target: float
+    target: float = Field(json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1})
     """Ratio of good events, 0 < target < 1 (``0.99`` is 99%)."""
-    window: Duration = 30 * 86400.0
+    window: SLOWindow = 30 * 86400.0
     """Rolling window of the error budget, in whole hours (``28d``, ``30d``)."""
     sli: SLISpec
     labels: tuple[str, ...] = ()
@@ -268,15 +259,6 @@ class SLOSpec(Section):
             raise ValueError("must be a number between 0 and 1 exclusive (e.g. 0.99)")
         if not 0 < value < 1:
             raise ValueError(f"must be between 0 and 1 exclusive (e.g. 0.99), not {value}")
-        return value
-
-    @field_validator("window")
-    @classmethod
-    def _check_slo_window(cls, value: float) -> float:
-        if value < HOUR or value % HOUR:
-            raise ValueError(f"{format_duration(value)}: must be a whole number of hours >= 1h")
-        if value > MAX_WINDOW:
-            raise ValueError(f"{format_duration(value)}: must be at most 366d")
         return value
 
     @field_validator("labels")

@@ -162,6 +162,53 @@ async def test_a_proxy_record_before_the_agent_span_is_claimed(node: Node) -> No
     assert linked(context, "proxy") == 1
 
 
+@pytest.mark.parametrize("first", ["agent", "proxy"])
+async def test_the_proxy_handing_its_attributes_over_links_as_reading_them_back_does(
+    first: str,
+) -> None:
+    """The proxy gives the attributes it wrote, so they are not decoded from its span again:
+    the same link, the same marks, whichever arrives first."""
+    outcomes = []
+    for handed in (False, True):
+        context = node_context(Config())
+        exported: list[ExportTraceServiceRequest] = []
+        context.pipeline.export_call = exported.append  # type: ignore[method-assign]
+        correlation = CallCorrelation(context)
+        await correlation.start()
+        agent = agent_call(**{"agent.id": "planner"})
+        proxy = proxy_call()
+        given = attrs(proxy) if handed else None
+        if first == "agent":
+            context.pipeline.processor.process(agent, NOW)
+            correlation.offer(proxy, given)  # type: ignore[arg-type]
+        else:
+            correlation.offer(proxy, given)  # type: ignore[arg-type]
+            assert correlation.correlator.held_count == 1
+            context.pipeline.processor.process(agent, NOW)
+        (out,) = exported
+        outcomes.append((unnamed(attrs(out)), unnamed(attrs(agent)), linked(context, first)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0]["agent_sre.role"] == "gateway" and outcomes[1][2] == 1
+
+
+def unnamed(marks: dict[str, object]) -> dict[str, object]:
+    """Without the ids (each run makes new spans)."""
+    return {k: v for k, v in marks.items() if not k.endswith(("span_id", "trace_id"))}
+
+
+async def test_the_held_gauge_reads_the_count_when_scraped(node: Node) -> None:
+    context, correlation, exported = node
+
+    def held() -> float | None:
+        return context.registry.get_sample_value("agent_sre_llm_calls_held")
+
+    correlation.offer(proxy_call())
+    correlation.offer(proxy_call(model="gpt-4o"))
+    assert held() == 2
+    context.pipeline.processor.process(agent_call(), NOW)
+    assert held() == 1 and len(exported) == 1
+
+
 async def test_a_span_of_another_call_links_to_nothing(node: Node) -> None:
     context, correlation, exported = node
     correlation.offer(proxy_call())

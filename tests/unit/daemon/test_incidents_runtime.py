@@ -44,7 +44,7 @@ def slo(at: float, severity: Severity, state: SignalState = SignalState.FIRING) 
 async def settle(engine: IncidentsRuntime) -> None:
     for _ in range(50):
         await asyncio.sleep(0.01)
-        if engine._subscription is None or not engine._subscription._queue:
+        if engine._subscription is None or not len(engine._subscription):
             break
     await asyncio.sleep(0.05)
 

@@ -74,6 +74,20 @@ def test_default_alerts_scale_with_the_slo_window() -> None:
         ({"window": "30x"}, "window: '30x' is not a duration (use 30d, 6h, 5m"),
         ({"window": "90m"}, "window: 90m: must be a whole number of hours"),
         ({"window": "400d"}, "window: 400d: must be at most 366d"),
+        ({"window": "1d12h"}, "window: '1d12h': write an SLO window in one unit, as 36h"),
+        ({"window": "0.5d"}, "window: '0.5d': write an SLO window in one unit, as 12h"),
+        (
+            {"alerting": [{"severity": "page", "long": "1h90m", "short": "5m", "factor": 2}]},
+            "alerting[0].long: '1h90m': write this window as 2h30m",
+        ),
+        (
+            {"alerting": [{"severity": "page", "long": "1h", "short": "120s", "factor": 2}]},
+            "alerting[0].short: '120s': write this window as 2m",
+        ),
+        (
+            {"alerting": [{"severity": "page", "long": 36_000_000, "short": "1h", "factor": 2}]},
+            "alerting[0].long: 10000h: no alert window is longer than 366d",
+        ),
         ({"window": "2d"}, "alerting: the default 3d alert window is longer than the 2d"),
         ({"name": "has space"}, "name: 'has space' must be 1-128 letters"),
         ({"sli": {"kind": "latency"}}, "sli.threshold: required for kind latency"),

@@ -9,6 +9,7 @@ from agent_sre.tracing import conventions as conv
 from agent_sre_daemon.proxy.spans import (
     COST_ESTIMATED,
     COST_UNPRICED,
+    DECIDED_BY,
     TTFT_SECONDS,
     USAGE_INVALID,
 )
@@ -54,6 +55,8 @@ class RecordStage:
         attrs["http.request.method"] = call.request.method
         if status:
             attrs["http.response.status_code"] = status
+        if call.decided_by is not None:
+            attrs[DECIDED_BY] = call.decided_by.value
         if record.error is None and status >= 400:
             call.fail(str(status), f"upstream answered {status}")
         if record.error is None and facts.tool_error is not None:
@@ -87,7 +90,8 @@ class RecordStage:
         if plan.priced:
             decision = (record.error or "refused") if call.refused else "admitted"
             attrs[conv.AGENT_SRE_BUDGET_DECISION] = decision
-        usage = facts.usage
+        # usage is what the provider spent: a replayed recording's figures spent nothing
+        usage = facts.usage if call.reached_upstream else None
         if usage is not None and plan.priced:
             cost = call.cost
             model = facts.response_model or plan.model or "unknown"

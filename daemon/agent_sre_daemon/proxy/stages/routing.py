@@ -1,7 +1,10 @@
 """Where the call goes: the upstream URL and the headers it goes with.
 
 The caller's credentials go through untouched unless the route injects a key; hop-by-hop
-headers stay behind; the upstream's ``traceparent`` names the proxy's span as its parent.
+headers and the daemon's own control headers (``x-agent-sre-*``: faults asked per call, the
+replay session) stay behind, here and nowhere else, so the call, its shadow copies and any
+stage after this one forward none of them; the upstream's ``traceparent`` names the
+proxy's span as its parent.
 A rollout stage (same slot, later) may point ``call.upstream_url`` elsewhere.
 """
 
@@ -37,6 +40,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 _DECODABLE = ("gzip", "deflate", "identity")
+CONTROL_PREFIX = "x-agent-sre-"
+"""Request headers meant for the daemon itself; never forwarded."""
 
 
 class RoutingStage:
@@ -50,7 +55,11 @@ class RoutingStage:
         hidden = call.hidden_headers
         for name, value in call.request.headers.items():
             lower = name.lower()
-            if lower not in HOP_BY_HOP and (not hidden or lower not in hidden):
+            if (
+                lower not in HOP_BY_HOP
+                and not lower.startswith(CONTROL_PREFIX)
+                and (not hidden or lower not in hidden)
+            ):
                 headers.add(name, value)
         if call.trace is not None:
             headers["traceparent"] = call.trace.traceparent()

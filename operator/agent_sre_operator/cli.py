@@ -1,0 +1,180 @@
+"""``agent-sre operator``: runs the operator (kopf) until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from agent_sre_operator.kinds import API_VERSION, GROUP, KINDS, VERSION
+
+if TYPE_CHECKING:
+    import argparse
+
+log = logging.getLogger("agent_sre_operator")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--namespace",
+        default=env("POD_NAMESPACE", "default"),
+        help="namespace of the ConfigMaps and the daemon pods (default: $POD_NAMESPACE)",
+    )
+    parser.add_argument(
+        "--configmap",
+        default=env("AGENT_SRE_OPERATOR_CONFIGMAP", "agent-sre"),
+        help="the ConfigMap the daemons mount, written by the operator (key agent-sre.yaml)",
+    )
+    parser.add_argument(
+        "--base-configmap",
+        default=env("AGENT_SRE_OPERATOR_BASE_CONFIGMAP", "agent-sre-base"),
+        help="the chart's base configuration (key agent-sre.yaml), read",
+    )
+    parser.add_argument(
+        "--selector",
+        default=env("AGENT_SRE_OPERATOR_SELECTOR", "app.kubernetes.io/name=agent-sre"),
+        help="labels of the daemon pods, k=v[,k=v]; their admin port is the container port "
+        "named 'admin'",
+    )
+    watch = parser.add_mutually_exclusive_group()
+    watch.add_argument(
+        "--watch-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch resources in this namespace (repeatable; default: --namespace)",
+    )
+    watch.add_argument(
+        "--all-namespaces", action="store_true", help="watch resources in every namespace"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=float(env("AGENT_SRE_OPERATOR_INTERVAL", "15")),
+        help="seconds between passes without events (status, pending reloads)",
+    )
+    parser.add_argument(
+        "--peering",
+        default=env("AGENT_SRE_OPERATOR_PEERING", ""),
+        help="kopf peering object for leader election between replicas (needs kopf's "
+        "peering CRDs); empty: standalone, run one replica",
+    )
+    parser.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def parse_selector(text: str) -> dict[str, str]:
+    labels = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--selector: {part!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import kopf  # noqa: F401
+    except ImportError:
+        log.error("the operator needs kopf: pip install 'agent-sre[operator]'")
+        return 2
+    token = os.environ.get("AGENT_SRE_ADMIN_TOKEN", "")
+    if not token:
+        log.error("AGENT_SRE_ADMIN_TOKEN is empty: the daemons refuse reloads without it")
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(args, token))
+    return 0
+
+
+async def _run(args: argparse.Namespace, token: str) -> None:
+    import kopf
+
+    from agent_sre_operator.controller import Controller, Settings
+    from agent_sre_operator.daemons import AdminClient
+    from agent_sre_operator.kube import Connection, Kube
+
+    settings = Settings(
+        namespace=args.namespace,
+        configmap=args.configmap,
+        base_configmap=args.base_configmap,
+        selector=parse_selector(args.selector),
+        admin_token=token,
+        interval=args.interval,
+    )
+    registry = kopf.OperatorRegistry()
+    holder: dict[str, Any] = {}
+
+    def credentials(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+        """In the pod: its service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
+        return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+            settings=settings
+        )
+
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+        return credentials(settings)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # conditions, not events, carry the verdicts
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        info = credentials(settings)
+        if info is None:
+            raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig")
+        controller = Controller(
+            settings=holder["settings"],
+            kube=Kube(Connection.from_kopf(info)),
+            admin=AdminClient(token),
+        )
+        holder["controller"] = controller
+        holder["task"] = asyncio.create_task(controller.run(), name="agent-sre reconcile")
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        task = holder.get("task")
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        controller = holder.get("controller")
+        if controller is not None:
+            await controller.kube.close()
+            await controller.admin.close()
+
+    for kind in KINDS:
+
+        def on_event(event: Any, body: Any, _plural: str = kind.plural, **_: Any) -> None:
+            controller = holder.get("controller")
+            if controller is not None:
+                controller.observe(_plural, event.get("type"), dict(body))
+
+        kopf.on.event(GROUP, VERSION, kind.plural, registry=registry)(on_event)
+
+    holder["settings"] = settings
+    namespaces = args.watch_namespace or [args.namespace]
+    log.info(
+        "agent-sre operator: %s in %s; daemons %s in %s; ConfigMap %s from %s",
+        ", ".join(k.kind for k in KINDS) + f" ({API_VERSION})",
+        "all namespaces" if args.all_namespaces else ", ".join(namespaces),
+        args.selector,
+        args.namespace,
+        args.configmap,
+        args.base_configmap,
+    )
+    await kopf.operator(
+        registry=registry,
+        clusterwide=args.all_namespaces,
+        namespaces=() if args.all_namespaces else namespaces,
+        standalone=not args.peering,
+        peering_name=args.peering or None,
+        liveness_endpoint=args.liveness or None,
+    )

@@ -185,3 +185,34 @@ def _find_metrics(addresses: dict[str, object]) -> str:
         if "prometheus" in key or "metrics" in key:
             return str(value)
     raise AssertionError(f"no metrics address in the ready file: {addresses}")
+
+
+def test_without_a_compiler_the_package_installs_and_runs_the_python_span_pass(
+    tmp_path: Path,
+) -> None:
+    """``pip install`` where no C compiler works (CC names a program that always fails):
+    the wheel is built without the native span pass, says so, and the package runs."""
+    wheels = tmp_path / "wheels"
+    env = {**os.environ, "CC": "false", "PIP_NO_INPUT": "1"}
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--wheel-dir", str(wheels),
+         str(ROOT)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert "native span pass was not built" in built.stdout + built.stderr
+    (wheel,) = wheels.glob("agent_sre-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert not any("_wirepass" in name and name.endswith(".so") for name in archive.namelist())
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+         str(wheel)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", "from agent_sre.tracing.batch import NATIVE; print(NATIVE)"],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "False"

@@ -79,6 +79,7 @@ def run_fuzz(module: Path, examples: int) -> subprocess.CompletedProcess[str]:
 
 def test_mutated_requests_under_asan_and_ubsan(tmp_path: Path) -> None:
     done = run_fuzz(sanitized_build(tmp_path), EXAMPLES)
+    print(done.stdout.strip())  # how many inputs, how many protobuf accepted (pytest -s)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     assert "fuzzed" in done.stdout and "decodable" in done.stdout, done.stdout
     assert "ERROR: AddressSanitizer" not in done.stderr

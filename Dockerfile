@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# agent-sre: the per-node reliability daemon for AI agents.
+# agent-sre: the per-node reliability daemon for AI agents (and `agent-sre operator`).
 #   docker build -t agent-sre .
 #   docker run --read-only -v agent-sre-state:/var/lib/agent-sre -p 4317:4317 -p 8790:8790 agent-sre
 # Runs as UID 10001 with a read-only root file system; state lives under /var/lib/agent-sre.
@@ -16,6 +16,7 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 COPY daemon ./daemon
+COPY operator ./operator
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime: the wheel installed into a venv in a slim Python --------------------------
@@ -39,7 +40,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /wheels /wheels
 # Byte code is compiled at install time, so a read-only root file system costs nothing.
 RUN python -m venv /opt/agent-sre \
-    && /opt/agent-sre/bin/pip install --no-cache-dir --compile /wheels/*.whl \
+    && /opt/agent-sre/bin/pip install --no-cache-dir --compile --find-links /wheels "agent-sre[operator]" \
     && rm -rf /wheels \
     && groupadd --system --gid 10001 agent-sre \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/agent-sre \

@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/operator_render.py
 
 # The chart's values schema (its `config` from the daemon's models) and the plain Kubernetes
 # manifests rendered from the chart (both checked in sync by tests/deploy).
@@ -53,8 +54,13 @@ manifests: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/python -m agent_sre_operator.crds
 
+# `helm package` of the chart into dist/ (after `helm lint --strict`); publishing is one more
+# command where a registry can be reached: python deployments/package_chart.py --push oci://...
+package: $(STAMP)
+	$(BIN)/python deployments/package_chart.py dist
+
 clean:
-	rm -rf $(VENV) .agent-sre build *.egg-info
+	rm -rf $(VENV) .agent-sre build dist *.egg-info
 
 # Peers measured side by side (LiteLLM's proxy), installed in their own venv, never a
 # dependency of the project.

@@ -95,6 +95,22 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
     return web.json_response({"error": {"type": type_, "message": message}}, status=status)
 
 
+class AdminInputError(web.HTTPClientError):
+    """A body or query parameter of an admin request refused by its gate
+    (:mod:`agent_sre_daemon.admin.inputs`): 400 ``invalid_argument`` naming the field, or 413
+    ``too_large`` for a body past the admin API's limit. Raised from a handler, it is the
+    answer (the admin error body), wherever the route is mounted."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status_code = status
+        self.message = message
+        kind = "too_large" if status == 413 else "invalid_argument"
+        super().__init__(
+            text=json.dumps({"error": {"type": kind, "message": message}}),
+            content_type="application/json",
+        )
+
+
 # -- the proxy's own answers ------------------------------------------------------------
 #
 # Statuses are chosen against the official SDKs' retry rules (they retry 408, 409, 429 and

@@ -20,6 +20,7 @@ from prometheus_client import Counter
 
 from agent_sre.replay.redaction import Redactor
 from agent_sre.signals import Severity, Signal
+from agent_sre_daemon.admin.inputs import query_number
 from agent_sre_daemon.component import Component
 
 if TYPE_CHECKING:
@@ -222,18 +223,8 @@ class SignalBus(Component):
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.query
-        try:
-            since = float(query["since"]) if "since" in query else None
-            limit = int(query.get("limit", RECENT_SIGNALS))
-        except ValueError:
-            return web.json_response(
-                {
-                    "error": {
-                        "type": "invalid_argument",
-                        "message": "since must be unix seconds and limit an integer",
-                    }
-                },
-                status=400,
-            )
+        since = query_number(query, "since", None, minimum=0, maximum=1e10)
+        limit = query_number(query, "limit", RECENT_SIGNALS, minimum=0, maximum=100_000,
+                             integer=True)  # fmt: skip
         found = self.recent(since, query.get("type"), query.get("source"), limit)
         return web.json_response({"signals": [s.to_dict() for s in found]})

@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="kopf peering object for leader election between replicas (needs kopf's "
         "peering CRDs); empty: standalone, run one replica",
     )
+    parser.add_argument(
+        "--prometheus-rules",
+        choices=("auto", "off"),
+        default=env("AGENT_SRE_OPERATOR_PROMETHEUS_RULES", "auto"),
+        help="a PrometheusRule per AgentSLO when the cluster serves monitoring.coreos.com/v1 "
+        "(auto), or none (off)",
+    )
     parser.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--verbose", action="store_true")
 
@@ -109,6 +116,7 @@ async def _run(args: argparse.Namespace, token: str) -> None:
         selector=parse_selector(args.selector),
         admin_token=token,
         interval=args.interval,
+        prometheus_rules=args.prometheus_rules,
     )
     registry = kopf.OperatorRegistry()
     holder: dict[str, Any] = {}
@@ -126,6 +134,9 @@ async def _run(args: argparse.Namespace, token: str) -> None:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # conditions, not events, carry the verdicts
+        # the namespaces are exact names and the CRDs are installed with the chart: no need
+        # to list namespaces and CRDs cluster-wide (and no RBAC for it)
+        settings.scanning.disabled = True
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         info = credentials(settings)

@@ -19,15 +19,14 @@ from typing import Any
 
 import yaml
 
-from agent_sre.slo.windows import ALERT_WINDOW_PATTERN, SLO_WINDOW_PATTERN
-from agent_sre.units import DURATION_PATTERN
 from agent_sre_operator.kinds import GROUP, KINDS, VERSION, Kind
 
-_DROPPED = frozenset({"title", "default", "$defs", "deprecated", "allOf", "oneOf"})
-_WINDOW_PATTERNS = frozenset({ALERT_WINDOW_PATTERN, SLO_WINDOW_PATTERN})
-"""SLO and alert windows, written in whole units (agent_sre.slo.windows)."""
-_DURATION_PATTERNS = _WINDOW_PATTERNS | {DURATION_PATTERN}
+_DROPPED = frozenset({"title", "default", "$defs", "deprecated", "allOf", "oneOf", "not"})
+"""Not carried over: titles and defaults (the daemon applies its own defaults, so a resource
+holds what its author wrote), and the junctors a structural schema restricts (the operator
+checks what they say with the daemon's validation)."""
 _NUMERIC_TYPES = frozenset({"number", "integer"})
+DURATION_TEXT = "A duration: seconds, or text such as 500ms, 8s, 1h30m, 28d."
 CHART_CRDS = Path(__file__).resolve().parents[2] / "deployments" / "helm" / "agent-sre" / "crds"
 
 
@@ -80,11 +79,7 @@ def _union(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out = structural({**branches[0], **extra}, defs)
     elif _is_duration(branches):
         out = {**extra, "x-kubernetes-int-or-string": True}
-        if not any(b.get("pattern") in _WINDOW_PATTERNS for b in branches):  # they say theirs
-            out["description"] = _join(
-                extra.get("description"),
-                "A duration: seconds, or text such as 500ms, 8s, 1h30m, 28d.",
-            )
+        out["description"] = extra.get("description") or DURATION_TEXT
     else:
         out = {**extra, "x-kubernetes-preserve-unknown-fields": True}
     if nullable:
@@ -93,9 +88,14 @@ def _union(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_duration(branches: list[dict[str, Any]]) -> bool:
-    types = {b.get("type") for b in branches}
-    return types <= _NUMERIC_TYPES | {"string"} and any(
-        b.get("pattern") in _DURATION_PATTERNS for b in branches
+    """A number of seconds or a text with a pattern: the shape of every duration."""
+    types = [b.get("type") for b in branches]
+    strings = [b for b in branches if b.get("type") == "string"]
+    return (
+        set(types) <= _NUMERIC_TYPES | {"string"}
+        and len(strings) == 1
+        and "pattern" in strings[0]
+        and any(t in _NUMERIC_TYPES for t in types)
     )
 
 

@@ -109,15 +109,151 @@ def render(
         parse_config_file(base_text, SOURCE, environ)
     except ConfigError as exc:
         raise BaseConfigError(str(exc)) from None
-    base = yaml.safe_load(base_text)
+    base: dict[str, Any] = yaml.safe_load(base_text)
     running = _entries(running_text)
-    doc: dict[str, Any] = copy.deepcopy(base)
-    verdicts: dict[tuple[str, str, str], Verdict] = {}
-    taken = {kind.kind: _names_in(doc, kind) for kind in KINDS}
     order = sorted(resources, key=lambda r: (KINDS.index(r.kind), r.namespace, r.name))
+    verdicts, candidates, taken = _prechecks(base, order, running)
+    # one load of everything; the entries it blames go, until it loads (a few passes)
+    accepted, blamed = _settle(base, candidates, environ)
+    if accepted is None:  # a problem no entry can be blamed for: one at a time
+        return _one_by_one(base, order, verdicts, candidates, running, environ)
+    for key, problems in blamed.items():
+        verdicts[key].problems.extend(problems)
+    chosen = {resource.key: entry for resource, entry in accepted}
+    keep = [
+        (r, running[r.kind.kind][r.name])
+        for r in order
+        if verdicts[r.key].problems
+        and r.name in running.get(r.kind.kind, {})
+        and not _owned_elsewhere(r, taken)
+    ]
+    if keep:
+        kept, _ = _settle(base, [*accepted, *keep], environ, removable={r.key for r, _ in keep})
+        for resource, entry in kept or accepted:
+            if resource.key not in chosen:
+                chosen[resource.key] = entry
+                verdicts[resource.key].kept = True
+    doc = copy.deepcopy(base)
     for resource in order:
-        verdict = Verdict()
-        verdicts[resource.key] = verdict
+        if resource.key in chosen:
+            _section(doc, resource.kind).append(chosen[resource.key])
+    text = HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+    try:
+        parse_config_file(text, SOURCE, environ)
+    except ConfigError:  # the order mattered after all: the careful way
+        return _one_by_one(base, order, {r.key: Verdict() for r in order}, None, running, environ)
+    return Rendering(text, verdicts)
+
+
+def _owned_elsewhere(resource: Resource, taken: dict[str, dict[str, str]]) -> bool:
+    return taken[resource.kind.kind].get(resource.name) != resource.ref
+
+
+_ENTRY = re.compile(r"^(?P<section>[a-z_]+(?:\.[a-z_]+)?)\[(?P<index>\d+)\]")
+
+
+def _settle(
+    base: dict[str, Any],
+    candidates: list[tuple[Resource, dict[str, Any]]],
+    env: Mapping[str, str],
+    removable: set[tuple[str, str, str]] | None = None,
+) -> tuple[list[tuple[Resource, dict[str, Any]]] | None, dict[tuple[str, str, str], list[str]]]:
+    """Loads ``base`` with every candidate; drops the candidates the loader blames and
+    loads again, until it loads. Returns what stays and each dropped one's problems; None
+    when a problem cannot be blamed on a (removable) candidate."""
+    pending = list(candidates)
+    blamed: dict[tuple[str, str, str], list[str]] = {}
+    while True:
+        doc = copy.deepcopy(base)
+        at: dict[tuple[str, int], Resource] = {}
+        for resource, entry in pending:
+            entries = _section(doc, resource.kind)
+            at[(resource.kind.section_path, len(entries))] = resource
+            entries.append(copy.deepcopy(entry))
+        try:
+            parse_config_file(yaml.safe_dump(doc, sort_keys=False), SOURCE, env)
+        except ConfigError as exc:
+            found: dict[tuple[str, str, str], list[str]] = {}
+            for problem in exc.problems:
+                culprit, index = _blame(problem, at)
+                if culprit is None or (removable is not None and culprit.key not in removable):
+                    return None, blamed
+                found.setdefault(culprit.key, []).append(
+                    _in_resource_terms(problem, culprit.kind, index)
+                )
+            blamed.update(found)
+            pending = [c for c in pending if c[0].key not in found]
+            continue
+        return pending, blamed
+
+
+def _blame(problem: str, at: dict[tuple[str, int], Resource]) -> tuple[Resource | None, int]:
+    match = _PROBLEM.match(problem)
+    entry = _ENTRY.match(match["field"]) if match else None
+    if entry is None:
+        return None, -1
+    index = int(entry["index"])
+    return at.get((entry["section"], index)), index
+
+
+def _one_by_one(
+    base: dict[str, Any],
+    order: list[Resource],
+    verdicts: dict[tuple[str, str, str], Verdict],
+    candidates: list[tuple[Resource, dict[str, Any]]] | None,
+    running: dict[str, dict[str, dict[str, Any]]],
+    env: Mapping[str, str],
+) -> Rendering:
+    """Each resource judged with those accepted before it: one load per resource (slow with
+    hundreds, but it needs no problem to name its entry)."""
+    if candidates is None:  # judge the prechecks again
+        return _sequential(base, order, running, env)
+    doc = copy.deepcopy(base)
+    chosen = {r.key: e for r, e in candidates}
+    for resource in order:
+        verdict = verdicts[resource.key]
+        entry = chosen.get(resource.key)
+        if entry is not None:
+            verdict.problems.extend(_judge(doc, resource.kind, entry, env))
+            if not verdict.problems:
+                _section(doc, resource.kind).append(entry)
+                continue
+        previous = running.get(resource.kind.kind, {}).get(resource.name)
+        if (
+            previous is not None
+            and verdict.problems
+            and not _judge(doc, resource.kind, previous, env)
+        ):
+            _section(doc, resource.kind).append(previous)
+            verdict.kept = True
+    text = HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+    return Rendering(text, verdicts)
+
+
+def _sequential(
+    base: dict[str, Any],
+    order: list[Resource],
+    running: dict[str, dict[str, dict[str, Any]]],
+    env: Mapping[str, str],
+) -> Rendering:
+    verdicts, candidates, _ = _prechecks(base, order, running)
+    return _one_by_one(base, order, verdicts, candidates, running, env)
+
+
+def _prechecks(
+    base: dict[str, Any], order: list[Resource], running: dict[str, dict[str, dict[str, Any]]]
+) -> tuple[
+    dict[tuple[str, str, str], Verdict],
+    list[tuple[Resource, dict[str, Any]]],
+    dict[str, dict[str, str]],
+]:
+    """What is judged before the daemon's loader: names taken, ``${...}``, a lowered target.
+    Returns the verdicts so far, the entries left to load, and who owns each name."""
+    verdicts = {r.key: Verdict() for r in order}
+    taken = {kind.kind: _names_in(base, kind) for kind in KINDS}
+    candidates: list[tuple[Resource, dict[str, Any]]] = []
+    for resource in order:
+        verdict = verdicts[resource.key]
         owner = taken[resource.kind.kind].get(resource.name)
         if owner is not None:
             verdict.problems.append(
@@ -126,20 +262,14 @@ def render(
             )
             continue
         taken[resource.kind.kind][resource.name] = resource.ref
-        verdict.problems.extend(_variables(resource.spec, "spec"))
         entry = {"name": resource.name, **resource.spec}
-        if not verdict.problems:
-            verdict.problems.extend(_judge(doc, resource.kind, entry, environ))
+        verdict.problems.extend(_variables(resource.spec, "spec"))
         previous = running.get(resource.kind.kind, {}).get(resource.name)
         if not verdict.problems and resource.kind is SLO and previous is not None:
             verdict.problems.extend(_lowered(previous, entry))
         if not verdict.problems:
-            _section(doc, resource.kind).append(entry)
-        elif previous is not None and not _judge(doc, resource.kind, previous, environ):
-            _section(doc, resource.kind).append(previous)
-            verdict.kept = True
-    text = HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
-    return Rendering(text, verdicts)
+            candidates.append((resource, entry))
+    return verdicts, candidates, taken
 
 
 def _judge(

@@ -30,6 +30,7 @@ REGISTRY: dict[str, str] = {
     "rate_limit_buckets": "cost guard: a token bucket per rate limit and agent",
     "budget_signals": "cost guard: thresholds already signalled per budget subject",
     "anomaly": "cost guard: spend series per agent (anomaly detection)",
+    "refusal_digest": "cost guard: budget_refused signals digested per agent and rule",
     "proxy_agents": "proxy: agents seen (GET /v1/agents)",
     "redis_catch_up": "redis ledger: spend owed to Redis while it is down (beyond: not pushed)",
     "circuits": "circuit breakers: a circuit per breaker and route, tool or agent",

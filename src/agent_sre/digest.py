@@ -4,7 +4,10 @@ session refused)."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from agent_sre.bounded import OnEvict
 
 K = TypeVar("K")
 
@@ -20,9 +23,18 @@ class EventDigest(Generic[K]):
             (then the oldest).
     """
 
-    def __init__(self, interval: float, max_tracked: int = 10_000) -> None:
+    def __init__(
+        self,
+        interval: float,
+        max_tracked: int = 10_000,
+        name: str = "",
+        on_evict: OnEvict | None = None,
+    ) -> None:
         self._interval = interval
         self._max = max_tracked
+        self._name = name
+        """The name its dropped keys are counted under (``agent_sre.bounded.REGISTRY``)."""
+        self._on_evict = on_evict
         self._last: dict[K, tuple[float, int]] = {}
         """key -> (time of the last report, events counted since)."""
 
@@ -44,8 +56,13 @@ class EventDigest(Generic[K]):
         return len(self._last)
 
     def _forget_quiet(self, now: float) -> None:
-        self._last = {
-            key: seen for key, seen in self._last.items() if now - seen[0] < self._interval
-        }
+        kept = {key: seen for key, seen in self._last.items() if now - seen[0] < self._interval}
+        dropped = [key for key in self._last if key not in kept]
+        self._last = kept
         while len(self._last) >= self._max:  # all recent: drop the oldest
-            del self._last[min(self._last, key=lambda key: self._last[key][0])]
+            oldest = min(self._last, key=lambda key: self._last[key][0])
+            del self._last[oldest]
+            dropped.append(oldest)
+        if self._on_evict is not None:
+            for key in dropped:
+                self._on_evict(self._name, key)

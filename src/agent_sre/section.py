@@ -16,10 +16,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
-from agent_sre.units import DURATION_PATTERN, parse_duration, parse_endpoint
+from agent_sre.numbers import MAX_DURATION, checked_tree
+from agent_sre.units import DURATION_PATTERN, MAX_DURATION_TEXT, parse_duration, parse_endpoint
 
 if TYPE_CHECKING:
     from pydantic import GetJsonSchemaHandler
@@ -28,8 +30,8 @@ if TYPE_CHECKING:
 
 DURATION_JSON_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": DURATION_PATTERN},
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
+        {"type": "string", "pattern": DURATION_PATTERN, "maxLength": MAX_DURATION_TEXT},
     ]
 }
 """Exactly what :func:`~agent_sre.units.parse_duration` accepts (the pattern is shared)."""
@@ -56,9 +58,17 @@ class Section(BaseModel):
     accepts it as deprecated, and giving both names is an error.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     renamed_keys: ClassVar[Mapping[str, str]] = {}
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _numbers_gate(cls, value: Any) -> Any:
+        """The numbers gate (:mod:`agent_sre.numbers`) on every number of every field of every
+        section, in containers too: a new field cannot skip it."""
+        checked_tree(value)
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -102,6 +102,17 @@ def drive_budget_signals(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple
     return len(cost_guard._fired), IDS
 
 
+def drive_refusal_digest(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    from agent_sre.cost.guard import Denial
+    from agent_sre.cost.refusals import RefusalDigest
+
+    digest = RefusalDigest(max_tracked=CAP, on_evict=heard)
+    denial = Denial("budget_exceeded", "over", budget="per-agent", rule="per-agent")
+    signals = [digest.refused(agent, denial, float(index)) for index, agent in enumerate(ids())]
+    assert all(signal is not None for signal in signals)  # each agent's first refusal signals
+    return len(digest), IDS
+
+
 def drive_anomaly(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     from agent_sre.cost import anomaly
 
@@ -321,6 +332,7 @@ DRIVERS: dict[str, Callable[[Heard, pytest.MonkeyPatch], tuple[int, int]]] = {
     "pacing": drive_pacing,
     "rate_limit_buckets": drive_rate_limits,
     "budget_signals": drive_budget_signals,
+    "refusal_digest": drive_refusal_digest,
     "anomaly": drive_anomaly,
     "proxy_agents": drive_proxy_agents,
     "redis_catch_up": drive_redis_catch_up,

@@ -74,6 +74,11 @@ def admin(daemon: DaemonProcess, method: str, path: str, body: Any = None) -> An
         return json.load(response)
 
 
+def session_key(session: dict[str, Any]) -> str:
+    """The header value that binds a call to ``session`` (its secret key, not its id)."""
+    return str(session["header"]).split(": ", 1)[1]
+
+
 def circuits(daemon: DaemonProcess) -> dict[str, str]:
     rows = admin(daemon, "GET", "/v1/circuits")["circuits"]
     return {row["target"]: row["state"] for row in rows}
@@ -169,7 +174,7 @@ def test_replayed_500s_never_open_the_route_for_the_others(
     for _ in range(2):
         session = admin(daemon, "POST", "/v1/replay/sessions", {"trace_id": trace_id})
         for _ in range(4):
-            answer = chat(daemon, "agent-a", {REPLAY_HEADER: session["id"]})
+            answer = chat(daemon, "agent-a", {REPLAY_HEADER: session_key(session)})
             assert answer.status_code == 500  # the recorded answer
     assert provider.calls == reached  # replayed: nothing reached the upstream
     # agent b's call goes to the (healthy) upstream
@@ -244,7 +249,7 @@ def test_a_replayed_call_sends_no_shadow_copy_to_any_provider(
     wait_for(lambda: candidate.calls == 1, "the live call's shadow copy")
     # ...a replayed one is not, and the replay header never reaches anyone
     session = admin(daemon, "POST", "/v1/replay/sessions", {"trace_id": trace_id})
-    assert chat(daemon, "agent-a", {REPLAY_HEADER: session["id"]}).is_success
+    assert chat(daemon, "agent-a", {REPLAY_HEADER: session_key(session)}).is_success
     assert chat(daemon, "agent-c").is_success
     wait_for(lambda: candidate.calls == 2, "the second live call's shadow copy")
     time.sleep(0.3)

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
-from tests.integration.conftest import make_daemon, upstream  # noqa: F401 (fixtures)
 from tests.support.stand_in import ThreadedProvider
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ def a_recorded_run(daemon: DaemonProcess) -> str:
 
 
 def test_captured_bodies_and_sessions_need_the_token_even_on_loopback(
-    make_daemon: Callable[..., DaemonProcess],  # noqa: F811
+    make_daemon: Callable[..., DaemonProcess],
     fake: FakeProvider,
 ) -> None:
     daemon = make_daemon(config(fake.url)).start()
@@ -128,7 +127,7 @@ def test_captured_bodies_and_sessions_need_the_token_even_on_loopback(
 
 
 def test_with_no_token_configured_captured_bodies_cannot_be_read(
-    make_daemon: Callable[..., DaemonProcess],  # noqa: F811
+    make_daemon: Callable[..., DaemonProcess],
     fake: FakeProvider,
 ) -> None:
     daemon = make_daemon(config(fake.url, token="")).start()
@@ -140,7 +139,7 @@ def test_with_no_token_configured_captured_bodies_cannot_be_read(
 
 
 def test_a_session_refusal_signal_names_no_header_value_and_no_body(
-    make_daemon: Callable[..., DaemonProcess],  # noqa: F811
+    make_daemon: Callable[..., DaemonProcess],
     fake: FakeProvider,
 ) -> None:
     daemon = make_daemon(config(fake.url)).start()
@@ -167,7 +166,7 @@ def test_a_session_refusal_signal_names_no_header_value_and_no_body(
 
 
 def test_control_headers_never_reach_a_provider_nor_a_shadow_mirror(
-    make_daemon: Callable[..., DaemonProcess],  # noqa: F811
+    make_daemon: Callable[..., DaemonProcess],
     fake: FakeProvider,
 ) -> None:
     daemon = make_daemon(config(fake.url)).start()
@@ -210,7 +209,7 @@ def test_control_headers_never_reach_a_provider_nor_a_shadow_mirror(
 
 
 def test_the_cli_sends_the_token_on_reads(
-    make_daemon: Callable[..., DaemonProcess],  # noqa: F811
+    make_daemon: Callable[..., DaemonProcess],
     fake: FakeProvider,
     tmp_path: Any,
 ) -> None:

@@ -31,7 +31,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, StatusCode
 
-from tests.integration.conftest import make_daemon, upstream  # noqa: F401 (fixtures)
 from tests.support.stand_in import ThreadedProvider
 
 if TYPE_CHECKING:
@@ -344,7 +343,7 @@ def stopped(daemon: DaemonProcess) -> dict[str, bytes]:
 
 
 def test_no_planted_credential_reaches_any_file_under_state_dir(
-    make_daemon: Callable[..., DaemonProcess],  # noqa: F811
+    make_daemon: Callable[..., DaemonProcess],
     fake: FakeProvider,
 ) -> None:
     PLANTED.clear()
@@ -365,7 +364,7 @@ def test_no_planted_credential_reaches_any_file_under_state_dir(
 
 
 def test_spans_the_daemon_made_are_queued_without_credentials(
-    make_daemon: Callable[..., DaemonProcess],  # noqa: F811
+    make_daemon: Callable[..., DaemonProcess],
     fake: FakeProvider,
 ) -> None:
     """The proxy's own spans wait in the durable queue (its upstream unreachable): no

@@ -104,12 +104,25 @@ CASES: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    "daemonset-operator": {
+        "operator": {"enabled": True},
+        "adminToken": {"existingSecret": "agent-sre-admin"},
+    },
+    "deployment-operator": {
+        "mode": "deployment",
+        "operator": {"enabled": True, "watchNamespaces": ["agent-sre", "team-a"]},
+        "adminToken": {"value": "not-a-real-token"},
+        "autoscaling": {"enabled": True},
+    },
 }
 
 
 def _pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    kinds = by_kind(docs)
-    workload = kinds.get("DaemonSet") or kinds["Deployment"]
+    workload = next(
+        d
+        for d in docs
+        if d["kind"] in ("DaemonSet", "Deployment") and d["metadata"]["name"] == "agent-sre"
+    )
     spec: dict[str, Any] = workload["spec"]["template"]["spec"]
     return spec
 
@@ -153,7 +166,9 @@ def test_every_object_is_valid_kubernetes(case: str) -> None:
             continue  # CRDs: no upstream schema; checked by the tests below
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
     workload = "Deployment" if CASES[case].get("mode") == "deployment" else "DaemonSet"
-    assert workload in kinds
+    workloads = [d for d in docs if d["kind"] in ("Deployment", "DaemonSet")]
+    daemons = [d for d in workloads if d["metadata"]["name"] == "agent-sre"]
+    assert [d["kind"] for d in daemons] == [workload]
     assert {"ConfigMap", "Service", "ServiceAccount", "NetworkPolicy", "ServiceMonitor"} <= kinds
     assert ("PodDisruptionBudget" in kinds) == (workload == "Deployment")
 
@@ -355,7 +370,7 @@ def test_bad_values_are_refused_by_the_schema(values: dict[str, Any], message: s
 
 
 WHOLE = {"config", "resources", "podSecurityContext", "securityContext", "livenessProbe",
-         "readinessProbe", "updateStrategy", "rollout"}  # fmt: skip
+         "nodeSelector", "readinessProbe", "updateStrategy", "rollout"}  # fmt: skip
 """Values documented as one object (one row each), like each ``ports.<name>``."""
 
 
@@ -390,3 +405,147 @@ def test_the_values_example_in_docs_renders_a_valid_config(tmp_path: Path) -> No
     config = _validate_config(daemon_config_text(docs), tmp_path, env)
     assert config["budgets"]["redis_url"] == "redis://127.0.0.1:6379/0"
     assert config["budgets"]["budgets"][0]["name"] == "per-agent-daily"
+
+
+def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("case", ["daemonset-operator", "deployment-operator"])
+def test_operator_mode_renders_the_operator_and_hands_it_the_config(case: str) -> None:
+    docs = documents(render(CASES[case]))
+    configmaps = [d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"]
+    assert configmaps == ["agent-sre-base"]  # the operator writes `agent-sre` itself
+    pod = _pod_spec(docs)
+    assert {"name": "config", "configMap": {"name": "agent-sre"}} in pod["volumes"]
+    assert "admin" in {p["name"] for p in _container(docs)["ports"]}
+    assert json.loads(daemon_config_text(docs))["admin"]["endpoint"] == "0.0.0.0:8791"
+
+    operator = _named(docs, "Deployment", "agent-sre-operator")
+    spec = operator["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["args"][:5] == [
+        "operator",
+        "--namespace=agent-sre",
+        "--configmap=agent-sre",
+        "--base-configmap=agent-sre-base",
+        "--selector=app.kubernetes.io/name=agent-sre,app.kubernetes.io/instance=agent-sre",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert "secretKeyRef" in env["AGENT_SRE_ADMIN_TOKEN"]["valueFrom"]
+    assert spec["serviceAccountName"] == "agent-sre-operator"
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+
+    # least privilege: the two ConfigMaps by name, pods listed, the resources and their status
+    role = _named(docs, "Role", "agent-sre-operator")
+    assert {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"],
+            "resourceNames": ["agent-sre", "agent-sre-base"]} in role["rules"]  # fmt: skip
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]} in role["rules"]
+    assert not any("secrets" in r["resources"] for d in docs if d["kind"].endswith("Role")
+                   for r in d["rules"])  # fmt: skip
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    namespaces = CASES[case]["operator"].get("watchNamespaces") or ["agent-sre"]
+    resources = {b["metadata"]["namespace"] for b in bindings if b["metadata"]["name"].endswith(
+        "-resources")}  # fmt: skip
+    assert resources == set(namespaces)
+    cluster_wide = {d["metadata"]["name"] for d in docs if d["kind"].startswith("Cluster")}
+    # nothing cluster-wide unless it watches beyond its namespace (kopf's scanning is off)
+    expected = set() if namespaces == ["agent-sre"] else {"agent-sre-operator-resources-elsewhere"}
+    assert cluster_wide == expected
+
+    # the admin port admits the operator's pod
+    policy = by_kind(docs)["NetworkPolicy"]
+    admin = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 8791]
+    assert admin[0]["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "agent-sre-operator",
+        "app.kubernetes.io/instance": "agent-sre",
+    }
+
+
+def test_operator_everywhere_uses_a_cluster_role() -> None:
+    docs = documents(render({"operator": {"enabled": True, "watchNamespaces": ["*"]},
+                             "adminToken": {"existingSecret": "s"}}))  # fmt: skip
+    operator = _named(docs, "Deployment", "agent-sre-operator")
+    assert "--all-namespaces" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert _named(docs, "ClusterRole", "agent-sre-operator-resources")
+    assert _named(docs, "ClusterRoleBinding", "agent-sre-operator-resources")
+
+
+def test_operator_without_an_admin_token_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match="operator.enabled needs an admin token"):
+        render({"operator": {"enabled": True}})
+
+
+def test_the_operator_renders_the_examples_into_the_charts_base(tmp_path: Path) -> None:
+    """The base ConfigMap of operator mode plus every example resource: the config the
+    daemons get loads in `agent-sre validate`."""
+    from agent_sre_operator.kinds import BY_KIND
+    from agent_sre_operator.render import Resource
+    from agent_sre_operator.render import render as render_config
+    from tests.deploy.chart import ROOT
+
+    base = daemon_config_text(documents(render(CASES["daemonset-operator"])))
+    examples = [
+        d for p in sorted((ROOT / "examples" / "operator").glob("*.yaml"))
+        for d in yaml.safe_load_all(p.read_text()) if d
+    ]  # fmt: skip
+    resources = [
+        Resource(BY_KIND[d["kind"]], "agent-sre", d["metadata"]["name"], d["spec"])
+        for d in examples
+    ]
+    out = render_config(base, resources)
+    assert all(v.valid for v in out.verdicts.values()), out.verdicts
+    config = _validate_config(out.text, tmp_path, {"PATH": "/usr/bin:/bin"})
+    assert {s["name"] for s in config["slos"]} == {"support-task-success", "llm-latency"}
+
+
+def test_deployment_mode_has_a_headless_service_and_an_hpa_option() -> None:
+    docs = documents(render({"mode": "deployment"}))
+    headless = _named(docs, "Service", "agent-sre-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert [p["name"] for p in headless["spec"]["ports"]] == ["otlp-grpc", "otlp-http", "proxy"]
+    assert "HorizontalPodAutoscaler" not in by_kind(docs)
+    assert _named(docs, "Deployment", "agent-sre")["spec"]["replicas"] == 2
+    scaled = documents(render({"mode": "deployment", "autoscaling": {"enabled": True}}))
+    hpa = by_kind(scaled)["HorizontalPodAutoscaler"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    assert "replicas" not in _named(scaled, "Deployment", "agent-sre")["spec"]
+    # a DaemonSet has neither
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents(render())}
+    assert ("Service", "agent-sre-headless") not in kinds
+    assert _pod_spec(documents(render()))["nodeSelector"] == {"kubernetes.io/os": "linux"}
+
+
+def test_the_chart_ships_the_generated_crds() -> None:
+    from agent_sre_operator.crds import render_crds
+
+    chart = helm.Chart.load(CHART_DIR)
+    shipped = {c["name"].removeprefix("crds/"): c["data"] for c in chart.crds}
+    assert set(shipped) == set(render_crds())
+
+
+def test_make_package_writes_a_chart_archive(tmp_path: Path) -> None:
+    import tarfile
+
+    from tests.deploy.chart import ROOT
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deployments" / "package_chart.py"), str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
+    archive = tmp_path / f"agent-sre-{version}.tgz"
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"agent-sre/Chart.yaml", "agent-sre/values.schema.json",
+            "agent-sre/templates/operator.yaml"} <= names  # fmt: skip
+    assert {f"agent-sre/crds/{p.name}" for p in (CHART_DIR / "crds").glob("*.yaml")} <= names
+
+
+def test_the_changelog_has_an_entry_for_this_chart_version() -> None:
+    version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
+    changelog = (CHART_DIR / "CHANGELOG.md").read_text()
+    assert f"\n## {version}\n" in changelog

@@ -88,6 +88,8 @@ def _structural_problems(node: dict[str, Any], where: str, in_junctor: bool = Fa
         yield from _structural_problems(node["items"], f"{where}[]")
     if isinstance(node.get("additionalProperties"), dict):
         yield from _structural_problems(node["additionalProperties"], f"{where}{{}}")
+    if "not" in node:
+        yield from _structural_problems(node["not"], f"{where}.not", True)
     for junctor in ("anyOf", "allOf", "oneOf"):
         for i, sub in enumerate(node.get(junctor, [])):
             yield from _structural_problems(sub, f"{where}.{junctor}[{i}]", True)

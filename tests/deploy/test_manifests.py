@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -32,11 +32,73 @@ def test_manifests_are_in_sync_with_the_chart(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["daemonset.yaml", "deployment.yaml"])
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+LEVELS = {"daemonset.yaml": "privileged", "deployment.yaml": "restricted",
+          "operator.yaml": "privileged"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(LEVELS))
 def test_manifests_are_valid_kubernetes(name: str) -> None:
     docs = [d for d in yaml.safe_load_all((MANIFESTS_DIR / name).read_text()) if d]
     assert docs[0]["kind"] == "Namespace"
     for doc in docs:
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
-        if doc["kind"] != "Namespace":
+        if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == docs[0]["metadata"]["name"]
+    labels = docs[0]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == LEVELS[name]
+
+
+def _restricted_problems(pod: dict[str, Any]) -> list[str]:
+    """The checks of Pod Security `restricted` that these pods could break."""
+    problems = []
+    context = pod.get("securityContext") or {}
+    if context.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append("pod seccompProfile")
+    for volume in pod.get("volumes") or []:
+        if "hostPath" in volume:
+            problems.append(f"hostPath volume {volume['name']}")
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        sc = container.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{container['name']}: allowPrivilegeEscalation")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"] or sc["capabilities"].get("add"):
+            problems.append(f"{container['name']}: capabilities")
+        if not (sc.get("runAsNonRoot") or context.get("runAsNonRoot")):
+            problems.append(f"{container['name']}: runAsNonRoot")
+        problems += [f"{container['name']}: hostPort {p['hostPort']}"
+                     for p in container.get("ports", []) if p.get("hostPort")]  # fmt: skip
+    return problems
+
+
+def test_the_levels_are_the_ones_the_pods_need() -> None:
+    """`restricted` holds for the Deployment and the operator; the DaemonSet's host ports
+    are why its Namespace is `privileged`."""
+    pods = {}
+    for name in LEVELS:
+        for doc in yaml.safe_load_all((MANIFESTS_DIR / name).read_text()):
+            if doc and doc["kind"] in ("Deployment", "DaemonSet"):
+                pods[(name, doc["metadata"]["name"])] = doc["spec"]["template"]["spec"]
+    assert _restricted_problems(pods[("deployment.yaml", "agent-sre")]) == []
+    assert _restricted_problems(pods[("operator.yaml", "agent-sre-operator")]) == []
+    daemonset = _restricted_problems(pods[("daemonset.yaml", "agent-sre")])
+    assert daemonset and all("hostPort" in p for p in daemonset), daemonset
+
+
+def test_the_kustomize_base_and_the_example_overlay_build() -> None:
+    import shutil
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    for directory in (MANIFESTS_DIR, ROOT / "deployments" / "kustomize" / "example"):
+        result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
+                                text=True, check=False)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+        for doc in docs:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
+        assert daemonset["metadata"]["labels"]["app.kubernetes.io/part-of"] == "agent-sre"
+    env = {e["name"] for e in daemonset["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {"AGENT_SRE_UPSTREAM", "AGENT_SRE_ADMIN_TOKEN"} <= env

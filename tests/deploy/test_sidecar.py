@@ -156,3 +156,17 @@ def test_option_problems_and_patch_agree() -> None:
     assert option_problems(options)
     with pytest.raises(ValueError, match="name at least one container"):
         sidecar_patch(options)
+
+
+def test_the_sidecar_meets_pod_security_restricted() -> None:
+    """RuntimeDefault seccomp, every capability dropped, no root, no escalation: what the
+    `restricted` Pod Security level asks of a container."""
+    patch = json.loads(_sidecar(["--agent-container", "agent", "--format", "json"]))
+    pod = patch["spec"]["template"]["spec"]
+    sidecar = next(c for c in pod["containers"] if c["name"] == "agent-sre")
+    context = sidecar["securityContext"]
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["runAsNonRoot"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert all("hostPath" not in v for v in pod["volumes"])

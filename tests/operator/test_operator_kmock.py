@@ -20,7 +20,7 @@ from tests.support.kube import FakeCluster, Kubelet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
+    from pathlib import Path  # noqa: TC003
 
 pytest.importorskip("kmock")
 pytest.importorskip("kopf")
@@ -88,6 +88,7 @@ def slo_names(daemon: DaemonProcess) -> dict[str, float]:
 def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stand]:
     tmp = tmp_path_factory.mktemp("operator")
     custom = [(API_VERSION, k.plural, k.kind, True) for k in KINDS]
+    custom.append(("monitoring.coreos.com/v1", "prometheusrules", "PrometheusRule", True))
     with FakeCluster(custom) as cluster, Kubelet(cluster, NS, "agent-sre") as kubelet:
         base_text = yaml.safe_dump(BASE, sort_keys=False)
         cluster.create(
@@ -158,7 +159,7 @@ def stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stand]:
                 operator = subprocess.Popen(
                     [sys.executable, "-m", "agent_sre_daemon.cli", "operator",
                      "--namespace", NS, "--configmap", "agent-sre",
-                     "--base-configmap", "agent-sre-base", "--all-namespaces",
+                     "--base-configmap", "agent-sre-base", "--watch-namespace", NS,
                      "--selector", "app.kubernetes.io/name=agent-sre", "--interval", "1"],
                     env=env, stdout=out, stderr=subprocess.STDOUT,
                 )  # fmt: skip
@@ -374,3 +375,114 @@ def test_the_operator_waits_for_the_mounted_file_before_reloading(stand: Stand) 
         stand.kubelet.release()
     stand.wait(lambda: all("later" in slo_names(d) for d in stand.daemons))
     stand.wait(lambda: stand.condition("agentslos", "later", "Applied").get("status") == "True")
+
+
+def test_each_slo_gets_the_prometheus_rule_agent_sre_rules_writes(stand: Stand) -> None:
+    spec = {"target": 0.98, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "ruled", spec)
+    path = f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/prometheusrules/agentslo-ruled"
+    rule = stand.wait(lambda: stand.cluster.get(path))
+    owner = rule["metadata"]["ownerReferences"][0]
+    slo = stand.obj("agentslos", "ruled")
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "AgentSLO",
+        "ruled",
+        slo["metadata"]["uid"],
+    )
+    assert owner["controller"] is True
+
+    def cli_groups() -> list[Any]:
+        stand.wait(lambda: all("ruled" in slo_names(d) for d in stand.daemons))
+        result = subprocess.run(
+            [sys.executable, "-m", "agent_sre_daemon.cli", "rules", "prometheus", "--config",
+             str(stand.daemons[0].config_path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        groups = yaml.safe_load(result.stdout)["groups"]
+        ours = [g for g in groups if g["name"].startswith("agent-sre-slo-ruled-")]
+        assert ours
+        return ours
+
+    assert rule["spec"]["groups"] == cli_groups()
+    # a raised target reaches the rule
+    stand.cluster.patch_spec(cr_path("agentslos", "ruled"), {"target": 0.99})
+    stand.wait(lambda: "0.99" in json.dumps(stand.cluster.get(path)["spec"]))
+    assert stand.cluster.get(path)["spec"]["groups"] == cli_groups()
+
+
+def test_an_unreachable_daemon_leaves_resources_pending_and_says_which(stand: Stand) -> None:
+    spec = {"target": 0.9, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "probe-a", spec)
+    stand.wait(lambda: stand.condition("agentslos", "probe-a", "Applied").get("status") == "True")
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    stand.cluster.create(pods, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "agent-sre-gone", "labels": dict(SELECTOR)},
+        "spec": {"containers": [{"name": "agent-sre", "ports": [
+            {"name": "admin", "containerPort": 1}]}]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1"},
+    }, NS)  # fmt: skip
+    try:
+        applied = stand.wait(
+            lambda: (
+                stand.condition("agentslos", "probe-a", "Applied").get("reason") == "Pending"
+                and stand.condition("agentslos", "probe-a", "Applied")
+            )
+        )
+        assert applied["message"].startswith("2/3 daemons run it")
+        assert "agent-sre-gone: unreachable" in applied["message"]
+        assert stand.obj("agentslos", "probe-a")["status"]["applied"] == "2/3"
+        assert stand.operator.poll() is None
+    finally:
+        stand.cluster.delete(f"{pods}/agent-sre-gone")
+    stand.wait(lambda: stand.condition("agentslos", "probe-a", "Applied").get("status") == "True")
+
+
+def test_a_base_config_that_does_not_load_is_said_on_every_resource(stand: Stand) -> None:
+    spec = {"target": 0.9, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "probe-b", spec)
+    stand.wait(lambda: stand.condition("agentslos", "probe-b", "Applied").get("status") == "True")
+    path = f"/api/v1/namespaces/{NS}/configmaps/agent-sre-base"
+    good = stand.cluster.get(path)["data"]["agent-sre.yaml"]
+    before = stand.kubelet.text()
+    status, _ = stand.cluster.request(
+        "PATCH", path, {"data": {"agent-sre.yaml": good + "bogus: 1\n"}}
+    )
+    assert status == 200
+    try:
+        applied = stand.wait(
+            lambda: (
+                stand.condition("agentslos", "probe-b", "Applied").get("reason")
+                == "BaseConfigInvalid"
+                and stand.condition("agentslos", "probe-b", "Applied")
+            )
+        )
+        assert "bogus: unknown key" in applied["message"]
+        assert stand.kubelet.text() == before  # the daemons keep what they run
+        assert all("probe-b" in slo_names(d) for d in stand.daemons)
+        assert stand.operator.poll() is None
+    finally:
+        stand.cluster.request("PATCH", path, {"data": {"agent-sre.yaml": good}})
+    stand.wait(lambda: stand.condition("agentslos", "probe-b", "Applied").get("status") == "True")
+
+
+def test_a_deleted_slo_leaves_the_daemons(stand: Stand) -> None:
+    spec = {"target": 0.9, "window": "7d", "sli": {"kind": "llm_success"}}
+    stand.create("AgentSLO", "agentslos", "short-lived", spec)
+    stand.create("AgentSLO", "agentslos", "long-lived", spec)
+    stand.wait(lambda: all({"short-lived", "long-lived"} <= set(slo_names(d))
+                           for d in stand.daemons))  # fmt: skip
+    assert stand.cluster.delete(cr_path("agentslos", "short-lived")) == 200
+    stand.wait(lambda: all("short-lived" not in slo_names(d) for d in stand.daemons))
+    assert all("long-lived" in slo_names(d) for d in stand.daemons)
+
+
+def test_the_operator_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AGENT_SRE_ADMIN_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_sre_daemon.cli", "operator", "--namespace", NS],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "AGENT_SRE_ADMIN_TOKEN is empty" in result.stderr

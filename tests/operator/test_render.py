@@ -134,3 +134,67 @@ def test_a_deleted_resource_leaves_the_configuration() -> None:
 def test_a_base_config_that_does_not_load_is_an_error() -> None:
     with pytest.raises(BaseConfigError, match="slos"):
         render("slos: 3\n", [])
+
+
+def test_the_docs_examples_of_resources_are_valid() -> None:
+    """Every `# kubernetes` resource of ours in docs/operator.md renders valid."""
+    import re
+    from pathlib import Path
+
+    from agent_sre_operator.kinds import BY_KIND
+
+    text = (Path(__file__).parents[2] / "docs" / "operator.md").read_text()
+    docs = [
+        yaml.safe_load(block)
+        for block in re.findall(r"```yaml\n(# kubernetes\n.*?)```", text, re.S)
+    ]
+    ours = [d for d in docs if d and d.get("kind") in BY_KIND]
+    assert ours
+    resources = [
+        Resource(BY_KIND[d["kind"]], d["metadata"]["namespace"], d["metadata"]["name"], d["spec"])
+        for d in ours
+    ]
+    out = render(BASE, resources)
+    assert all(v.valid for v in out.verdicts.values()), out.verdicts
+
+
+def test_a_resource_naming_a_refused_one_is_refused_too() -> None:
+    """One load of everything, then again without what it blamed: a rollout whose analysis
+    names an SLO that was refused is refused in the second load."""
+    rollout = {"route": "openai", "candidate": "m2", "steps": [{"weight": 5, "pause": True}],
+               "analysis": {"slo": "broken"}}  # fmt: skip
+    out = render(
+        BASE,
+        [
+            res(SLO, "broken", {**GOOD_SLO, "window": "soon"}),
+            res(ROLLOUT, "uses-broken", rollout),
+            res(ROLLOUT, "fine", {**rollout, "analysis": {"slo": "base-slo"}}),
+        ],
+    )
+    assert not out.verdicts[("AgentSLO", "ns", "broken")].valid
+    problems = out.verdicts[("AgentRollout", "ns", "uses-broken")].problems
+    assert any("broken" in p for p in problems), problems
+    assert out.verdicts[("AgentRollout", "ns", "fine")].valid
+
+
+def test_the_fast_path_and_the_careful_path_agree() -> None:
+    from agent_sre_operator.render import _entries, _sequential
+
+    first = render(BASE, [res(SLO, "tasks", GOOD_SLO)])
+    mixed = [
+        res(SLO, "tasks", {**GOOD_SLO, "target": 0.5}),  # lowered: kept
+        res(SLO, "bad", {**GOOD_SLO, "colour": 1}),
+        res(SLO, "good", GOOD_SLO),
+        res(BUDGET, "b", {"scope": "agent", "limit_usd": 5}),
+        res(
+            EXPERIMENT,
+            "e",
+            {"faults": [{"type": "error"}], "steady_state": {"slos_healthy": ["bad"]}},
+        ),  # fmt: skip
+    ]
+    fast = render(BASE, mixed, first.text)
+    order = sorted(mixed, key=lambda r: (["AgentSLO", "AgentBudget", "AgentChaosExperiment",
+                                          "AgentRollout"].index(r.kind.kind), r.name))  # fmt: skip
+    careful = _sequential(yaml.safe_load(BASE), order, _entries(first.text), {})
+    assert fast.verdicts == careful.verdicts
+    assert parse_config(fast.text, "f") == parse_config(careful.text, "c")

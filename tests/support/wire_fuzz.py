@@ -54,6 +54,7 @@ def main() -> None:
         ExportTraceServiceRequest,
     )
 
+    from agent_sre.numbers import MAX_MAGNITUDE
     from agent_sre.tracing import batch
     from agent_sre.tracing.view import AgentSpan
     from tests.support.wire import assert_same
@@ -98,7 +99,9 @@ def main() -> None:
         counts["examples"] += 1
         kinds = batch._KIND_TABLES
         try:
-            spans, _, _ = module.scan(body, keys, keys, kinds, AgentSpan)  # type: ignore[attr-defined]
+            spans, _, _ = module.scan(  # type: ignore[attr-defined]
+                body, keys, keys, kinds, AgentSpan, MAX_MAGNITUDE
+            )
             edits: list[object] = [
                 None if i % 3 == 0 else "TOOL_CALL" if i % 3 == 1 else False
                 for i in range(len(spans))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aiohttp import web
 
 from agent_sre_daemon.admin.access import is_private
+from agent_sre_daemon.admin.inputs import MAX_BODY_BYTES
 from agent_sre_daemon.component import Component, Prepared
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.http_site import start_site
@@ -62,7 +63,7 @@ class AdminServer(Component):
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._auth])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._auth])
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/reload", self._reload)
         app.router.add_routes(list(self.routes()))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from agent_sre.chaos.templates import TEMPLATES
+from agent_sre_daemon.admin.inputs import query_number
 from agent_sre_daemon.errors import admin_error
 
 if TYPE_CHECKING:
@@ -68,14 +69,7 @@ def admin_routes(runtime: ChaosRuntime) -> list[web.RouteDef]:
 
     async def runs(request: web.Request) -> web.Response:
         experiment = request.query.get("experiment", "")
-        try:
-            limit = int(request.query.get("limit", "100"))
-            if not 1 <= limit <= MAX_RUNS:
-                raise ValueError
-        except ValueError:
-            return admin_error(
-                400, "invalid_argument", f"limit must be a whole number from 1 to {MAX_RUNS}"
-            )
+        limit = query_number(request.query, "limit", 100, minimum=1, maximum=MAX_RUNS, integer=True)
         live = {run.id: run.to_dict() for run in runtime.live_runs()}
         stored = await runtime.store.runs(experiment, limit)
         merged = [live.pop(row["id"], row) for row in stored]

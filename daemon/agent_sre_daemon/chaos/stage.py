@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -25,8 +24,16 @@ from agent_sre.chaos.headers import (
     HeaderFaultError,
     parse_fault_header,
 )
-from agent_sre.chaos.targeting import CallFacts, applicable, chosen, matches, pick_fault
+from agent_sre.chaos.targeting import (
+    CallFacts,
+    applicable,
+    chosen,
+    matches,
+    may_match,
+    pick_fault,
+)
 from agent_sre.cost.usage import TokenUsage
+from agent_sre.gateway.plan import json_object
 from agent_sre.gateway.providers import PROVIDERS
 from agent_sre_daemon.errors import proxy_error
 
@@ -84,16 +91,24 @@ class ChaosStage:
         header = call.request.headers.get(FAULT_HEADER) if runtime.allow_header_faults else None
         if not runtime.experiments and header is None:
             return None
-        facts = _facts(call)
+        route, agent = call.route.name, call.identity.agent_id or ""
+        facts: CallFacts | None = None  # built only for a call some experiment may target
         matched = []
         for experiment in runtime.experiments.values():
             run = experiment.run
             if run is not None and run.injecting:
                 run.calls_seen += 1
-            if matches(experiment.spec.targets, facts):
+            targets = experiment.spec.targets
+            if not may_match(targets, route, agent):
+                continue
+            if facts is None:
+                facts = _facts(call)
+            if matches(targets, facts):
                 matched.append(experiment)
         if not matched and header is None:
             return None
+        if facts is None:
+            facts = _facts(call)
         state = CallChaos(matched)
         self._calls[id(call)] = state
         draw = runtime.draw
@@ -218,11 +233,8 @@ def _facts(call: Call) -> CallFacts:
     plan, who = call.plan, call.identity
     method = ""
     if plan.api == "mcp" and plan.body:
-        try:
-            data = json.loads(plan.body)
-            method = str(data.get("method", "")) if isinstance(data, dict) else ""
-        except ValueError:
-            method = ""
+        data = json_object(plan.body)
+        method = str(data.get("method", "")) if data is not None else ""
     return CallFacts(
         route=call.route.name,
         api=plan.api,

@@ -134,6 +134,9 @@ def sidecar_container(options: SidecarOptions) -> dict[str, Any]:
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
+            # Pod Security "restricted" asks for it; set on the container so the patch
+            # leaves the agent pod's own securityContext alone
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": mounts,
     }

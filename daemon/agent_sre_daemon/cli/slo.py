@@ -1,5 +1,6 @@
 """The SLO commands: ``slo list`` and ``slo show`` (read a running daemon's admin API),
-``slo check`` (a CI gate) and ``rules prometheus`` (rules for a fleet's Prometheus)."""
+``slo check`` (a CI gate), ``slo import`` and ``slo export`` (OpenSLO, Sloth, Pyrra) and
+``rules prometheus`` (rules for a fleet's Prometheus)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from agent_sre.config import Config, ConfigError, load_config
 from agent_sre.slo.compare import compare_slo_sets
+from agent_sre.slo.interchange import FORMATS, detect, export_documents, import_documents, written
 from agent_sre.slo.rules import generate_prometheus_rules, rules_yaml
-from agent_sre.slo.spec import slo_set_problems
+from agent_sre.slo.spec import SLOSpec, slo_set_problems
 from agent_sre_daemon.cli import exits, output
 from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option, show_get
 
@@ -47,6 +51,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("old", metavar="OLD", help="the SLOs before the change")
     check.add_argument("new", metavar="NEW", help="the SLOs after the change")
     check.set_defaults(func=cmd_slo_check)
+
+    imports = slo_commands.add_parser(
+        "import",
+        help="SLOs of OpenSLO v1, Sloth or Pyrra documents as this daemon's slos:",
+        description=(
+            "Reads OpenSLO v1 (SLO, SLI, AlertPolicy; multi-document), Sloth (prometheus/v1, "
+            "PrometheusServiceLevel) and Pyrra (ServiceLevelObjective) files and prints the "
+            "equivalent slos: section. What cannot be mapped is named per SLO on stderr, and "
+            "the exit is 1 unless --partial is given; nothing is guessed."
+        ),
+    )
+    imports.add_argument("files", metavar="FILE", nargs="+")
+    imports.add_argument("--output", "-o", help="write the slos: section here")
+    imports.add_argument(
+        "--partial", action="store_true", help="exit 0 with the SLOs that mapped, the rest named"
+    )
+    imports.set_defaults(func=cmd_slo_import)
+    export = slo_commands.add_parser(
+        "export",
+        help="this daemon's SLOs as OpenSLO, Sloth or Pyrra documents",
+        description=(
+            "Writes the configured SLOs with their SLIs as PromQL over "
+            "agent_sre_slo_events_total (the series `rules prometheus` sums); "
+            "`slo import` reads the result back to the same SLOs."
+        ),
+    )
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument(
+        "--config", help="configuration file (default: $AGENT_SRE_CONFIG or embedded)"
+    )
+    export.add_argument("--output", "-o", help="write the documents here instead of stdout")
+    export.set_defaults(func=cmd_slo_export)
 
     rules = sub.add_parser("rules", help="generate rules for other systems")
     rules.set_defaults(func=_usage(rules))
@@ -84,17 +120,88 @@ def _load(path: str | None) -> Config | None:
     return config
 
 
+def _load_slos(path: str) -> list[SLOSpec] | None:
+    """The SLOs of a configuration file, or of OpenSLO, Sloth or Pyrra documents (every
+    one of which must map)."""
+    docs = _documents(path)
+    if docs is None:
+        return None
+    if not any(detect(doc) for doc in docs):
+        config = _load(path)
+        return None if config is None else list(config.slos)
+    imported = import_documents(docs, path)
+    for problem in imported.problems:
+        print(problem, file=sys.stderr)
+    problems = slo_set_problems(imported.slos)
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    return None if imported.problems or problems else imported.slos
+
+
+def _documents(path: str) -> list[Any] | None:
+    try:
+        text = Path(path).read_text("utf-8")
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+    except yaml.YAMLError as exc:
+        print(f"{path}: not YAML: {exc}", file=sys.stderr)
+    return None
+
+
 def cmd_slo_check(args: argparse.Namespace) -> int:
-    old, new = _load(args.old), _load(args.new)
+    old, new = _load_slos(args.old), _load_slos(args.new)
     if old is None or new is None:
         return exits.USAGE
-    problems = compare_slo_sets(old.slos, new.slos)
+    problems = compare_slo_sets(old, new)
     for problem in problems:
         print(problem)
     if problems:
         return exits.FAILURE
-    print(f"ok: {len(old.slos)} SLOs before, {len(new.slos)} after; no target lowered")
+    print(f"ok: {len(old)} SLOs before, {len(new)} after; no target lowered")
     return exits.OK
+
+
+def cmd_slo_import(args: argparse.Namespace) -> int:
+    found: list[SLOSpec] = []
+    problems: list[str] = []
+    for path in args.files:
+        docs = _documents(path)
+        if docs is None:
+            return exits.USAGE
+        imported = import_documents(docs, path)
+        found += imported.slos
+        problems += imported.problems
+    problems += slo_set_problems(found)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    text = yaml.safe_dump({"slos": [written(spec) for spec in found]}, sort_keys=False)
+    if not _write(args.output, text):
+        return exits.USAGE
+    if problems and not args.partial:
+        return exits.FAILURE
+    return exits.OK
+
+
+def cmd_slo_export(args: argparse.Namespace) -> int:
+    config = _load(args.config or os.environ.get("AGENT_SRE_CONFIG") or None)
+    if config is None:
+        return exits.USAGE
+    docs = export_documents(config.slos, args.format)
+    text = yaml.safe_dump_all(docs, sort_keys=False) if docs else ""
+    return exits.OK if _write(args.output, text) else exits.USAGE
+
+
+def _write(path: str | None, text: str) -> bool:
+    if not path:
+        sys.stdout.write(text)
+        return True
+    try:
+        Path(path).write_text(text, "utf-8")
+    except OSError as exc:
+        print(f"{path}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_rules_prometheus(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from agent_sre.delivery.rollout import PROMOTED, RolloutConflictError
 from agent_sre.delivery.spec import RolloutSpec
+from agent_sre_daemon.admin.inputs import json_body
 from agent_sre_daemon.errors import admin_error
 
 if TYPE_CHECKING:
@@ -55,10 +56,7 @@ def admin_routes(runtime: DeliveryRuntime) -> list[web.RouteDef]:
         return web.json_response(rollout.to_dict())
 
     async def declare(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            return admin_error(400, "invalid_argument", "the body must be a rollout as JSON")
+        body = await json_body(request)
         try:
             spec = RolloutSpec.model_validate(body)
         except ValidationError as exc:

@@ -15,6 +15,7 @@ from agent_sre.delivery.analysis import Observation
 from agent_sre.delivery.assign import BASELINE, CANDIDATE
 from agent_sre.delivery.rollout import PROMOTED
 from agent_sre.gateway.outcome import DecidedBy
+from agent_sre.gateway.plan import json_object
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -122,9 +123,8 @@ def observation(call: Call, latency: float) -> Observation:
 
 def _candidate_body(body: bytes, model: str) -> bytes | None:
     """``body`` with its ``model`` replaced, or None when it has none."""
-    try:
-        data = json.loads(body)
-    except ValueError:
+    data = json_object(body)
+    if data is None:
         return None
     if not isinstance(data, dict) or "model" not in data:
         return None

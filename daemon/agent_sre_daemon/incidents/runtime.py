@@ -16,6 +16,7 @@ from agent_sre.incidents.model import IncidentState
 from agent_sre.incidents.postmortem import postmortem
 from agent_sre.incidents.rules import RuleBook
 from agent_sre.signals import Severity, Signal, SignalState
+from agent_sre_daemon.admin.inputs import json_body
 from agent_sre_daemon.component import (
     ACTION_CALLER,
     ActionCaller,
@@ -380,13 +381,9 @@ class IncidentsRuntime(Component):
         if isinstance(found, web.Response):
             return found
         who = "operator"
-        if request.can_read_body:
-            try:
-                body = await request.json()
-            except ValueError:
-                return admin_error(400, "invalid_argument", "the body must be JSON")
-            if isinstance(body, dict) and isinstance(body.get("by"), str) and body["by"]:
-                who = body["by"][:100]
+        body = await json_body(request, required=False)
+        if isinstance(body, dict) and isinstance(body.get("by"), str) and body["by"]:
+            who = body["by"][:100]
         if what == "ack" and found.state is IncidentState.RESOLVED:
             return admin_error(409, "incident_resolved", f"incident {found.id} is resolved")
         now = self.clock.time()

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_sre.cost.ratelimit import TokenBucket
-from agent_sre.incidents.throttles import DEFAULT_FOR, DEFAULT_RPM, PutBy
+from agent_sre.incidents.throttles import MAX_RPM, MIN_RPM, PutBy, ThrottleRequest
+from agent_sre.numbers import MAX_DURATION, NumberError, checked_number, number_from_text
 from agent_sre.signals import Severity, Signal, SignalState
-from agent_sre.units import parse_duration
 from agent_sre_daemon.component import ACTION_CALLER
 from agent_sre_daemon.errors import proxy_error
 from agent_sre_daemon.incidents.store import KeptThrottle
@@ -84,6 +84,18 @@ class Outcome:
     unsaved: str = ""
 
 
+def _sane(throttle: KeptThrottle, now: float) -> bool:
+    """The kept throttle's numbers are ones ``POST /v1/throttles`` would accept."""
+    try:
+        checked_number(throttle.requests_per_minute)
+        checked_number(throttle.until)
+    except NumberError:
+        return False
+    return (
+        MIN_RPM <= throttle.requests_per_minute <= MAX_RPM and throttle.until - now <= MAX_DURATION
+    )
+
+
 class ThrottleStage:
     name = "throttle"
     slot: StageSlot = "admission"
@@ -137,6 +149,11 @@ class ThrottleStage:
         restored = 0
         for throttle in kept:
             if throttle.until <= now or throttle.requests_per_minute <= 0:
+                continue
+            if not _sane(throttle, now):  # kept by a version before the numbers gate
+                log.warning("throttle of agent %s not restored: requests_per_minute %r, until "
+                            "%r are not numbers a throttle takes", throttle.agent_id,
+                            throttle.requests_per_minute, throttle.until)  # fmt: skip
                 continue
             rate = throttle.requests_per_minute / 60.0
             bucket = TokenBucket(rate=rate, capacity=1.0, level=0.0, updated=now)
@@ -269,15 +286,16 @@ class ThrottleStage:
         Raises:
             KeyError, ValueError: a parameter is missing or not a number / duration.
         """
-        agent = params["agent_id"]
-        rpm = float(params.get("requests_per_minute") or DEFAULT_RPM)
-        if rpm <= 0:
-            raise ValueError(f"requests_per_minute must be above 0, not {rpm:g}")
-        given = params.get("for") or DEFAULT_FOR
-        try:
-            lasting = float(given)
-        except ValueError:
-            lasting = parse_duration(given)
+        given: dict[str, Any] = {"agent_id": params["agent_id"]}
+        if params.get("requests_per_minute"):
+            given["requests_per_minute"] = number_from_text(str(params["requests_per_minute"]))
+        if params.get("for"):
+            try:
+                given["for"] = number_from_text(str(params["for"]))
+            except NumberError:
+                given["for"] = str(params["for"])
+        wanted = ThrottleRequest.from_json(given)  # the gate of POST /v1/throttles too
+        agent, rpm, lasting = wanted.agent_id, wanted.requests_per_minute, wanted.lasting
         outcome = await self.put(agent, rpm, lasting, _caller())
         done = f"agent {agent} throttled to {rpm:g} requests a minute for {lasting:g}s"
         if outcome.unsaved:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent_sre.incidents.throttles import MAX_BY, PutBy, ThrottleRequest, ThrottleRequestError
+from agent_sre_daemon.admin.inputs import json_body
 from agent_sre_daemon.errors import admin_error
 
 if TYPE_CHECKING:
@@ -27,10 +28,7 @@ def throttle_routes(stage: ThrottleStage, clock: Clock) -> list[web.RouteDef]:
         return web.json_response({"throttles": [t.to_dict(now) for t in stage.in_force(now)]})
 
     async def put(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            return admin_error(400, "invalid_argument", "body: must be JSON")
+        body = await json_body(request)
         try:
             wanted = ThrottleRequest.from_json(body)
         except ThrottleRequestError as exc:

@@ -7,12 +7,12 @@ protobuf's JSON mapping expects base64; ids are rewritten in place before parsin
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, JsonBodyError, read_json
 from agent_sre_daemon.errors import InvalidArgumentError
 
 M = TypeVar("M", bound=Message)
@@ -36,8 +36,8 @@ def parse_otlp_json(body: bytes, message_type: type[M]) -> M:
         InvalidArgumentError: naming the position or field that is wrong.
     """
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_json(body, max_depth=PROXY_MAX_DEPTH)
+    except JsonBodyError as exc:
         raise InvalidArgumentError(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidArgumentError("body must be a JSON object (an OTLP Export*ServiceRequest)")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent_sre.cost.guard import SOURCE
+from agent_sre_daemon.admin.inputs import json_body
 
 if TYPE_CHECKING:
     from agent_sre_daemon.clock import Clock
@@ -59,13 +60,9 @@ def admin_routes(gate: BudgetGate, bus: SignalBus, clock: Clock) -> list[web.Rou
     async def block(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent_id"]
         reason = "blocked by an operator"
-        if request.can_read_body:
-            try:
-                body = await request.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict) and isinstance(body.get("reason"), str):
-                reason = body["reason"]
+        body = await json_body(request, required=False)
+        if isinstance(body, dict) and isinstance(body.get("reason"), str):
+            reason = body["reason"]
         await gate.block(agent_id, reason)
         log.info("agent %s blocked by an operator from %s: %s", agent_id, request.remote, reason)
         return web.json_response({"agent_id": agent_id, "blocked": True, "reason": reason})

@@ -45,6 +45,13 @@ class ProxyMetrics:
             buckets=_ADDED_BUCKETS,
             registry=registry,
         )
+        self.sse_oversized = Counter(
+            "agent_sre_proxy_sse_oversized_events",
+            "Server-sent events longer than the stream tap reads (1 MiB), passed to the "
+            "client unread (their usage, if any, is unknown).",
+            ["route"],
+            registry=registry,
+        )
         self.ttft = Histogram(
             "agent_sre_proxy_time_to_first_token_seconds",
             "Time from request received to the first streamed chunk sent to the client.",

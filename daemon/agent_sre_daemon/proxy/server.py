@@ -148,7 +148,7 @@ class ProxyServer(Component):
                 AdmissionStage(self.gate, clock),
                 RoutingStage(),
                 SettleStage(self.gate, clock),
-                UpstreamStage(self._session, clock),
+                UpstreamStage(self._session, clock, self.metrics.sse_oversized),
                 *self.context.stages,  # gathered by the node from every component
             ]
         )
@@ -347,6 +347,8 @@ class ProxyServer(Component):
                 plan = await asyncio.to_thread(plan_call, route.config, request.method, rest, body)
             else:
                 plan = plan_call(route.config, request.method, rest, body)
+            if plan.refusal:
+                return proxy_error(api, "bad_request", plan.refusal)
             record = new_record(route.name, plan, request.method, int(self.clock.time() * 1e9))
             call = Call(request, route, rest, query, plan, started, record, body)
             assert self._chain is not None

@@ -13,6 +13,7 @@ trace's span tree stay open to loopback readers.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +24,7 @@ from agent_sre.replay.diff import diff_traces
 from agent_sre.replay.script import ReplayScript
 from agent_sre.replay.traces import KINDS, assemble, flatten, span_tree, to_otlp_json
 from agent_sre_daemon.admin.access import private_read
+from agent_sre_daemon.admin.inputs import json_body, query_number
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.replay.sessions import ReplaySession
 from agent_sre_daemon.replay.store import TraceQuery
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_LIMIT = 1000
+MAX_EPOCH_SECONDS = 9.2e9
+"""``since``/``until`` beyond this (the year 2261) would not fit the store's nanoseconds."""
 
 
 class BadQueryError(ValueError):
@@ -90,7 +94,7 @@ class ReplayAdmin:
         parts = await self._read(lambda store: store.batches(trace_id))
         if not parts:
             return _not_found(trace_id)
-        return web.json_response(to_otlp_json(assemble(parts, trace_id)))
+        return await _answer_off_loop(lambda: to_otlp_json(assemble(parts, trace_id)))
 
     async def _spans(self, request: web.Request) -> web.StreamResponse:
         trace_id, error = self._trace_id(request.match_info["trace_id"], "trace id")
@@ -103,8 +107,9 @@ class ReplayAdmin:
         summary, parts = await self._read(read)
         if summary is None or not parts:
             return _not_found(trace_id)
-        rows = flatten(span_tree(assemble(parts, trace_id)))
-        return web.json_response({"trace": summary, "spans": rows})
+        return await _answer_off_loop(
+            lambda: {"trace": summary, "spans": flatten(span_tree(assemble(parts, trace_id)))}
+        )
 
     @private_read
     async def _cassette(self, request: web.Request) -> web.StreamResponse:
@@ -123,7 +128,7 @@ class ReplayAdmin:
         cassette = await self._read(read)
         if cassette is None:
             return _not_found(trace_id)
-        return web.json_response(cassette.to_json())
+        return await _answer_off_loop(cassette.to_json)
 
     @private_read
     async def _diff(self, request: web.Request) -> web.StreamResponse:
@@ -141,20 +146,22 @@ class ReplayAdmin:
         for trace_id, parts in zip(ids, (a_parts, b_parts), strict=False):
             if not parts:
                 return _not_found(trace_id)
-        changes = diff_traces(
-            span_tree(assemble(a_parts, ids[0])),
-            span_tree(assemble(b_parts, ids[1])),
-            calls_a=a_calls,
-            calls_b=b_calls,
-        )
-        return web.json_response(
-            {
+
+        def diff() -> dict[str, Any]:
+            changes = diff_traces(
+                span_tree(assemble(a_parts, ids[0])),
+                span_tree(assemble(b_parts, ids[1])),
+                calls_a=a_calls,
+                calls_b=b_calls,
+            )
+            return {
                 "a": ids[0],
                 "b": ids[1],
                 "changes": [c.to_json() for c in changes],
                 "summary": [str(c) for c in changes],
             }
-        )
+
+        return await _answer_off_loop(diff)
 
     @private_read
     async def _sessions(self, request: web.Request) -> web.StreamResponse:
@@ -162,10 +169,7 @@ class ReplayAdmin:
         return web.json_response({"sessions": [s.to_json() for s in sessions]})
 
     async def _open(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return admin_error(400, "invalid_argument", "the body must be a JSON object")
+        body = await json_body(request)
         if not isinstance(body, dict):
             return admin_error(400, "invalid_argument", "the body must be a JSON object")
         unknown = set(body) - {"trace_id", "prefix", "timing", "passthrough"}
@@ -229,19 +233,24 @@ class ReplayAdmin:
         return value, self._off()
 
 
+async def _answer_off_loop(build: Callable[[], Any]) -> web.Response:
+    """The JSON answer ``build`` makes, built and serialised on a worker thread: assembling,
+    walking and diffing a trace of thousands of spans is pure work that would hold the event
+    loop (and ``/healthz``) for seconds."""
+
+    def run() -> bytes:
+        return json.dumps(build()).encode()
+
+    return web.Response(body=await asyncio.to_thread(run), content_type="application/json")
+
+
 def _not_found(trace_id: str) -> web.Response:
     return admin_error(404, "not_found", f"trace {trace_id} is not in the trace buffer")
 
 
 def _trace_query(query: Any) -> TraceQuery:
     def seconds(name: str) -> float | None:
-        text = query.get(name, "")
-        if not text:
-            return None
-        try:
-            return float(text)
-        except ValueError:
-            raise BadQueryError(f"{name}: {text!r} is not a time (epoch seconds)") from None
+        return query_number(query, name, None, minimum=0, maximum=MAX_EPOCH_SECONDS)
 
     status = query.get("status", "")
     if status not in ("", "error", "any"):
@@ -249,13 +258,7 @@ def _trace_query(query: Any) -> TraceQuery:
     kind = query.get("kind", "")
     if kind and kind not in KINDS:
         raise BadQueryError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
-    limit_text = query.get("limit", "100")
-    try:
-        limit = int(limit_text)
-    except ValueError:
-        raise BadQueryError(f"limit: {limit_text!r} is not a number") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadQueryError(f"limit: {limit} (1 to {MAX_LIMIT})")
+    limit = query_number(query, "limit", 100, minimum=1, maximum=MAX_LIMIT, integer=True)
     return TraceQuery(
         agent=query.get("agent", ""),
         since=seconds("since"),

@@ -13,6 +13,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
+
 OPENAI_ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("invalid_api_key", "Incorrect API key provided."),
@@ -101,7 +103,7 @@ def drift(body: bytes, path: str, rename_to: str) -> bytes:
     ``rename_to`` is empty); a body that is not JSON or lacks the field is returned as is.
     Numeric parts index lists (``content.0.text``)."""
     try:
-        data = json.loads(body)
+        data = read_json(body, max_depth=PROXY_MAX_DEPTH)
     except ValueError:
         return body
     parts = path.split(".")

@@ -55,6 +55,13 @@ def matches(target: TargetSpec, call: CallFacts) -> bool:
     )
 
 
+# hot path: per proxied call and running experiment
+def may_match(target: TargetSpec, route: str, agent_id: str) -> bool:
+    """False when the call's route or agent alone rules it out of :func:`matches` (checked
+    before the call's facts are built: most calls are nobody's target)."""
+    return _listed(target.routes, route) and _listed(target.agents, agent_id)
+
+
 def chosen(share: float, draw: Draw) -> bool:
     """One matching call falls in the experiment's share."""
     return share >= 1.0 or (share > 0.0 and draw() < share)

@@ -66,7 +66,7 @@ class CostGuard:
         self._limiter = RateLimiter(config.rate_limits, on_evict)
         self._pacer = SpendPacer(config.auto_throttle_tau, on_evict)
         self._anomaly = SpendAnomalyDetector(config.anomaly, on_evict)
-        self._refusals = RefusalDigest()
+        self._refusals = RefusalDigest(on_evict=on_evict)
         self._fired: BoundedMap[tuple[str, int, float], bool] = BoundedMap(
             "budget_signals", MAX_FIRED, idle_seconds=FIRED_IDLE_SECONDS, on_evict=on_evict
         )

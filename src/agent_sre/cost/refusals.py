@@ -10,6 +10,7 @@ from agent_sre.digest import EventDigest
 from agent_sre.signals import Severity, Signal
 
 if TYPE_CHECKING:
+    from agent_sre.bounded import OnEvict
     from agent_sre.cost.guard import Denial
 
 REFUSAL_INTERVAL = 60.0
@@ -21,8 +22,15 @@ class RefusalDigest:
     """Turns refusals into at most one signal per (agent, rule) per ``interval`` seconds
     (:class:`~agent_sre.digest.EventDigest`)."""
 
-    def __init__(self, interval: float = REFUSAL_INTERVAL, max_tracked: int = MAX_TRACKED):
-        self._digest: EventDigest[tuple[str, str]] = EventDigest(interval, max_tracked)
+    def __init__(
+        self,
+        interval: float = REFUSAL_INTERVAL,
+        max_tracked: int = MAX_TRACKED,
+        on_evict: OnEvict | None = None,
+    ):
+        self._digest: EventDigest[tuple[str, str]] = EventDigest(
+            interval, max_tracked, "refusal_digest", on_evict
+        )
 
     def refused(self, agent_id: str, denial: Denial, now: float) -> Signal | None:
         count = self._digest.due((agent_id, denial.rule), now)

@@ -41,13 +41,15 @@ class CheckSpec(Section):
     """
 
     metric: Metric
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, ge=0)
     max_relative_change: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_limit(self) -> CheckSpec:
         if self.threshold is None and self.max_relative_change is None:
             raise ValueError("give threshold, max_relative_change or both")
+        if self.metric == "success_ratio" and self.threshold is not None and self.threshold > 1:
+            raise ValueError("threshold: a success ratio is at most 1")
         return self
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, JsonTooDeepError, read_json
 
 if TYPE_CHECKING:
     from agent_sre.cost.usage import TokenUsage
@@ -35,6 +36,9 @@ class CallPlan:
     priced_as: str = ""
     """The model this call is priced at when its own has no price
     (``budgets.unpriced_models: {price_as: ...}``); empty otherwise."""
+    refusal: str = ""
+    """Why the proxy refuses the request's body itself (JSON nested deeper than the reader
+    takes: no upstream parser should be handed it); empty for every ordinary call."""
 
     @property
     def llm_call(self) -> bool:
@@ -75,6 +79,21 @@ def response_id_of(data: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def too_deep(body: bytes) -> str:
+    """Why ``body`` is refused for its nesting (``""`` when it is not JSON nested deeper
+    than :data:`~agent_sre.jsonbody.PROXY_MAX_DEPTH`). A body with fewer brackets than the
+    limit costs two counts, nothing more."""
+    if body.count(b"{") + body.count(b"[") <= PROXY_MAX_DEPTH:
+        return ""
+    try:
+        read_json(body, max_depth=PROXY_MAX_DEPTH, what="request body")
+    except JsonTooDeepError as exc:
+        return str(exc)
+    except ValueError:
+        return ""
+    return ""
+
+
 class UsageError(ValueError):
     """A usage figure the proxy will not book (the message says which and why)."""
 
@@ -83,8 +102,8 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     """``body`` as a JSON object, or None (not JSON, not an object, or nested too deeply
     for the parser)."""
     try:
-        data = json.loads(body) if body else None
-    except (ValueError, RecursionError):
+        data = read_json(body, max_depth=None) if body else None
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -124,8 +143,9 @@ def request_object(body: bytes) -> dict[str, Any] | None:
     (``{"model": "a", "model": "b"}``): parsers disagree on which one counts, so the
     proxy cannot know which model the upstream will run."""
     try:
-        data = json.loads(body, object_pairs_hook=_pairs) if body else None
-    except (ValueError, RecursionError):
+        # no depth walk: plan_call ran too_deep first, and planning reads the top levels
+        data = read_json(body, max_depth=None, object_pairs_hook=_pairs) if body else None
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 

@@ -12,12 +12,12 @@ searched from just before where the last search ended), and a partial event long
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
 from agent_sre.gateway.plan import ResponseFacts, UsageError
 from agent_sre.gateway.providers import PROVIDERS
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 
 if TYPE_CHECKING:
     from agent_sre.gateway.plan import CallPlan
@@ -102,8 +102,8 @@ class StreamTap:
         if raw == b"[DONE]":
             return event
         try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):
+            data = read_json(raw, max_depth=PROXY_MAX_DEPTH)
+        except ValueError:
             return event
         if not isinstance(data, dict):
             return event

@@ -3,16 +3,20 @@ field, and who put a throttle on (a rule of an incident, or an operator)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
+from agent_sre.numbers import NumberError, checked_number
 from agent_sre.units import parse_duration
 
 DEFAULT_RPM = 6.0
 """Requests a minute of a throttle that does not say (``throttle_agent`` and the API)."""
 DEFAULT_FOR = 600.0
 """How long a throttle that does not say holds, in seconds (10m)."""
+MIN_RPM = 0.001
+"""The slowest throttle: below it, ``Retry-After`` and the bucket's arithmetic lose meaning
+(block the agent instead)."""
+MAX_RPM = 1_000_000.0
 MAX_AGENT_ID = 256
 MAX_BY = 100
 FIELDS = ("agent_id", "requests_per_minute", "for", "by")
@@ -76,14 +80,25 @@ class ThrottleRequest:
         if len(agent) > MAX_AGENT_ID:
             raise ThrottleRequestError("agent_id", f"longer than {MAX_AGENT_ID} characters")
         rpm = body.get("requests_per_minute", DEFAULT_RPM)
-        if (
-            isinstance(rpm, bool)
-            or not isinstance(rpm, (int, float))
-            or not math.isfinite(rpm)
-            or rpm <= 0
-        ):
+        if isinstance(rpm, bool) or not isinstance(rpm, (int, float)):
             raise ThrottleRequestError(
                 "requests_per_minute", f"must be a number above 0, not {rpm!r}"
+            )
+        try:
+            checked_number(rpm)
+        except NumberError as exc:
+            raise ThrottleRequestError(
+                "requests_per_minute", f"must be a number above 0: {exc}"
+            ) from None
+        if rpm <= 0:
+            raise ThrottleRequestError(
+                "requests_per_minute", f"must be a number above 0, not {rpm!r}"
+            )
+        if not MIN_RPM <= rpm <= MAX_RPM:
+            raise ThrottleRequestError(
+                "requests_per_minute",
+                f"must be a number above 0, from {MIN_RPM:g} (a call in ~17 hours) to "
+                f"{MAX_RPM:g}, not {rpm!r}",
             )
         given = body.get("for", DEFAULT_FOR)
         if not isinstance(given, (str, int, float)):

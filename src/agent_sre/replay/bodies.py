@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 from agent_sre.replay.canonical import canonical_body
 
 if TYPE_CHECKING:
@@ -353,6 +354,6 @@ def _json(body: bytes) -> Any:
     if not body:
         return None
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return read_json(body, max_depth=PROXY_MAX_DEPTH)
+    except ValueError:
         return _MISSING

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
+
 _MISSING = object()
 
 
@@ -83,6 +85,6 @@ def _parse(body: bytes) -> Any:
     if not body:
         return None
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return read_json(body, max_depth=PROXY_MAX_DEPTH)
+    except ValueError:
         return _MISSING

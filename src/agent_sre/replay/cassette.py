@@ -8,9 +8,12 @@ captured.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, JsonBodyError, JsonTooDeepError, read_json
+from agent_sre.numbers import NumberError, checked_tree
 from agent_sre.replay.exchange import Exchange
 
 FORMAT = "agent-sre-cassette"
@@ -52,9 +55,9 @@ def loads(text: str | bytes, where: str = "cassette") -> Cassette:
         CassetteError: not JSON, not a cassette, a newer version, or a bad exchange.
     """
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise CassetteError(f"{where}: not JSON ({exc})") from None
+        data = read_json(text, max_depth=PROXY_MAX_DEPTH, what=where)
+    except JsonBodyError as exc:
+        raise CassetteError(str(exc)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CassetteError(f'{where}: not an agent-sre cassette (no "format": "{FORMAT}")')
     if data.get("version") != VERSION:
@@ -69,12 +72,34 @@ def loads(text: str | bytes, where: str = "cassette") -> Cassette:
         if not isinstance(item, dict):
             raise CassetteError(f"{where}: exchanges[{i}]: expected an object")
         try:
-            exchanges.append(Exchange.from_json(item, f"{where}: exchanges[{i}]"))
+            checked_tree(item)  # times and statuses through the numbers gate
+            exchange = Exchange.from_json(item, f"{where}: exchanges[{i}]")
+        except NumberError as exc:
+            raise CassetteError(f"{where}: exchanges[{i}]: {exc}") from None
         except ValueError as exc:
             raise CassetteError(str(exc)) from None
+        if not 100 <= exchange.status <= 599:
+            raise CassetteError(
+                f"{where}: exchanges[{i}].status: {exchange.status} is no HTTP status"
+            )
+        for part, body in (("request", exchange.request), ("answer", exchange.body)):
+            try:  # what the server will read of it: refused here, not when a call comes
+                read_json(body, max_depth=PROXY_MAX_DEPTH, what=f"{where}: exchanges[{i}].{part}")
+            except JsonTooDeepError as exc:
+                raise CassetteError(str(exc)) from None
+            except JsonBodyError:
+                pass  # not JSON: compared as bytes
+        exchanges.append(exchange)
     trace = data.get("trace")
     trace = trace if isinstance(trace, dict) else {}
     redaction = data.get("redaction", [])
     if not isinstance(redaction, list) or not all(isinstance(p, str) for p in redaction):
         raise CassetteError(f"{where}: redaction: expected a list of patterns")
+    for i, pattern in enumerate(redaction):
+        try:
+            re.compile(pattern.encode())
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise CassetteError(
+                f"{where}: redaction[{i}]: {pattern!r} is not a pattern ({exc})"
+            ) from None
     return Cassette(str(data.get("trace_id", "")), exchanges, trace, redaction)

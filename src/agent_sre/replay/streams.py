@@ -17,6 +17,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 from agent_sre.replay.redaction import MARK, TEXT_MARK, credential_name
 
 if TYPE_CHECKING:
@@ -167,8 +168,8 @@ def _payload(record: int, line: int, data: bytes, sse: bool) -> _Payload | None:
     value: Any
     if body[:1] in (b"{", b"["):
         try:
-            value = json.loads(body)
-        except (ValueError, RecursionError):
+            value = read_json(body, max_depth=PROXY_MAX_DEPTH)
+        except ValueError:
             value = _Text(body.decode("utf-8", "replace"))
     else:
         value = _Text(body.decode("utf-8", "replace"))

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from agent_sre.numbers import MAX_SPAN_NS, clamp_span_ns
 from agent_sre.replay.redaction import TEXT_MARK, credential_name
 from agent_sre.tracing import conventions as conv
 from agent_sre.tracing.conventions import AgentSpanKind
@@ -82,6 +83,8 @@ class TraceIndex:
         trace_id = view.trace_id
         start_ns = view.start_ns
         end_ns = view.end_ns
+        if end_ns > MAX_SPAN_NS or start_ns > MAX_SPAN_NS:  # the numbers gate of span times
+            start_ns, end_ns = clamp_span_ns(start_ns), clamp_span_ns(end_ns)
         attrs = view.attrs
         kind = view.kind
         summary = self.summaries.get(trace_id)
@@ -336,14 +339,11 @@ def span_tree(request: ExportTraceServiceRequest) -> list[SpanRow]:
 def flatten(roots: list[SpanRow]) -> list[dict[str, Any]]:
     """Rows for a table: each span with its depth, parents before children."""
     out: list[dict[str, Any]] = []
-
-    def visit(row: SpanRow, depth: int) -> None:
+    stack = [(root, 0) for root in reversed(roots)]  # no recursion: chains run deep
+    while stack:
+        row, depth = stack.pop()
         out.append(row.to_json(depth))
-        for child in row.children:
-            visit(child, depth + 1)
-
-    for root in roots:
-        visit(root, 0)
+        stack.extend((child, depth + 1) for child in reversed(row.children))
     return out
 
 

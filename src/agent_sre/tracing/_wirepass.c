@@ -18,7 +18,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -166,6 +165,7 @@ typedef struct {
 typedef struct {
     Slot *slots;
     size_t mask;
+    double max_magnitude; /* a double beyond it (or NaN) is ignored */
 } KeyTable;
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n) {
@@ -232,7 +232,8 @@ static int table_init(KeyTable *t, PyObject *span_keys, PyObject *resource_keys)
 /* The scalar of an AnyValue given as its (merged) occurrences in a KeyValue: a new
  * reference, Py_None (borrowed-style marker: not a usable scalar, returned with a new
  * reference too) or NULL on error. *ignored is set for a non-finite double. */
-static PyObject *any_value(const uint8_t *kv, size_t kv_len, int *ignored) {
+static PyObject *any_value(const uint8_t *kv, size_t kv_len, double max_magnitude,
+                           int *ignored) {
     const uint8_t *p = kv, *end = kv + kv_len;
     Field f, g;
     int r;
@@ -280,7 +281,7 @@ static PyObject *any_value(const uint8_t *kv, size_t kv_len, int *ignored) {
     case 4: {
         double d;
         memcpy(&d, &double_v, 8);
-        if (!isfinite(d)) {
+        if (!(d >= -max_magnitude && d <= max_magnitude)) { /* NaN fails both */
             *ignored = 1;
             Py_RETURN_NONE;
         }
@@ -307,6 +308,7 @@ static int kv_key(const uint8_t *kv, size_t kv_len, const uint8_t **key, size_t 
  * returns how many wanted values were ignored (non-finite), or -1 on error. */
 static int read_attrs(const uint8_t *msg, size_t msg_len, uint32_t number, const KeyTable *t,
                       int flag, PyObject *into) {
+    double max_magnitude = t->max_magnitude;
     const uint8_t *p = msg, *end = msg + msg_len;
     Field f;
     int r, ignored = 0;
@@ -322,7 +324,7 @@ static int read_attrs(const uint8_t *msg, size_t msg_len, uint32_t number, const
         const Slot *slot = table_find(t, key, key_len);
         if (slot == NULL || !(slot->flags & flag)) continue;
         int bad;
-        PyObject *value = any_value(f.data, f.len, &bad);
+        PyObject *value = any_value(f.data, f.len, max_magnitude, &bad);
         if (value == NULL) return -1;
         ignored += bad;
         if (value != Py_None && PyDict_SetItem(into, slot->obj, value) < 0) {
@@ -543,21 +545,23 @@ static int kinds_init(Kinds *k, PyObject *spec) {
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(body, span_keys, resource_keys, kinds, view_type) -> (spans, places, ignored)\n\n"
+"scan(body, span_keys, resource_keys, kinds, view_type, max_magnitude)\n"
+"-> (spans, places, ignored)\n\n"
 "One entry per span, in request order: a valid span's view, ``view_type(kind or None,\n"
 "explicit, name, trace_id, span_id, start_ns, end_ns, is_error, attrs)`` (None: only\n"
 "Python's case mapping can classify it), or for a span with malformed ids the tuple\n"
 "(trace_id, span_id, parent_span_id, name). ``places``: native int64 pairs, the offset and\n"
-"length of each valid span's bytes in ``body``. ``ignored``: wanted values ignored as not\n"
-"finite (each resource's count, and one per span that had any).");
+"length of each valid span's bytes in ``body``. ``ignored``: wanted double values ignored\n"
+"as NaN or beyond ``max_magnitude`` (each resource's count, one per span that had any).");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer body;
     PyObject *span_keys, *resource_keys, *kind_spec, *view_type;
-    if (!PyArg_ParseTuple(args, "y*O!O!OO", &body, &PyTuple_Type, &span_keys, &PyTuple_Type,
-                          &resource_keys, &kind_spec, &view_type))
+    double max_magnitude;
+    if (!PyArg_ParseTuple(args, "y*O!O!OOd", &body, &PyTuple_Type, &span_keys, &PyTuple_Type,
+                          &resource_keys, &kind_spec, &view_type, &max_magnitude))
         return NULL;
-    KeyTable table = {NULL, 0};
+    KeyTable table = {NULL, 0, max_magnitude};
     Kinds kinds;
     Out places = {NULL, 0, 0};
     PyObject *result = NULL;

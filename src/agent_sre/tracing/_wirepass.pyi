@@ -8,6 +8,7 @@ def scan(
     resource_keys: tuple[str, ...],
     kinds: tuple[object, ...],
     view_type: type[AgentSpan],
+    max_magnitude: float,
 ) -> tuple[list[AgentSpan | BadSpan], bytes, int]: ...
 def build(
     body: bytes,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
+from agent_sre.numbers import MAX_MAGNITUDE
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.tracing.enrich import add_string_attribute, enrich_resource
@@ -267,7 +268,7 @@ class TraceBatchProcessor:
         if _wirepass is None:
             raise RuntimeError("the native span pass is not built")
         spans, places, ignored = _wirepass.scan(
-            body, self._span_keys, self._resource_keys, _KIND_TABLES, AgentSpan
+            body, self._span_keys, self._resource_keys, _KIND_TABLES, AgentSpan, MAX_MAGNITUDE
         )
         place = memoryview(places).cast("q")
         result = BatchResult(ignored_values=ignored)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
 
+from agent_sre.numbers import MAX_MAGNITUDE
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 
@@ -159,8 +160,9 @@ def read_attrs(
     attributes: Iterable[KeyValue], wanted: frozenset[str], into: dict[str, AttrValue]
 ) -> int:
     """Copies the wanted scalar attributes into ``into`` (later values overwrite); returns how
-    many wanted values were ignored because they are not finite numbers (NaN, +-Inf), which
-    no engine could count, sum or price."""
+    many wanted values were ignored because they are not numbers the numbers gate accepts
+    (NaN, +-Inf, magnitudes above :data:`~agent_sre.numbers.MAX_MAGNITUDE`), which no engine
+    could count, sum or price."""
     ignored = 0
     # hot path: per attribute of every span
     for kv in attributes:
@@ -170,14 +172,14 @@ def read_attrs(
             which = value.WhichOneof("value")
             if which in _SCALAR_FIELDS:
                 scalar = getattr(value, which)
-                if which == "double_value" and not -_HUGE < scalar < _HUGE:
+                if which == "double_value" and not -_HUGE <= scalar <= _HUGE:
                     ignored += 1  # NaN fails both comparisons
                     continue
                 into[key] = scalar
     return ignored
 
 
-_HUGE = float("inf")
+_HUGE = MAX_MAGNITUDE
 
 
 def classify(attrs: dict[str, AttrValue]) -> tuple[AgentSpanKind, bool]:

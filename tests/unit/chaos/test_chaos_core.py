@@ -14,7 +14,7 @@ from agent_sre.chaos.abort import Readings, SLOReading, first_tripped, steady_st
 from agent_sre.chaos.recent import RecentCalls
 from agent_sre.chaos.results import Run
 from agent_sre.chaos.spec import AbortRule, FaultSpec, SteadyStateSpec, TargetSpec, WindowSpec
-from agent_sre.chaos.targeting import CallFacts, chosen, matches, pick_fault
+from agent_sre.chaos.targeting import CallFacts, chosen, matches, may_match, pick_fault
 from agent_sre.chaos.windows import in_window
 
 CALL = CallFacts(route="openai", api="openai", agent_id="a1", agent_version="v2",
@@ -180,3 +180,23 @@ def test_an_aborted_run_scores_half_and_an_interrupted_one_says_why() -> None:
     other.interrupt(3.0)
     assert other.state == "interrupted" and other.reason == "restart"
     assert other.faults_stopped_at == 3.0
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        TargetSpec(),
+        TargetSpec(routes=["openai"]),
+        TargetSpec(routes=["anthropic"]),
+        TargetSpec(routes=["open*"], agents=["a*"]),
+        TargetSpec(agents=["someone-else"]),
+        TargetSpec(routes=["openai"], agents=["a1"], models=["claude*"]),
+    ],
+)
+def test_the_quick_check_never_rules_out_a_call_the_targets_match(target: TargetSpec) -> None:
+    """The stage skips building a call's facts when route and agent alone rule it out."""
+    for call in (CALL, CallFacts(route="anthropic", agent_id=""), CallFacts(route="openai")):
+        if matches(target, call):
+            assert may_match(target, call.route, call.agent_id)
+        if not may_match(target, call.route, call.agent_id):
+            assert not matches(target, call)

@@ -24,6 +24,7 @@ from agent_sre_daemon.proxy.stages.routing import response_headers
 
 if TYPE_CHECKING:
     from multidict import CIMultiDict
+    from prometheus_client import Counter
 
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.proxy.call import Call
@@ -45,9 +46,13 @@ class UpstreamStage:
     name = "upstream"
     slot: StageSlot = "forward"
 
-    def __init__(self, session: aiohttp.ClientSession, clock: Clock) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, clock: Clock, oversized: Counter | None = None
+    ) -> None:
         self._session = session
         self._clock = clock
+        self._oversized = oversized
+        """Counts events the tap passed on unread (by route)."""
 
     async def on_request(self, call: Call) -> web.StreamResponse | None:
         clock = self._clock
@@ -160,6 +165,9 @@ class UpstreamStage:
             # truncated stream look complete.
             if call.request.transport is not None:
                 call.request.transport.abort()
+        finally:
+            if tap is not None and tap.oversized and self._oversized is not None:
+                self._oversized.labels(call.route.name).inc(tap.oversized)
         return response
 
 

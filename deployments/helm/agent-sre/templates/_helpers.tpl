@@ -94,7 +94,7 @@ unquoted ${VAR:-} would expand to nothing and then read as YAML null.
 {{- $_ := set $proxy "endpoint" (printf "0.0.0.0:%v" $p.proxy.containerPort) }}
 {{- $_ := set $config "proxy" $proxy }}
 {{- $admin := $config.admin | default dict }}
-{{- $_ := set $admin "endpoint" (printf "%s:%v" (ternary "0.0.0.0" "127.0.0.1" (eq $p.admin.enabled true)) $p.admin.containerPort) }}
+{{- $_ := set $admin "endpoint" (printf "%s:%v" (ternary "0.0.0.0" "127.0.0.1" (include "agent-sre.adminOnNetwork" . | eq "true")) $p.admin.containerPort) }}
 {{- $_ := set $config "admin" $admin }}
 {{- toPrettyJson $config }}
 {{- end }}
@@ -102,4 +102,29 @@ unquoted ${VAR:-} would expand to nothing and then read as YAML null.
 {{/* The pod's ports, for the container and the Service. */}}
 {{- define "agent-sre.servicePortNames" -}}
 {{- list "otlp-grpc" "otlp-http" "proxy" "metrics" | toJson }}
+{{- end }}
+
+{{/* "true" when the admin API listens on the pod address: asked for, or the operator reloads
+through it (the NetworkPolicy then admits only the operator and `networkPolicy.adminFrom`). */}}
+{{- define "agent-sre.adminOnNetwork" -}}
+{{- if or (eq .Values.ports.admin.enabled true) .Values.operator.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The ConfigMap the chart writes: the daemons' file, or with the operator the base it
+renders every resource into (the operator then writes the daemons' file). */}}
+{{- define "agent-sre.chartConfigMapName" -}}
+{{- if .Values.operator.enabled }}
+{{- printf "%s-base" (include "agent-sre.fullname" .) }}
+{{- else }}
+{{- include "agent-sre.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-sre.operatorName" -}}
+{{- printf "%s-operator" (include "agent-sre.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-sre.operatorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-sre.name" . }}-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}

@@ -85,7 +85,7 @@ spec:
       ports:
         {{- range $name := list "otlp-grpc" "otlp-http" "proxy" "metrics" "admin" }}
         {{- $port := index $.Values.ports $name }}
-        {{- if $port.enabled }}
+        {{- if or $port.enabled (and (eq $name "admin") $.Values.operator.enabled) }}
         - name: {{ $name }}
           containerPort: {{ $port.containerPort }}
           protocol: {{ $port.protocol | default "TCP" }}

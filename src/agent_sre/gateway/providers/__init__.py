@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, get_args
 
-from agent_sre.gateway.plan import ResponseFacts, UsageError, json_object
+from agent_sre.gateway.plan import ResponseFacts, UsageError, json_object, too_deep
 from agent_sre.gateway.providers import anthropic, mcp, openai, passthrough, tool
 
 if TYPE_CHECKING:
@@ -39,12 +39,16 @@ def plan_call(route: ProxyRoute, method: str, path: str, body: bytes) -> CallPla
     naming no model: an LLM call stays an LLM call, and ``budgets.unpriced_models`` decides.
     """
     provider = PROVIDERS[route.api]
-    try:
-        return provider.plan(route, method, path, body)
-    except Exception:  # never a 500 for a request's shape
-        plan = provider.plan(route, method, path, b"")
-        plan.body = body
-        return plan
+    refusal = too_deep(body)
+    if not refusal:
+        try:
+            return provider.plan(route, method, path, body)
+        except Exception:  # never a 500 for a request's shape
+            pass
+    plan = provider.plan(route, method, path, b"")
+    plan.body = body
+    plan.refusal = refusal
+    return plan
 
 
 def facts_from_json(plan: CallPlan, body: bytes) -> ResponseFacts:

@@ -95,6 +95,23 @@ def admin_error(status: int, type_: str, message: str) -> web.Response:
     return web.json_response({"error": {"type": type_, "message": message}}, status=status)
 
 
+def admin_storage_unavailable(what: str, exc: BaseException) -> web.HTTPServiceUnavailable:
+    """A read the store could not serve (a full or failing disk): 503 ``storage_unavailable``
+    with a Retry-After, raised from a handler (never a 500)."""
+    body = {
+        "error": {
+            "type": "storage_unavailable",
+            "message": f"{what} cannot be read right now ({type(exc).__name__}: {exc}); "
+            "retry later",
+        }
+    }
+    return web.HTTPServiceUnavailable(
+        text=json.dumps(body),
+        content_type="application/json",
+        headers={"Retry-After": str(int(STORAGE_RETRY_AFTER))},
+    )
+
+
 class AdminInputError(web.HTTPClientError):
     """A body or query parameter of an admin request refused by its gate
     (:mod:`agent_sre_daemon.admin.inputs`): 400 ``invalid_argument`` naming the field, or 413

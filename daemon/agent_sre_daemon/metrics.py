@@ -133,6 +133,13 @@ class PipelineMetrics:
             ["signal", "reason"],
             registry=registry,
         )
+        self.state_set_aside = Counter(
+            "agent_sre_state_set_aside_total",
+            "Saved state set aside at a start or reload (a damaged file, one of another "
+            "version, an item naming what the configuration no longer has), by store file.",
+            ["store"],
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "agent_sre_config_reloads_total",
             "Configuration reloads, by result (ok or error).",

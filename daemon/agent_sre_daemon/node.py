@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+from collections import deque
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,11 +29,19 @@ from prometheus_client import CollectorRegistry
 
 from agent_sre import __version__
 from agent_sre.config import ConfigError, read_config
+from agent_sre.signals import Severity, Signal
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
+from agent_sre_daemon.cli.preflight import runtime_problems
 from agent_sre_daemon.clock import SYSTEM_CLOCK
-from agent_sre_daemon.component import Component, NodeContext, Prepared, ReloadError
+from agent_sre_daemon.component import (
+    Component,
+    NodeContext,
+    Prepared,
+    ReloadError,
+    cancel_tasks,
+)
 from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
@@ -46,6 +55,7 @@ from agent_sre_daemon.proxy.server import ProxyServer
 from agent_sre_daemon.replay.engine import ReplayEngine
 from agent_sre_daemon.signals import SignalBus
 from agent_sre_daemon.slo.runtime import SLORuntime
+from agent_sre_daemon.stores import aside, ballast
 from agent_sre_daemon.stores.lock import StateDirLock, lock_state_dir
 
 if TYPE_CHECKING:
@@ -57,6 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_sre.node")
 
 PLUGIN_GROUP = "agent_sre.components"
+BALLAST_EVERY_S = 5.0
 
 # incidents first: it subscribes before the others publish and stops after them
 ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
@@ -194,6 +205,10 @@ class Node:
         self._state_lock: StateDirLock | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._ballast_task: asyncio.Task[None] | None = None
+        self.set_aside: deque[aside.SetAside] = deque(maxlen=100)
+        """What the stores set aside since the start (the last 100)."""
+        aside.drain()  # a node of its own (tests start several in one process)
 
     @property
     def config(self) -> Config:
@@ -235,6 +250,9 @@ class Node:
         """Starts every component in order; if one fails, stops those already started."""
         # one daemon per state_dir: a second one is refused here, naming the first's pid
         self._state_lock = lock_state_dir(Path(self.config.state_dir))
+        # room kept back so the stores can still delete on a full disk (stores/ballast.py)
+        await asyncio.to_thread(ballast.lay, Path(self.config.state_dir))
+        self._ballast_task = asyncio.create_task(self._tend_ballast(), name="ballast")
         component = self.components[0]
         try:
             for component in self.components:
@@ -244,6 +262,7 @@ class Node:
             self._wire_observers()
         except BaseException as exc:
             log.error("start failed in %s; stopping what was started", component.name)
+            await cancel_tasks(self._ballast_task)
             await self._stop_started(self.clock.monotonic() + START_FAILURE_GRACE)
             self._release_state_dir()
             if isinstance(exc, Exception):
@@ -259,17 +278,25 @@ class Node:
                 "loopback or a private network and set admin.token (docs/proxy.md, Limits)",
                 ", ".join(exposed),
             )
+        self._announce_set_aside()
         freeze_startup_heap()
         self.ready = True
         if self.ready_file:
             _write_json_atomically(Path(self.ready_file), {**self.addresses, "pid": os.getpid()})
         log.info("agent-sre %s ready (node %s)", __version__, self.context.node_name)
 
+    async def _tend_ballast(self) -> None:
+        while True:
+            await asyncio.sleep(BALLAST_EVERY_S)
+            await asyncio.to_thread(ballast.tend)
+
     async def shutdown(self) -> None:
         """Stops every component in reverse order within ``node.shutdown_timeout``."""
         self.ready = False
+        await cancel_tasks(self._ballast_task)
         deadline = self.clock.monotonic() + self.config.node.shutdown_timeout
         await self._stop_started(deadline)
+        await asyncio.to_thread(ballast.remove)
         self._release_state_dir()
         log.info("stopped")
 
@@ -303,9 +330,13 @@ class Node:
         async with self._reload_lock:
             try:
                 loaded = read_config(self.config_path, self.environ | dict(os.environ))
-                new = loaded.config
             except ConfigError as exc:
                 return self._reload_refused(str(exc))
+            new = loaded.config
+            # what `run` and `validate` check on this machine (files the new one names)
+            problems = [loaded.problem(loc, message) for loc, message in runtime_problems(new)]
+            if problems:
+                return self._reload_refused("\n".join(problems))
             prepared: list[Prepared] = []
             try:
                 for component in self.components:
@@ -338,7 +369,26 @@ class Node:
             else:
                 log.info(message)
             self.metrics.config_reloads.labels("ok").inc()
+            self._announce_set_aside()
             return True, message
+
+    def _announce_set_aside(self) -> None:
+        """Publishes, counts and lists what the stores set aside (already logged)."""
+        now = self.clock.time()
+        for entry in aside.drain():
+            self.metrics.state_set_aside.labels(entry.store).inc()
+            self.set_aside.append(entry)
+            self.context.bus.publish(
+                Signal(
+                    type=aside.SIGNAL_TYPE,
+                    source="node",
+                    severity=Severity.WARNING,
+                    at=now,
+                    message=entry.message,
+                    labels={"store": entry.store},
+                    details=entry.to_dict(),
+                )
+            )
 
     def _reload_refused(self, reason: str) -> tuple[bool, str]:
         self.metrics.config_reloads.labels("error").inc()
@@ -355,6 +405,7 @@ class Node:
             "uptime_seconds": round(self.clock.time() - self.started_at, 3),
             "addresses": self.addresses,
             "config": {"path": self.config_path, "sha256": self.config_digest},
+            "set_aside": [entry.to_dict() for entry in self.set_aside],
         }
         for component in self.components:
             answer.update(component.status())

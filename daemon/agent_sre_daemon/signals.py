@@ -13,12 +13,13 @@ import dataclasses
 import json
 import logging
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 from prometheus_client import Counter
 
-from agent_sre.replay.redaction import Redactor
+from agent_sre.replay.redaction import TEXT_MARK, Redactor, credential_name
 from agent_sre.signals import Severity, Signal
 from agent_sre_daemon.admin.inputs import query_number
 from agent_sre_daemon.component import Component
@@ -139,8 +140,25 @@ def redacted_signal(signal: Signal, redactor: Redactor) -> Signal:
         signal,
         message=text(signal.message),
         labels={key: text(value) for key, value in signal.labels.items()},
-        details=json.loads(text(details)) if details else signal.details,
+        details=_redacted_details(signal.details, redactor),
     )
+
+
+def _redacted_details(value: Any, redactor: Redactor) -> Any:
+    """Each string of an engine's details redacted, the shape kept (details are small and
+    made by the daemon: a plain walk)."""
+    if isinstance(value, str):
+        return redactor.redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            key: TEXT_MARK
+            if isinstance(key, str) and credential_name(key) and isinstance(item, str)
+            else _redacted_details(item, redactor)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redacted_details(item, redactor) for item in value]
+    return value
 
 
 class SignalBus(Component):

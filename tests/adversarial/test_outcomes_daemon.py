@@ -63,6 +63,11 @@ def chat(
     )
 
 
+def session_key(session: dict[str, Any]) -> str:
+    """The header value that binds a call to a replay session: its secret key, not its id."""
+    return str(session["header"].split(": ", 1)[1])
+
+
 def admin(daemon: DaemonProcess, method: str, path: str, body: Any = None) -> Any:
     request = urllib.request.Request(
         daemon.url("admin", path),
@@ -72,11 +77,6 @@ def admin(daemon: DaemonProcess, method: str, path: str, body: Any = None) -> An
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
-
-
-def session_key(session: dict[str, Any]) -> str:
-    """The header value that binds a call to ``session`` (its secret key, not its id)."""
-    return str(session["header"]).split(": ", 1)[1]
 
 
 def circuits(daemon: DaemonProcess) -> dict[str, str]:

@@ -201,7 +201,7 @@ def test_bad_throttle_requests_are_refused_saying_why(
     )  # fmt: skip
     assert refused({"agent_id": "a", "rpm": 2})[2].startswith("rpm: unknown field")
     assert refused(["a"])[2] == "body: must be a JSON object"
-    assert refused(raw=b"{not json")[2] == "body: must be JSON"
+    assert refused(raw=b"{not json")[2].startswith("body: not JSON (")
     # nothing was put on
     assert request(daemon, "GET", "/v1/throttles")[1] == {"throttles": []}
     assert calls(daemon, "a") == ["ok", "ok"]

@@ -26,18 +26,26 @@ def free_port() -> int:
 
 
 class Receiver:
-    """Records every POST (path, headers, raw body); answers ``status``."""
+    """Records every POST (path, headers, raw body); answers ``status`` (or the next of
+    ``answers``: a status and headers each) once ``hold`` is set (set from the start)."""
 
     def __init__(self, port: int = 0) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.status = 200
+        self.answers: list[tuple[int, dict[str, str]]] = []
+        self.hold = threading.Event()
+        self.hold.set()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 owner.requests.append((self.path, dict(self.headers.items()), body))
-                self.send_response(owner.status)
+                owner.hold.wait()
+                status, headers = owner.answers.pop(0) if owner.answers else (owner.status, {})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"{}")
@@ -55,6 +63,7 @@ class Receiver:
         return [json.loads(body) for _, _, body in self.requests]
 
     def stop(self) -> None:
+        self.hold.set()
         self.server.shutdown()
         self.server.server_close()
 

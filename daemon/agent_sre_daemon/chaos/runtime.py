@@ -31,6 +31,7 @@ from agent_sre_daemon.chaos.metrics import ChaosMetrics
 from agent_sre_daemon.chaos.stage import ChaosStage
 from agent_sre_daemon.chaos.store import RunStore
 from agent_sre_daemon.component import Component, Prepared, cancel_tasks
+from agent_sre_daemon.stores import aside
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -88,7 +89,7 @@ class ChaosRuntime(Component):
         self.clock = context.clock
         self.metrics = self.register_metrics(context.registry)
         self.draw = draw or random.Random().random
-        self.store = RunStore(context.state_dir / STORE_FILE)
+        self.store = RunStore(context.state_dir / STORE_FILE, self.clock)
         self.experiments: dict[str, Experiment] = {}
         self._apply(context.config.chaos)
         self._task: asyncio.Task[None] | None = None
@@ -126,7 +127,15 @@ class ChaosRuntime(Component):
         await self.store.open()
         now = self.clock.time()
         for data in await self.store.unfinished():
-            run = Run.from_dict(data)
+            try:
+                run = Run.from_dict(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                aside.report(
+                    STORE_FILE,
+                    f"run {str(data.get('id', '?'))[:80]}",
+                    f"unreadable by this release ({type(exc).__name__}: {exc}); not resumed",
+                )
+                continue
             if run.state == "observing":  # its faults had stopped: it ends as it would have
                 run.finish(now)
                 await self.store.save(run.to_dict())

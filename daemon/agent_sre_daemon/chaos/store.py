@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.stores.sqlite import open_database
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import sqlite3
+    from collections.abc import Callable, Iterable
     from pathlib import Path
+
+    from agent_sre_daemon.clock import Clock
+
+log = logging.getLogger("agent_sre.chaos")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -25,8 +33,9 @@ CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
 
 
 class RunStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = path
+        self.clock = clock
         self._db: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaos-store")
 
@@ -58,11 +67,12 @@ class RunStore:
     # -- in the store's thread -----------------------------------------------------------
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False)
-        db.executescript(_SCHEMA)
-        db.commit()
-        self._db = db
+        def setup(db: sqlite3.Connection) -> None:
+            db.executescript(_SCHEMA)
+            # the columns this release reads (another schema fails here: set aside)
+            db.execute("SELECT id, experiment, state, started_at, data FROM runs LIMIT 1")
+
+        self._db = open_database(self.path, setup, clock=self.clock, lost="chaos run results")
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -85,19 +95,34 @@ class RunStore:
             sql += " WHERE experiment = ?"
             args = (experiment,)
         sql += " ORDER BY started_at DESC LIMIT ?"
-        return [json.loads(row[0]) for row in self._conn().execute(sql, (*args, limit))]
+        return _readable(self._conn().execute(sql, (*args, limit)))
 
     def _get(self, run_id: str) -> dict[str, Any] | None:
-        row = self._conn().execute("SELECT data FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        rows = self._conn().execute("SELECT data FROM runs WHERE id = ?", (run_id,))
+        found = _readable(rows)
+        return found[0] if found else None
 
     def _unfinished(self) -> list[dict[str, Any]]:
         rows = self._conn().execute(
             "SELECT data FROM runs WHERE state IN ('running', 'observing') ORDER BY started_at"
         )
-        return [json.loads(row[0]) for row in rows]
+        return _readable(rows)
 
     def _close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _readable(rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """The runs of ``rows`` this release can read (others are skipped, logged)."""
+    out = []
+    for (data,) in rows:
+        try:
+            run = json.loads(data)
+        except (TypeError, ValueError, RecursionError) as exc:
+            log.warning("a chaos run in the store cannot be read (skipped): %s", exc)
+            continue
+        if isinstance(run, dict):
+            out.append(run)
+    return out

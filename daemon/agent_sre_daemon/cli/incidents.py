@@ -1,5 +1,6 @@
-"""``agent-sre incidents list|show|ack|resolve|postmortem``: the incidents of a running
-daemon (``/v1/incidents``), acknowledging and resolving them, and postmortem drafts."""
+"""``agent-sre incidents list|show|ack|resolve|postmortem|dead-letters``: the incidents of a
+running daemon (``/v1/incidents``), acknowledging and resolving them, postmortem drafts, and
+the notifications given up on (``/v1/notifications/dead``)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     draft = commands.add_parser("postmortem", help="write a postmortem draft in Markdown")
     draft.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     draft.set_defaults(func=cmd_postmortem)
+    dead = commands.add_parser(
+        "dead-letters",
+        help="notifications given up on (refused, redirected, undelivered too long, or for "
+        "a receiver no longer configured), newest first",
+    )
+    dead.add_argument("--receiver", metavar="NAME", help="only those of this receiver")
+    dead.set_defaults(func=cmd_dead_letters)
     for command in (show, ack, resolve, draft):
         command.add_argument("incident_id", metavar="ID")
-    for command in (listing, show, ack, resolve, draft):
+    for command in (listing, show, ack, resolve, draft, dead):
         add_admin_option(command)
         output.add_json_option(command)
 
@@ -62,6 +70,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     return show_get(args, incident_table, _path(args.incident_id))
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    query = {"receiver": args.receiver} if args.receiver else None
+    return show_get(args, dead_letters_table, "/v1/notifications/dead", query)
 
 
 def cmd_change(args: argparse.Namespace) -> int:
@@ -122,6 +135,24 @@ def incident_table(data: Any) -> Table:
         table.add_column(column, overflow="fold")
     for entry in data.get("timeline", []):
         table.add_row(_time(entry.get("at")), str(entry.get("kind")), str(entry.get("message")))
+    return table
+
+
+def dead_letters_table(data: Any) -> Table:
+    rows = data.get("dead_letters", []) if isinstance(data, dict) else []
+    limit = data.get("limit", "?") if isinstance(data, dict) else "?"
+    table = Table(title=f"dead letters ({len(rows)}, kept up to {limit})", title_justify="left")
+    for column in ("ID", "RECEIVER", "REASON", "GIVEN UP (UTC)", "ROUNDS", "ERROR"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row.get("id", "")),
+            str(row.get("receiver", "")),
+            str(row.get("reason", "")),
+            _time(row.get("dead_at")),
+            str(row.get("attempts", "")),
+            str(row.get("error", "")),
+        )
     return table
 
 

@@ -32,9 +32,11 @@ from agent_sre_daemon.delivery.metrics import DeliveryMetrics
 from agent_sre_daemon.delivery.shadow import ShadowCaller
 from agent_sre_daemon.delivery.stage import RolloutStage
 from agent_sre_daemon.evictions import counter_of
+from agent_sre_daemon.stores import aside
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     from aiohttp import web
     from prometheus_client import CollectorRegistry
@@ -310,7 +312,7 @@ class DeliveryRuntime(Component):
         try:
             saved = store.load_samples(self.samples_path)
         except store.StateFileError as exc:
-            log.error("cannot restore rollout samples (the current steps start without): %s", exc)
+            self._set_aside_file(self.samples_path, "the samples of the current steps", exc)
             return
         restored = []
         for name, rollout in self.rollouts.items():
@@ -331,6 +333,14 @@ class DeliveryRuntime(Component):
         if restored:
             log.info("rollout samples restored: %s", ", ".join(restored))
 
+    def _set_aside_file(self, path: Path, what: str, exc: Exception) -> None:
+        try:
+            kept = aside.move_aside(path, "corrupt", self.clock)
+        except OSError as error:
+            aside.report(path.name, what, f"{exc}; could not be moved aside: {error}")
+        else:
+            aside.report(path.name, what, str(exc), kept)
+
     def _new(self, spec: RolloutSpec, now: float, state: RolloutState | None) -> Rollout:
         return Rollout(spec, now, state, self.settings.max_samples)
 
@@ -339,20 +349,41 @@ class DeliveryRuntime(Component):
         try:
             saved = store.load(self.path)
         except store.StateFileError as exc:
-            log.error("cannot restore rollouts (starting them over): %s", exc)
+            self._set_aside_file(self.path, "the rollouts' state (they start over)", exc)
             saved = {"rollouts": {}, "posted": []}
-        for data in saved["posted"]:
-            try:
-                spec = RolloutSpec.model_validate(data)
-            except ValidationError as exc:
-                log.error("a posted rollout in %s is not valid (dropped): %s", self.path, exc)
-                continue
-            self.posted[spec.name] = spec
         config = self.context.config
         routes = {route.name: route for route in config.proxy.routes}
+        slos = {s.name for s in config.slos}
+        declared = {spec.name for spec in self.settings.rollouts}
+        dropped = False
+        for data in saved["posted"]:
+            name = str(data.get("name", "?")) if isinstance(data, dict) else "?"
+            try:
+                spec = RolloutSpec.model_validate(data)
+            except (ValidationError, ValueError, TypeError) as exc:
+                reason = f"not a valid rollout: {str(exc).splitlines()[0]}"
+            else:
+                problem = spec_problem(spec, dict(routes), slos)
+                if problem is None and spec.name not in declared:
+                    self.posted[spec.name] = spec
+                    continue
+                reason = (
+                    f"{problem[0]}: {problem[1]}"
+                    if problem is not None
+                    else "a rollout of that name is now declared in the file"
+                )
+            # the configuration no longer has what it names: kept aside, never a failed start
+            dropped = True
+            what = f"posted rollout {name}"
+            try:
+                kept = aside.keep_item(self.path, "set-aside", name, data, self.clock)
+            except OSError as exc:
+                aside.report(self.path.name, what, f"{reason}; could not be kept: {exc}")
+            else:
+                aside.report(self.path.name, what, reason, kept)
         for spec in [*self.settings.rollouts, *self.posted.values()]:
-            problem = spec_problem(spec, dict(routes), {s.name for s in config.slos})
-            if problem is not None:
+            problem = spec_problem(spec, dict(routes), slos)
+            if problem is not None:  # the file's own: `agent-sre validate` says so too
                 raise ValueError(f"rollouts: {spec.name}.{problem[0]}: {problem[1]}")
             state = None
             record = saved["rollouts"].get(spec.name)
@@ -364,6 +395,8 @@ class DeliveryRuntime(Component):
             self.rollouts[spec.name] = self._new(spec, now, state)
         self._restore_samples()
         self._index()
+        if dropped:
+            self.save()  # without what was set aside (it is kept next to the file)
         if self.rollouts:
             log.info(
                 "rollouts: %s",

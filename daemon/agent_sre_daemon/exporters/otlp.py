@@ -39,6 +39,7 @@ from agent_sre.signals import Severity, Signal, SignalState
 from agent_sre_daemon.clock import SYSTEM_CLOCK
 from agent_sre_daemon.component import cancel_tasks
 from agent_sre_daemon.errors import RETRYABLE_GRPC_CODES
+from agent_sre_daemon.stores import ballast
 from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
@@ -129,6 +130,10 @@ class OtlpForwarder:
         self.failing = False
         """Whether the last attempt upstream failed (``export_failed`` is firing)."""
         self.target = Target.parse(config.endpoint)
+        # read now, not when started: a reload that cannot read it is refused while preparing
+        self._roots = (
+            Path(config.ca_file).read_bytes() if self.target.tls and config.ca_file else None
+        )
         self._wakeup = asyncio.Event()
         self._draining = False
         self._workers: list[asyncio.Task[None]] = []
@@ -144,9 +149,8 @@ class OtlpForwarder:
     def start(self) -> None:
         """Opens the channel and starts ``max_in_flight`` senders."""
         if self.target.tls:
-            roots = Path(self.config.ca_file).read_bytes() if self.config.ca_file else None
             self._channel = grpc.aio.secure_channel(
-                self.target.address, grpc.ssl_channel_credentials(root_certificates=roots)
+                self.target.address, grpc.ssl_channel_credentials(root_certificates=self._roots)
             )
         else:
             self._channel = grpc.aio.insecure_channel(self.target.address)
@@ -249,6 +253,10 @@ class OtlpForwarder:
                 await self.queue.ack_async(batch)
                 return
             except StorageError as exc:
+                if ballast.is_full(exc) and await asyncio.to_thread(
+                    ballast.release, "the upstream queue cannot delete sent requests"
+                ):
+                    continue  # at once: the room it needs is back
                 log.error("cannot delete sent requests (retrying in %.1fs): %s", pause, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, STORAGE_RETRY_MAX)

@@ -50,8 +50,21 @@ class IncidentMetrics:
         )
         self.failed = Counter(
             "agent_sre_notifications_failed_total",
-            "Notification attempts that failed (each is retried), by receiver.",
+            "Notification attempts that failed, by receiver (no answer, a 5xx, 408 and 429 "
+            "are retried; a redirect or another 4xx is final).",
             ["receiver"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "agent_sre_notifications_dead_lettered_total",
+            "Notifications given up on and put in the dead letter, by receiver and reason "
+            "(refused, redirect, gave_up, receiver_gone).",
+            ["receiver", "reason"],
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "agent_sre_notifications_dead_letters",
+            "Notifications the dead letter holds (GET /v1/notifications/dead).",
             registry=registry,
         )
         self.outbox = Gauge(

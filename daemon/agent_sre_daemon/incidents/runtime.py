@@ -65,9 +65,14 @@ class IncidentsRuntime(Component):
         self.metrics = self.register_metrics(context.registry)
         self.book = IncidentBook(self.config.incidents, on_evict=counter_of(context.registry))
         self.rules = RuleBook(self.config.incidents.rules, counter_of(context.registry))
-        self.store = IncidentStore(context.state_dir / DB_FILE)
+        self.store = IncidentStore(context.state_dir / DB_FILE, self.clock)
         self.notifier = Notifier(
-            self.config.alerting, self.store, self.metrics, self.clock, context.node_name
+            self.config.alerting,
+            self.store,
+            self.metrics,
+            self.clock,
+            context.node_name,
+            context.bus,
         )
         self.breakers = CircuitBreakerStage(
             list(self.config.incidents.circuit_breakers),
@@ -135,7 +140,7 @@ class IncidentsRuntime(Component):
             rules.carry_over(self.rules)
             self.rules = rules
             self.book.config = new.incidents
-            self.notifier.config = new.alerting
+            await self.notifier.apply(new.alerting)
             self.breakers.apply(list(new.incidents.circuit_breakers))
             self.config = new
 
@@ -152,6 +157,7 @@ class IncidentsRuntime(Component):
             web.post("/v1/incidents/{id}/ack", self._ack),
             web.post("/v1/incidents/{id}/resolve", self._resolve),
             web.get("/v1/circuits", self._circuits),
+            web.get("/v1/notifications/dead", self._dead_letters),
             *throttle_routes(self.throttles, self.clock),
         ]
 
@@ -396,3 +402,13 @@ class IncidentsRuntime(Component):
 
     async def _circuits(self, request: web.Request) -> web.Response:
         return web.json_response({"circuits": self.breakers.states()})
+
+    async def _dead_letters(self, request: web.Request) -> web.Response:
+        receiver = request.query.get("receiver") or None
+        letters = await self.store.dead_letters(receiver)
+        return web.json_response(
+            {
+                "dead_letters": [letter.to_dict() for letter in letters],
+                "limit": self.config.alerting.dead_letter_limit,
+            }
+        )

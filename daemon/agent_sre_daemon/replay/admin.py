@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from agent_sre.replay.script import ReplayScript
 from agent_sre.replay.traces import KINDS, assemble, flatten, span_tree, to_otlp_json
 from agent_sre_daemon.admin.access import private_read
 from agent_sre_daemon.admin.inputs import json_body, query_number
-from agent_sre_daemon.errors import admin_error
+from agent_sre_daemon.errors import admin_error, admin_storage_unavailable
 from agent_sre_daemon.replay.sessions import ReplaySession
 from agent_sre_daemon.replay.store import TraceQuery
 
@@ -71,10 +72,18 @@ class ReplayAdmin:
 
         def run() -> T:
             with buffer.store.lock:
-                buffer._flush_locked()
+                try:
+                    buffer._flush_locked()
+                except (OSError, sqlite3.Error) as exc:
+                    # what waited is lost (as when the writer fails); the read serves what
+                    # is stored
+                    buffer.write_failed(exc)
                 return read(buffer.store)
 
-        return await asyncio.to_thread(run)
+        try:
+            return await asyncio.to_thread(run)
+        except (OSError, sqlite3.Error) as exc:
+            raise admin_storage_unavailable("the trace buffer", exc) from None
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -23,6 +23,7 @@ from agent_sre.replay.redaction import Redactor
 from agent_sre.replay.streams import redact_chunks
 from agent_sre.replay.traces import TraceIndex, TraceSummary, redact_spans
 from agent_sre_daemon.replay.store import Batch
+from agent_sre_daemon.stores import ballast
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,6 +71,7 @@ class TraceBuffer:
         self._thread: threading.Thread | None = None
         self.failures = 0
         self._failing = False
+        self._yielding = False
         self._evicted_at = float("-inf")
         self.redactor = Redactor()
         """Applied to every captured body before it is written (the engine sets it)."""
@@ -118,6 +120,8 @@ class TraceBuffer:
             pending = bool(self._requests or self._exchanges or self._marks)
             try:
                 with self.store.lock:
+                    if pending and self.store.short_of_room():
+                        self._yield_room()
                     self._flush_locked()
                     now = self.now()
                     evicted = 0
@@ -133,13 +137,62 @@ class TraceBuffer:
                 self.metrics.write_errors.inc()
                 self._log_failure(exc)
                 self._report(exc, pending)
+                if ballast.is_full(exc):
+                    self._evict_when_full()
             else:
+                if self._yielding and not self.store.short_of_room():
+                    self._yielding = False
+                    log.warning("trace buffer: room again; recent traces are kept again")
                 if self._failing and pending:
                     self._failing = False
                     log.warning("trace buffer: writing again")
                 self._report(None, pending)
             if self._stopping:
                 return
+
+    def write_failed(self, exc: Exception) -> None:
+        """A write failed outside the writer thread (a read flushing first): counted and
+        logged as the writer's own failures are."""
+        self.failures += 1
+        self.metrics.write_errors.inc()
+        self._log_failure(exc)
+
+    def _yield_room(self) -> None:
+        """The file system is short of room: the buffer evicts to leave the other stores
+        theirs (the durable queue first), and drops what waits when that is not enough
+        (counted in ``agent_sre_replay_dropped_requests``, logged once a spell)."""
+        evicted = self.store.evict(self.now())
+        self._evicted_at = self.now()
+        if evicted:
+            self.metrics.evicted_traces.inc(evicted)
+        if not self.store.short_of_room():
+            return
+        dropped = len(self._requests) + len(self._exchanges)
+        self._requests.clear()
+        self._exchanges.clear()
+        self.metrics.dropped_requests.inc(dropped)
+        if not self._yielding:
+            self._yielding = True
+            log.error(
+                "trace buffer: %s is short of room; recent traces are not kept until it has "
+                "some (the room left belongs to the upstream queue)",
+                self.store.path.parent,
+            )
+
+    def _evict_when_full(self) -> None:
+        """The file system is full, so the buffer gives room back at once: deleting needs
+        room too (SQLite's WAL), which the ballast of ``state_dir`` keeps for this."""
+        ballast.release("the trace buffer cannot write or drop traces")
+        try:
+            with self.store.lock:
+                evicted = self.store.evict(self.now())
+                self._evicted_at = self.now()
+        except Exception as exc:
+            log.debug("trace buffer: eviction on a full disk failed: %s", exc)
+            return
+        if evicted:
+            self.metrics.evicted_traces.inc(evicted)
+        self.metrics.stored_bytes.set(self.store.size_bytes)
 
     def _log_failure(self, exc: Exception) -> None:
         """Once per spell of failures: a full or failing disk in one line (the requests

@@ -453,6 +453,15 @@ class TraceStore:
         db.executemany("DELETE FROM batches WHERE seq = ?", [(seq,) for seq, _, _ in gone])
         return captured, gone
 
+    def short_of_room(self) -> bool:
+        """Whether the file system has less free room than the buffer leaves the other
+        stores (:data:`FREE_SHARE`, at most :data:`FREE_MAX`): it writes nothing new then."""
+        try:
+            usage = shutil.disk_usage(self.segments_dir)
+        except OSError:
+            return False
+        return usage.free < min(FREE_MAX, int(usage.total * FREE_SHARE))
+
     def _cap(self) -> int:
         """The size cap, lowered while the file system is short of room: the buffer leaves
         :data:`FREE_SHARE` of it (at most :data:`FREE_MAX` bytes) to the durable queue and

@@ -16,6 +16,7 @@ from agent_sre.slo.engine import SLOEngine
 from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec, cancel_tasks
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.slo.metrics import SLOMetrics
+from agent_sre_daemon.stores import aside
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,11 +116,31 @@ class SLORuntime(Component):
         if not self.path.exists():
             return
         try:
-            restored = self.engine.restore(json.loads(self.path.read_text()), self.now())
-        except (OSError, ValueError, SnapshotError) as exc:
-            log.error("cannot restore SLO counts from %s (starting empty): %s", self.path, exc)
+            data = json.loads(self.path.read_text())
+            restored = self.engine.restore(data, self.now())
+        except (OSError, ValueError, RecursionError, SnapshotError) as exc:
+            what = "the SLO windows (they start empty)"
+            try:
+                kept = aside.move_aside(self.path, "corrupt", self.clock)
+            except OSError as error:
+                aside.report(self.path.name, what, f"{exc}; could not be moved aside: {error}")
+            else:
+                aside.report(self.path.name, what, f"{type(exc).__name__}: {exc}", kept)
             return
         log.info("restored SLO counts of %s", ", ".join(restored) or "no SLO")
+        # windows of SLOs the file no longer has (or that count something else now): kept
+        # next to the snapshot, which the next save writes without them
+        for name, entry in sorted(data["slos"].items()):
+            if name in restored:
+                continue
+            what = f"windows of SLO {name}"
+            reason = "no SLO of that name counting the same thing is configured"
+            try:
+                kept = aside.keep_item(self.path, "set-aside", name, entry, self.clock)
+            except OSError as exc:
+                aside.report(self.path.name, what, f"{reason}; could not be kept: {exc}")
+            else:
+                aside.report(self.path.name, what, reason, kept)
 
     async def _tick(self) -> None:
         last_save = self.clock.monotonic()

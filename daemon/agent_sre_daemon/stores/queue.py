@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.stores import ballast
 from agent_sre_daemon.stores.errors import StorageError
 from agent_sre_daemon.stores.sqlite import open_database
 from agent_sre_daemon.stores.writer import SqliteWriter
@@ -45,6 +46,11 @@ CREATE TABLE IF NOT EXISTS requests (
     body BLOB NOT NULL
 )
 """
+
+
+WAL_PAGES = 256
+WAL_LIMIT_BYTES = 1024 * 1024
+"""The WAL is checkpointed every ``WAL_PAGES`` pages and cut back to ``WAL_LIMIT_BYTES``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,11 @@ class DurableQueue:
         def setup(db: sqlite3.Connection) -> None:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+            # requests move from the WAL into the file every MiB, and the WAL is cut back
+            # to that: on a full disk the deletes of what was sent need only a little room
+            # in a WAL that is reused, not a checkpoint of everything received meanwhile
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             db.execute(_SCHEMA)
             size, count, oldest = db.execute(
                 "SELECT COALESCE(SUM(LENGTH(body)), 0), COUNT(*), MIN(created) FROM requests"
@@ -114,6 +125,11 @@ class DurableQueue:
         """The last write error while it is fresh (receivers refuse meanwhile), else None."""
         if self.clock.monotonic() - self._failed_at < STORAGE_COOLDOWN:
             return self._last_error
+        if ballast.holding_back():
+            return (
+                f"{self.path.parent} is full; the room kept for deleting what was sent is in "
+                "use until the disk has room again"
+            )
         return None
 
     async def put_async(self, signal: str, body: bytes, items: int, now: float) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from agent_sre.section import Duration, Section
 from agent_sre.signals import Severity
@@ -53,11 +53,25 @@ class ReceiverSpec(Section):
 
 
 class DeliveryRetry(Section):
-    attempts: int = Field(3, ge=1)
+    """How hard a notification is tried. Only what may pass is tried again (no answer,
+    a 5xx, 408, 429); a redirect or another 4xx is final. A ``Retry-After`` is honoured up
+    to ``max_interval``."""
+
+    attempts: int = Field(3, ge=1, le=100)
     """Tries in a row before the notification goes back to the outbox."""
     initial_interval: Duration = 1.0
     max_interval: Duration = 300.0
     """Back-off between tries, and between rounds from the outbox, up to this."""
+    give_up_after: Duration = 86400.0
+    """A notification still undelivered this long after it was queued goes to the dead
+    letter (it is tried at least once)."""
+
+    @field_validator("initial_interval", "max_interval", "give_up_after")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 class AlertingConfig(Section):
@@ -68,6 +82,10 @@ class AlertingConfig(Section):
     external_url: str = ""
     """Base URL of this daemon's admin API as people reach it, for links in notifications."""
     retry: DeliveryRetry = DeliveryRetry()
+    dead_letter_limit: int = Field(1000, ge=1, le=1_000_000)
+    """Notifications given up on (refused, redirected, undelivered for ``give_up_after``, or
+    for a receiver no longer configured) are kept in the dead letter for
+    ``GET /v1/notifications/dead``: this many, the oldest dropped first."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> AlertingConfig:

@@ -149,7 +149,11 @@ class Redactor:
             found += [
                 m.span(1) for m in named.finditer(data) if data[m.start(1) : m.end(1)] != MARK
             ]
-        found += [m.span() for m in _CARD_RE2.finditer(data) if _luhn_bytes(m.group())]
+        found += [
+            m.span()
+            for m in _CARD_RE2.finditer(data)
+            if _luhn_bytes(m.group()) and not _in_number(data, m.start(), m.end())
+        ]
         if not found:
             return found
         found.sort()
@@ -200,7 +204,20 @@ class Redactor:
 def _card_at(data: bytes, start: int) -> bool:
     """Whether :meth:`Redactor.redact` would replace a card number found at ``start``."""
     match = _CARD.match(data, start)
-    return match is not None and _card(match) == MARK
+    return match is not None and _card(match) == MARK and not _in_number(data, start, match.end())
+
+
+def _in_number(data: bytes, start: int, end: int) -> bool:
+    """Whether the digits at ``start:end`` are part of a decimal number (the fraction of a
+    float such as ``1.7961999089417322e-11``, or its integer part): no card, and replacing
+    them would break the JSON they sit in."""
+    fraction = (
+        start >= 2 and data[start - 1 : start] == b"." and data[start - 2 : start - 1].isdigit()
+    )
+    after = data[end : end + 2]
+    whole = after[:1] == b"." and after[1:].isdigit()
+    exponent = after[:1] in (b"e", b"E") and (after[1:].isdigit() or after[1:] in (b"-", b"+"))
+    return fraction or whole or exponent
 
 
 def _card(match: re.Match[bytes]) -> bytes:

@@ -97,7 +97,10 @@ async def test_signals_actions_escalation_and_ordered_delivery(tmp_path: Path) -
         # the receiver that is down keeps both its notifications, in order, for later
         assert await engine.store.pending() == 2
         clock.advance(3600)
-        assert [p.receiver for p in await engine.store.due(clock.time())] == ["down", "down"]
+        assert [p.receiver for p in await engine.store.due("down", clock.time())] == [
+            "down",
+            "down",
+        ]
     finally:
         await engine.stop(clock.monotonic() + 5)
         am.stop()

@@ -33,7 +33,11 @@ def reference_ranges(redactor: r.Redactor, data: bytes) -> list[tuple[int, int]]
         found += [m.span() for m in pattern.finditer(data) if m.end() > m.start()]
     for pattern in REFERENCE_NAMED:
         found += [m.span(1) for m in pattern.finditer(data) if m.group(1) != r.MARK]
-    found += [m.span() for m in r._CARD.finditer(data) if r._card(m) == r.MARK]
+    found += [
+        m.span()
+        for m in r._CARD.finditer(data)
+        if r._card(m) == r.MARK and not r._in_number(data, m.start(), m.end())
+    ]
     found.sort()
     merged: list[tuple[int, int]] = []
     for start, end in found:

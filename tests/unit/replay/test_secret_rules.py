@@ -164,3 +164,15 @@ def test_attribute_names_like_a_credential_are_found_in_protobuf_bytes() -> None
     assert REDACTOR.finds(request.SerializeToString())
     span.attributes[0].key = "gen_ai.usage.input_tokens"
     assert not REDACTOR.finds(request.SerializeToString())
+
+
+def test_a_float_s_digits_are_no_card_number() -> None:
+    """16 digits of a float's fraction can pass the Luhn check: replacing them would break
+    the JSON they are in (a rollout's p-value did)."""
+    for text in (
+        '{"p_value": 1.7961999089417322e-11}',
+        "x=-0.4111111111111111",
+        "4111111111111111.5",
+    ):
+        assert REDACTOR.redact_text(text) == text and not REDACTOR.finds(text.encode())
+    assert REDACTOR.redact_text("card 4111 1111 1111 1111.") == "card [REDACTED]."

@@ -5,7 +5,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench bench-peers lint venv clean manifests crds package
 
-$(STAMP): pyproject.toml
+# setup.py builds the optional native span pass (a C compiler needed; without one the
+# install still works and the daemon says it runs the Python span pass).
+$(STAMP): pyproject.toml setup.py src/agent_sre/tracing/_wirepass.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
@@ -18,6 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash tests/setup-services.sh
+	@# setup-services may just have brought the compiler: build the native span pass then
+	@$(BIN)/python -c "import agent_sre.tracing._wirepass" 2>/dev/null \
+		|| $(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -28,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/ingest.py --replay-only
+	$(BIN)/python bench/span_pass_wire.py
 	$(BIN)/python bench/replay_buffer.py
 	$(BIN)/python bench/replay_threads.py
 	$(BIN)/python bench/durable_queue.py

@@ -3,14 +3,18 @@
 Runs, in one go and on the same machine state:
   1. saturation: closed-loop senders of 512-span requests (about 12 attributes a span, mixed
      agent span kinds) against (a) a bare gRPC server that only parses and acknowledges, the
-     baseline, (b) the daemon forwarding to a null upstream, and (c) the same with
-     ``queue.fsync: true`` (every commit fsynced before the ack); spans/s, ack latency
-     p50/p99, peak RSS, and (b)/(a), (c)/(a) as ratios.
+     baseline, (b) rotel (``--rotel PATH``: a Rust collector, OTLP in -> OTLP out, not a
+     dependency), (c) the daemon forwarding to a null upstream with the Python span pass
+     (``receivers.otlp.span_pass: python``), and (d) the same with the native span pass;
+     spans/s, ack latency p50/p99, process CPU, peak RSS, and ratios to (a).
   2. steady: 10,000 spans/s as 100 requests/s of 100 spans, OTLP in -> OTLP out, the figure
-     the OpenTelemetry Collector publishes from its load tests (CPU share of one core, RSS).
+     the OpenTelemetry Collector publishes from its load tests (CPU share of one core, RSS),
+     for the same servers.
 
-The server under test is pinned to CPU 1 and the load generator to CPU 0 where the machine
-has two cores. Usage: python bench/ingest.py [--seconds 15] [--concurrency 4]
+The daemons run the shipped defaults (trace buffer, one-call correlation) plus one SLO
+(``--no-slo``: none), as a node with an SLO configured does. The server under test is pinned
+to CPU 1 and the load generator to CPU 0 where the machine has two cores.
+Usage: python bench/ingest.py [--seconds 15] [--concurrency 4] [--rotel PATH] [--fsync]
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import psutil
@@ -33,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.spans import make_request  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SERVER_CPU = {1} if (os.cpu_count() or 1) > 1 else None
@@ -46,6 +55,7 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 
 def start_helper(mode: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port_file = workdir / f"{mode}.port"
+    port_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "_servers.py"), mode, str(port_file)]
     )
@@ -63,8 +73,14 @@ SLO = """slos:
 
 
 def start_daemon(
-    workdir: Path, upstream: str, fsync: bool = False, replay: bool = True, slo: bool = False
+    workdir: Path,
+    upstream: str,
+    fsync: bool = False,
+    replay: bool = True,
+    slo: bool = False,
+    span_pass: str = "auto",
 ) -> tuple[subprocess.Popen[bytes], str]:
+    workdir.mkdir(exist_ok=True)
     config = workdir / "bench.yaml"
     config.write_text(
         f"replay: {{enabled: {str(replay).lower()}}}\n"
@@ -76,6 +92,7 @@ receivers:
   otlp:
     grpc: {{endpoint: "127.0.0.1:0", max_recv_msg_size_mib: 16}}
     http: {{endpoint: "127.0.0.1:0"}}
+    span_pass: {span_pass}
 exporters:
   otlp: {{endpoint: "{upstream}", compression: none, queue: {{fsync: {str(fsync).lower()}}}}}
   prometheus: {{endpoint: "127.0.0.1:0"}}
@@ -103,6 +120,48 @@ admin: {{endpoint: "127.0.0.1:0"}}
             raise SystemExit("daemon failed to start")
         time.sleep(0.05)
     return proc, json.loads(ready.read_text())["otlp_grpc"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_rotel(binary: str, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+    """rotel forwarding OTLP/gRPC to ``upstream`` uncompressed (as the daemons do here)."""
+    grpc_port, http_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "start",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{grpc_port}",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{http_port}",
+            "--otlp-grpc-max-recv-msg-size-mib",
+            "16",
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-endpoint",
+            f"http://{upstream}",
+            "--otlp-exporter-compression",
+            "none",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    address = f"127.0.0.1:{grpc_port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit("rotel failed to start")
+        try:
+            socket.create_connection(("127.0.0.1", grpc_port), timeout=0.2).close()
+            return proc, address
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("rotel did not listen in 30 s") from None
+            time.sleep(0.05)
 
 
 async def saturate(
@@ -211,6 +270,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rotel", help="the rotel-agent binary (pip install rotel, own venv)")
+    parser.add_argument("--fsync", action="store_true", help="queue.fsync: true in the daemons")
+    parser.add_argument("--no-slo", action="store_true", help="no SLO configured")
     parser.add_argument(
         "--rounds", type=int, default=3, help="--replay-only: off/on pairs, the median ratio"
     )
@@ -228,60 +290,79 @@ def main() -> None:
     print(
         f"request: 512 spans, {len(body)} bytes; server CPU {SERVER_CPU}, client CPU {CLIENT_CPU}"
     )
-
+    slo = not args.no_slo
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         sink, sink_addr = start_helper("sink", workdir)
         pin(sink.pid, CLIENT_CPU)
-        baseline, baseline_addr = start_helper("baseline", workdir)
-        pin_tree(baseline.pid, SERVER_CPU)
-        load = saturate(baseline_addr, body, 512, args.seconds, args.concurrency)
-        base, base_cpu, _, base_peak = measure(baseline, load)
-        assert isinstance(base, dict)
-        rows = [("baseline (parse + ack)", base, base_cpu, base_peak)]
-        for fsync in (False, True):
-            name = f"saturation-fsync-{fsync}"
-            (workdir / name).mkdir()
-            daemon, daemon_addr = start_daemon(workdir / name, sink_addr, fsync=fsync)
-            pin_tree(daemon.pid, SERVER_CPU)
+
+        def servers() -> list[tuple[str, Callable[[str], tuple[subprocess.Popen[bytes], str]]]]:
+            found: list[tuple[str, Callable[[str], tuple[subprocess.Popen[bytes], str]]]] = [
+                ("baseline (parse + ack)", lambda name: start_helper("baseline", workdir))
+            ]
+            if args.rotel:
+                found.append(("rotel (in -> out)", lambda name: start_rotel(args.rotel, sink_addr)))
+            for span_pass in ("python", "auto"):
+                label = f"agent-sre, {'Python' if span_pass == 'python' else 'native'} pass"
+                found.append(
+                    (
+                        label,
+                        lambda name, span_pass=span_pass: start_daemon(  # type: ignore[misc]
+                            workdir / name, sink_addr, args.fsync, slo=slo, span_pass=span_pass
+                        ),
+                    )
+                )
+            return found
+
+        rows: list[tuple[str, dict[str, float], float, float]] = []
+        for index, (label, start) in enumerate(servers()):
+            proc, address = start(f"saturation-{index}")
+            pin_tree(proc.pid, SERVER_CPU)
             try:
-                load = saturate(daemon_addr, body, 512, args.seconds, args.concurrency)
-                ours, our_cpu, _, our_peak = measure(daemon, load)
-                assert isinstance(ours, dict)
-                label = "agent-sre, fsync on" if fsync else "agent-sre (in -> out)"
-                rows.append((label, ours, our_cpu, our_peak))
+                load = saturate(address, body, 512, args.seconds, args.concurrency)
+                found, cpu, _, peak = measure(proc, load)
+                assert isinstance(found, dict)
+                rows.append((label, found, cpu, peak))
             finally:
-                daemon.terminate()
-                daemon.wait()
+                proc.terminate()
+                proc.wait()
         print(f"\nsaturation: closed loop, {args.concurrency} senders, {args.seconds:.0f}s each")
         print_saturation(rows)
-        for label, ours, _, _ in rows[1:]:
+        base = rows[0][1]
+        for label, ours, cpu, _ in rows[1:]:
             print(
                 f"{label} / baseline: throughput {ours['spans_per_s'] / base['spans_per_s']:.2f}x,"
-                f" ack p99 {ours['p99_ms'] / base['p99_ms']:.2f}x"
+                f" ack p99 {ours['p99_ms'] / base['p99_ms']:.2f}x;"
+                f" {ours['spans_per_s'] / max(cpu, 1e-9):,.0f} spans per CPU-second"
             )
 
         # Steady 10k spans/s, each server fresh (RSS not inflated by the saturation run).
-        (workdir / "steady").mkdir()
-        daemon, daemon_addr = start_daemon(workdir / "steady", sink_addr)
-        pin_tree(daemon.pid, SERVER_CPU)
         seconds = args.steady_seconds
+        steady_rows: list[tuple[str, float, float, float]] = []
         try:
-            _, base_cpu, base_rss, _ = measure(
-                baseline, steady(baseline_addr, 10_000, 100, seconds)
-            )
-            _, cpu, rss, peak = measure(daemon, steady(daemon_addr, 10_000, 100, seconds))
+            for index, (label, start) in enumerate(servers()):
+                proc, address = start(f"steady-{index}")
+                pin_tree(proc.pid, SERVER_CPU)
+                try:
+                    _, cpu, rss, peak = measure(proc, steady(address, 10_000, 100, seconds))
+                    steady_rows.append((label, cpu, rss, peak))
+                finally:
+                    proc.terminate()
+                    proc.wait()
         finally:
-            for proc in (daemon, baseline, sink):
-                proc.terminate()
-                proc.wait()
+            sink.terminate()
+            sink.wait()
         print(f"\nsteady: 10,000 spans/s as 100 spans/request, {seconds:.0f}s, OTLP in -> OTLP out")
-        base_line = f"cpu {base_cpu * 100:5.1f}% of one core, rss {base_rss:.1f} MiB"
-        print(f"  baseline (parse + ack)  {base_line}")
-        print(
-            f"  agent-sre               cpu {cpu * 100:5.1f}% of one core, rss {rss:.1f} MiB"
-            f" (peak {peak:.1f} MiB); {cpu / base_cpu:.2f}x the baseline's cpu"
-        )
+        base_cpu = steady_rows[0][1]
+        rotel_cpu = next((cpu for label, cpu, _, _ in steady_rows if label.startswith("rotel")), 0)
+        for label, cpu, rss, peak in steady_rows:
+            versus = f"; {cpu / base_cpu:.2f}x the baseline's cpu"
+            if rotel_cpu:
+                versus += f", {cpu / rotel_cpu:.2f}x rotel's"
+            print(
+                f"  {label:26} cpu {cpu * 100:5.1f}% of one core, rss {rss:6.1f} MiB"
+                f" (peak {peak:6.1f} MiB){versus}"
+            )
         print("  (the OpenTelemetry Collector's TestTrace10kSPS: about 6-13% of a core, 55-80 MiB)")
 
 

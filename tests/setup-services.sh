@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive for real (promtool, redis-server,
-# prometheus-alertmanager, openssl; setpriv for the container image test). Idempotent; the tests themselves start
+# prometheus-alertmanager, openssl; setpriv for the container image test; gcc for the native
+# span pass and its sanitizer fuzz test). Idempotent; the tests themselves start
 # each server on loopback.
 set -euo pipefail
 need=()
@@ -9,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+# the native span pass's build, and its fuzz test (gcc's AddressSanitizer and UBSan runtimes)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null

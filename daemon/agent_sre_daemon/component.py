@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aiohttp import web
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
     from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
@@ -34,9 +31,9 @@ if TYPE_CHECKING:
     from agent_sre_daemon.ingest.pipeline import Pipeline
     from agent_sre_daemon.proxy.stage import Stage
 
-    BatchObserver = Callable[[ExportTraceServiceRequest, bytes, float], None]
-    """Called with each accepted trace request after enrichment, its serialised bytes (the
-    ones queued for the upstream: share them, never re-serialise) and the time received."""
+    BatchObserver = Callable[[bytes, float], None]
+    """Called with the bytes of each accepted trace request after enrichment (the ones
+    queued for the upstream: share them, never re-serialise) and the time received."""
     from agent_sre_daemon.signals import SignalBus
 
     Action = Callable[[Mapping[str, str]], Awaitable[str]]
@@ -125,8 +122,8 @@ class SpanObserverSpec:
 
 @dataclass(frozen=True)
 class SpanTapSpec:
-    """A lighter observer: called with each valid span's protobuf, kind and wanted values
-    (no view is built: see :data:`agent_sre.tracing.batch.SpanTap`); ``keys`` as above."""
+    """An observer that sees second views of a call too: called with each valid span's view
+    (see :data:`agent_sre.tracing.batch.SpanTap`); ``keys`` as above."""
 
     tap: SpanTap
     keys: frozenset[str]

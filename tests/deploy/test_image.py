@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_image_steps_run_the_daemon_as_non_root_read_only() -> None:
                 continue
             path = ROOT / source
             if path.is_dir():
-                skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+                skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so")
                 shutil.copytree(path, src / source, ignore=skip)
             else:
                 shutil.copy2(path, src / source)
@@ -118,6 +119,9 @@ def test_image_steps_run_the_daemon_as_non_root_read_only() -> None:
         subprocess.run([python, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir",
                         str(wheels), str(src)], check=True, capture_output=True)  # fmt: skip
         (wheel,) = wheels.glob("agent_sre-*.whl")
+        if shutil.which("gcc"):  # as in the image's build stage: the native span pass built
+            with zipfile.ZipFile(wheel) as archive:
+                assert any("_wirepass" in name for name in archive.namelist()), wheel.name
         # runtime stage: a clean venv, byte code compiled at install
         venv = root / "opt" / "agent-sre"
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
@@ -181,3 +185,34 @@ def _find_metrics(addresses: dict[str, object]) -> str:
         if "prometheus" in key or "metrics" in key:
             return str(value)
     raise AssertionError(f"no metrics address in the ready file: {addresses}")
+
+
+def test_without_a_compiler_the_package_installs_and_runs_the_python_span_pass(
+    tmp_path: Path,
+) -> None:
+    """``pip install`` where no C compiler works (CC names a program that always fails):
+    the wheel is built without the native span pass, says so, and the package runs."""
+    wheels = tmp_path / "wheels"
+    env = {**os.environ, "CC": "false", "PIP_NO_INPUT": "1"}
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--wheel-dir", str(wheels),
+         str(ROOT)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert "native span pass was not built" in built.stdout + built.stderr
+    (wheel,) = wheels.glob("agent_sre-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert not any("_wirepass" in name and name.endswith(".so") for name in archive.namelist())
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+         str(wheel)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", "from agent_sre.tracing.batch import NATIVE; print(NATIVE)"],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "False"

@@ -354,21 +354,17 @@ class CallCorrelation(Component):
             mark_gateway(gateway, facts, key, facts.identity, move_cost=True)
             pipeline.export_call(request)
 
-    def on_task(self, span: Span, now: float) -> None:
+    def on_task(self, view: AgentSpan, now: float) -> None:
         """An agent's task span: held records of its trace inside it are events now (its
         LLM and tool spans, if any, came before it), before the task's cost is judged."""
         correlator = self.correlator
         # hot path: per task span; nothing held (the ingest-only case): not even the trace id
-        if correlator.held_count and correlator.has_held_trace(span.trace_id):
-            released = correlator.release_trace(
-                span.trace_id, span.start_time_unix_nano, span.end_time_unix_nano
-            )
+        if correlator.held_count and correlator.has_held_trace(view.trace_id):
+            released = correlator.release_trace(view.trace_id, view.start_ns, view.end_ns)
             self._release(released, "task_ended")
         tools = self.tools
-        if tools.held_count and tools.has_held_trace(span.trace_id):
-            released = tools.release_trace(
-                span.trace_id, span.start_time_unix_nano, span.end_time_unix_nano
-            )
+        if tools.held_count and tools.has_held_trace(view.trace_id):
+            released = tools.release_trace(view.trace_id, view.start_ns, view.end_ns)
             self._release(released, "task_ended", tools=True)
 
     # -- releasing ----------------------------------------------------------------------

@@ -99,7 +99,7 @@ class OtlpGrpcReceiver:
     async def _export_traces(self, body: bytes, context: Context) -> bytes:
         try:
             request = decode_protobuf(ExportTraceServiceRequest, body)
-            result = await self.pipeline.export_traces(request, "grpc", len(body))
+            result = await self.pipeline.export_traces(request, "grpc", len(body), body)
         except ReceiverError as exc:
             self.pipeline.refused("grpc", "traces", exc)
             await _abort(context, exc)

@@ -89,8 +89,10 @@ class OtlpHttpReceiver:
             self._runner = None
 
     async def _traces(self, request: web.Request) -> web.Response:
-        async def accept(message: Any, wire_size: int, is_json: bool) -> web.Response:
-            result = await self.pipeline.export_traces(message, "http", wire_size)
+        async def accept(message: Any, body: bytes, is_json: bool) -> web.Response:
+            result = await self.pipeline.export_traces(
+                message, "http", len(body), None if is_json else body
+            )
             response = ExportTraceServiceResponse()
             if result.rejected:
                 response.partial_success.rejected_spans = result.rejected
@@ -100,7 +102,7 @@ class OtlpHttpReceiver:
         return await self._handle(request, "traces", ExportTraceServiceRequest, accept)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        async def accept(message: Any, wire_size: int, is_json: bool) -> web.Response:
+        async def accept(message: Any, body: bytes, is_json: bool) -> web.Response:
             await self.pipeline.export_passthrough(
                 "metrics", message, None, "http", count_metrics(message)
             )
@@ -109,7 +111,7 @@ class OtlpHttpReceiver:
         return await self._handle(request, "metrics", ExportMetricsServiceRequest, accept)
 
     async def _logs(self, request: web.Request) -> web.Response:
-        async def accept(message: Any, wire_size: int, is_json: bool) -> web.Response:
+        async def accept(message: Any, body: bytes, is_json: bool) -> web.Response:
             await self.pipeline.export_passthrough(
                 "logs", message, None, "http", count_log_records(message)
             )
@@ -128,7 +130,7 @@ class OtlpHttpReceiver:
                 message = await asyncio.to_thread(_decode, body, message_type, is_json)
             else:
                 message = _decode(body, message_type, is_json)
-            response: web.Response = await accept(message, len(body), is_json)
+            response: web.Response = await accept(message, body, is_json)
             return response
         except ReceiverError as exc:
             self.pipeline.refused("http", signal, exc)

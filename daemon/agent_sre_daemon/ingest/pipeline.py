@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
-from agent_sre.tracing.batch import TraceBatchProcessor
+from agent_sre.tracing.batch import NATIVE, TraceBatchProcessor
 from agent_sre.tracing.view import AttrValue
 from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec, SpanTapSpec
 from agent_sre_daemon.errors import (
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from agent_sre_daemon.stores.queue import DurableQueue
 
 log = logging.getLogger("agent_sre.pipeline")
+_FALLBACK_SAID = False
 
 SpanAttrs = dict[str, AttrValue]
 """A span's attributes, decoded."""
@@ -82,6 +83,7 @@ class Pipeline(Component):
         self.processor = TraceBatchProcessor(
             resource_attributes, llm_enrichers=[self.cost_enricher], enricher_keys=PRICING_KEYS
         )
+        self.native = self._native_pass(config)
         self.queue: DurableQueue | None = None
         """The durable queue, or None when no upstream is configured (then nothing is stored
         and nothing accumulates); the forwarding component sets it."""
@@ -91,7 +93,7 @@ class Pipeline(Component):
         self.on_queued: Callable[[], None] = lambda: None
         """Called after a request is queued (wakes the exporter)."""
         self.observers_of_batches: list[BatchObserver] = []
-        """Called with each accepted trace request after enrichment, and its bytes."""
+        """Called with the bytes of each accepted trace request after enrichment."""
         self.call_hold: Callable[[ExportTraceServiceRequest, SpanAttrs | None], None] | None = None
         """Where the spans of proxied calls wait for the agents' own spans of the same calls
         (set by the correlation component); None: they go straight in."""
@@ -109,14 +111,33 @@ class Pipeline(Component):
             [spec.tap for spec in specs if isinstance(spec, SpanTapSpec)],
         )
 
+    @staticmethod
+    def _native_pass(config: Config) -> bool:
+        """Whether requests that came as bytes go through the native span pass."""
+        global _FALLBACK_SAID
+        if config.receivers.otlp.span_pass == "python":
+            return False
+        if not NATIVE and not _FALLBACK_SAID:
+            _FALLBACK_SAID = True
+            log.warning(
+                "the native span pass is not built (the package was installed without a C"
+                " compiler): the Python span pass is in use (same results, more CPU a span)"
+            )
+        return NATIVE
+
     async def prepare_reload(self, new: Config) -> Prepared:
-        """Prices of received LLM spans follow ``budgets.price_overrides``."""
-        if new.budgets.price_overrides == self.config.budgets.price_overrides:
+        """Prices of received LLM spans follow ``budgets.price_overrides``; the span pass
+        follows ``receivers.otlp.span_pass``."""
+        if (
+            new.budgets.price_overrides == self.config.budgets.price_overrides
+            and new.receivers.otlp.span_pass == self.config.receivers.otlp.span_pass
+        ):
             return Prepared()
         pricer = Pricer(new.budgets.price_overrides)
 
         async def commit() -> None:
             self.cost_enricher.pricer = pricer
+            self.native = self._native_pass(new)
             self.config = new
 
         return Prepared(commit=commit)
@@ -154,20 +175,27 @@ class Pipeline(Component):
             log.warning("span of a proxied call dropped: %s", exc.message)
 
     async def export_traces(
-        self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
+        self,
+        request: ExportTraceServiceRequest,
+        protocol: str,
+        wire_size: int,
+        body: bytes | None = None,
     ) -> BatchResult:
-        """Accepts a decoded trace request; returns how many spans were kept and rejected,
-        once they are on disk.
+        """Accepts a decoded trace request (``body``: the bytes it was decoded from, when it
+        came as protobuf); returns how many spans were kept and rejected, once they are on
+        disk.
 
         Raises:
             UnavailableError: the queue is full, cannot be written (reason ``storage``), or
                 the daemon is stopping (retryable).
             InvalidArgumentError: every span of the request was malformed.
         """
-        result, body = self._process_traces(request, protocol, wire_size)
-        if body is not None:
+        result, forwarded = self._process_traces(request, protocol, wire_size, body)
+        if forwarded is not None:
             try:
-                await self._queue().put_async("traces", body, result.accepted, self.clock.time())
+                await self._queue().put_async(
+                    "traces", forwarded, result.accepted, self.clock.time()
+                )
             except StorageError as exc:
                 raise self._storage_refused(protocol, "traces", exc, result.accepted) from None
             self.on_queued()
@@ -191,16 +219,25 @@ class Pipeline(Component):
         return result
 
     def _process_traces(
-        self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
+        self,
+        request: ExportTraceServiceRequest,
+        protocol: str,
+        wire_size: int,
+        wire: bytes | None = None,
     ) -> tuple[BatchResult, bytes | None]:
-        """Admission and the span pass; the bytes to queue (None: nothing to queue)."""
+        """Admission and the span pass (native over ``wire`` when it is given and the native
+        pass is on); the bytes to queue (None: nothing to queue)."""
         try:
             self._check_room(protocol, "traces", wire_size)
         except UnavailableError as exc:
             self.metrics.refused_spans.labels(protocol, exc.reason).inc(count_spans(request))
             raise
         now = self.clock.time()
-        result = self.processor.process(request, now)
+        body: bytes | None = None
+        if wire is not None and self.native:
+            result, body = self.processor.process_wire(wire, now)
+        else:
+            result = self.processor.process(request, now)
         metrics = self.metrics
         if result.rejected:
             metrics.refused_spans.labels(protocol, "invalid").inc(result.rejected)
@@ -214,9 +251,10 @@ class Pipeline(Component):
             metrics.second_view_spans.labels(role).inc(count)
         if not result.accepted or (self.queue is None and not self.observers_of_batches):
             return result, None
-        body = request.SerializeToString()  # once: the queue and the observers share it
+        if body is None:
+            body = request.SerializeToString()  # once: the queue and the observers share it
         for observe in self.observers_of_batches:
-            observe(request, body, now)
+            observe(body, now)
         return result, body if self.queue is not None else None
 
     async def export_passthrough(

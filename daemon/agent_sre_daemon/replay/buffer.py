@@ -88,7 +88,7 @@ class TraceBuffer:
             self._thread.join(max(0.0, timeout))
 
     # hot path: per accepted request
-    def observe(self, request: ExportTraceServiceRequest, body: bytes, now: float) -> None:
+    def observe(self, body: bytes, now: float) -> None:
         """The batch observer: queues the request's bytes with its traces' summaries (the
         writer thread does the rest)."""
         summaries = self.index.take()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
+from agent_sre.tracing.wirespan import append_attribute
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,7 +57,5 @@ class SpanCostEnricher:
         if cost is None:
             self.on_unpriced(model)
             return
-        kv = span.attributes.add()
-        kv.key = c.AGENT_SRE_COST_USD
-        kv.value.double_value = cost
+        append_attribute(span, c.AGENT_SRE_COST_USD, cost)
         view.attrs[c.AGENT_SRE_COST_USD] = cost

@@ -17,13 +17,11 @@ from agent_sre.numbers import MAX_SPAN_NS, clamp_span_ns
 from agent_sre.replay.redaction import TEXT_MARK, credential_name
 from agent_sre.tracing import conventions as conv
 from agent_sre.tracing.conventions import AgentSpanKind
-from agent_sre.tracing.view import CLASSIFY_KEYS, classify, read_attrs
+from agent_sre.tracing.view import CLASSIFY_KEYS, classify, read_attrs, view_of
 
 if TYPE_CHECKING:
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
     from agent_sre.replay.redaction import Redactor
-    from agent_sre.tracing.view import AttrValue
+    from agent_sre.tracing.view import AgentSpan, AttrValue
 
 KINDS: tuple[str, ...] = ("AGENT_TASK", "TOOL_CALL", "LLM_INFERENCE", "DELEGATION",
                           "POLICY_CHECK", "OTHER")  # fmt: skip
@@ -38,8 +36,11 @@ REFUSALS = frozenset({"budget_exceeded", "agent_blocked", "agent_throttled",
 _ERROR = Status.STATUS_CODE_ERROR
 
 
+AGENT_KEYS = (conv.AGENT_ID, conv.GEN_AI_AGENT_ID)
+
 INDEX_KEYS: frozenset[str] = frozenset(
     {
+        *AGENT_KEYS,
         "error.type",
         conv.AGENT_SRE_CHAOS_FAULT,
         conv.AGENT_SRE_COST_USD,
@@ -48,11 +49,9 @@ INDEX_KEYS: frozenset[str] = frozenset(
         "agent_sre.incident.id",
     }
 )
-"""Attributes the trace index reads from every span (it needs no span view). The agent is
-read from the resource or, when the span pass did not decode it, from the first span of each
-trace in a request and from agent-task spans (:data:`AGENT_KEYS`)."""
-
-AGENT_KEYS = (conv.AGENT_ID, conv.GEN_AI_AGENT_ID)
+"""Attributes the trace index reads from every span's view. The agent (:data:`AGENT_KEYS`,
+the span's own or else its resource's) is taken from the first span of each trace in a
+request, or from an agent-task span when that one named none."""
 
 
 @dataclass(slots=True)
@@ -80,29 +79,31 @@ class TraceIndex:
         self.summaries: dict[bytes, TraceSummary] = {}
 
     # hot path: per span
-    def tap(self, span: Span, kind: AgentSpanKind, attrs: dict[str, AttrValue], now: float) -> None:
-        trace_id = span.trace_id
-        start_ns = span.start_time_unix_nano
-        end_ns = span.end_time_unix_nano
+    def tap(self, view: AgentSpan, now: float) -> None:
+        trace_id = view.trace_id
+        start_ns = view.start_ns
+        end_ns = view.end_ns
         if end_ns > MAX_SPAN_NS or start_ns > MAX_SPAN_NS:  # the numbers gate of span times
             start_ns, end_ns = clamp_span_ns(start_ns), clamp_span_ns(end_ns)
+        attrs = view.attrs
+        kind = view.kind
         summary = self.summaries.get(trace_id)
         if summary is None:
             summary = self.summaries[trace_id] = TraceSummary(
-                trace_id.hex(), start_ns, end_ns, root=span.name, agent=_agent(span, attrs)
+                trace_id.hex(), start_ns, end_ns, root=view.name, agent=_agent(attrs)
             )
         else:
             if start_ns < summary.start_ns:
                 summary.start_ns = start_ns
-                summary.root = span.name
+                summary.root = view.name
             if end_ns > summary.end_ns:
                 summary.end_ns = end_ns
             if not summary.agent and kind is _TASK:
-                summary.agent = _agent(span, attrs)
+                summary.agent = _agent(attrs)
         summary.spans += 1
         summary.kinds |= _KIND_BIT[kind]
-        if span.status.code == _ERROR or not _MARKERS.isdisjoint(attrs):
-            _mark(summary, span, attrs)  # the rare span: an error, a fault, a cost...
+        if view.is_error or not _MARKERS.isdisjoint(attrs):
+            _mark(summary, view.is_error, attrs)  # the rare span: an error, a fault, a cost...
 
     def take(self) -> list[TraceSummary]:
         """The summaries so far (and a fresh start)."""
@@ -111,10 +112,10 @@ class TraceIndex:
         return found
 
 
-def _mark(summary: TraceSummary, span: Span, attrs: dict[str, AttrValue]) -> None:
+def _mark(summary: TraceSummary, is_error: bool, attrs: dict[str, AttrValue]) -> None:
     """Adds what makes a span count beyond its kind: errors, reasons to keep, cost."""
     error_type = attrs.get("error.type")
-    if error_type is not None or span.status.code == _ERROR:
+    if error_type is not None or is_error:
         summary.errors += 1
         summary.interesting |= 1
         if error_type in REFUSALS:
@@ -130,16 +131,12 @@ def _mark(summary: TraceSummary, span: Span, attrs: dict[str, AttrValue]) -> Non
         summary.cost_usd += cost
 
 
-def _agent(span: Span, attrs: dict[str, AttrValue]) -> str:
-    """The span's agent: from the values read, else from its attributes (a rare walk: the
-    first span of a trace in a request, agent tasks)."""
+def _agent(attrs: dict[str, AttrValue]) -> str:
+    """The span's agent (its own or its resource's; :data:`INDEX_KEYS` has the keys)."""
     for key in AGENT_KEYS:
         agent = attrs.get(key)
         if isinstance(agent, str) and agent:
             return agent
-    for kv in span.attributes:
-        if kv.key in AGENT_KEYS and kv.value.string_value:
-            return str(kv.value.string_value)
     return ""
 
 
@@ -153,14 +150,15 @@ def summarize(request: ExportTraceServiceRequest) -> list[TraceSummary]:
             for span in scope_spans.spans:
                 attrs = resource_attrs.copy()
                 read_attrs(span.attributes, _WANTED, attrs)
-                index.tap(span, classify(attrs)[0], attrs, 0.0)
+                kind, explicit = classify(attrs)
+                index.tap(view_of(span, kind, explicit, attrs), 0.0)
     return index.take()
 
 
 _WANTED = CLASSIFY_KEYS | INDEX_KEYS
 _KIND_BIT = {AgentSpanKind(name): 1 << i for i, name in enumerate(KINDS)}
 _TASK = AgentSpanKind.AGENT_TASK
-_MARKERS = INDEX_KEYS - {conv.AGENT_SRE_ROLE}
+_MARKERS = INDEX_KEYS - {conv.AGENT_SRE_ROLE, *AGENT_KEYS}
 
 
 def redact_spans(request: ExportTraceServiceRequest, redactor: Redactor) -> None:

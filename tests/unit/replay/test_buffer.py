@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import CollectorRegistry
 
 from agent_sre.replay.exchange import Exchange
@@ -38,7 +37,7 @@ def test_a_failing_store_is_counted_and_the_writer_goes_on(tmp_path: Path) -> No
     store = BrokenStore(tmp_path / "r.sqlite")
     buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(registry))
     buffer.start()
-    buffer.observe(ExportTraceServiceRequest(), b"", 0.0)
+    buffer.observe(b"", 0.0)
     assert store.failed.wait(10)
     buffer.stop(10)
     assert buffer.failures >= 1
@@ -53,7 +52,7 @@ def test_a_writer_that_falls_behind_drops_requests(
     store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
     buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(registry))  # not started
     for _ in range(5):
-        buffer.observe(ExportTraceServiceRequest(), b"", 0.0)
+        buffer.observe(b"", 0.0)
     assert registry.get_sample_value("agent_sre_replay_dropped_requests_total") == 3
 
 
@@ -86,7 +85,7 @@ def test_another_engine_can_keep_a_trace_longer(tmp_path: Path) -> None:
     buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(CollectorRegistry()))
     request = request_of({"trace": 7, "span": 1})
     buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
-    buffer.observe(request, request.SerializeToString(), 0.0)
+    buffer.observe(request.SerializeToString(), 0.0)
     buffer.mark((7).to_bytes(16, "big").hex(), 1 << 4)  # an incident names it
     buffer.flush()
     with store.lock:
@@ -116,10 +115,10 @@ def test_secrets_in_span_strings_are_redacted_before_they_are_stored(tmp_path: P
     nested.string_value = "card 4111-1111-1111-1111"
     original = request.SerializeToString()
     buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
-    buffer.observe(request, request.SerializeToString(), 0.0)
+    buffer.observe(request.SerializeToString(), 0.0)
     clean = request_of({"trace": 4, "span": 2})
     buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(clean)}
-    buffer.observe(clean, clean.SerializeToString(), 0.0)
+    buffer.observe(clean.SerializeToString(), 0.0)
     buffer.flush()
     assert request.SerializeToString() == original  # the pipeline's request is untouched
     trace_id = (3).to_bytes(16, "big").hex()

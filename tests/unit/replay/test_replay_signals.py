@@ -131,13 +131,13 @@ async def test_interesting_traces_forced_out_by_the_size_cap_are_reported(
         for n in range(1, 4):  # ordinary traces go first...
             request = request_of({"trace": n, "span": n, "attrs": {"p": big}})
             buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
-            buffer.observe(request, request.SerializeToString(), engine.clock.time())
+            buffer.observe(request.SerializeToString(), engine.clock.time())
         buffer.flush()
         assert engine.context.bus.recent(type_="replay_evicted_interesting") == []
         for n in range(10, 20):  # ...then these, kept for their errors, cannot all stay
             request = request_of({"trace": n, "span": n, "error": True, "attrs": {"p": big}})
             buffer.index.summaries = {s.trace_id.encode(): s for s in summarize(request)}
-            buffer.observe(request, request.SerializeToString(), engine.clock.time())
+            buffer.observe(request.SerializeToString(), engine.clock.time())
         found = await signals_of(engine, "replay_evicted_interesting", 1)
         assert found, "no replay_evicted_interesting signal"
         assert all(s.severity is Severity.WARNING for s in found)

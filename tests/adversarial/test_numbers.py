@@ -284,11 +284,12 @@ def test_span_times_are_clamped_to_what_is_stored() -> None:
 
     from agent_sre.replay.traces import TraceIndex
     from agent_sre.tracing.conventions import AgentSpanKind
+    from agent_sre.tracing.view import view_of
 
     index = TraceIndex()
     span = Span(trace_id=b"\1" * 16, span_id=b"\2" * 8, name="x",
                 start_time_unix_nano=2**64 - 1, end_time_unix_nano=2**64 - 1)  # fmt: skip
-    index.tap(span, AgentSpanKind.AGENT_TASK, {}, 0.0)
+    index.tap(view_of(span, AgentSpanKind.AGENT_TASK, True, {}), 0.0)
     (summary,) = index.take()
     assert summary.start_ns == summary.end_ns == MAX_SPAN_NS
 

@@ -566,25 +566,8 @@ def test_an_anthropic_stream_replays_from_a_cassette_with_recorded_timing(
     assert exchange["streamed"] is True and len(exchange["chunks"]) > 1
     daemon.stop()
     provider.stop()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent_sre_daemon.cli",
-            "replay",
-            "serve",
-            "--cassette",
-            str(cassette),
-            "--listen",
-            "127.0.0.1:0",
-            "--timing",
-        ],  # fmt: skip
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, url = serve_cassette(cassette, "--timing")
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().split(" on ")[1].split(" ")[0]
         assert stream_text(f"{url}/anthropic") == recorded
     finally:
         server.terminate()
@@ -682,8 +665,8 @@ def test_calls_a_session_refuses_are_signalled_at_most_once_a_minute(
     assert "Plan a cruise." in listed["last_mismatch"]
 
 
-def serve_cassette(cassette: Path) -> tuple[subprocess.Popen[str], str]:
-    """``agent-sre replay serve`` on ``cassette``; the process and its URL."""
+def serve_cassette(cassette: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """``agent-sre replay serve`` on ``cassette`` (with ``options``); the process and its URL."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -695,6 +678,7 @@ def serve_cassette(cassette: Path) -> tuple[subprocess.Popen[str], str]:
             str(cassette),
             "--listen",
             "127.0.0.1:0",
+            *options,
         ],  # fmt: skip
         stdout=subprocess.PIPE,
         text=True,

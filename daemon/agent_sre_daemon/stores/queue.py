@@ -16,6 +16,8 @@ tells the receivers to refuse new requests before doing any work on them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +30,6 @@ from agent_sre_daemon.stores.writer import SqliteWriter
 
 if TYPE_CHECKING:
     import concurrent.futures
-    import sqlite3
     from pathlib import Path
 
     from agent_sre_daemon.clock import Clock
@@ -259,6 +260,16 @@ class DurableQueue:
                 self._oldest = None
             elif oldest_gone:
                 self._oldest = oldest
+            drained = self._count <= 0
+        if drained and ballast.holding_back():
+            # drained on a full disk: SQLite keeps the freed pages in its file, so the
+            # ballast could never be laid again and new requests would stay refused; give
+            # them back to the file system (cheap: the queue is empty)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.execute("VACUUM")
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            ballast.tend()  # the room is back: lay the ballast, take requests again
 
     def release(self, requests: list[QueuedRequest]) -> None:
         """Hands leased requests back (sent again later), e.g. when a sender stops."""

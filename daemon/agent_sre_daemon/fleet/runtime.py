@@ -90,7 +90,9 @@ class FleetRuntime(Component):
         self.view: FleetView | None = None
         self.skipped: dict[str, int] = {}
         self._problems: dict[str, str] = {}
+        self._own: NodeSummary | None = None
         self._lock = asyncio.Lock()
+        self._reading = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         context.provide("fleet", self)
 
@@ -173,22 +175,42 @@ class FleetRuntime(Component):
     async def _loop(self) -> None:
         while True:
             try:
-                await self.refresh()
-            except Exception:  # the next round tries again; the last view stays
-                log.exception("fleet: building the summary or the view failed")
+                await self.publish()
+            except Exception:  # the next round tries again
+                log.exception("fleet: building or publishing this node's summary failed")
             await asyncio.sleep(self.config.publish_interval)
 
+    async def publish(self) -> NodeSummary:
+        """Builds this node's summary and writes it to the shared store (when there is one).
+        The view is not rebuilt here: reading every node's summary is left to the reads of
+        ``/v1/fleet`` (at most once per publish interval), so a fleet nobody looks at costs
+        each node one small write per interval."""
+        now = self.clock.time()
+        summary = await self.local_summary(now)
+        encoded = await asyncio.to_thread(encode, summary)
+        self.metrics.summary_bytes.set(len(encoded))
+        self._own = summary
+        if self.store is not None:
+            await self._write(summary.node, encoded, now)
+        return summary
+
     async def refresh(self) -> FleetView:
-        """Publishes this node's summary and rebuilds the view from every node's."""
+        """Publishes this node's summary and rebuilds the view now."""
+        await self.publish()
+        return await self.rebuild()
+
+    async def rebuild(self) -> FleetView:
+        """The view from this node's latest summary and every one the store holds."""
         async with self._lock:
             now = self.clock.time()
-            summary = await self.local_summary(now)
-            encoded = await asyncio.to_thread(encode, summary)
-            self.metrics.summary_bytes.set(len(encoded))
+            own = self._own
+            if own is None or now - own.published_at >= self.config.publish_interval:
+                own = await self.local_summary(now)  # what the view says of this node is fresh
+                self._own = own
             stored: list[tuple[str, bytes]] = []
             if self.store is not None:
-                stored = await self._exchange(summary.node, encoded, now)
-            view, skipped = await asyncio.to_thread(self._build, summary, stored, now)
+                stored = await self._read()
+            view, skipped = await asyncio.to_thread(self._build, own, stored, now)
             for reason, count in skipped.items():
                 self.skipped[reason] = self.skipped.get(reason, 0) + count
                 self.metrics.skipped.labels(reason).inc(count)
@@ -198,24 +220,38 @@ class FleetRuntime(Component):
             self.view = view
             return view
 
-    async def _exchange(self, node: str, encoded: bytes, now: float) -> list[tuple[str, bytes]]:
+    async def _write(self, node: str, encoded: bytes, now: float) -> None:
         assert self.store is not None
         try:
             await self.store.publish(node, encoded, now, self.config.ttl)
+        except STORE_ERRORS as exc:
+            self._store_failed(exc)
+            self.metrics.publishes.labels("error").inc()
+            return
+        self._store_answered()
+        self.metrics.publishes.labels("ok").inc()
+
+    async def _read(self) -> list[tuple[str, bytes]]:
+        assert self.store is not None
+        try:
             stored = await self.store.read(self.config.max_nodes)
         except STORE_ERRORS as exc:
-            if self.store_error is None:
-                log.warning("fleet: the shared store cannot be reached; this node only: %s", exc)
-            self.store_error = f"redis: {type(exc).__name__}: {exc}"[:500]
-            self.metrics.publishes.labels("error").inc()
-            self.metrics.store_up.set(0)
+            self._store_failed(exc)
             return []
+        self._store_answered()
+        return stored
+
+    def _store_failed(self, exc: BaseException) -> None:
+        if self.store_error is None:
+            log.warning("fleet: the shared store cannot be reached; this node only: %s", exc)
+        self.store_error = f"redis: {type(exc).__name__}: {exc}"[:500]
+        self.metrics.store_up.set(0)
+
+    def _store_answered(self) -> None:
         if self.store_error is not None:
             log.info("fleet: the shared store answers again")
         self.store_error = None
-        self.metrics.publishes.labels("ok").inc()
         self.metrics.store_up.set(1)
-        return stored
 
     def _build(
         self, own: NodeSummary, stored: list[tuple[str, bytes]], now: float
@@ -353,10 +389,18 @@ class FleetRuntime(Component):
     # -- admin API ----------------------------------------------------------------------
 
     async def current(self) -> FleetView:
-        """The last view; built now when there is none yet (the first call after start)."""
+        """The view, rebuilt when it is older than a publish interval (concurrent reads
+        share one rebuild)."""
         view = self.view
-        if view is None:
-            view = await self.refresh()
+        if view is None or self.clock.time() - view.generated_at >= self.config.publish_interval:
+            async with self._reading:
+                view = self.view
+                stale = view is None
+                if view is not None:
+                    stale = self.clock.time() - view.generated_at >= self.config.publish_interval
+                if stale:
+                    view = await self.rebuild()
+        assert view is not None
         return view
 
     async def _fleet(self, request: web.Request) -> web.Response:

@@ -30,9 +30,9 @@ def slo_rows(copies: Sequence[tuple[SLOSpec, Status, list[HourCopy]]]) -> tuple[
                 pair = summed.setdefault(hour, [0, 0])
                 pair[0] += good
                 pair[1] += total
-        buckets = tuple((hour, g, t) for hour, (g, t) in sorted(summed.items()) if t)
+        buckets = [(hour, g, t) for hour, (g, t) in sorted(summed.items()) if t]
         rows.append(
-            SLORow(
+            SLORow.of(
                 spec.name,
                 spec.target,
                 float(spec.window),

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import sys
 import zlib
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent_sre.jsonbody import JsonBodyError, read_json
+from agent_sre.numbers import NumberError, checked_number
 
 MAGIC = b"ASF1"
 FORMAT = 1
@@ -69,8 +73,18 @@ class SLORow:
     target: float
     window_s: float
     status: str
-    buckets: tuple[tuple[int, int, int], ...]
-    """``(hour, good, total)``: hours since the epoch, ascending, non-empty only."""
+    buckets: array[int]
+    """Flat ``hour, good, total`` triples (hours since the epoch, ascending, non-empty
+    only), 8 bytes a value: 200 nodes x 10 SLOs x 720 hours is 35 MB, not 200."""
+
+    @classmethod
+    def of(cls, name: str, target: float, window_s: float, status: str, buckets: Any) -> SLORow:
+        """A row from ``(hour, good, total)`` triples."""
+        return cls(name, target, window_s, status, array("q", [v for b in buckets for v in b]))
+
+    def triples(self) -> list[tuple[int, int, int]]:
+        b = self.buckets
+        return list(zip(b[0::3], b[1::3], b[2::3], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +161,7 @@ def to_data(summary: NodeSummary) -> dict[str, Any]:
             for a in summary.agents
         ],
         "slos": [
-            [s.name, s.target, s.window_s, s.status, [list(b) for b in s.buckets]]
+            [s.name, s.target, s.window_s, s.status, [list(b) for b in s.triples()]]
             for s in summary.slos
         ],
         "agent_slos": [[r.agent, r.slo, r.good, r.total] for r in summary.agent_slos],
@@ -189,7 +203,9 @@ def decode(data: bytes) -> NodeSummary:
     if len(text) > MAX_JSON_BYTES or inflater.unconsumed_tail:
         raise SummaryError(f"inflates to more than {MAX_JSON_BYTES} bytes")
     try:
-        value = read_json(text, max_depth=6, numbers=True, what="summary")
+        # numbers are gated field by field below (the numbers gate's bounds, NaN refused)
+        # no depth walk: the shape is checked below, row by row
+        value = read_json(text, max_depth=None, what="summary")
     except JsonBodyError as exc:
         raise SummaryError(str(exc)) from None
     return from_data(value)
@@ -245,12 +261,12 @@ def _agent(row: Any, i: int) -> AgentRow:
     calls, errors = _count(row[3], f"{where}.calls"), _count(row[4], f"{where}.errors")
     if errors > calls:
         raise SummaryError(f"{where}: more errors than calls")
-    agent = _text(row[0], f"{where}.agent")
+    agent = sys.intern(_text(row[0], f"{where}.agent"))
     if not agent:
         raise SummaryError(f"{where}.agent: empty")
     return AgentRow(
         agent,
-        tuple(_text(v, f"{where}.versions") for v in versions),
+        tuple(sys.intern(_text(v, f"{where}.versions")) for v in versions),
         _time(row[2], f"{where}.last_seen"),
         calls,
         errors,
@@ -270,22 +286,29 @@ def _slo(row: Any, i: int) -> SLORow:
     status = _text(row[3], f"{where}.status")
     if status not in STATUSES:
         raise SummaryError(f"{where}.status: expected one of {', '.join(STATUSES)}")
-    raw = row[4]
+    name = sys.intern(_text(row[0], f"{where}.name"))
+    return SLORow(name, target, window, status, _buckets(row[4], f"{where}.buckets"))
+
+
+def _buckets(raw: Any, where: str) -> array[int]:
+    """Flat triples from ``[[hour, good, total], ...]``, checked in bulk (a summary holds
+    up to 200 x 8,784 of them)."""
     if not isinstance(raw, list) or len(raw) > MAX_BUCKETS:
-        raise SummaryError(f"{where}.buckets: expected a list of at most {MAX_BUCKETS}")
-    buckets = []
-    last = -1
-    for j, bucket in enumerate(raw):
-        at = f"{where}.buckets[{j}]"
-        _row(bucket, 3, at)
-        hour, good, total = (_count(v, at) for v in bucket)
-        if good > total:
-            raise SummaryError(f"{at}: good > total")
-        if hour <= last:
-            raise SummaryError(f"{at}: hours must ascend")
-        last = hour
-        buckets.append((hour, good, total))
-    return SLORow(_text(row[0], f"{where}.name"), target, window, status, tuple(buckets))
+        raise SummaryError(f"{where}: expected a list of at most {MAX_BUCKETS}")
+    if raw and (set(map(type, raw)) != {list} or set(map(len, raw)) != {3}):
+        raise SummaryError(f"{where}: expected rows of [hour, good, total]")
+    flat = [v for b in raw for v in b]
+    if flat and set(map(type, flat)) != {int}:  # bool is no int here
+        raise SummaryError(f"{where}: expected whole numbers")
+    if flat and (min(flat) < 0 or max(flat) > MAX_COUNT):
+        raise SummaryError(f"{where}: expected whole numbers from 0 to {MAX_COUNT:g}")
+    values = array("q", flat)
+    hours, goods, totals = values[0::3], values[1::3], values[2::3]
+    if any(map(operator.gt, goods, totals)):
+        raise SummaryError(f"{where}: good > total")
+    if any(map(operator.le, hours[1:], hours[:-1])):
+        raise SummaryError(f"{where}: hours must ascend")
+    return values
 
 
 def _agent_slo(row: Any, i: int) -> AgentSLORow:
@@ -294,7 +317,9 @@ def _agent_slo(row: Any, i: int) -> AgentSLORow:
     good, total = _count(row[2], where), _count(row[3], where)
     if good > total:
         raise SummaryError(f"{where}: good > total")
-    return AgentSLORow(_text(row[0], where), _text(row[1], where), good, total)
+    return AgentSLORow(
+        sys.intern(_text(row[0], where)), sys.intern(_text(row[1], where)), good, total
+    )
 
 
 def _budget(row: Any, i: int) -> BudgetRow:
@@ -377,6 +402,10 @@ def _count(value: Any, where: str) -> int:
 def _float(value: Any, where: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise SummaryError(f"{where}: expected a finite number, got {_short(value)}")
+    try:
+        checked_number(value)
+    except NumberError as exc:
+        raise SummaryError(f"{where}: {exc}") from None
     return float(value)
 
 

@@ -17,6 +17,7 @@ exhaustion alone does not make the fleet's), and ``unknown`` with no event in th
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,7 +31,7 @@ from agent_sre.units import format_duration
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from agent_sre.fleet.summary import AgentRow, NodeSummary, SLORow
+    from agent_sre.fleet.summary import AgentRow, AgentSLORow, NodeSummary, SLORow
 
 HOUR = 3600
 _RANK = {"healthy": 0, "warning": 1, "critical": 2}
@@ -123,6 +124,7 @@ class FleetView:
     rollouts: list[dict[str, Any]]
     _index: dict[str, AgentAcross] = field(default_factory=dict)
     _slo_specs: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _agent_slos: dict[str, list[AgentSLORow]] = field(default_factory=dict)
 
     @property
     def covers(self) -> dict[str, int]:
@@ -177,13 +179,11 @@ class FleetView:
         whole = found.to_dict()
         counts: dict[str, list[int]] = {}
         nodes_of: dict[str, int] = {}
-        for state in self.nodes:
-            for row in state.summary.agent_slos:
-                if row.agent == agent:
-                    pair = counts.setdefault(row.slo, [0, 0])
-                    pair[0] += row.good
-                    pair[1] += row.total
-                    nodes_of[row.slo] = nodes_of.get(row.slo, 0) + 1
+        for row in self._agent_slos.get(agent, ()):
+            pair = counts.setdefault(row.slo, [0, 0])
+            pair[0] += row.good
+            pair[1] += row.total
+            nodes_of[row.slo] = nodes_of.get(row.slo, 0) + 1
         slos = []
         for name, (good, total) in sorted(counts.items()):
             target, window = self._slo_specs.get(name, (None, None))
@@ -292,6 +292,10 @@ def build_view(
         _index={a.agent: a for a in agents},
         _slo_specs=specs,
     )
+    for state in nodes:  # indexed once, so one agent's detail does not scan every node
+        for row in state.summary.agent_slos:
+            if row.agent in view._index:
+                view._agent_slos.setdefault(row.agent, []).append(row)
     return view
 
 
@@ -299,12 +303,10 @@ def window_counts(row: SLORow, now: float) -> tuple[int, int]:
     """A node's ``(good, total)`` over the SLO window ending in the hour holding ``now``."""
     hour = int(now // HOUR)
     first = hour - int(row.window_s // HOUR)
-    good = total = 0
-    for at, g, t in row.buckets:
-        if first < at <= hour:
-            good += g
-            total += t
-    return good, total
+    b = row.buckets
+    hours = b[0::3]
+    lo, hi = bisect_right(hours, first), bisect_right(hours, hour)
+    return sum(b[1::3][lo:hi]), sum(b[2::3][lo:hi])
 
 
 def _slos(

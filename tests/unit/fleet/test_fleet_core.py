@@ -36,7 +36,7 @@ def summary(node: str, at: float = NOW, **parts: object) -> NodeSummary:
 
 def slo(buckets: list[tuple[int, int, int]], status: str = "healthy", **kw: object) -> SLORow:
     spec = {"name": "chat", "target": 0.99, "window_s": 30 * 86400.0, **kw}
-    return SLORow(spec["name"], spec["target"], spec["window_s"], status, tuple(buckets))  # type: ignore[arg-type]
+    return SLORow.of(spec["name"], spec["target"], spec["window_s"], status, buckets)  # type: ignore[arg-type]
 
 
 def test_a_summary_survives_its_encoding() -> None:

@@ -8,8 +8,8 @@ second). The load names 100 agents (the fleet's registry counts each). Figures: 
 daemon's CPU per proxied call and per received span (``/proc``), and the call's p50.
 
 Part 2 builds 200 node summaries in-process and writes them to a real redis-server:
-``spread`` (10,000 agents, each on 2 of the 200 nodes: 100 agents a node, 10 SLOs with a
-full 30d of hour buckets each) and ``worst`` (every node reporting the most it publishes,
+``spread`` (10,000 agents, each on 2 of the 200 nodes: 100 agents a node, 10 SLOs with
+traffic in every hour of 30 days) and ``worst`` (every node reporting the most it publishes,
 10,000 agents). It prints the bytes of one summary, what Redis holds for all of them
 (``INFO memory`` before and after), the time to decode and aggregate them, and the memory
 that takes (tracemalloc peak, and what the view keeps).
@@ -207,7 +207,8 @@ async def load_part(args: argparse.Namespace, redis_url: str) -> None:
                                                   for k in daemons}  # fmt: skip
     try:
         print(f"# part 1: before = {args.base}; {args.calls} calls (8 at a time) and "
-              f"{args.span_requests} x 500 spans a round, {args.rounds} rounds", flush=True)  # fmt: skip
+              f"{args.span_requests} x 500 spans a round, {args.rounds} rounds",
+              flush=True)  # fmt: skip
         for _ in range(args.rounds):
             for label, daemon in daemons.items():
                 per_call, p50 = await calls(daemon, args.calls)
@@ -218,7 +219,8 @@ async def load_part(args: argparse.Namespace, redis_url: str) -> None:
         for label in daemons:
             m = med[label]
             print(f"{label:<7} CPU/call {m['call'] * 1e6:7.1f} us  call p50 "
-                  f"{m['p50'] * 1e3:6.2f} ms  CPU/span {m['span'] * 1e6:6.2f} us", flush=True)  # fmt: skip
+                  f"{m['p50'] * 1e3:6.2f} ms  CPU/span {m['span'] * 1e6:6.2f} us",
+                  flush=True)  # fmt: skip
         for a, b in (("on", "off"), ("on", "before"), ("off", "before")):
             print(f"{a}/{b}: CPU/call {med[a]['call'] / med[b]['call']:.3f}x  p50 "
                   f"{med[a]['p50'] / med[b]['p50']:.3f}x  CPU/span "
@@ -245,7 +247,8 @@ def make_summaries(nodes: int, agents: int, per_node: int, now: float) -> list[N
     hour = int(now // 3600)
     slos = tuple(
         SLORow.of(f"slo-{i}", 0.99, 30 * 86400.0, "healthy",
-                  [(h, 9_990_000 + h % 997, 10_000_000) for h in range(hour - 719, hour + 1)])
+                  [(h, 9_990_000 + h % 997, 10_000_000) for h in range(hour - 719, hour + 1)],
+                  hour)
         for i in range(10)
     )  # fmt: skip
     out = []
@@ -266,7 +269,7 @@ def bounds_part(redis: RedisServer | None, nodes: int, agents: int) -> None:
         "spread": (agents * 2 // nodes, "10,000 agents each on 2 of 200 nodes"),
         "worst": (agents, "every node reports 10,000 agents"),
     }
-    print(f"# part 2: {nodes} nodes, {agents} agents, 10 SLOs x 720 hour buckets a node",
+    print(f"# part 2: {nodes} nodes, {agents} agents, 10 SLOs (30d, every hour) a node",
           flush=True)  # fmt: skip
     for name, (per_node, what) in scenarios.items():
         summaries = make_summaries(nodes, agents, per_node, now)
@@ -308,7 +311,8 @@ def bounds_part(redis: RedisServer | None, nodes: int, agents: int) -> None:
         print(f"{name:<7} ({what}): summary {statistics.median(sizes) / 1024:.1f} KiB a node, "
               f"{sum(sizes) / 2**20:.1f} MiB in all; Redis holds {stored}; decode "
               f"{decoding:.2f} s + view {elapsed - decoding:.2f} s (worker thread); first page "
-              f"+ one agent {answering * 1e3:.1f} ms (event loop); memory peak {peak / 2**20:.0f} MiB, the view keeps "
+              f"+ one agent {answering * 1e3:.1f} ms (event loop); memory peak "
+              f"{peak / 2**20:.0f} MiB, the view keeps "
               f"{kept / 2**20:.0f} MiB; {view.covers['nodes']} nodes, {len(view.agents)} "
               f"agents", flush=True)  # fmt: skip
         del view, encoded

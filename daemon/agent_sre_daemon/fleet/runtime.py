@@ -296,7 +296,10 @@ class FleetRuntime(Component):
                 if len(agent_slos) >= MAX_AGENT_SLOS:
                     break
                 agent_slos.append(AgentSLORow(agent[:MAX_TEXT], name, good, total))
-        slos: tuple[SLORow, ...] = await asyncio.to_thread(slo_rows, copies)
+        edge_hours = math.ceil(self.config.ttl / 3600) + 1
+        slos: tuple[SLORow, ...] = await asyncio.to_thread(
+            slo_rows, copies, int(now // 3600), edge_hours
+        )
         incidents = self._incidents()
         health = "degraded" if any(i.severity == "critical" for i in incidents) else "ok"
         agents = self.registry.rows(now)

@@ -6,6 +6,7 @@ copy per series) and this sums every instance's hour buckets per SLO.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from agent_sre.fleet.summary import MAX_SLOS, SLORow
@@ -19,9 +20,12 @@ if TYPE_CHECKING:
     from agent_sre.slo.spec import SLOSpec
 
 
-def slo_rows(copies: Sequence[tuple[SLOSpec, Status, list[HourCopy]]]) -> tuple[SLORow, ...]:
-    """Per SLO (at most :data:`MAX_SLOS`), its hour buckets over the window with every label
-    set summed, and its worst status (``unknown`` with no event in the window)."""
+def slo_rows(
+    copies: Sequence[tuple[SLOSpec, Status, list[HourCopy]]], hour: int, edge_hours: int
+) -> tuple[SLORow, ...]:
+    """Per SLO (at most :data:`MAX_SLOS`), its counts over the window ending in ``hour``
+    with every label set summed, the window's first ``edge_hours`` buckets, and its worst
+    status (``unknown`` with no event in the window)."""
     rows = []
     for spec, status, series in copies[:MAX_SLOS]:
         summed: dict[int, list[int]] = {}
@@ -30,14 +34,10 @@ def slo_rows(copies: Sequence[tuple[SLOSpec, Status, list[HourCopy]]]) -> tuple[
                 pair = summed.setdefault(hour, [0, 0])
                 pair[0] += good
                 pair[1] += total
-        buckets = [(hour, g, t) for hour, (g, t) in sorted(summed.items()) if t]
-        rows.append(
-            SLORow.of(
-                spec.name,
-                spec.target,
-                float(spec.window),
-                status.value.lower() if buckets else "unknown",
-                buckets,
-            )
-        )
+        buckets = [(at, g, t) for at, (g, t) in sorted(summed.items()) if t]
+        row = SLORow.of(spec.name, spec.target, float(spec.window), "unknown", buckets, hour,
+                        edge_hours)  # fmt: skip
+        if row.total:
+            row = dataclasses.replace(row, status=status.value.lower())
+        rows.append(row)
     return tuple(rows)

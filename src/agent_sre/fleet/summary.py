@@ -6,9 +6,10 @@ into the shared store — garbage bytes, a zlib bomb, NaN, counts past the numbe
 types, an agent list past :data:`MAX_AGENTS` — is refused whole with a
 :class:`SummaryError` naming why, and the view skips and counts it.
 
-The SLO part carries each SLO's good/total counts per **hour bucket** over its window (the
-hour ring of :mod:`agent_sre.slo.buckets`, all label sets summed, empty hours left out), so
-the fleet view adds the nodes' counts over the *same* buckets: the exact rule of
+The SLO part carries each SLO's good/total over its window of hour buckets (the hour ring
+of :mod:`agent_sre.slo.buckets`, all label sets summed) with the hour it ends in, and the
+oldest few buckets of that window, so the fleet view adds the nodes' counts over the *same*
+buckets even when its clock is an hour or more past a node's publish: the exact rule of
 :mod:`agent_sre.fleet.view`.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import sys
 import zlib
 from array import array
@@ -33,8 +33,9 @@ MAX_AGENTS = 10_000
 MAX_VERSIONS = 8
 """Versions kept per agent (the most recent)."""
 MAX_SLOS = 200
-MAX_BUCKETS = 8784
-"""Hour buckets per SLO: the longest SLO window (366d)."""
+MAX_EDGE = 26
+"""Edge hour buckets per SLO: enough for the longest ``ttl`` (1 day) and a clock an hour
+apart."""
 MAX_AGENT_SLOS = 50_000
 """(agent, SLO) rows of SLOs labelled by agent."""
 MAX_ROWS = 200
@@ -69,22 +70,54 @@ class AgentRow:
 
 @dataclass(frozen=True, slots=True)
 class SLORow:
+    """One SLO on one node: its good/total over the window of hour buckets
+    ``(hour - window_hours, hour]`` (every label set summed), and the oldest ``edge`` buckets
+    of that window — what a reader whose clock is past ``hour`` subtracts to sum the same
+    buckets as the other nodes (a summary lives at most ``ttl``, so a few hours are enough).
+    """
+
     name: str
     target: float
     window_s: float
     status: str
-    buckets: array[int]
-    """Flat ``hour, good, total`` triples (hours since the epoch, ascending, non-empty
-    only), 8 bytes a value: 200 nodes x 10 SLOs x 720 hours is 35 MB, not 200."""
+    hour: int
+    """The hour (since the epoch) the window ends in: the node's hour when it published."""
+    good: int
+    total: int
+    edge: array[int]
+    """Flat ``hour, good, total`` triples of the window's oldest non-empty buckets, hours
+    ascending, within the window's first :data:`MAX_EDGE` hours."""
 
     @classmethod
-    def of(cls, name: str, target: float, window_s: float, status: str, buckets: Any) -> SLORow:
-        """A row from ``(hour, good, total)`` triples."""
-        return cls(name, target, window_s, status, array("q", [v for b in buckets for v in b]))
+    def of(
+        cls,
+        name: str,
+        target: float,
+        window_s: float,
+        status: str,
+        buckets: Any,
+        hour: int,
+        edge_hours: int = 2,
+    ) -> SLORow:
+        """A row from ``(hour, good, total)`` buckets: those outside the window ending in
+        ``hour`` are left out; the first ``edge_hours`` of the window are kept as the edge."""
+        first = hour - int(window_s // 3600)
+        inside = [b for b in buckets if first < b[0] <= hour]
+        edge = [v for b in inside if b[0] <= first + min(edge_hours, MAX_EDGE) for v in b]
+        return cls(
+            name,
+            target,
+            window_s,
+            status,
+            hour,
+            sum(b[1] for b in inside),
+            sum(b[2] for b in inside),
+            array("q", edge),
+        )
 
     def triples(self) -> list[tuple[int, int, int]]:
-        b = self.buckets
-        return list(zip(b[0::3], b[1::3], b[2::3], strict=True))
+        e = self.edge
+        return list(zip(e[0::3], e[1::3], e[2::3], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +194,16 @@ def to_data(summary: NodeSummary) -> dict[str, Any]:
             for a in summary.agents
         ],
         "slos": [
-            [s.name, s.target, s.window_s, s.status, [list(b) for b in s.triples()]]
+            [
+                s.name,
+                s.target,
+                s.window_s,
+                s.status,
+                s.hour,
+                s.good,
+                s.total,
+                [list(b) for b in s.triples()],
+            ]  # fmt: skip
             for s in summary.slos
         ],
         "agent_slos": [[r.agent, r.slo, r.good, r.total] for r in summary.agent_slos],
@@ -276,7 +318,7 @@ def _agent(row: Any, i: int) -> AgentRow:
 
 def _slo(row: Any, i: int) -> SLORow:
     where = f"slos[{i}]"
-    _row(row, 5, where)
+    _row(row, 8, where)
     target = _float(row[1], f"{where}.target")
     if not 0.0 < target < 1.0:
         raise SummaryError(f"{where}.target: expected 0 < target < 1")
@@ -286,29 +328,37 @@ def _slo(row: Any, i: int) -> SLORow:
     status = _text(row[3], f"{where}.status")
     if status not in STATUSES:
         raise SummaryError(f"{where}.status: expected one of {', '.join(STATUSES)}")
-    name = sys.intern(_text(row[0], f"{where}.name"))
-    return SLORow(name, target, window, status, _buckets(row[4], f"{where}.buckets"))
-
-
-def _buckets(raw: Any, where: str) -> array[int]:
-    """Flat triples from ``[[hour, good, total], ...]``, checked in bulk (a summary holds
-    up to 200 x 8,784 of them)."""
-    if not isinstance(raw, list) or len(raw) > MAX_BUCKETS:
-        raise SummaryError(f"{where}: expected a list of at most {MAX_BUCKETS}")
-    if raw and (set(map(type, raw)) != {list} or set(map(len, raw)) != {3}):
-        raise SummaryError(f"{where}: expected rows of [hour, good, total]")
-    flat = [v for b in raw for v in b]
-    if flat and set(map(type, flat)) != {int}:  # bool is no int here
-        raise SummaryError(f"{where}: expected whole numbers")
-    if flat and (min(flat) < 0 or max(flat) > MAX_COUNT):
-        raise SummaryError(f"{where}: expected whole numbers from 0 to {MAX_COUNT:g}")
-    values = array("q", flat)
-    hours, goods, totals = values[0::3], values[1::3], values[2::3]
-    if any(map(operator.gt, goods, totals)):
+    hour = _count(row[4], f"{where}.hour")
+    good, total = _count(row[5], f"{where}.good"), _count(row[6], f"{where}.total")
+    if good > total:
         raise SummaryError(f"{where}: good > total")
-    if any(map(operator.le, hours[1:], hours[:-1])):
-        raise SummaryError(f"{where}: hours must ascend")
-    return values
+    edge = _edge(row[7], f"{where}.edge")
+    hours, goods, totals = edge[0::3], edge[1::3], edge[2::3]
+    first = hour - int(window // 3600)
+    if hours and (hours[0] <= first or hours[-1] > first + MAX_EDGE):
+        raise SummaryError(f"{where}.edge: hours outside the window's first {MAX_EDGE}")
+    edge_good, edge_total = sum(goods), sum(totals)
+    if edge_total > total or edge_total - edge_good > total - good:
+        raise SummaryError(f"{where}.edge: more events than the window holds")
+    name = sys.intern(_text(row[0], f"{where}.name"))
+    return SLORow(name, target, window, status, hour, good, total, edge)
+
+
+def _edge(raw: Any, where: str) -> array[int]:
+    """Flat triples from ``[[hour, good, total], ...]``."""
+    if not isinstance(raw, list) or len(raw) > MAX_EDGE:
+        raise SummaryError(f"{where}: expected a list of at most {MAX_EDGE}")
+    values: list[int] = []
+    for j, bucket in enumerate(raw):
+        at = f"{where}[{j}]"
+        _row(bucket, 3, at)
+        hour, good, total = (_count(v, at) for v in bucket)
+        if good > total:
+            raise SummaryError(f"{at}: good > total")
+        if values and hour <= values[-3]:
+            raise SummaryError(f"{at}: hours must ascend")
+        values += (hour, good, total)
+    return array("q", values)
 
 
 def _agent_slo(row: Any, i: int) -> AgentSLORow:

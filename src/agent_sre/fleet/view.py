@@ -300,13 +300,15 @@ def build_view(
 
 
 def window_counts(row: SLORow, now: float) -> tuple[int, int]:
-    """A node's ``(good, total)`` over the SLO window ending in the hour holding ``now``."""
-    hour = int(now // HOUR)
-    first = hour - int(row.window_s // HOUR)
-    b = row.buckets
-    hours = b[0::3]
-    lo, hi = bisect_right(hours, first), bisect_right(hours, hour)
-    return sum(b[1::3][lo:hi]), sum(b[2::3][lo:hi])
+    """A node's ``(good, total)`` over the SLO window ending in the hour holding ``now``
+    (what it counted up to its publish: nothing after it is known)."""
+    shift = int(now // HOUR) - row.hour
+    if shift <= 0:  # the same hour (or the node's clock is ahead: its window as published)
+        return row.good, row.total
+    # the window slid by ``shift`` hours since the node published: its oldest buckets left
+    edge = row.edge
+    gone = bisect_right(edge[0::3], row.hour - int(row.window_s // HOUR) + shift)
+    return row.good - sum(edge[1::3][:gone]), row.total - sum(edge[2::3][:gone])
 
 
 def _slos(

@@ -36,7 +36,8 @@ def summary(node: str, at: float = NOW, **parts: object) -> NodeSummary:
 
 def slo(buckets: list[tuple[int, int, int]], status: str = "healthy", **kw: object) -> SLORow:
     spec = {"name": "chat", "target": 0.99, "window_s": 30 * 86400.0, **kw}
-    return SLORow.of(spec["name"], spec["target"], spec["window_s"], status, buckets)  # type: ignore[arg-type]
+    hour = kw.pop("hour", H)
+    return SLORow.of(spec["name"], spec["target"], spec["window_s"], status, buckets, hour)  # type: ignore[arg-type]
 
 
 def test_a_summary_survives_its_encoding() -> None:
@@ -69,6 +70,21 @@ def test_fleet_attainment_is_the_sum_over_the_same_buckets() -> None:
     assert entry["error_budget_remaining"] == pytest.approx(1 - (60 / 210) / 0.01)
     assert entry["status"] == "exhausted"
     assert entry["window"] == "30d"
+
+
+def test_a_view_an_hour_past_a_publish_sums_the_same_buckets() -> None:
+    # A 30d window ending in hour h is the hours h-719..h. n1 published in hour H; n2 in
+    # H+1, when the view is built: hour H-719 has left the window, for n1 too.
+    later = NOW + HOUR
+    n1 = summary("n1", at=NOW + HOUR - 20,
+                 slos=(slo([(H - 720, 0, 1000), (H - 719, 0, 50), (H - 718, 0, 7),
+                            (H, 10, 10)]),))  # fmt: skip
+    n2 = summary("n2", at=later, slos=(slo([(H - 718, 1, 1), (H + 1, 5, 5)], hour=H + 1),))
+    [entry] = build_view([n1, n2], later, ttl=30, stale_after=21).slos
+    assert (entry["good"], entry["total"]) == (16, 23)  # n1: 10 of 17; n2: 6 of 6
+    # two hours on (a TTL that long), hour H-718 has left the window as well
+    [entry] = build_view([n1], NOW + 2 * HOUR, ttl=7200, stale_after=21).slos
+    assert (entry["good"], entry["total"]) == (10, 10)
 
 
 def test_a_node_past_the_ttl_stops_counting_and_covers_says_so() -> None:
@@ -174,7 +190,7 @@ def raw(data: object) -> bytes:
 def good_data() -> dict[str, object]:
     return to_data(
         summary("n1", agents=(AgentRow("a", (), NOW, 1, 0, 0.0),), slos=(slo([(H, 1, 2)]),))
-    )
+    )  # one bucket: good 1, total 2
 
 
 def with_(path: list[object], value: object) -> bytes:
@@ -196,8 +212,10 @@ HOSTILE = {
     "a list": raw([1, 2, 3]),
     "other format": with_(["v"], 2),
     "NaN cost": MAGIC + zlib.compress(json.dumps(good_data()).replace("0.0]", "NaN]").encode()),
-    "huge count": with_(["slos", 0, 4, 0, 2], 10**18),
-    "good above total": with_(["slos", 0, 4, 0, 1], 5),
+    "huge count": with_(["slos", 0, 6], 10**18),
+    "good above total": with_(["slos", 0, 5], 5),
+    "edge above total": with_(["slos", 0, 7], [[H - 719, 0, 9]]),
+    "edge outside": with_(["slos", 0, 7], [[H - 100, 0, 1]]),
     "negative calls": with_(["agents", 0, 3], -1),
     "string count": with_(["agents", 0, 3], "7"),
     "bool count": with_(["agents", 0, 3], True),
@@ -209,7 +227,7 @@ HOSTILE = {
     "target one": with_(["slos", 0, 1], 1.0),
     "odd window": with_(["slos", 0, 2], 1234.5),
     "unknown status": with_(["slos", 0, 3], "fine"),
-    "hours descending": with_(["slos", 0, 4], [[5, 0, 1], [4, 0, 1]]),
+    "hours descending": with_(["slos", 0, 7], [[H - 718, 0, 1], [H - 719, 0, 1]]),
     "health": with_(["health"], "great"),
     "deep": MAGIC + zlib.compress(b"[" * 5000 + b"]" * 5000),
     "time in year 5000": with_(["at"], 10**11),

@@ -91,6 +91,7 @@ class FleetRuntime(Component):
         self.skipped: dict[str, int] = {}
         self._problems: dict[str, str] = {}
         self._own: NodeSummary | None = None
+        self._built_with_store = True
         self._lock = asyncio.Lock()
         self._reading = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -211,6 +212,7 @@ class FleetRuntime(Component):
             if self.store is not None:
                 stored = await self._read()
             view, skipped = await asyncio.to_thread(self._build, own, stored, now)
+            self._built_with_store = self.store_error is None
             for reason, count in skipped.items():
                 self.skipped[reason] = self.skipped.get(reason, 0) + count
                 self.metrics.skipped.labels(reason).inc(count)
@@ -394,17 +396,22 @@ class FleetRuntime(Component):
     async def current(self) -> FleetView:
         """The view, rebuilt when it is older than a publish interval (concurrent reads
         share one rebuild)."""
-        view = self.view
-        if view is None or self.clock.time() - view.generated_at >= self.config.publish_interval:
+        if self._outdated():
             async with self._reading:
-                view = self.view
-                stale = view is None
-                if view is not None:
-                    stale = self.clock.time() - view.generated_at >= self.config.publish_interval
-                if stale:
-                    view = await self.rebuild()
-        assert view is not None
-        return view
+                if self._outdated():
+                    return await self.rebuild()
+        assert self.view is not None
+        return self.view
+
+    def _outdated(self) -> bool:
+        """No view yet, one older than a publish interval, or one built while the store
+        answered differently (an outage seen by a publish meanwhile: this node only)."""
+        view = self.view
+        return (
+            view is None
+            or self.clock.time() - view.generated_at >= self.config.publish_interval
+            or self._built_with_store != (self.store_error is None)
+        )
 
     async def _fleet(self, request: web.Request) -> web.Response:
         view = await self.current()

@@ -40,6 +40,8 @@ REGISTRY: dict[str, str] = {
     "incident_agents": "incidents: agents named on one incident",
     "incident_signals": "incidents: firing signal keys (and their values) on one incident",
     "shadow_in_flight": "rollouts: shadow copies in flight per rollout (beyond: not sent)",
+    "certification_versions": "certification: span evidence per agent and version",
+    "certification_marks": "certification: budget exhaustions heard per agent",
 }
 """Every map or list kept per value clients send, by the name its evictions are counted
 under (``agent_sre_state_evictions_total{map=...}``). A new one is added here, and

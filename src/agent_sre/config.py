@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from agent_sre.alerts.spec import AlertingConfig
+from agent_sre.certification.spec import CertificationConfig
 from agent_sre.chaos.spec import ChaosConfig
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
@@ -241,6 +242,7 @@ class Config(Section):
     alerting: AlertingConfig = AlertingConfig()
     replay: ReplayConfig = ReplayConfig()
     fleet: NotYetConfigurable = NotYetConfigurable()
+    certification: CertificationConfig = CertificationConfig()
 
     @field_validator("slos")
     @classmethod

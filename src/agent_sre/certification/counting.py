@@ -227,12 +227,13 @@ class CertificationCounter:
 
     def _roll(self, key: Key, entry: VersionCounts | None, now: float) -> list[float]:
         """The row of ``now``'s bucket for ``key`` (a new entry, or a new bucket)."""
+        if entry is not None:
+            # marks it used (once per bucket); None when it sat idle past the retention
+            entry = self.versions.get(key, now)
         if entry is None:
             entry = VersionCounts(*key)
             entry.first_seen = now
             self.versions.put(key, entry, now)
-        else:
-            self.versions.get(key, now)  # marks it used (once per bucket)
         start = math.floor(now / self.bucket) * self.bucket
         row = entry.buckets.get(start)
         if row is None:

@@ -44,23 +44,29 @@ def test_the_shipped_file_holds_the_default_tiers() -> None:
 
 
 def test_a_criterion_naming_a_missing_slo_is_refused_at_its_line() -> None:
-    text = SLOS + """
+    text = (
+        SLOS
+        + """
 certification:
   tiers:
     - name: bronze
       slo: {slos: [task-success, latency]}
 """
+    )
     (problem,) = problems(text)
     assert problem.startswith("cfg.yaml:10: certification.tiers[0].slo.slos[1]: ")
     assert "no SLO is named 'latency'" in problem
 
 
 def test_an_objective_never_lowers_an_slo_target() -> None:
-    text = SLOS + """
+    text = (
+        SLOS
+        + """
 certification:
   tiers:
     - {name: bronze, slo: {objective: 0.95}}
 """
+    )
     (problem,) = problems(text)
     assert problem.startswith("cfg.yaml:9: certification.tiers[0].slo.objective: ")
     assert "never lower" in problem
@@ -74,13 +80,18 @@ certification:
         ("[{name: Gold!, budget: {}}]", "certification.tiers[0].name", "not a tier name"),
         ("[{name: a, budget: {}}, {name: a, chaos: {}}]", "certification.tiers", "twice"),
         ("[{name: a, platinum: {}}]", "certification.tiers[0].platinum", "unknown key"),
-        ("[{name: a, chaos: {faults: [gremlins]}}]", "certification.tiers[0].chaos.faults[0]",
-         "Input should be"),
-        ("[{name: a, trust: {min_average: .nan}}]", "certification.tiers[0].trust.min_average",
-         ""),
+        (
+            "[{name: a, chaos: {faults: [gremlins]}}]",
+            "certification.tiers[0].chaos.faults[0]",
+            "Input should be",
+        ),
+        ("[{name: a, trust: {min_average: .nan}}]", "certification.tiers[0].trust.min_average", ""),
         ("[{name: a, slo: {window: 400d}}]", "certification.tiers[0].slo.window", "less than"),
-        ("[{name: a, budget: {max_exhaustions: 1e30}}]",
-         "certification.tiers[0].budget.max_exhaustions", ""),
+        (
+            "[{name: a, budget: {max_exhaustions: 1e30}}]",
+            "certification.tiers[0].budget.max_exhaustions",
+            "",
+        ),
     ],
 )
 def test_careless_tiers_are_refused(tiers: str, where: str, says: str) -> None:

@@ -16,8 +16,10 @@ SPEC = RolloutSpec.model_validate(
         "agent": "planner",
         "baseline": "1.0",
         "candidate": "2.0",
-        "steps": [{"weight": 10, "pause": True}, {"weight": 50, "pause": True,
-                                                   "require_tier": "silver"}],  # fmt: skip
+        "steps": [
+            {"weight": 10, "pause": True},
+            {"weight": 50, "pause": True, "require_tier": "silver"},
+        ],  # fmt: skip
     }
 )
 
@@ -49,8 +51,12 @@ def test_promote_is_refused_with_the_missing_criteria_then_allowed() -> None:
 
 def test_a_passed_step_waits_for_the_tier_and_says_why_once() -> None:
     spec = SPEC.model_copy(
-        update={"steps": [SPEC.steps[0].model_copy(update={"pause": False, "duration": 5.0}),
-                          SPEC.steps[1]]}  # fmt: skip
+        update={
+            "steps": [
+                SPEC.steps[0].model_copy(update={"pause": False, "duration": 5.0}),
+                SPEC.steps[1],
+            ]
+        }  # fmt: skip
     )
     rollout = Rollout(spec, 0.0)
     gate = Gate()

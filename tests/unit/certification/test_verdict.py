@@ -23,10 +23,16 @@ def recorded(name: str) -> tuple[Evidence, float]:
 
 @pytest.mark.parametrize(
     ("name", "tier", "next_tier"),
-    [("none", None, "bronze"), ("bronze", "bronze", "silver"), ("silver", "silver", "gold"),
-     ("gold", "gold", None)],  # fmt: skip
+    [
+        ("none", None, "bronze"),
+        ("bronze", "bronze", "silver"),
+        ("silver", "silver", "gold"),
+        ("gold", "gold", None),
+    ],  # fmt: skip
 )
-def test_each_recorded_set_earns_its_tier(name: str, tier: str | None, next_tier: str | None) -> None:
+def test_each_recorded_set_earns_its_tier(
+    name: str, tier: str | None, next_tier: str | None
+) -> None:
     evidence, now = recorded(name)
     verdict = evaluate(evidence, TIERS, now)
     assert verdict.tier == tier
@@ -106,8 +112,14 @@ def test_an_unknown_tier_is_missing_by_name() -> None:
 def test_slo_objective_and_named_slos() -> None:
     evidence, now = recorded("gold")
     config = CertificationConfig.model_validate(
-        {"tiers": [{"name": "strict", "slo": {"slos": ["task-success", "latency"],
-                                              "objective": 0.9995}}]}  # fmt: skip
+        {
+            "tiers": [
+                {
+                    "name": "strict",
+                    "slo": {"slos": ["task-success", "latency"], "objective": 0.9995},
+                }
+            ]
+        }  # fmt: skip
     )
     verdict = evaluate(evidence, config.tiers, now)
     assert verdict.tier is None
@@ -119,13 +131,19 @@ def test_slo_objective_and_named_slos() -> None:
 def test_policy_and_trust_are_judged_only_where_spans_carry_them() -> None:
     evidence = Evidence("a", "1", 3600.0)
     config = CertificationConfig.model_validate(
-        {"tiers": [{"name": "t", "policy": {}, "trust": {}},
-                   {"name": "u", "trust": {"required": True}}]}  # fmt: skip
+        {
+            "tiers": [
+                {"name": "t", "policy": {}, "trust": {}},
+                {"name": "u", "trust": {"required": True}},
+            ]
+        }  # fmt: skip
     )
     verdict = evaluate(evidence, config.tiers, 7200.0)
     assert verdict.tier == "t"
     assert "not judged" in verdict.criteria[0].detail
-    assert verdict.missing == ("u: no span carried a usable agent.trust_score within 7d (required)",)
+    assert verdict.missing == (
+        "u: no span carried a usable agent.trust_score within 7d (required)",
+    )
 
 
 def test_budget_cost_per_task() -> None:

@@ -115,6 +115,7 @@ class CertificationRuntime(Component):
         await self.store.open()
         self._opened = True
         await self._restore()
+        await self._gather()  # the first answers already see the other engines' records
         self._subscription = self.context.bus.subscribe(SOURCE)
         self._tasks = [
             asyncio.create_task(self._consume(), name="certification-signals"),

@@ -24,6 +24,7 @@ COMMANDS = (
     "throttles",
     "chaos",
     "replay",
+    "certify",
     "k8s",
     "agentkeys",
     "k8soperator",

@@ -163,3 +163,23 @@ def test_a_malformed_recorded_set_is_refused() -> None:
     data["usage"][0]["spans"] = "NaN"
     with pytest.raises(ValueError):
         Evidence.from_dict(data)
+
+
+def test_text_and_markdown_carry_every_criterion_and_escape_hostile_ids() -> None:
+    from agent_sre.certification.render import as_markdown, as_text
+
+    evidence, now = recorded("silver")
+    evidence.agent = "evil|agent\n# Approved <script>alert(1)</script> [click](http://x)"
+    data = evaluate(evidence, TIERS, now).to_dict()
+    text = as_text(data)
+    assert "tier silver (next: gold)" in text
+    assert text.count("[PASS]") + text.count("[FAIL]") == len(data["criteria"])
+    assert "llm-errors-1789900000-a1b2c3" in text  # run ids in the evidence
+    assert "\n# Approved" not in text
+    markdown = as_markdown(data)
+    assert "**silver**" in markdown
+    assert "<script>" not in markdown and "\\<script\\>" in markdown
+    assert "\n# Approved" not in markdown and "\\[click\\]\\(http://x\\)" in markdown
+    first = markdown.splitlines()[0]
+    assert first.count("|") == first.count("\\|")  # no table cell escapes
+    assert "gold: 2 chaos run\\(s\\) passed" in markdown

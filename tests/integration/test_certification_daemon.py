@@ -97,12 +97,19 @@ def config(provider_url: str) -> dict[str, Any]:
     return {
         "proxy": {"routes": routes(provider_url), "correlation": {"hold": 0}},
         "admin": {"token": TOKEN},
-        "slos": [{"name": "tool-success", "target": 0.9, "window": "3d",
-                  "sli": {"kind": "tool_call_success"}}],  # fmt: skip
+        "slos": [
+            {
+                "name": "tool-success",
+                "target": 0.9,
+                "window": "3d",
+                "sli": {"kind": "tool_call_success"},
+            }
+        ],  # fmt: skip
         "budgets": {
             "price_overrides": {MODEL: {"input_per_mtok": 0.0, "output_per_mtok": PER_MTOK}},
-            "budgets": [{"name": "per-agent", "scope": "agent", "limit_usd": 2 * CALL_COST,
-                         "window": "day"}],  # fmt: skip
+            "budgets": [
+                {"name": "per-agent", "scope": "agent", "limit_usd": 2 * CALL_COST, "window": "day"}
+            ],  # fmt: skip
         },
         "chaos": {
             "enabled": True,
@@ -126,8 +133,10 @@ def config(provider_url: str) -> dict[str, Any]:
                     "agent": "good",
                     "baseline": "0.9",
                     "candidate": "1.0",
-                    "steps": [{"weight": 10, "pause": True},
-                              {"weight": 100, "pause": True, "require_tier": "bronze"}],
+                    "steps": [
+                        {"weight": 10, "pause": True},
+                        {"weight": 100, "pause": True, "require_tier": "bronze"},
+                    ],
                 }  # fmt: skip
             ],
         },
@@ -139,8 +148,12 @@ def config(provider_url: str) -> dict[str, Any]:
                     "name": "bronze",
                     "slo": {"slos": ["tool-success"], "window": "1h", "min_events": 50},
                     "budget": {"window": "1h", "max_exhaustions": 0},
-                    "chaos": {"window": "1h", "min_passed": 1, "min_score": 50,
-                              "faults": ["error"]},  # fmt: skip
+                    "chaos": {
+                        "window": "1h",
+                        "min_passed": 1,
+                        "min_score": 50,
+                        "faults": ["error"],
+                    },  # fmt: skip
                 },
                 {"name": "silver", "chaos": {"window": "1h", "min_passed": 3}},
             ],
@@ -185,9 +198,10 @@ def test_chaos_passed_and_slo_met_certify_a_burnt_budget_does_not(
         time.sleep(0.2)
     assert faulted > 0
     finished = wait_until(
-        lambda: get(daemon.url("admin", f"/v1/chaos/runs/{run['id']}"))[1]["state"]
-        == "completed"
-        or good.tool(1) == [0]
+        lambda: (
+            get(daemon.url("admin", f"/v1/chaos/runs/{run['id']}"))[1]["state"] == "completed"
+            or good.tool(1) == [0]
+        )
     )
     assert finished
     good.tool(100)
@@ -214,9 +228,11 @@ def test_chaos_passed_and_slo_met_certify_a_burnt_budget_does_not(
     tiers = {(i["agent"], i["version"]): i["tier"] for i in listing["items"]}
     assert tiers[("good", "1.0")] == "bronze" and tiers[("spender", "1.0")] is None
     metrics = wait_until(
-        lambda: (m := scrape(daemon.url("metrics", "/metrics")))
-        and m.get(tier_sample("good")) == 1.0
-        and m
+        lambda: (
+            (m := scrape(daemon.url("metrics", "/metrics")))
+            and m.get(tier_sample("good")) == 1.0
+            and m
+        )
     )
     assert metrics, "tier gauge not set"
     assert metrics[tier_sample("spender")] == 0.0

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
-from agent_sre.bounded import BoundedMap
 from agent_sre.certification.assemble import (
     chaos_runs_for,
     incidents_for,
@@ -27,6 +26,7 @@ from agent_sre.certification.assemble import (
 )
 from agent_sre.certification.counting import MAX_ID_LENGTH, CertificationCounter
 from agent_sre.certification.evidence import Mark
+from agent_sre.certification.marks import AgentMarks
 from agent_sre.certification.verdict import Verdict, evaluate, rfc3339
 from agent_sre.signals import Severity, Signal
 from agent_sre_daemon.admin.inputs import query_number
@@ -54,7 +54,6 @@ EVALUATE_SLICE = 16
 """Versions judged between two yields to the loop (each takes well under a millisecond)."""
 MAX_CHAOS_RUNS = 1000
 """Chaos runs read per evaluation (the latest ones)."""
-MAX_MARKS_PER_AGENT = 100
 ROLLOUT_OUTCOMES = {"rollout_promoted": "promoted", "rollout_rolled_back": "rolled_back",
                     "rollout_aborted": "aborted"}  # fmt: skip
 MAX_LIMIT = 1000
@@ -74,11 +73,8 @@ class CertificationRuntime(Component):
         self.settings: CertificationConfig = context.config.certification
         self.counter = self._counter(context.config)
         self.store = CertificationStore(context.state_dir / STORE_FILE, self.clock)
-        self.exhaustions: BoundedMap[str, list[Mark]] = BoundedMap(
-            "certification_marks",
-            self.settings.max_versions,
-            self.settings.retention,
-            self._on_evict,
+        self.exhaustions = AgentMarks(
+            self.settings.max_versions, self.settings.retention, self._on_evict
         )
         """Budget exhaustions heard, per agent (kept as long as any window looks back)."""
         self.rollout_outcomes: deque[dict[str, Any]] = deque(maxlen=1000)
@@ -206,7 +202,7 @@ class CertificationRuntime(Component):
 
         evidence.chaos = chaos_runs_for(agent, version, self._chaos_runs, seen, now)
         evidence.incidents = incidents_for(agent, self._incidents, seen, any_seen, now)
-        evidence.exhaustions = marks_for(self.exhaustions.peek(agent) or [], seen, any_seen)
+        evidence.exhaustions = marks_for(self.exhaustions.of(agent), seen, any_seen)
         evidence.rollouts = rollouts_for(agent, version, self._rollout_records())
         return evidence
 
@@ -346,9 +342,7 @@ class CertificationRuntime(Component):
             if not agent:
                 return
             mark = Mark(signal.at, budget, signal.message[:300])
-            marks = self.exhaustions.setdefault(agent, list, signal.at)
-            marks.append(mark)
-            del marks[:-MAX_MARKS_PER_AGENT]
+            self.exhaustions.add(agent, mark)
             self._new_marks.append(("budget_exhausted", agent, signal.at,
                                     {"ref": budget, "detail": mark.detail}))  # fmt: skip
         elif signal.type in ROLLOUT_OUTCOMES and signal.source == "delivery":
@@ -399,9 +393,8 @@ class CertificationRuntime(Component):
             try:
                 record = json.loads(data)
                 if kind == "budget_exhausted":
-                    marks = self.exhaustions.setdefault(agent, list, at)
-                    marks.append(Mark(at, str(record["ref"]), str(record.get("detail", ""))))
-                    del marks[:-MAX_MARKS_PER_AGENT]
+                    mark = Mark(at, str(record["ref"]), str(record.get("detail", "")))
+                    self.exhaustions.add(agent, mark)
                 elif kind == "rollout" and isinstance(record, dict):
                     self.rollout_outcomes.append(record)
             except (ValueError, KeyError, TypeError, RecursionError):

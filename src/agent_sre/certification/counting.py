@@ -165,10 +165,11 @@ class CertificationCounter:
         attrs = span.attrs
         agent = attrs.get(c.AGENT_ID)
         if agent is None or agent == "":
-            agent = span.agent_id
-            if agent is None:
+            # the view's agent_id, inlined: most spans carry none and leave here
+            agent = attrs.get(c.GEN_AI_AGENT_ID) or attrs.get(c.GEN_AI_AGENT_NAME)
+            if agent is None or agent == "":
                 return
-        elif agent.__class__ is not str:
+        if agent.__class__ is not str:
             agent = str(agent)
         version = attrs.get(c.AGENT_VERSION)
         version = "" if version is None else (version if version.__class__ is str else str(version))

@@ -25,6 +25,7 @@ COMMANDS = (
     "chaos",
     "replay",
     "fleet",
+    "certify",
     "k8s",
     "agentkeys",
     "k8soperator",

@@ -145,6 +145,13 @@ def quantile(q: str, metric: str, by: str) -> str:
     )
 
 
+def share(metric: str, by: str, selector: str, part: str) -> str:
+    """The share of ``metric``'s rate matching ``part``: 0 (not nothing) while none does."""
+    whole = f"sum by ({by}) (rate({metric}{{{selector}}}[$__rate_interval]))"
+    some = f"sum by ({by}) (rate({metric}{{{selector}, {part}}}[$__rate_interval]))"
+    return f"({some} or 0 * {whole}) / {whole}"
+
+
 def node() -> Dashboard:
     ingest = Row(
         "Ingest",
@@ -761,10 +768,12 @@ def chaos() -> Dashboard:
                 "Proxied calls failing (5xx share)",
                 [
                     Query(
-                        "sum by (route) (rate(agent_sre_proxy_requests_total"
-                        f'{{{TARGET}, status=~"5.."}}[$__rate_interval])) / '
-                        f"sum by (route) (rate(agent_sre_proxy_requests_total{{{TARGET}}}"
-                        "[$__rate_interval]))",
+                        share(
+                            "agent_sre_proxy_requests_total",
+                            "route",
+                            TARGET,
+                            'status=~"5.."',
+                        ),
                         "{{route}}",
                     )
                 ],
@@ -835,10 +844,12 @@ def rollouts() -> Dashboard:
                 "Error share by variant",
                 [
                     Query(
-                        "sum by (rollout, variant) (rate(agent_sre_rollout_requests_total"
-                        f'{{{ROLLOUT}, result="error"}}[$__rate_interval]))'
-                        " / sum by (rollout, variant) "
-                        f"(rate(agent_sre_rollout_requests_total{{{ROLLOUT}}}[$__rate_interval]))",
+                        share(
+                            "agent_sre_rollout_requests_total",
+                            "rollout, variant",
+                            ROLLOUT,
+                            'result="error"',
+                        ),
                         "{{rollout}} {{variant}}",
                     )
                 ],

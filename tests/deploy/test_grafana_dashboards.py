@@ -18,13 +18,15 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from tests.deploy.chart import CHART_DIR, KUBE_VERSION, ROOT, documents, render
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 GRAFANA_DIR = ROOT / "deployments" / "grafana"
 FILES = sorted(GRAFANA_DIR.glob("*.json"))

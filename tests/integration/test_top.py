@@ -270,3 +270,21 @@ def test_values_clients_sent_are_inert_text() -> None:
     assert "\x1b[2J" not in shown and "\x07" not in shown and "\u202e" not in shown
     assert "a?[2Jb?c[/bold]?d" in shown
     assert shown.rstrip("\n").endswith("x~") and len(shown.rstrip("\n")) == 80  # cut
+
+
+def test_a_reader_that_went_away_ends_it_quietly() -> None:
+    # agent-sre top --once | head: as every command, 141 and no traceback
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*CLI, "top", "--once", "--admin", f"127.0.0.1:{free_port()}"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert b"Traceback" not in done.stderr

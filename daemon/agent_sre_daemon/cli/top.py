@@ -14,7 +14,6 @@ import contextlib
 import os
 import select
 import sys
-import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sre_daemon.cli import exits, output
 from agent_sre_daemon.cli.client import AdminClient, AdminError, add_admin_option
+from agent_sre_daemon.clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
     import argparse
@@ -115,7 +115,7 @@ class Snapshot:
 
 
 def read(client: AdminClient) -> Snapshot:
-    snapshot = Snapshot(at=time.time())
+    snapshot = Snapshot(at=SYSTEM_CLOCK.time())
     for section in SECTIONS:
         path, query = PATHS[section]
         try:
@@ -384,8 +384,8 @@ def _run_live(client: AdminClient, console: Console, interval: float, rows: int)
             view.update(
                 frame(snapshot, client.address, rows or _fitting_rows(console), True), refresh=True
             )
-            deadline = time.monotonic() + interval
-            while (left := deadline - time.monotonic()) > 0:
+            deadline = SYSTEM_CLOCK.monotonic() + interval
+            while (left := deadline - SYSTEM_CLOCK.monotonic()) > 0:
                 if pressed(left) in ("q", "Q"):
                     return exits.OK
     return exits.OK  # Ctrl-C

@@ -25,6 +25,7 @@ COMMANDS = (
     "throttles",
     "chaos",
     "replay",
+    "fleet",
     "k8s",
     "agentkeys",
     "k8soperator",

@@ -300,15 +300,23 @@ def incidents_table(data: Any, rows: int) -> Table:
         min(rows, len(incidents)),
         len(incidents),
     )
+    _keep_whole(table)
     for incident in incidents[:rows]:
         table.add_row(
             plain(incident.get("id")),
             plain(incident.get("severity")),
             plain(incident.get("state")),
             _time(incident.get("opened_at")),
-            plain(incident.get("title")),
+            plain(incident.get("title"), 300),
         )
     return table
+
+
+def _keep_whole(table: Table) -> None:
+    """The first columns (short: ids, states, times) keep their width when the terminal is
+    narrow; the last one (a title) takes what is left and is the one cut."""
+    table.expand = True
+    table.columns[-1].ratio = 1
 
 
 def _time(at: Any) -> str:

@@ -97,6 +97,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     Forwarding,
     CallCorrelation,
     ProxyServer,
+    MetricsServer,
 )
 """Every component class that registers metrics, in ``docs/metrics.md`` order."""
 

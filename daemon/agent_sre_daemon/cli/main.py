@@ -16,6 +16,7 @@ COMMANDS = (
     "run",
     "configfile",
     "status",
+    "top",
     "slo",
     "budgets",
     "signals",

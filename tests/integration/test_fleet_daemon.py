@@ -191,6 +191,13 @@ def test_the_fleet_view_is_exact_against_what_each_daemon_counted(
         seen = wait_view(other, lambda v: slo_of(v, "chat")["total"] == 180)
         assert slo_of(seen, "chat")["good"] == 140
 
+    # n3 spent its SLO's budget: its incident (read from its incident book) reaches the view
+    seen = wait_view(three[0], lambda v: any(i["node"] == "n3" for i in v["incidents"]), 40)
+    n3 = next(n for n in seen["nodes"] if n["node"] == "n3")
+    assert n3["open_incidents"] >= 1 and n3["health"] == "degraded"
+    status, gamma = get(three[0], "/v1/fleet/agents/gamma")
+    assert status == 200 and any(i["node"] == "n3" for i in gamma["incidents"])
+
     status, alpha = get(three[0], "/v1/fleet/agents/alpha")
     assert status == 200
     assert [n["node"] for n in alpha["nodes"]] == ["n1", "n2"]
@@ -333,7 +340,7 @@ def test_hostile_summaries_in_redis_are_skipped_and_counted(
         data: dict[str, Any] = {
             "v": 1, "node": node, "version": "0.1.0", "at": time.time(), "health": "ok",
             "agents": [["evil", [], time.time(), 1, 0, 0.0]],
-            "slos": [["chat", 0.99, 2592000.0, "healthy", [[int(time.time() // 3600), 1, 1]]]],
+            "slos": [["chat", 0.99, 2592000.0, "healthy", int(time.time() // 3600), 1, 1, []]],
         }  # fmt: skip
         data.update(changes)
         return data
@@ -348,7 +355,7 @@ def test_hostile_summaries_in_redis_are_skipped_and_counted(
         "nan": packed(json.dumps(summary("nan")).replace('"at": ', '"at": NaN, "x": ').encode(),
                       raw=True),
         "huge": packed(summary("huge", slos=[["chat", 0.99, 2592000.0, "healthy",
-                                              [[int(time.time() // 3600), 1, 10**30]]]])),
+                                              int(time.time() // 3600), 1, 10**30, []]])),
         "types": packed(summary("types", agents={"not": "a list"})),
         "crowd": packed(summary("crowd", agents=[["a", [], 1.0, 0, 0, 0.0]] * 20_000)),
         "impostor": packed(summary("n1")),  # filed under another node's key

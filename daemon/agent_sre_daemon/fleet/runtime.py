@@ -323,8 +323,8 @@ class FleetRuntime(Component):
         )
 
     def _incidents(self) -> tuple[IncidentRow, ...]:
-        runtime = self.context.service("incidents")
-        if runtime is None:
+        book = self.context.service("incidents")  # the incident book
+        if book is None:
             return ()
         rows = [
             IncidentRow(
@@ -334,7 +334,7 @@ class FleetRuntime(Component):
                 incident.opened_at,
                 tuple(a[:MAX_TEXT] for a in incident.agents[:MAX_ROWS]),
             )
-            for incident in runtime.book.open_incidents()  # type: ignore[attr-defined]
+            for incident in book.open_incidents()  # type: ignore[attr-defined]
         ]
         rows.sort(key=lambda row: -row.opened_at)
         return tuple(rows[:MAX_ROWS])
@@ -351,7 +351,7 @@ class FleetRuntime(Component):
         )[:MAX_ROWS]
 
     def _rollouts(self) -> tuple[RolloutRow, ...]:
-        runtime = self.context.service("rollouts")
+        runtime = self.context.service("delivery")
         if runtime is None:
             return ()
         rollouts = runtime.rollouts.values()  # type: ignore[attr-defined]

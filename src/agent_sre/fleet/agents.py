@@ -24,6 +24,9 @@ IDLE_SECONDS = 7 * 86400.0
 CALL_KINDS = frozenset({AgentSpanKind.LLM_INFERENCE, AgentSpanKind.TOOL_CALL})
 WANTED_KEYS = frozenset({c.AGENT_ID, c.AGENT_VERSION, c.AGENT_SRE_COST_USD})
 MAX_USD = 1e12
+TOUCH_EVERY = 1.0
+"""Seconds between two LRU touches of one agent (its order among the most recently seen is
+at most this stale)."""
 _AMOUNT = (float, int)
 
 
@@ -44,23 +47,38 @@ class AgentRegistry:
     """Agents seen on this node, bounded (see the module docstring)."""
 
     def __init__(self, cap: int, on_evict: OnEvict | None = None) -> None:
+        self._on_evict = on_evict
         self.agents: BoundedMap[str, AgentSeen] = BoundedMap(
-            "fleet_agents", cap, idle_seconds=IDLE_SECONDS, on_evict=on_evict
+            "fleet_agents", cap, idle_seconds=IDLE_SECONDS, on_evict=self._evicted
         )
+        self._recent: dict[str, AgentSeen] = {}
+        """The same entries by id: a span of an agent already seen within
+        :data:`TOUCH_EVERY` seconds skips the LRU bookkeeping (one dictionary lookup)."""
+
+    def _evicted(self, name: str, key: str) -> None:
+        self._recent.pop(key, None)
+        if self._on_evict is not None:
+            self._on_evict(name, key)
 
     def observe(self, span: AgentSpan, now: float) -> None:
         """Counts ``span`` for its agent (a span without an agent id is not counted)."""
         # hot path: per span
-        agent = span.agent_id
-        if agent is None:
+        raw = span.agent_id
+        if raw is None:
             return
-        if len(agent) > MAX_TEXT:
-            agent = agent[:MAX_TEXT]
-        seen = self.agents.get(agent, now)
-        if seen is None:
-            seen = AgentSeen()
-            self.agents.put(agent, seen, now)
-        seen.last_seen = now
+        seen = self._recent.get(raw)
+        if seen is None or now - seen.last_seen > TOUCH_EVERY:
+            agent = raw if len(raw) <= MAX_TEXT else raw[:MAX_TEXT]
+            seen = self.agents.get(agent, now)
+            if seen is None:
+                seen = AgentSeen()
+                self.agents.put(agent, seen, now)
+                if len(self._recent) > 2 * self.agents.cap:  # long ids are kept whole here
+                    self._recent.clear()
+            self._recent[raw] = seen
+            seen.last_seen = now
+        elif now > seen.last_seen:
+            seen.last_seen = now
         attrs = span.attrs
         version = attrs.get(c.AGENT_VERSION)
         if version is not None:
@@ -103,3 +121,4 @@ class AgentRegistry:
         while len(self.agents) > cap:
             oldest = next(iter(self.agents))
             self.agents.pop(oldest)
+            self._recent.pop(oldest, None)

@@ -106,7 +106,7 @@ def get(daemon: DaemonProcess, path: str) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read())
 
 
-def wait_view(daemon: DaemonProcess, ok: Callable[[dict[str, Any]], bool], timeout: float = 15):
+def wait_view(daemon: DaemonProcess, ok: Callable[[dict[str, Any]], bool], timeout: float = 30):
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -192,7 +192,7 @@ def test_the_fleet_view_is_exact_against_what_each_daemon_counted(
         assert slo_of(seen, "chat")["good"] == 140
 
     # n3 spent its SLO's budget: its incident (read from its incident book) reaches the view
-    seen = wait_view(three[0], lambda v: any(i["node"] == "n3" for i in v["incidents"]), 40)
+    seen = wait_view(three[0], lambda v: any(i["node"] == "n3" for i in v["incidents"]), 60)
     n3 = next(n for n in seen["nodes"] if n["node"] == "n3")
     assert n3["open_incidents"] >= 1 and n3["health"] == "degraded"
     status, gamma = get(three[0], "/v1/fleet/agents/gamma")

@@ -41,6 +41,7 @@ from agent_sre_operator.render import (
 if TYPE_CHECKING:
     from agent_sre.config import Config
     from agent_sre_operator.kinds import Kind
+    from agent_sre_operator.lease import Elector
 
 log = logging.getLogger("agent_sre_operator")
 
@@ -94,6 +95,10 @@ class Controller:
     """(namespace, name) -> the spec last written, so an unchanged rule costs no call."""
     rules_checked_at: float | None = None
     rules_served: bool = False
+    leader: Elector | None = None
+    """With leader election: a pass runs only while this replica holds the Lease."""
+    current: asyncio.Future[None] | None = None
+    lease_lost_midway: bool = False
 
     # -- watch events ---------------------------------------------------------------
 
@@ -128,13 +133,30 @@ class Controller:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.interval)
             self.wake.clear()
+            if self.leader is not None and not self.leader.leading:
+                continue  # a standby: it watches, the holder of the Lease writes
+            self.current = asyncio.ensure_future(self.reconcile())
             try:
-                await self.reconcile()
+                await self.current
             except asyncio.CancelledError:
-                raise
+                if not self.lease_lost_midway:
+                    raise  # the operator stops
+                self.lease_lost_midway = False
+                log.warning("reconcile pass stopped: the Lease was lost")
             except Exception:
                 log.exception("reconcile pass failed; retrying on the next event or tick")
+            finally:
+                self.current = None
             self.passes += 1
+
+    def lost_lease(self) -> None:
+        """The Lease went to another replica: stop writing now, and forget what this one
+        believed it had written (the other may have written since)."""
+        if self.current is not None and not self.current.done():
+            self.lease_lost_midway = True
+            self.current.cancel()
+        self.rules_written.clear()
+        self.rules_checked_at = None
 
     async def reconcile(self) -> None:
         ns = self.settings.namespace

@@ -76,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a PrometheusRule per AgentSLO when the cluster serves monitoring.coreos.com/v1 "
         "(auto), or none (off)",
     )
+    parser.add_argument(
+        "--prometheus-url",
+        default=env("AGENT_SRE_OPERATOR_PROMETHEUS_URL", ""),
+        metavar="URL",
+        help="Prometheus holding the rules `agent-sre rules prometheus` writes: AgentSLO "
+        "attainment, budget left and burn rates from it (empty: from the daemons)",
+    )
     parser.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--verbose", action="store_true")
 
@@ -100,6 +107,10 @@ def main(args: argparse.Namespace) -> int:
     except ImportError:
         log.error("the operator needs kopf: pip install 'agent-sre[operator]'")
         return 2
+    url = args.prometheus_url
+    if url and (not url.startswith(("http://", "https://")) or any(c.isspace() for c in url)):
+        log.error("--prometheus-url: %r is not an http(s) URL", url)
+        return 2
     if not 2 <= args.lease_duration <= 3600:  # NaN fails this too
         log.error("--lease-duration: %s is not between 2 and 3600 seconds", args.lease_duration)
         return 2
@@ -119,6 +130,7 @@ async def _run(args: argparse.Namespace, token: str) -> None:
     from agent_sre_operator.daemons import AdminClient
     from agent_sre_operator.kube import Connection, Kube
     from agent_sre_operator.lease import Elector, default_identity
+    from agent_sre_operator.prometheus import PrometheusClient
 
     settings = Settings(
         namespace=args.namespace,
@@ -128,6 +140,7 @@ async def _run(args: argparse.Namespace, token: str) -> None:
         admin_token=token,
         interval=args.interval,
         prometheus_rules=args.prometheus_rules,
+        prometheus_url=args.prometheus_url,
     )
     registry = kopf.OperatorRegistry()
     holder: dict[str, Any] = {}
@@ -155,6 +168,8 @@ async def _run(args: argparse.Namespace, token: str) -> None:
             raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig")
         kube = Kube(Connection.from_kopf(info), identity)
         controller = Controller(settings=holder["settings"], kube=kube, admin=AdminClient(token))
+        if args.prometheus_url:
+            controller.prometheus = PrometheusClient(args.prometheus_url)
         if args.leader_lease:
             elector = Elector(kube, args.namespace, args.leader_lease, identity,
                               duration=args.lease_duration)  # fmt: skip
@@ -178,6 +193,8 @@ async def _run(args: argparse.Namespace, token: str) -> None:
         if controller is not None:
             await controller.kube.close()
             await controller.admin.close()
+            if controller.prometheus is not None:
+                await controller.prometheus.close()
 
     for kind in KINDS:
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.config import ConfigError, parse_config
+from agent_sre.units import format_duration
+from agent_sre_operator import prometheus as prom
 from agent_sre_operator import promrules
 from agent_sre_operator import status as fleet
 from agent_sre_operator.daemons import AdminClient, DaemonState, daemons_of
@@ -70,6 +72,8 @@ class Settings:
     interval: float = 15.0
     prometheus_rules: str = "auto"
     """``auto``: a PrometheusRule per AgentSLO when the cluster serves them; ``off``: none."""
+    prometheus_url: str = ""
+    """AgentSLO status from this Prometheus' recorded error ratios (empty: the daemons')."""
 
 
 @dataclass
@@ -95,6 +99,7 @@ class Controller:
     """(namespace, name) -> the spec last written, so an unchanged rule costs no call."""
     rules_checked_at: float | None = None
     rules_served: bool = False
+    prometheus: prom.PrometheusClient | None = None
     leader: Elector | None = None
     """With leader election: a pass runs only while this replica holds the Lease."""
     current: asyncio.Future[None] | None = None
@@ -197,10 +202,11 @@ class Controller:
             log.error("the rendered configuration does not load:\n%s", exc)
             return
         await self._prometheus_rules(live, running)
+        ratios = await self._error_ratios(running)
         for seen in live:
             verdict = rendering.verdicts.get(seen.resource.key, Verdict())
             try:
-                await self._write_status(seen, verdict, rendering, states, running)
+                await self._write_status(seen, verdict, rendering, states, running, ratios)
             except KubeError as exc:  # one resource's status stops no other's
                 log.warning("%s: status not written: %s", seen.resource.ref, exc)
 
@@ -293,6 +299,18 @@ class Controller:
                 )
             self.rules_written[key] = body
 
+    async def _error_ratios(self, config: Config) -> prom.ErrorRatios | None:
+        """The SLOs' error ratios from Prometheus (None: not configured or not answering;
+        the daemons' counts speak then)."""
+        if self.prometheus is None or not config.slos:
+            return None
+        try:
+            return await self.prometheus.error_ratios([s.name for s in config.slos])
+        except prom.PrometheusError as exc:
+            log.warning("Prometheus (%s): %s; SLO status from the daemons", self.prometheus.url,
+                        exc)  # fmt: skip
+            return None
+
     # -- deletion ----------------------------------------------------------------------
 
     async def _add_finalizers(self, live: list[Seen]) -> None:
@@ -330,6 +348,7 @@ class Controller:
         rendering: Rendering,
         states: list[DaemonState],
         config: Config,
+        ratios: prom.ErrorRatios | None = None,
     ) -> None:
         resource = seen.resource
         running = [s for s in states if s.running == rendering.digest]
@@ -346,7 +365,7 @@ class Controller:
         new["conditions"] = _keep_transition_times(seen.status.get("conditions"), conditions)
         answers = [s.answers for s in running]
         if applied_somewhere:
-            new.update(_kind_status(resource, answers, config))
+            new.update(_kind_status(resource, answers, config, ratios))
         if _same(seen.status, new):
             return
         path = custom_path(API_VERSION, resource.namespace, resource.kind.plural, resource.name)
@@ -441,14 +460,21 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _kind_status(
-    resource: Resource, answers: list[dict[str, Any]], config: Config
+    resource: Resource,
+    answers: list[dict[str, Any]],
+    config: Config,
+    ratios: prom.ErrorRatios | None = None,
 ) -> dict[str, Any]:
     """Figures of the version the daemons run (a refused update leaves the one before)."""
     name = resource.name
     if resource.kind is SLO:
         slo = next((s for s in config.slos if s.name == name), None)
         target = slo.target if slo is not None else _number(resource.spec.get("target"))
-        return fleet.slo_status(name, target, answers)
+        status = {**fleet.slo_status(name, target, answers), "source": "daemons"}
+        if ratios is not None and slo is not None:
+            window = format_duration(slo.window)
+            status.update(prom.slo_status(window, slo.target, ratios.get(name, {})) or {})
+        return status
     if resource.kind is BUDGET:
         budget = next((b for b in config.budgets.budgets if b.name == name), None)
         limit = budget.limit_usd if budget is not None else _number(resource.spec.get("limit_usd"))

@@ -412,9 +412,14 @@ def _applied_condition(
     total = len(states)
     if not verdict.valid and not verdict.kept:
         return _condition("Applied", "False", "Invalid", "not applied: see Valid", generation)
-    restart = sorted({s.restart_needed for s in running if s.restart_needed})
+    restart: dict[str, list[str]] = {}
+    for state in running:
+        if state.restart_needed:
+            restart.setdefault(state.restart_needed, []).append(state.daemon.pod)
     if restart:
-        return _condition("Applied", "False", "RestartNeeded", "; ".join(restart), generation)
+        message = "; ".join(f"{what} (pods: {', '.join(pods)})" for what, pods in
+                            sorted(restart.items()))  # fmt: skip
+        return _condition("Applied", "False", "RestartNeeded", message, generation)
     if total and len(running) == total:
         what = "the version applied before" if verdict.kept else "it"
         message = f"{len(running)}/{total} daemons run {what}"

@@ -5,23 +5,19 @@ the replica's identity), as from an API server's audit log."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-import yaml
 
-from agent_sre_operator.kinds import API_VERSION, KINDS
 from agent_sre_operator.lease import lease_path
-from tests.operator.test_operator_kmock import BASE, NS, SELECTOR, TOKEN, cr_path, slo_names
-from tests.support.daemon import DaemonProcess
-from tests.support.kube import FakeCluster, Kubelet
+from tests.operator.single import single
+from tests.operator.test_operator_kmock import NS, cr_path, slo_names
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from tests.support.kube import FakeCluster
 
 pytest.importorskip("kmock")
 pytest.importorskip("kopf")
@@ -29,23 +25,7 @@ pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
 
 LEASE = "agent-sre-operator"
-
-
-def start_operator(cluster: FakeCluster, tmp: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig(tmp / "kubeconfig")),
-        "AGENT_SRE_ADMIN_TOKEN": TOKEN,
-        "POD_NAME": name,
-    }
-    with (tmp / f"{name}.log").open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agent_sre_daemon.cli", "operator",
-             "--namespace", NS, "--configmap", "agent-sre", "--base-configmap", "agent-sre-base",
-             "--watch-namespace", NS, "--selector", "app.kubernetes.io/name=agent-sre",
-             "--interval", "1", "--leader-lease", LEASE, "--lease-duration", "3"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+ELECTION = ("--leader-lease", LEASE, "--lease-duration", "3")
 
 
 def writers(cluster: FakeCluster, since: int = 0) -> set[str]:
@@ -57,91 +37,55 @@ def writers(cluster: FakeCluster, since: int = 0) -> set[str]:
     }
 
 
-def applied(cluster: FakeCluster, name: str) -> Any:
-    obj = cluster.get(cr_path("agentslos", name)) or {}
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition["type"] == "Applied" and condition["status"] == "True":
-            return obj
-    return None
-
-
 def test_two_replicas_one_writes_and_the_other_takes_over(tmp_path: Path) -> None:
-    custom = [(API_VERSION, k.plural, k.kind, True) for k in KINDS]
-    with FakeCluster(custom) as cluster, Kubelet(cluster, NS, "agent-sre") as kubelet:
-        cluster.create(f"/api/v1/namespaces/{NS}/configmaps", {
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "agent-sre-base"},
-            "data": {"agent-sre.yaml": yaml.safe_dump(BASE, sort_keys=False)},
-        }, NS)  # fmt: skip
-        workdir = tmp_path / "daemon"
-        workdir.mkdir()
-        env = {"AGENT_SRE_ADMIN_TOKEN": TOKEN, "AGENT_SRE_STATE_DIR": str(workdir / "state")}
-        daemon = DaemonProcess(workdir, dict(BASE), env=env).start()
-        operators: dict[str, subprocess.Popen[bytes]] = {}
-        try:
-            kubelet.daemons.append(daemon)
-            port = int(daemon.addresses["admin"].rpartition(":")[2])
-            cluster.create(f"/api/v1/namespaces/{NS}/pods", {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "agent-sre-0", "labels": dict(SELECTOR)},
-                "spec": {"containers": [{"name": "agent-sre", "ports": [
-                    {"name": "admin", "containerPort": port}]}]},
-                "status": {"phase": "Running", "podIP": "127.0.0.1"},
-            }, NS)  # fmt: skip
-            for name in ("op-a", "op-b"):
-                operators[name] = start_operator(cluster, tmp_path, name)
+    with single(tmp_path) as stand:
+        cluster, daemon = stand.cluster, stand.daemon
+        assert daemon is not None
+        for name in ("op-a", "op-b"):
+            stand.start_operator(name, *ELECTION)
 
-            def holder() -> str:
-                lease = cluster.get(lease_path(NS, LEASE)) or {}
-                identity = str((lease.get("spec") or {}).get("holderIdentity") or "")
-                return identity.rpartition("_")[0]
+        def holder() -> str:
+            lease = cluster.get(lease_path(NS, LEASE)) or {}
+            identity = str((lease.get("spec") or {}).get("holderIdentity") or "")
+            return identity.rpartition("_")[0]
 
-            def wait(what: Any, timeout: float = 90.0) -> Any:
-                try:
-                    return cluster.wait_for(what, timeout)
-                except AssertionError:
-                    for name in operators:
-                        print(name, (tmp_path / f"{name}.log").read_text()[-4000:])
-                    raise
+        def applied(name: str) -> bool:
+            return stand.condition(name, "Applied").get("status") == "True"
 
-            first = wait(holder)
-            standby = "op-b" if first == "op-a" else "op-a"
-            spec = {"target": 0.9, "window": "7d", "sli": {"kind": "task_success"}}
-            cluster.create(cr_path("agentslos"), {"apiVersion": API_VERSION, "kind": "AgentSLO",
-                           "metadata": {"name": "one"}, "spec": spec}, NS)  # fmt: skip
-            wait(lambda: "one" in slo_names(daemon))
-            wait(lambda: applied(cluster, "one"))
-            # the ConfigMap, the reload's status and the SLO's status: all by the holder
-            assert writers(cluster) == {first}
-            assert holder() == first
-            assert operators[standby].poll() is None
+        first = stand.wait(holder)
+        standby = "op-b" if first == "op-a" else "op-a"
+        spec = {"target": 0.9, "window": "7d", "sli": {"kind": "task_success"}}
+        stand.create_slo("one", spec)
+        stand.wait(lambda: "one" in slo_names(daemon))
+        stand.wait(lambda: applied("one"))
+        # the ConfigMap, the reload's status and the SLO's status: all by the holder
+        assert writers(cluster) == {first}
+        assert holder() == first
+        assert stand.operators[standby].poll() is None
 
-            # the holder dies without a word (no release): the other takes over
-            operators[first].send_signal(signal.SIGKILL)
-            operators[first].wait(10)
-            mark = len(cluster.writes)
-            wait(lambda: holder() == standby)
-            assert cluster.get(lease_path(NS, LEASE))["spec"]["leaseTransitions"] == 1
-            cluster.create(cr_path("agentslos"), {"apiVersion": API_VERSION, "kind": "AgentSLO",
-                           "metadata": {"name": "two"}, "spec": spec}, NS)  # fmt: skip
-            wait(lambda: "two" in slo_names(daemon))
-            wait(lambda: applied(cluster, "two"))
-            assert writers(cluster, mark) == {standby}
+        # the holder dies without a word (no release): the other takes over
+        stand.operators[first].send_signal(signal.SIGKILL)
+        stand.operators[first].wait(10)
+        mark = len(cluster.writes)
+        stand.wait(lambda: holder() == standby)
+        assert cluster.get(lease_path(NS, LEASE))["spec"]["leaseTransitions"] == 1
+        stand.create_slo("two", spec)
+        stand.wait(lambda: "two" in slo_names(daemon))
+        stand.wait(lambda: applied("two"))
+        assert writers(cluster, mark) == {standby}
 
-            # the first comes back: it stands by, the second keeps writing
-            operators[first] = start_operator(cluster, tmp_path, first)
-            mark = len(cluster.writes)
-            cluster.patch_spec(cr_path("agentslos", "two"), {"target": 0.95})
-            wait(lambda: slo_names(daemon)["two"] == 0.95)
-            wait(lambda: (cluster.get(cr_path("agentslos", "two")) or {}).get("status", {})
-                 .get("observedGeneration") == 2)  # fmt: skip
-            assert writers(cluster, mark) == {standby}
-            assert holder() == standby
-        finally:
-            for operator in operators.values():
-                if operator.poll() is None:
-                    operator.terminate()
-                    try:
-                        operator.wait(20)
-                    except subprocess.TimeoutExpired:
-                        operator.kill()
-            daemon.stop(timeout=15)
+        # the first comes back: it stands by, the second keeps writing
+        stand.start_operator(first, *ELECTION)
+        mark = len(cluster.writes)
+        cluster.patch_spec(cr_path("agentslos", "two"), {"target": 0.95})
+        stand.wait(lambda: slo_names(daemon)["two"] == 0.95)
+        stand.wait(lambda: stand.status("two").get("observedGeneration") == 2)
+        assert writers(cluster, mark) == {standby}
+        assert holder() == standby
+
+        # a clean stop gives the Lease up: the first takes it without waiting it out
+        stand.operators[standby].terminate()
+        stand.operators[standby].wait(20)
+        lease = cluster.get(lease_path(NS, LEASE))
+        assert not lease["spec"].get("holderIdentity") or holder() == first
+        stand.wait(lambda: holder() == first)

@@ -22,11 +22,9 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agent_sre_operator.kinds import API_VERSION, KINDS
-from tests.operator.test_operator_kmock import BASE, NS, SELECTOR, TOKEN, cr_path, slo_names
-from tests.support.daemon import DaemonProcess
+from tests.operator.single import single
+from tests.operator.test_operator_kmock import slo_names
 from tests.support.durability import Sender
-from tests.support.kube import FakeCluster, Kubelet
 from tests.support.receivers import free_port
 from tests.support.spans import set_value
 
@@ -100,62 +98,25 @@ class Prometheus:
 def test_slo_status_comes_from_prometheus_and_from_the_daemons_without_it(
     tmp_path: Path,
 ) -> None:
-    custom = [(API_VERSION, k.plural, k.kind, True) for k in KINDS]
-    with FakeCluster(custom) as cluster, Kubelet(cluster, NS, "agent-sre") as kubelet:
-        cluster.create(f"/api/v1/namespaces/{NS}/configmaps", {
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "agent-sre-base"},
-            "data": {"agent-sre.yaml": yaml.safe_dump(BASE, sort_keys=False)},
-        }, NS)  # fmt: skip
-        workdir = tmp_path / "daemon"
-        workdir.mkdir()
-        env = {"AGENT_SRE_ADMIN_TOKEN": TOKEN, "AGENT_SRE_STATE_DIR": str(workdir / "state")}
-        daemon = DaemonProcess(workdir, dict(BASE), env=env).start()
+    with single(tmp_path) as stand:
+        daemon = stand.daemon
+        assert daemon is not None
         prometheus: Prometheus | None = None
-        operator = None
+        prometheus_port = free_port()
+        operator = stand.start_operator(
+            "op", "--prometheus-url", f"http://127.0.0.1:{prometheus_port}"
+        )
         try:
-            kubelet.daemons.append(daemon)
-            port = int(daemon.addresses["admin"].rpartition(":")[2])
-            cluster.create(f"/api/v1/namespaces/{NS}/pods", {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "agent-sre-0", "labels": dict(SELECTOR)},
-                "spec": {"containers": [{"name": "agent-sre", "ports": [
-                    {"name": "admin", "containerPort": port}]}]},
-                "status": {"phase": "Running", "podIP": "127.0.0.1"},
-            }, NS)  # fmt: skip
-            prometheus_port = free_port()
-            log = tmp_path / "operator.log"
-            with log.open("ab") as out:
-                operator = subprocess.Popen(
-                    [sys.executable, "-m", "agent_sre_daemon.cli", "operator",
-                     "--namespace", NS, "--configmap", "agent-sre",
-                     "--base-configmap", "agent-sre-base", "--watch-namespace", NS,
-                     "--selector", "app.kubernetes.io/name=agent-sre", "--interval", "1",
-                     "--prometheus-url", f"http://127.0.0.1:{prometheus_port}"],
-                    env={**os.environ, "AGENT_SRE_ADMIN_TOKEN": TOKEN,
-                         "KUBECONFIG": str(cluster.kubeconfig(tmp_path / "kubeconfig"))},
-                    stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-
-            def status() -> dict[str, Any]:
-                obj = cluster.get(cr_path("agentslos", "tasks")) or {}
-                return dict(obj.get("status") or {})
-
-            def wait(what: Any, timeout: float = 90.0) -> Any:
-                try:
-                    return cluster.wait_for(what, timeout)
-                except AssertionError:
-                    print(log.read_text()[-5000:], status())
-                    raise
-
-            spec = {"target": 0.9, "window": "7d", "sli": {"kind": "task_success"}}
-            cluster.create(cr_path("agentslos"), {"apiVersion": API_VERSION, "kind": "AgentSLO",
-                           "metadata": {"name": "tasks"}, "spec": spec}, NS)  # fmt: skip
-            wait(lambda: "tasks" in slo_names(daemon))
+            stand.create_slo(
+                "tasks", {"target": 0.9, "window": "7d", "sli": {"kind": "task_success"}}
+            )
+            stand.wait(lambda: "tasks" in slo_names(daemon))
             sender = Sender(daemon.addresses["otlp_grpc"])
             sender.stub.Export(tasks(good=3, bad=1), timeout=5)  # before Prometheus' first look
 
             # Prometheus not there yet: the daemons' exact counts speak
-            first = wait(lambda: status().get("valid") == 4 and status())
+            first = stand.wait(lambda: stand.status("tasks").get("valid") == 4
+                               and stand.status("tasks"))  # fmt: skip
             assert first["source"] == "daemons"
             assert first["attainment"] == 0.75
 
@@ -171,36 +132,29 @@ def test_slo_status_comes_from_prometheus_and_from_the_daemons_without_it(
             prometheus = Prometheus(tmp_path / "prom", prometheus_port,
                                     daemon.addresses["metrics"], rules)  # fmt: skip
             series = 'agent_sre_slo_events_total{slo="tasks"}'
-            wait(lambda: len(prometheus.query(series)) == 2)  # good and bad, scraped once
+            stand.wait(lambda: len(prometheus.query(series)) == 2)  # good and bad, scraped
             sender.stub.Export(tasks(good=6, bad=4), timeout=5)  # Prometheus sees these
             sender.close()
             # the daemon counts 9 good of 14 (0.642857); Prometheus 6 of 10 since it looked
-            wait(lambda: status().get("source") == "prometheus"
-                 and status().get("attainment") == 0.6)  # fmt: skip
-            now = status()
+            stand.wait(lambda: stand.status("tasks").get("source") == "prometheus"
+                       and stand.status("tasks").get("attainment") == 0.6)  # fmt: skip
+            now = stand.status("tasks")
             assert now["errorBudgetRemaining"] == pytest.approx(1 - 0.4 / 0.1)
             assert now["burnRates"]["7d"] == pytest.approx(0.4 / 0.1)
             assert now["burnRates"]["5m"] == pytest.approx(0.4 / 0.1)
             assert "good" not in now and "valid" not in now  # exact counts are the daemons'
             recorded = prometheus.query('slo:period_error_budget_remaining:ratio{slo="tasks"}')
             assert float(recorded[0]["value"][1]) == pytest.approx(now["errorBudgetRemaining"])
-            daemon_view = json.loads(urllib.request.urlopen(
-                daemon.url("admin", "/v1/slos/tasks"), timeout=5).read())  # fmt: skip
-            assert daemon_view["overall"]["budget"]["total"] == 14
+            with urllib.request.urlopen(daemon.url("admin", "/v1/slos/tasks"), timeout=5) as r:
+                assert json.load(r)["overall"]["budget"]["total"] == 14
 
             # Prometheus goes away: the daemons speak again, and the operator keeps running
             prometheus.stop()
             prometheus = None
-            back = wait(lambda: status().get("source") == "daemons" and status())
+            back = stand.wait(lambda: stand.status("tasks").get("source") == "daemons"
+                              and stand.status("tasks"))  # fmt: skip
             assert back["valid"] == 14 and back["good"] == 9
             assert operator.poll() is None
         finally:
             if prometheus is not None:
                 prometheus.stop()
-            if operator is not None:
-                operator.terminate()
-                try:
-                    operator.wait(20)
-                except subprocess.TimeoutExpired:
-                    operator.kill()
-            daemon.stop(timeout=15)

@@ -24,28 +24,36 @@ PODS = f"/api/v1/namespaces/{NS}/pods"
 
 
 class Single:
-    def __init__(self, tmp: Path, cluster: FakeCluster, kubelet: Kubelet) -> None:
-        self.tmp, self.cluster, self.kubelet = tmp, cluster, kubelet
-        self.daemon: DaemonProcess | None = None
+    def __init__(
+        self, tmp: Path, cluster: FakeCluster, kubelet: Kubelet, base: dict[str, Any]
+    ) -> None:
+        self.tmp, self.cluster, self.kubelet, self.base = tmp, cluster, kubelet, base
+        self.daemons: dict[int, DaemonProcess] = {}
         self.operators: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start_daemon(self) -> DaemonProcess:
-        """Starts the daemon (again, on the same state and file) and serves it as the pod
-        ``agent-sre-0`` at its admin port."""
-        workdir = self.tmp / "daemon"
+    @property
+    def daemon(self) -> DaemonProcess | None:
+        return self.daemons.get(0)
+
+    def start_daemon(self, index: int = 0) -> DaemonProcess:
+        """Starts daemon ``index`` (again, on the same state and file) and serves it as the
+        pod ``agent-sre-<index>`` at its admin port."""
+        workdir = self.tmp / f"daemon{index}"
         workdir.mkdir(exist_ok=True)
-        env = {"AGENT_SRE_ADMIN_TOKEN": TOKEN, "AGENT_SRE_STATE_DIR": str(workdir / "state")}
-        config = BASE
-        if self.daemon is not None and self.daemon.config_path.exists():
-            config = yaml.safe_load(self.daemon.config_path.read_text())
+        env = {"AGENT_SRE_ADMIN_TOKEN": TOKEN, "AGENT_SRE_STATE_DIR": str(workdir / "state"),
+               "NODE_NAME": f"node-{index}"}  # fmt: skip
+        config = self.base
+        before = self.daemons.get(index)
+        if before is not None and before.config_path.exists():
+            config = yaml.safe_load(before.config_path.read_text())
         daemon = DaemonProcess(workdir, dict(config), env=env).start()
-        self.kubelet.daemons[:] = [daemon]
-        self.daemon = daemon
+        self.daemons[index] = daemon
+        self.kubelet.daemons[:] = [self.daemons[i] for i in sorted(self.daemons)]
         port = int(daemon.addresses["admin"].rpartition(":")[2])
-        self.cluster.delete(f"{PODS}/agent-sre-0")
+        self.cluster.delete(f"{PODS}/agent-sre-{index}")
         self.cluster.create(PODS, {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "agent-sre-0", "labels": dict(SELECTOR)},
+            "metadata": {"name": f"agent-sre-{index}", "labels": dict(SELECTOR)},
             "spec": {"containers": [{"name": "agent-sre", "ports": [
                 {"name": "admin", "containerPort": port}]}]},
             "status": {"phase": "Running", "podIP": "127.0.0.1"},
@@ -101,24 +109,27 @@ class Single:
                     operator.wait(20)
                 except subprocess.TimeoutExpired:
                     operator.kill()
-        if self.daemon is not None:
+        for daemon in self.daemons.values():
             try:
-                self.daemon.stop(timeout=15)
+                daemon.stop(timeout=15)
             except Exception:
-                self.daemon.kill()
+                daemon.kill()
 
 
 @contextlib.contextmanager
-def single(tmp: Path) -> Iterator[Single]:
+def single(tmp: Path, base: dict[str, Any] | None = None, daemons: int = 1) -> Iterator[Single]:
+    """The stand with ``daemons`` daemons (``base``: the chart's base configuration)."""
+    base = BASE if base is None else base
     custom = [(API_VERSION, k.plural, k.kind, True) for k in KINDS]
     with FakeCluster(custom) as cluster, Kubelet(cluster, NS, "agent-sre") as kubelet:
         cluster.create(f"/api/v1/namespaces/{NS}/configmaps", {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "agent-sre-base"},
-            "data": {"agent-sre.yaml": yaml.safe_dump(BASE, sort_keys=False)},
+            "data": {"agent-sre.yaml": yaml.safe_dump(base, sort_keys=False)},
         }, NS)  # fmt: skip
-        stand = Single(tmp, cluster, kubelet)
+        stand = Single(tmp, cluster, kubelet, base)
         try:
-            stand.start_daemon()
+            for index in range(daemons):
+                stand.start_daemon(index)
             yield stand
         finally:
             stand.stop()

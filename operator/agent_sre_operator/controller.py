@@ -203,10 +203,12 @@ class Controller:
             return
         await self._prometheus_rules(live, running)
         ratios = await self._error_ratios(running)
+        # the answers of the daemons running this configuration, indexed once per pass
+        answers = fleet.Answers(s.answers for s in states if s.running == rendering.digest)
         for seen in live:
             verdict = rendering.verdicts.get(seen.resource.key, Verdict())
             try:
-                await self._write_status(seen, verdict, rendering, states, running, ratios)
+                await self._write_status(seen, verdict, rendering, states, running, answers, ratios)
             except KubeError as exc:  # one resource's status stops no other's
                 log.warning("%s: status not written: %s", seen.resource.ref, exc)
 
@@ -348,6 +350,7 @@ class Controller:
         rendering: Rendering,
         states: list[DaemonState],
         config: Config,
+        answers: fleet.Answers,
         ratios: prom.ErrorRatios | None = None,
     ) -> None:
         resource = seen.resource
@@ -363,7 +366,6 @@ class Controller:
         conditions = [_valid_condition(verdict, resource.generation)]
         conditions.append(_applied_condition(verdict, states, running, resource.generation))
         new["conditions"] = _keep_transition_times(seen.status.get("conditions"), conditions)
-        answers = [s.answers for s in running]
         if applied_somewhere:
             new.update(_kind_status(resource, answers, config, ratios))
         if _same(seen.status, new):
@@ -466,7 +468,7 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 def _kind_status(
     resource: Resource,
-    answers: list[dict[str, Any]],
+    answers: fleet.Answers,
     config: Config,
     ratios: prom.ErrorRatios | None = None,
 ) -> dict[str, Any]:

@@ -22,7 +22,6 @@ it has not renewed for ``renew_deadline`` seconds, before any candidate may take
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import os
@@ -237,13 +236,13 @@ class Elector:
 
     async def release(self) -> None:
         """Gives the Lease up at a clean stop, so a standby takes it at its next try instead
-        of after ``duration``."""
-        if not self.leading:
-            return
+        of after ``duration``. Whether or not it still counts itself leading (a late renewal
+        on a busy node): the Lease is released only if it still names this process, and only
+        as it was read (compare-and-swap), so it never takes another holder's Lease away."""
         self.renewed_at = None
         self._transitions()
         path = lease_path(self.namespace, self.name)
-        with contextlib.suppress(KubeError, OSError, asyncio.TimeoutError):
+        try:
             lease = await self.kube.get_or_none(path)
             record = record_of(lease) if lease is not None else None
             if record is not None and record.holder == self.identity:
@@ -255,3 +254,5 @@ class Elector:
                     },
                 )
                 log.info("lease %s/%s released", self.namespace, self.name)
+        except (KubeError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("lease %s/%s not released: %s", self.namespace, self.name, exc)

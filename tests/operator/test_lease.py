@@ -160,3 +160,30 @@ def test_a_stale_write_is_refused_with_409() -> None:
         )  # fmt: skip
         assert status == 409, answer
         assert cluster.get(f"{path}/x")["spec"]["holderIdentity"] == "b"
+
+
+def test_a_clean_stop_releases_only_its_own_lease_even_after_a_late_renewal() -> None:
+    from tests.support.kube import FakeCluster
+
+    with FakeCluster([]) as cluster:
+
+        async def main() -> None:
+            clock = Clock()
+            kubes = [Kube(Connection(cluster.url), f"c{i}") for i in range(2)]
+            a = Elector(kubes[0], NS, "op", "a", duration=15, clock=clock)
+            b = Elector(kubes[1], NS, "op", "b", duration=15, clock=clock)
+            try:
+                assert await a.step()
+                clock.now += 11  # a busy node: past its renew deadline, still the holder
+                assert not a.leading
+                await a.release()
+                assert cluster.get(lease_path(NS, "op"))["spec"].get("holderIdentity") is None
+                assert await b.step()
+                # a stale process stopping late never takes the Lease from its new holder
+                await a.release()
+                assert cluster.get(lease_path(NS, "op"))["spec"]["holderIdentity"] == "b"
+            finally:
+                for kube in kubes:
+                    await kube.close()
+
+        run(main())

@@ -25,7 +25,7 @@ pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
 
 LEASE = "agent-sre-operator"
-ELECTION = ("--leader-lease", LEASE, "--lease-duration", "3")
+ELECTION = ("--leader-lease", LEASE, "--lease-duration", "6")
 
 
 def writers(cluster: FakeCluster, since: int = 0) -> set[str]:

@@ -58,8 +58,11 @@ def test_two_replicas_one_writes_and_the_other_takes_over(tmp_path: Path) -> Non
         stand.create_slo("one", spec)
         stand.wait(lambda: "one" in slo_names(daemon))
         stand.wait(lambda: applied("one"))
-        # the ConfigMap, the reload's status and the SLO's status: all by the holder
+        # the ConfigMap, the reload's status and the SLO's status: all by the holder, and
+        # kopf itself writes nothing (no finalizer, no annotation, no event) in either
         assert writers(cluster) == {first}
+        others = {a for _m, _p, a in cluster.writes if not a.startswith("agent-sre-operator/")}
+        assert all(a.startswith("Python-urllib") for a in others), others
         assert holder() == first
         assert stand.operators[standby].poll() is None
 

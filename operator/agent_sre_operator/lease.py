@@ -31,6 +31,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+
 from agent_sre_operator.kube import KubeError
 
 if TYPE_CHECKING:
@@ -181,8 +183,10 @@ class Elector:
         except KubeError as exc:
             if exc.status != 409:  # 409: another candidate wrote first; it leads
                 log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
-        except (OSError, asyncio.TimeoutError) as exc:
-            log.warning("lease %s/%s: API unreachable: %s", self.namespace, self.name, exc)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
+            # unreachable, or an answer that is no JSON: no renewal this time
+            log.warning("lease %s/%s: API: %s", self.namespace, self.name,
+                        exc or type(exc).__name__)  # fmt: skip
         self._transitions()
         return self.leading
 
@@ -231,7 +235,12 @@ class Elector:
 
     async def run(self) -> None:
         while True:
-            await self.step()
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the election never stops: a standby must stay one
+                log.exception("lease %s/%s: election step failed", self.namespace, self.name)
             await asyncio.sleep(self.retry)
 
     async def release(self) -> None:
@@ -254,5 +263,5 @@ class Elector:
                     },
                 )
                 log.info("lease %s/%s released", self.namespace, self.name)
-        except (KubeError, OSError, asyncio.TimeoutError) as exc:
+        except (KubeError, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
             log.warning("lease %s/%s not released: %s", self.namespace, self.name, exc)

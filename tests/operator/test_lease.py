@@ -187,3 +187,36 @@ def test_a_clean_stop_releases_only_its_own_lease_even_after_a_late_renewal() ->
                     await kube.close()
 
         run(main())
+
+
+@pytest.mark.parametrize("answer", [b"not json", b"", b'{"spec": '])
+def test_an_api_answering_nonsense_costs_a_renewal_not_the_election(answer: bytes) -> None:
+    """A careless proxy in front of the API server: garbage, an empty answer, a cut-off
+    body, or the connection dropped. The step fails quietly (no lead) and tries again."""
+    import socketserver
+    import threading
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.rfile.readline()
+            if answer == b"":
+                return  # drop the connection without a word
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(answer)}\r\n\r\n".encode()
+            self.wfile.write(head + answer)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+
+        async def main() -> bool:
+            kube = Kube(Connection(f"http://127.0.0.1:{server.server_address[1]}"), "a")
+            try:
+                elector = Elector(kube, NS, "op", "a", duration=15, clock=Clock())
+                return await elector.step()
+            finally:
+                await kube.close()
+
+        assert run(main()) is False
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -256,7 +256,7 @@
           table([
             { title: "budget", cell: (r) => link("/budgets", r.budget.name) },
             { title: "subject", cell: (r) => r.s.subject },
-            { title: "spend", cell: (r) => C.bar(r.s.spent_usd, r.budget.limit_usd, { fill: r.used >= 1 ? "bad" : r.used >= 0.8 ? "warn" : "ok", marks: r.budget.soft_thresholds.map((t) => t * r.budget.limit_usd), label: `${usd(r.s.spent_usd)} of ${usd(r.budget.limit_usd)}` }) },
+            { title: "spend", cell: (r) => C.bar(r.s.spent_usd, r.budget.limit_usd, { width: 90, fill: r.used >= 1 ? "bad" : r.used >= 0.8 ? "warn" : "ok", marks: r.budget.soft_thresholds.map((t) => t * r.budget.limit_usd), label: `${usd(r.s.spent_usd)} of ${usd(r.budget.limit_usd)}` }) },
             { title: "used", num: true, cell: (r) => pct(r.used) },
           ], near.slice(0, 8), { empty: "no spend yet" })),
         section("Open incidents",

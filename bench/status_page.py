@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -123,10 +124,8 @@ async def poller(session: aiohttp.ClientSession, admin: str, every: float,
                 figures["bytes"] += len(await r.read())
             figures["requests"] += 1
             figures["seconds"] += time.perf_counter() - started
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
-        except asyncio.TimeoutError:
-            pass
 
 
 def pct(values: list[float], q: float) -> float:
@@ -196,8 +195,9 @@ def main() -> None:
         return statistics.median(r[field] for r in results[key])
 
     base = ("before", "idle")
-    print(f"proxied chat completions, {args.requests} a round at concurrency {args.concurrency},"
-          f" {args.rounds} rounds (medians); page reads every {args.poll:g}s while polled")  # fmt: skip
+    print(f"proxied chat completions, {args.requests} a round at concurrency"
+          f" {args.concurrency}, {args.rounds} rounds (medians); page reads every"
+          f" {args.poll:g}s while polled")  # fmt: skip
     print(f"{'':16} {'calls/s':>16} {'added p50 ms':>18} {'added p99 ms':>18}"
           f" {'page reads':>11} {'read ms':>8} {'KiB/poll':>9}")  # fmt: skip
     for key in (("before", "idle"), ("after", "idle"), ("before", "polled"), ("after", "polled")):

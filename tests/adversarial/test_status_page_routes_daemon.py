@@ -71,8 +71,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]
                 daemon.kill()
 
 
-def raw(daemon: DaemonProcess, method: str, path: str, host: str | None = None,
-        body: bytes | None = None, token: str | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def raw(
+    daemon: DaemonProcess,
+    method: str,
+    path: str,
+    host: str | None = None,
+    body: bytes | None = None,
+    token: str | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """One request with the path sent as is (no client normalisation) and a chosen Host."""
     address, port = daemon.addresses["admin"].rsplit(":", 1)
     conn = http.client.HTTPConnection(address, int(port), timeout=10)

@@ -412,3 +412,78 @@ def test_beyond_loopback_the_page_asks_for_the_token_and_reads_with_it(
         assert all(" 401 " in e["message"] or "404" in e["message"] for e in refused), refused
     finally:
         driver.quit()
+
+
+# -- hundreds of SLOs, a thousand agents --------------------------------------------------------
+
+MANY_SLOS = 300
+MANY_AGENTS = 1200
+
+
+def test_hundreds_of_slos_and_a_thousand_agents_are_paged_and_searched(
+    tmp_path_factory: pytest.TempPathFactory, browser: WebDriver
+) -> None:
+    """The lists stay one page of 50 rows whatever the count, the pager counts them all, and
+    a search finds one among them (SLOs searched in the page, agents by the daemon)."""
+    import concurrent.futures
+    import http.client
+
+    from tests.support.daemon import LOOPBACK_PORTS, merge
+
+    with ThreadedProvider() as fake:
+        workdir = tmp_path_factory.mktemp("status-page-many")
+        slos = [{"name": f"slo-{i:03d}", "target": 0.99, "sli": {"kind": "llm_success"}}
+                for i in range(MANY_SLOS)]  # fmt: skip
+        cfg = merge(LOOPBACK_PORTS, {
+            "state_dir": str(workdir / "state"),
+            "proxy": {"routes": [{"name": "openai", "prefix": "/openai", "upstream": fake.url,
+                                  "api": "openai"}]},
+            "slos": slos,
+        })  # fmt: skip
+        daemon = DaemonProcess(workdir, cfg).start()
+        try:
+            host, port = daemon.addresses["proxy"].rsplit(":", 1)
+            body = json.dumps({"model": "gpt-4o-mini", "messages": seed.MESSAGES}).encode()
+
+            def calls(first: int) -> None:
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+                for index in range(first, MANY_AGENTS, 8):
+                    headers = {"X-Agent-Id": f"agent-{index:04d}",
+                               "Content-Type": "application/json"}  # fmt: skip
+                    conn.request("POST", "/openai/v1/chat/completions", body=body, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    assert response.status == 200
+                conn.close()
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(calls, range(8)))
+
+            open_page(browser, daemon, "slos")
+            assert len(browser.find_elements("css selector", "table.slos tbody tr")) == 50
+            assert f"({MANY_SLOS})" in browser.find_element("css selector", ".pager").text
+            browser.find_element("css selector", "input.search").send_keys("slo-257")
+            wait(
+                browser, lambda d: len(d.find_elements("css selector", "table.slos tbody tr")) == 1
+            )
+            assert "slo-257" in browser.find_element("css selector", "table.slos").text
+            screenshot(browser, "many-slos-searched")
+
+            open_page(browser, daemon, "agents")
+            assert len(browser.find_elements("css selector", "table.agents tbody tr")) == 50
+            pager = browser.find_element("css selector", ".pager").text
+            assert f"page 1 of {MANY_AGENTS // 50} ({MANY_AGENTS})" in pager
+            browser.find_elements("css selector", ".pager button")[1].click()  # next page
+            wait(
+                browser,
+                lambda d: "agent-0050" in d.find_element("css selector", "table.agents").text,
+            )
+            browser.find_element("css selector", "input.search").send_keys("agent-1177")
+            wait(
+                browser,
+                lambda d: len(d.find_elements("css selector", "table.agents tbody tr")) == 1,
+            )
+            screenshot(browser, "many-agents-searched")
+            assert console_errors(browser) == []
+        finally:
+            daemon.stop(timeout=20)

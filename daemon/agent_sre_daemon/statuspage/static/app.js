@@ -497,6 +497,7 @@
     const fleetState = { q: "", offset: 0 };
     const local = h("div", {});
     const fleet = h("div", {});
+    const fleetSearch = h("div", { hidden: true }, searchBox(fleetState, "search the fleet's agents", () => refresh()));
     const notice = h("div", { id: "agent-notice", class: "notice", role: "status" });
     async function act(agent, blocked) {
       if (!token) {
@@ -539,8 +540,8 @@
         fill(fleet, h("p", { class: "muted", id: "fleet-unavailable" }, "fleet view not available on this daemon"));
         return;
       }
+      fleetSearch.hidden = false;
       fill(fleet,
-        searchBox(fleetState, "search the fleet's agents", refresh),
         table([
           { title: "agent", cell: (a) => h("span", { class: "mono" }, a.agent) },
           { title: "versions", cell: (a) => (a.versions || []).join(", ") },
@@ -554,7 +555,7 @@
     }
     main.append(h("h1", {}, "Agents"), notice,
       section("On this node's proxy", searchBox(state, "search agents", refresh), local),
-      section("Across the fleet", fleet));
+      section("Across the fleet", fleetSearch, fleet));
     return refresh;
   }
 

@@ -12,7 +12,10 @@ the machine's drift falls on both alike. Per daemon and round:
   ``--poll`` seconds (the page polls every 5 s; the default here is 5x faster, to be seen).
   On ``--before`` the routes the page added answer 404, as they did then.
 
-Printed: proxied calls per second and added latency p50/p99 (against the stand-in called
+Printed: the daemon's CPU time per proxied call (user + system of the whole process over the
+round, so while polled it includes serving the page's reads: that is their cost to the
+node; the steadiest figure on a shared machine), proxied calls per second and added latency
+p50/p99 (against the stand-in called
 directly in the same round), each as a ratio to ``before idle``, and the polling client's
 own figures (requests, mean latency, bytes). Figures are printed, never asserted.
 
@@ -128,6 +131,12 @@ async def poller(session: aiohttp.ClientSession, admin: str, every: float,
             await asyncio.wait_for(stop.wait(), every)
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user + system, all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -147,15 +156,17 @@ async def measure(daemon: Daemon, provider: str, args: argparse.Namespace, polle
         if polled:
             polling = asyncio.create_task(poller(session, daemon.addresses["admin"], args.poll,
                                                  stop, figures))  # fmt: skip
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(daemon.proc.pid)
         latencies = await calls(session, proxied, args.requests, args.concurrency)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(daemon.proc.pid) - cpu
         stop.set()
         if polling is not None:
             await polling
     base50, base99 = pct(direct, 0.5), pct(direct, 0.99)
     return {
         "rps": len(latencies) / elapsed,
+        "cpu_ms": cpu / len(latencies) * 1000,
         "p50": max(0.0, pct(latencies, 0.5) - base50) * 1000,
         "p99": max(0.0, pct(latencies, 0.99) - base99) * 1000,
         **{f"poll_{k}": v for k, v in figures.items()},
@@ -198,15 +209,17 @@ def main() -> None:
     print(f"proxied chat completions, {args.requests} a round at concurrency"
           f" {args.concurrency}, {args.rounds} rounds (medians); page reads every"
           f" {args.poll:g}s while polled")  # fmt: skip
-    print(f"{'':16} {'calls/s':>16} {'added p50 ms':>18} {'added p99 ms':>18}"
+    print(f"{'':16} {'daemon CPU ms/call':>19} {'calls/s':>16} {'added p50 ms':>18}"
+          f" {'added p99 ms':>18}"
           f" {'page reads':>11} {'read ms':>8} {'KiB/poll':>9}")  # fmt: skip
     for key in (("before", "idle"), ("after", "idle"), ("before", "polled"), ("after", "polled")):
-        rps, p50, p99 = (median(key, f) for f in ("rps", "p50", "p99"))
+        rps, p50, p99, cpu = (median(key, f) for f in ("rps", "p50", "p99", "cpu_ms"))
         reads = median(key, "poll_requests")
         mean_read = median(key, "poll_seconds") / reads * 1000 if reads else 0.0
         polls = reads / len(PAGE_READS) if reads else 0
         kib = median(key, "poll_bytes") / polls / 1024 if polls else 0.0
-        print(f"{key[0] + ' ' + key[1]:16} {rps:9.0f} ({rps / median(base, 'rps'):4.2f}x)"
+        print(f"{key[0] + ' ' + key[1]:16} {cpu:11.3f} ({cpu / median(base, 'cpu_ms'):4.2f}x)"
+              f" {rps:9.0f} ({rps / median(base, 'rps'):4.2f}x)"
               f" {p50:10.3f} ({p50 / max(median(base, 'p50'), 1e-9):4.2f}x)"
               f" {p99:10.3f} ({p99 / max(median(base, 'p99'), 1e-9):4.2f}x)"
               f" {reads:11.0f} {mean_read:8.2f} {kib:9.1f}")  # fmt: skip

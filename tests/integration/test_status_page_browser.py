@@ -37,7 +37,7 @@ PAGES = ("overview", "slos", "slos/llm", "slos/tasks", "budgets", "agents", "inc
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, dict]]:
     with ThreadedProvider() as fake:
         workdir = tmp_path_factory.mktemp("status-page")
-        daemon = DaemonProcess(workdir, seed.config(fake.url, workdir / "state")).start()
+        daemon = DaemonProcess(workdir, seed.config(fake.url, workdir / "state")).start(timeout=60)
         try:
             made = seed.seed(daemon, fake)
             yield daemon, made
@@ -440,7 +440,7 @@ def test_hundreds_of_slos_and_a_thousand_agents_are_paged_and_searched(
                                   "api": "openai"}]},
             "slos": slos,
         })  # fmt: skip
-        daemon = DaemonProcess(workdir, cfg).start()
+        daemon = DaemonProcess(workdir, cfg).start(timeout=60)
         try:
             host, port = daemon.addresses["proxy"].rsplit(":", 1)
             body = json.dumps({"model": "gpt-4o-mini", "messages": seed.MESSAGES}).encode()
@@ -485,5 +485,11 @@ def test_hundreds_of_slos_and_a_thousand_agents_are_paged_and_searched(
             )
             screenshot(browser, "many-agents-searched")
             assert console_errors(browser) == []
+            # the daemon goes away: the page says so at its next refresh, keeps what it showed
+            daemon.stop(timeout=20)
+            wait(browser, lambda d: "cannot be reached" in d.find_element("id", "live").text, 20)
+            assert "bad" in browser.find_element("id", "live").get_attribute("class")
+            assert "agent-1177" in browser.find_element("css selector", "table.agents").text
+            assert "cannot be reached" in browser.find_element("css selector", ".error-box").text
         finally:
             daemon.stop(timeout=20)

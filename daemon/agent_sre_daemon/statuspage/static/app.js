@@ -798,17 +798,20 @@
   async function run(refresh, gen) {
     if (!refresh || gen !== generation) return;
     const live = $("live");
+    const stale = () => { for (const box of document.querySelectorAll("#main > .error-box")) box.remove(); };
     try {
       await refresh();
       if (gen !== generation) return;
+      stale();
       live.textContent = "live · updated " + new Date().toISOString().slice(11, 19) + " UTC";
       live.className = "live ok";
       $("main").setAttribute("data-loaded", String(Number($("main").getAttribute("data-loaded") || 0) + 1));
-      if (!$("banner").dataset.auth) $("banner").hidden = true;
+      $("banner").hidden = true;
     } catch (err) {
       if (gen !== generation) return;
       live.textContent = "not updated: " + (err instanceof ApiError ? err.message : String(err));
       live.className = "live bad";
+      stale();
       if (!(err instanceof ApiError) || (err.status !== 401 && err.status !== 403)) {
         $("main").prepend(errorBox(err));
       }
@@ -823,7 +826,6 @@
     }, POLL_MS);
   }
   function refreshNow() {
-    for (const box of document.querySelectorAll("#main > .error-box")) box.remove();
     run(current, generation).then(schedule);
   }
   function navigate() {

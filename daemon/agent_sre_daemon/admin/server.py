@@ -5,6 +5,8 @@ change is refused. Reads are open to clients on loopback that name a loopback ho
 in a browser on the node cannot read through DNS rebinding); from anywhere else a read needs
 the token too. Private reads (captured bodies, replay session header values: routes marked
 with :func:`~agent_sre_daemon.admin.access.private_read`) need the token from anywhere.
+The status page's own files (``/``, ``/ui/...``: no data of the node, see
+:mod:`agent_sre_daemon.statuspage`) are read by any client, GET and HEAD only.
 """
 
 from __future__ import annotations

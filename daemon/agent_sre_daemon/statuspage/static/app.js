@@ -255,9 +255,8 @@
         section("Budgets near their limits",
           table([
             { title: "budget", cell: (r) => link("/budgets", r.budget.name) },
-            { title: "subject", cell: (r) => r.s.subject },
-            { title: "spend", cell: (r) => C.bar(r.s.spent_usd, r.budget.limit_usd, { width: 90, fill: r.used >= 1 ? "bad" : r.used >= 0.8 ? "warn" : "ok", marks: r.budget.soft_thresholds.map((t) => t * r.budget.limit_usd), label: `${usd(r.s.spent_usd)} of ${usd(r.budget.limit_usd)}` }) },
-            { title: "used", num: true, cell: (r) => pct(r.used) },
+            { title: "subject", cell: (r) => h("span", { class: "wrap" }, r.s.subject) },
+            { title: "spend", cell: (r) => h("span", { class: "nowrap" }, C.bar(r.s.spent_usd, r.budget.limit_usd, { width: 80, fill: r.used >= 1 ? "bad" : r.used >= 0.8 ? "warn" : "ok", marks: r.budget.soft_thresholds.map((t) => t * r.budget.limit_usd), label: `${usd(r.s.spent_usd)} of ${usd(r.budget.limit_usd)}` }), " ", pct(r.used, 0)) },
           ], near.slice(0, 8), { empty: "no spend yet" })),
         section("Open incidents",
           table([

@@ -123,7 +123,7 @@
       return await api(path);
     } catch (err) {
       if (err.status === 404) {
-        if (route.startsWith("/v1/fleet")) absent.set(route, Date.now() + 60000);
+        if (route.startsWith("/v1/fleet") || route.startsWith("/v1/certifications")) absent.set(route, Date.now() + 60000);
         return null;
       }
       throw err;
@@ -512,10 +512,20 @@
       await refresh();
     }
     async function refresh() {
-      const [listing, throttles] = await Promise.all([
+      const [listing, throttles, certs] = await Promise.all([
         api(`/v1/agents?limit=${PAGE}&offset=${state.offset}&q=${enc(state.q)}`), optional("/v1/throttles"),
+        optional("/v1/certifications"),
       ]);
       const throttled = new Map(((throttles && throttles.throttles) || []).map((t) => [t.agent_id, t]));
+      // each agent's certified tier (its highest over its versions), when the daemon certifies
+      const tiers = new Map();
+      if (certs) {
+        const order = certs.tiers || [];
+        for (const item of certs.items || []) {
+          const old = tiers.get(item.agent);
+          if (item.tier && (!old || order.indexOf(item.tier) > order.indexOf(old.tier))) tiers.set(item.agent, item);
+        }
+      }
       fill(local,
         table([
           { title: "agent", cell: (a) => h("span", { class: "mono agent-id" }, a.agent_id) },
@@ -525,6 +535,7 @@
           { title: "state", cell: (a) => [a.blocked ? chip("blocked", "bad") : null, throttled.has(a.agent_id) ? chip("throttled", "warn") : null, !a.blocked && !throttled.has(a.agent_id) ? chip("ok", "ok") : null] },
           { title: "reason", cell: (a) => a.blocked_reason || (throttled.get(a.agent_id) || {}).reason || "" },
           { title: "last seen", cell: (a) => ago(a.last_seen) },
+          ...(certs ? [{ title: "certified", cell: (a) => (tiers.has(a.agent_id) ? chip(`${tiers.get(a.agent_id).tier} (${tiers.get(a.agent_id).version})`, "ok") : "—") }] : []),
           { title: "", cell: (a) => h("button", { class: a.blocked ? "unblock" : "block danger", "data-agent": a.agent_id, onclick: () => act(a.agent_id, a.blocked) }, a.blocked ? "unblock" : "block") },
         ], listing.agents, { empty: "no agent seen on this node's proxy yet", cls: "agents" }),
         pager(state, listing.total, refresh));

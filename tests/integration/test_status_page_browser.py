@@ -170,11 +170,16 @@ def test_the_overview_shows_what_the_daemon_holds(
         assert incident["id"] in text
     assert "llm" in text and "EXHAUSTED" in text  # the burning SLO, with its status
     assert "mini-to-41" in text  # the rollout
-    status, _ = get(daemon, "/v1/fleet")
+    status, fleet = get(daemon, "/v1/fleet")
     if status == 404:
         assert browser.find_element("id", "fleet-unavailable").text == (
             "fleet view not available on this daemon"
         )
+    else:  # the fleet's nodes (this one alone here), with their state and health
+        assert status == 200
+        table = browser.find_element("css selector", "table.fleet-nodes").text
+        for node in fleet["nodes"]:
+            assert node["node"] in table and node["state"] in table
     assert console_errors(browser) == []
 
 

@@ -244,7 +244,6 @@
             h("dt", {}, "ready"), h("dd", {}, status.ready ? chip("ready", "ok") : chip("not ready", "bad")),
             h("dt", {}, "agents seen"), h("dd", { id: "agents-seen" }, fmtNum(agents.total, 0)),
             h("dt", {}, "upstream queue"), h("dd", {}, `${fmtNum((status.queue || {}).requests, 0)} requests`))),
-        fleetCard(fleet),
         section("SLOs",
           h("div", { class: "counts" }, Object.keys(STATUS_ORDER).filter((k) => counts[k]).map((k) => h("span", {}, sloStatus(k), " ", counts[k]))),
           table([
@@ -274,6 +273,7 @@
             ...running.map((e) => ({ kind: "chaos", name: e.name, state: e.state, route: "/chaos" })),
             ...(rollouts ? rollouts.rollouts.map((r) => ({ kind: "rollout", name: r.name, state: `${r.phase} ${fmtNum(r.weight)}%`, route: "/rollouts" })) : []),
           ], { empty: "no experiment running, no rollout" })),
+        fleetCard(fleet),
       );
     };
   }
@@ -281,7 +281,7 @@
   function fleetCard(fleet) {
     if (!fleet) return section("Fleet", h("p", { class: "muted", id: "fleet-unavailable" }, "fleet view not available on this daemon"));
     const covers = fleet.covers || {};
-    return section("Fleet",
+    return wide("Fleet",
       h("p", {}, `scope: ${fleet.scope}; ${fmtNum(covers.nodes, 0)} nodes (${fmtNum(covers.up, 0)} up, ${fmtNum(covers.stale, 0)} stale)`,
         fleet.version_skew ? chip("version skew", "warn") : null),
       table([
@@ -290,9 +290,9 @@
         { title: "health", cell: (n) => chip(n.health) },
         { title: "version", cell: (n) => n.version },
         { title: "agents", num: true, cell: (n) => fmtNum(n.agents, 0) },
-        { title: "incidents", num: true, cell: (n) => fmtNum(n.open_incidents, 0) },
-        { title: "last seen", cell: (n) => when(n.last_seen) },
-      ], (fleet.nodes || []).slice(0, 50)));
+        { title: "open incidents", num: true, cell: (n) => fmtNum(n.open_incidents, 0) },
+        { title: "seen", cell: (n) => (typeof n.age_seconds === "number" ? (n.age_seconds < 1 ? "now" : duration(n.age_seconds) + " ago") : when(n.last_seen)) },
+      ], (fleet.nodes || []).slice(0, 50), { cls: "fleet-nodes" }));
   }
 
   // SLOs ---------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive for real (promtool, redis-server,
 # prometheus-alertmanager, openssl, chromium and chromium-driver; setpriv for the container
-# image test; gcc for the native span pass and its sanitizer fuzz test). Idempotent; the tests themselves start
-# each server on loopback.
+# image test; gcc for the native span pass and its sanitizer fuzz test). Idempotent; the tests
+# themselves start each server on loopback.
 set -euo pipefail
 need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need+=(prometheus)  # the dashboards test runs the server
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)

@@ -111,6 +111,14 @@ class SLOQuery(Protocol):
     def reports(self, now: float) -> list[SLOReport]: ...
 
 
+class CertificationQuery(Protocol):
+    """What the certification engine offers others (service ``"certification"``)."""
+
+    def missing_for(self, agent: str, version: str, tier: str) -> list[str]:
+        """What ``agent`` ``version`` lacks for ``tier`` (empty: it holds it or higher)."""
+        ...
+
+
 @dataclass(frozen=True)
 class SpanObserverSpec:
     """A light observer: called with each valid span's view; ``keys`` are the attributes it

@@ -32,6 +32,7 @@ from agent_sre.config import ConfigError, read_config
 from agent_sre.signals import Severity, Signal
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
+from agent_sre_daemon.certification.runtime import CertificationRuntime
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
 from agent_sre_daemon.cli.preflight import runtime_problems
 from agent_sre_daemon.clock import SYSTEM_CLOCK
@@ -78,6 +79,7 @@ ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
     ChaosRuntime,
     ReplayEngine,
     FleetRuntime,
+    CertificationRuntime,
 )
 """The engines, in start order (a new engine is one line here)."""
 
@@ -91,9 +93,11 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     ChaosRuntime,
     ReplayEngine,
     FleetRuntime,
+    CertificationRuntime,
     Forwarding,
     CallCorrelation,
     ProxyServer,
+    MetricsServer,
 )
 """Every component class that registers metrics, in ``docs/metrics.md`` order."""
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from agent_sre.alerts.spec import AlertingConfig
+from agent_sre.certification.spec import CertificationConfig
 from agent_sre.chaos.spec import ChaosConfig
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
@@ -221,11 +222,6 @@ class AdminConfig(Section):
     """Bearer token for every change; empty refuses all changes."""
 
 
-class NotYetConfigurable(Section):
-    """A section reserved by the public contract whose engine has not landed yet: only
-    an empty mapping is accepted, so a file written for a later version fails loudly."""
-
-
 class Config(Section):
     node: NodeConfig = NodeConfig()
     state_dir: str = ".agent-sre"
@@ -242,6 +238,7 @@ class Config(Section):
     alerting: AlertingConfig = AlertingConfig()
     replay: ReplayConfig = ReplayConfig()
     fleet: FleetConfig = FleetConfig()
+    certification: CertificationConfig = CertificationConfig()
 
     @field_validator("slos")
     @classmethod

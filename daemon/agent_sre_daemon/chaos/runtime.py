@@ -96,6 +96,7 @@ class ChaosRuntime(Component):
         self._task: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Task[None]] = set()
         self.stage = ChaosStage(self)
+        context.provide("chaos", self)
         context.register_action("stop_chaos", self._stop_action)
 
     @classmethod
@@ -254,6 +255,7 @@ class ChaosRuntime(Component):
             duration=spec.duration,
             observe_after=spec.observe_after,
             before=recent,
+            targets=spec.targets.model_dump(mode="json"),
         )
         experiment.run = run
         self.metrics.active.labels(name).set(1)

@@ -223,7 +223,7 @@ class ChaosStage:
                 body = shapes.mcp_error_body(call.plan.mcp_request_id, message)
                 return web.json_response(body, headers=headers)
             return web.json_response(
-                PROVIDERS[api].error_body("tool_error", message), status=500, headers=headers
+                PROVIDERS[api].error_body("tool_error", message, 500), status=500, headers=headers
             )
         call.add_chunk_tap(_tap(call, fault, live, runtime.draw))
         return None
@@ -276,8 +276,11 @@ async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> str:
 
 def _error(api: str, status: int, message: str, headers: dict[str, str]) -> web.Response:
     kind, words = shapes.error_kind(api, status, message)
-    body = PROVIDERS[api].error_body(kind, words)
-    return web.json_response(body, status=status, headers=headers)
+    provider = PROVIDERS[api]
+    body = provider.error_body(kind, words, status)
+    return web.json_response(
+        body, status=status, headers={**headers, **provider.error_headers(kind, status)}
+    )
 
 
 def _tap(

@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from agent_sre.gateway.eventstream import EventStreamTap
 from agent_sre.gateway.plan import ResponseFacts, UsageError
 from agent_sre.gateway.providers import PROVIDERS
+from agent_sre.gateway.providers.base import SSE
 from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 
 if TYPE_CHECKING:
@@ -114,3 +116,14 @@ class StreamTap:
         except Exception:  # odd but parseable: this event tells us nothing
             pass
         return event
+
+
+def stream_tap(plan: CallPlan, content_type: str) -> StreamTap | EventStreamTap | None:
+    """The tap reading a streamed answer of ``content_type`` for usage: server-sent events,
+    or the provider's own stream framing; None for anything else (passed through unread)."""
+    if content_type == SSE:
+        return StreamTap(plan)
+    provider = PROVIDERS[plan.api]
+    if content_type == provider.stream_type:
+        return EventStreamTap(plan, provider)
+    return None

@@ -35,6 +35,7 @@ from agent_sre.chaos.targeting import (
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.gateway.plan import json_object
 from agent_sre.gateway.providers import PROVIDERS
+from agent_sre.gateway.sse import EVENT_END
 from agent_sre_daemon.errors import proxy_error
 
 if TYPE_CHECKING:
@@ -346,15 +347,9 @@ def _inflated(tokens: int, already: int, factor: float) -> int:
 
 
 def _event_ends(chunk: bytes) -> list[int]:
-    """Offsets just past each event end (a blank line) in ``chunk``."""
-    out: list[int] = []
-    start = 0
-    while True:
-        at = chunk.find(b"\n\n", start)
-        if at < 0:
-            return out
-        out.append(at + 2)
-        start = at + 2
+    """Offsets just past each event end (a blank line: LF, CRLF or CR, as SSE allows and
+    Gemini sends) in ``chunk``."""
+    return [match.end() for match in EVENT_END.finditer(chunk)]
 
 
 if TYPE_CHECKING:

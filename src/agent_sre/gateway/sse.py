@@ -24,7 +24,8 @@ from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 if TYPE_CHECKING:
     from agent_sre.gateway.plan import CallPlan
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+"""The end of a server-sent event (a blank line, with any of the three line ends)."""
 _OVERLAP = 3
 """An event's end is at most 4 bytes: a search starts this many bytes back."""
 MAX_EVENT_BYTES = 1024 * 1024
@@ -55,7 +56,7 @@ class StreamTap:
         buffer += chunk
         out: list[bytes] = []
         end = 0
-        for match in _EVENT_END.finditer(buffer, scan):
+        for match in EVENT_END.finditer(buffer, scan):
             event = bytes(buffer[end : match.end()])
             end = match.end()
             if self._skipping:  # the end of an oversized event: passed on as it is

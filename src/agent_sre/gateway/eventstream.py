@@ -81,8 +81,10 @@ def parse_headers(data: bytes) -> dict[str, HeaderValue]:
                 raise EventStreamError("header value out of bounds")
             if kind <= 1:
                 value = kind == 0
+            elif kind == 9:  # a UUID: its 16 bytes
+                value = bytes(data[at : at + length])
             else:
-                value = int.from_bytes(data[at : at + length], "big", signed=kind != 9)
+                value = int.from_bytes(data[at : at + length], "big", signed=True)
             at += length
         else:
             raise EventStreamError(f"header type {kind} unknown")

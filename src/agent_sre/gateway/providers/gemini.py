@@ -31,7 +31,9 @@ METHODS: dict[str, tuple[str | None, bool]] = {
     "batchEmbedContents": ("embeddings", False),
     "countTokens": (None, False),
 }
-"""Method -> (``gen_ai.operation.name``, streamed); None: not priced."""
+"""Method -> (``gen_ai.operation.name``, streamed); None: not priced. Another method of a
+model is priced as ``generate_content`` (its usage read if it reports one, else estimated):
+a method this list does not know is never a way around a budget."""
 
 STATUS_NAMES: dict[int, tuple[str, str]] = {
     400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
@@ -68,7 +70,10 @@ class Gemini:
         if method != "POST":
             return CallPlan(self.api, "", None, body=body)
         model, verb = model_and_method(path)
-        operation, stream = METHODS.get(verb, (None, False))
+        # a method of a model not listed (a new one) may generate: priced, never free
+        operation, stream = METHODS.get(
+            verb, ("generate_content", False) if model and verb else (None, False)
+        )
         plan = CallPlan(self.api, self.provider, operation, body=body, model=model)
         if operation is None:
             return plan

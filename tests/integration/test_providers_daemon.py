@@ -172,8 +172,17 @@ def test_each_provider_is_captured_and_replays_offline(
         )  # fmt: skip
 
     assert converse_stream(proxy(daemon, "/bedrock")) == REPLY
+    # a key in the query and in the body (as careless clients send it): forwarded, never kept
+    url = proxy(daemon, f"/gemini/v1beta/models/{GEMINI}:generateContent?key={GEMINI_KEY}")
+    raw = json.dumps({"contents": [{"parts": [{"text": "x"}]}], "key": GEMINI_KEY}).encode()
+    request = urllib.request.Request(url, data=raw, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
     traces = admin(daemon, "/v1/traces")["traces"]
-    assert len(traces) == 2
+    assert len(traces) == 3
+    for trace in traces:
+        kept = json.dumps(admin(daemon, f"/v1/traces/{trace['trace_id']}"))
+        assert GEMINI_KEY not in kept
     cassettes = []
     for trace in traces:
         cassette = tmp_path / f"{trace['trace_id']}.json"
@@ -193,12 +202,13 @@ def test_each_provider_is_captured_and_replays_offline(
     for cassette in cassettes:
         server, url = serve_cassette(cassette)
         try:
-            prefix = json.loads(cassette.read_text())["exchanges"][0]["prefix"]
-            if prefix == "/gemini":
-                replayed = gemini_stream(url + "/gemini")
+            (exchange,) = json.loads(cassette.read_text())["exchanges"]
+            if exchange["path"].endswith(":streamGenerateContent"):
+                assert gemini_stream(url + "/gemini") == REPLY
+            elif exchange["prefix"] == "/bedrock":
+                assert converse_stream(url + "/bedrock") == REPLY
             else:
-                replayed = converse_stream(url + "/bedrock")
-            assert replayed == REPLY
+                assert "key=[REDACTED]" in exchange["query"]
         finally:
             server.terminate()
             assert server.wait(10) == 0

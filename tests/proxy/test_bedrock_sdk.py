@@ -136,3 +136,49 @@ async def test_client_signing_forwards_the_clients_signature(
     # made for the proxy's host and path: it does not hold upstream (what the docs say)
     assert provider.signatures == [False]
     assert CLIENT_KEY[0] in provider.requests[-1].headers["Authorization"]
+
+
+async def test_signing_that_fails_refuses_the_call_and_leaks_nothing(
+    make_proxy, provider, monkeypatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", PROXY_KEY[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PROXY_KEY[1])
+    proxy = await make_proxy(
+        routes=[route(provider.url)],
+        budgets={"budgets": [{"name": "b", "scope": "agent", "limit_usd": 10}]},
+    )
+
+    async def expired(*_: Any) -> None:
+        raise RuntimeError("the role's session expired")
+
+    (bedrock_route,) = [r for r in proxy.server._routes.routes if r.name == "bedrock"]
+    object.__setattr__(bedrock_route, "sign", expired)
+    client = bedrock(proxy.url + "/bedrock", **{"X-Agent-Id": "a"})
+    with pytest.raises(ClientError) as info:
+        await asyncio.to_thread(client.converse, modelId=MODEL, messages=MESSAGES)
+    assert info.value.response["Error"]["Code"] == "upstream_unreachable"
+    assert provider.calls == 0
+    budgets = await proxy.server.gate.budgets(proxy.server.clock.time())
+    subjects = budgets[0]["subjects"]
+    assert all(subject["spent_usd"] == 0 for subject in subjects)  # the reservation went back
+
+
+def test_a_route_that_cannot_be_signed_for_says_why(monkeypatch, tmp_path) -> None:
+    from agent_sre.config import ProxyRoute
+    from agent_sre_daemon.proxy.signing import SigningError, aws_signer
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
+    regional = ProxyRoute(name="b", prefix="/b", api="bedrock",
+                          upstream="https://bedrock-runtime.eu-west-3.amazonaws.com")  # fmt: skip
+    with pytest.raises(SigningError, match="no AWS credentials"):
+        aws_signer(regional, {})
+    nowhere = ProxyRoute(name="b", prefix="/b", api="bedrock", upstream="http://gateway:8080")
+    with pytest.raises(SigningError, match="aws_region is not set"):
+        aws_signer(nowhere, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    assert aws_signer(regional, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})

@@ -59,8 +59,12 @@ class UpstreamStage:
         call.added = clock.monotonic() - call.started
         route = call.route
         if route.sign is not None:  # after every stage that may change the URL or body
-            await route.sign(call.request.method, call.upstream_url, call.upstream_headers,
-                             call.plan.body)  # fmt: skip
+            try:
+                await route.sign(call.request.method, call.upstream_url, call.upstream_headers,
+                                 call.plan.body)  # fmt: skip
+            except Exception as exc:  # credentials that cannot be had: the call cannot go
+                log.warning("route %s: signing failed (%s)", route.name, type(exc).__name__)
+                return _failed(call, "upstream_unreachable", f"signing for {route.name} failed")
         try:
             upstream_cm = self._session.request(
                 call.request.method,

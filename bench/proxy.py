@@ -30,8 +30,13 @@ Figures are printed, never asserted. For a closer look, ``BENCH_CPROFILE=FILE`` 
 daemon profile the measured span into FILE (cProfile), ``BENCH_HEAP=1`` writes the types of the
 objects the garbage collector tracks beside its figures.
 
+With ``--providers`` a last pass runs one JSON call of each provider the proxy speaks
+(OpenAI, Gemini, Azure OpenAI, an OpenAI-compatible server, Bedrock re-signed with SigV4)
+through one daemon, each against the stand-in called directly with the same request.
+
     .venv/bin/python bench/proxy.py [--requests 2000] [--concurrency 1,16] [--rounds 2]
         [--variants defaults,no-replay,...] [--before /work/wt-d62] [--stages] [--stream]
+        [--providers]
 """
 
 from __future__ import annotations
@@ -58,6 +63,37 @@ BODY = {
     "max_tokens": 16,
 }
 HEADERS = {"Authorization": "Bearer sk-bench", "X-Agent-Id": "bench"}
+PROVIDER_CALLS: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
+    # name: (its route, the path after the route's prefix, the body)
+    "openai": ({}, "/v1/chat/completions", BODY),
+    "gemini": (
+        {"name": "gemini", "prefix": "/gemini", "api": "gemini"},
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        {"contents": [{"parts": [{"text": "Say hello"}]}],
+         "generationConfig": {"maxOutputTokens": 16}},
+    ),
+    "azure": (
+        {"name": "azure", "prefix": "/azure", "api": "azure_openai",
+         "deployments": {"prod": "gpt-4o-mini"}},
+        "/openai/deployments/prod/chat/completions?api-version=2024-10-21",
+        {"messages": BODY["messages"], "max_tokens": 16},
+    ),
+    "local": (
+        {"name": "local", "prefix": "/local", "api": "openai_compatible", "upstream_path": "/v1"},
+        "/chat/completions",
+        {**BODY, "model": "llama3.2"},
+    ),
+    "bedrock": (
+        {"name": "bedrock", "prefix": "/bedrock", "api": "bedrock", "aws_region": "us-east-1"},
+        "/model/amazon.nova-lite-v1:0/converse",
+        {"messages": [{"role": "user", "content": [{"text": "Say hello"}]}],
+         "inferenceConfig": {"maxTokens": 16}},
+    ),
+}  # fmt: skip
+"""``--providers``: one JSON call of each provider the proxy speaks (the stand-in answers
+each in its own wire format); Bedrock's is re-signed (SigV4) with credentials the bench
+puts in the daemon's environment."""
+BENCH_AWS = {"AWS_ACCESS_KEY_ID": "AKIDBENCH0000000000", "AWS_SECRET_ACCESS_KEY": "bench"}
 STALL_TICK = 0.002
 """The daemon's stall probe sleeps this long and records how late it woke."""
 
@@ -343,7 +379,13 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def start_daemon(
-    label: str, checkout: Path, python: str, upstream: str, extra: dict[str, Any], stages: bool
+    label: str,
+    checkout: Path,
+    python: str,
+    upstream: str,
+    extra: dict[str, Any],
+    stages: bool,
+    providers: tuple[str, ...] = (),
 ) -> Daemon:
     """The checkout's shipped configuration, on port 0, the openai route to ``upstream``."""
     import yaml
@@ -363,6 +405,11 @@ def start_daemon(
     for route in config["proxy"]["routes"]:
         if route["name"] == "openai":
             route["upstream"] = upstream
+    for name in providers:
+        route = dict(PROVIDER_CALLS[name][0])
+        if route:
+            route["upstream"] = upstream + route.pop("upstream_path", "")
+            config["proxy"]["routes"].append(route)
     path = workdir / "agent-sre.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     ready = workdir / "ready.json"
@@ -376,6 +423,7 @@ def start_daemon(
         **os.environ,
         "PYTHONPATH": f"{checkout / 'src'}:{checkout / 'daemon'}",
         "AGENT_SRE_LOG_LEVEL": "warning",
+        **(BENCH_AWS if providers else {}),
     }
     log = (workdir / "daemon.log").open("wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -422,12 +470,18 @@ def start_litellm(binary: str, upstream: str) -> Daemon:
 
 
 async def load(
-    url: str, stream: bool, total: int, concurrency: int, daemon: Daemon | None
+    url: str,
+    stream: bool,
+    total: int,
+    concurrency: int,
+    daemon: Daemon | None,
+    path: str = "/v1/chat/completions",
+    payload: dict[str, Any] = BODY,
 ) -> Result:
     """Closed loop with ``concurrency`` workers; ``daemon``'s figures over the same span."""
     import aiohttp
 
-    body = json.dumps({**BODY, "stream": stream}).encode()
+    body = json.dumps({**payload, "stream": stream} if stream else payload).encode()
     headers = {**HEADERS, "Content-Type": "application/json"}
     latencies: list[float] = []
     remaining = total
@@ -436,9 +490,7 @@ async def load(
 
         async def one() -> None:
             started = time.perf_counter()
-            async with session.post(
-                url + "/v1/chat/completions", data=body, headers=headers
-            ) as response:
+            async with session.post(url + path, data=body, headers=headers) as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(f"{url}: HTTP {response.status}")
@@ -607,6 +659,8 @@ async def run(args: argparse.Namespace) -> None:
                             report(name, daemon.label, direct, result)
                         )
         summarise(rows)
+        if args.providers:
+            await providers_pass(args, upstream, daemons)
         if args.stages:
             for daemon in daemons:
                 daemon.process.terminate()
@@ -630,6 +684,34 @@ async def run(args: argparse.Namespace) -> None:
                 daemon.process.kill()
         provider.terminate()
         provider.wait(timeout=10)
+
+
+async def providers_pass(args: argparse.Namespace, upstream: str, daemons: list[Daemon]) -> None:
+    """Each provider's call through this checkout's daemon (shipped defaults plus the
+    providers' routes), against the stand-in called directly with the same request."""
+    for daemon in daemons:
+        daemon.process.terminate()
+        daemon.process.wait(timeout=30)
+    daemons.clear()
+    names = tuple(name for name in PROVIDER_CALLS if name != "openai")
+    daemon = start_daemon("providers", ROOT, sys.executable, upstream, {}, False, names)
+    daemons.append(daemon)
+    base = daemon.url.rsplit("/openai", 1)[0]
+    concurrency = args.concurrency[-1]
+    print(f"\n# each provider's JSON call, c={concurrency} (the daemon: defaults + routes)")
+    rows: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for _ in range(args.rounds):
+        for name, (route, path, payload) in PROVIDER_CALLS.items():
+            prefix = route.get("prefix", "/openai")
+            direct_path = route.get("upstream_path", "") + path
+            direct = await load(upstream, False, args.requests, concurrency, None,
+                                direct_path, payload)  # fmt: skip
+            result = await load(base + prefix, False, args.requests, concurrency, daemon,
+                                path, payload)  # fmt: skip
+            rows.setdefault((f"json c={concurrency}", name), []).append(
+                report(f"json c={concurrency}", name, direct, result)
+            )
+    summarise(rows)
 
 
 def main() -> None:
@@ -657,6 +739,9 @@ def main() -> None:
     parser.add_argument("--litellm", help="path to a litellm command (separate venv)")
     parser.add_argument("--stages", action="store_true", help="add the per-stage pass")
     parser.add_argument("--stream", action="store_true", help="streamed calls too")
+    parser.add_argument(
+        "--providers", action="store_true", help="add one pass per provider (Gemini, Azure...)"
+    )
     parser.add_argument("--serve-node", help=argparse.SUPPRESS)
     parser.add_argument("--ready", help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)

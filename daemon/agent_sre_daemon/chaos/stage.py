@@ -35,6 +35,7 @@ from agent_sre.chaos.targeting import (
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.gateway.plan import json_object
 from agent_sre.gateway.providers import PROVIDERS
+from agent_sre.gateway.sse import EVENT_END
 from agent_sre_daemon.errors import proxy_error
 
 if TYPE_CHECKING:
@@ -223,7 +224,7 @@ class ChaosStage:
                 body = shapes.mcp_error_body(call.plan.mcp_request_id, message)
                 return web.json_response(body, headers=headers)
             return web.json_response(
-                PROVIDERS[api].error_body("tool_error", message), status=500, headers=headers
+                PROVIDERS[api].error_body("tool_error", message, 500), status=500, headers=headers
             )
         call.add_chunk_tap(_tap(call, fault, live, runtime.draw))
         return None
@@ -276,8 +277,11 @@ async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> str:
 
 def _error(api: str, status: int, message: str, headers: dict[str, str]) -> web.Response:
     kind, words = shapes.error_kind(api, status, message)
-    body = PROVIDERS[api].error_body(kind, words)
-    return web.json_response(body, status=status, headers=headers)
+    provider = PROVIDERS[api]
+    body = provider.error_body(kind, words, status)
+    return web.json_response(
+        body, status=status, headers={**headers, **provider.error_headers(kind, status)}
+    )
 
 
 def _tap(
@@ -343,15 +347,9 @@ def _inflated(tokens: int, already: int, factor: float) -> int:
 
 
 def _event_ends(chunk: bytes) -> list[int]:
-    """Offsets just past each event end (a blank line) in ``chunk``."""
-    out: list[int] = []
-    start = 0
-    while True:
-        at = chunk.find(b"\n\n", start)
-        if at < 0:
-            return out
-        out.append(at + 2)
-        start = at + 2
+    """Offsets just past each event end (a blank line: LF, CRLF or CR, as SSE allows and
+    Gemini sends) in ``chunk``."""
+    return [match.end() for match in EVENT_END.finditer(chunk)]
 
 
 if TYPE_CHECKING:

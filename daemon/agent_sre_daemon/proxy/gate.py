@@ -182,7 +182,7 @@ class BudgetGate:
     def _unpriced(self, plan: CallPlan, now: float) -> Denial | None:
         """``budgets.unpriced_models`` for a call a budget covers: None to go on (priced, or
         ``price_as`` set on the plan, or ``allow``), or the refusal."""
-        if plan.model and self._pricer.rates(plan.provider, plan.model, now) is not None:
+        if plan.model and self._pricer.rates(plan.pricing, plan.model, now) is not None:
             return None
         policy = self._config.unpriced_models
         if policy == "allow":

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from agent_sre.gateway.providers import facts_from_json
-from agent_sre.gateway.sse import StreamTap
+from agent_sre.gateway.sse import stream_tap
 from agent_sre.replay.script import Mismatch, ReplayScript
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ async def write_answer(
         return response, facts
     stream = web.StreamResponse(status=exchange.status)
     stream.content_type = content_type
-    tap = StreamTap(plan) if plan is not None and content_type == "text/event-stream" else None
+    tap = stream_tap(plan, content_type) if plan is not None else None
     await stream.prepare(request)
     previous = 0.0
     for at, chunk in exchange.chunks:

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import Counter, Gauge
 
 from agent_sre.tracing import conventions as c
@@ -32,6 +31,7 @@ from agent_sre.tracing.view import classify, read_span, view_of
 from agent_sre_daemon.component import Component, Prepared
 
 if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
     from prometheus_client import CollectorRegistry
 
@@ -73,7 +73,8 @@ class ToolLinkMetrics:
         self.unlinked = Counter(
             "agent_sre_tool_calls_unlinked_total",
             "Proxy spans of tool calls released as the event with no agent span linked, by "
-            "reason (hold_expired, task_ended, bound, shutdown, hold_off).",
+            "reason (hold_expired, task_ended, bound, shutdown, hold_off, quiet: not held as "
+            "no agent's tool span came lately).",
             ["reason"],
             registry=registry,
         )
@@ -103,7 +104,8 @@ class CorrelationMetrics:
         self.unlinked = Counter(
             "agent_sre_llm_calls_unlinked_total",
             "Proxy spans of LLM calls released as the event with no agent span linked, by "
-            "reason (hold_expired, task_ended, bound, shutdown, hold_off).",
+            "reason (hold_expired, task_ended, bound, shutdown, hold_off, quiet: not held as "
+            "no agent's LLM span came lately).",
             ["reason"],
             registry=registry,
         )
@@ -139,10 +141,10 @@ class CallCorrelation(Component):
         config = context.config.proxy.correlation
         self.config = config
         self.metrics = CorrelationMetrics(context.registry)
-        self.correlator: CallCorrelator[bytes] = CallCorrelator(
+        self.correlator: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
             config.hold, config.remember, config.max_calls
         )
-        self.tools: CallCorrelator[bytes] = CallCorrelator(
+        self.tools: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
             config.hold, config.remember, config.max_calls, names=TOOL_NAME_KEYS
         )
         """Tool calls: the proxy's ``tool`` and ``mcp`` routes, agents' ``execute_tool`` spans."""
@@ -199,8 +201,10 @@ class CallCorrelation(Component):
             "correlation": {
                 "enabled": self._installed,
                 "held": self.correlator.held_count,
+                "holding": self._installed and self.correlator.holding,
                 "tools": self._tools_installed,
                 "tools_held": self.tools.held_count,
+                "tools_holding": self._tools_installed and self.tools.holding,
             }
         }
 
@@ -281,10 +285,9 @@ class CallCorrelation(Component):
         else:
             self.context.pipeline.export_call(request)
             return
-        # a held record waits as its bytes: a decoded one takes six times the memory, and
-        # up to max_calls of them wait at once
-        payload = request.SerializeToString()
-        outcome, forced = correlator.offer_gateway(facts, payload, self.clock.time())
+        # a held record waits as the request itself (only while agents trace their calls, and
+        # until their span of it comes): nothing to encode now and decode again on release
+        outcome, forced = correlator.offer_gateway(facts, request, self.clock.time())
         self._release(forced, "bound", tools=correlator is self.tools)
         if outcome.linked_to is not None:
             event = outcome.linked_to
@@ -295,7 +298,7 @@ class CallCorrelation(Component):
         elif outcome.held:
             self._schedule()
         else:
-            metrics.unlinked.labels("hold_off").inc()
+            metrics.unlinked.labels("quiet" if outcome.quiet else "hold_off").inc()
             self.context.pipeline.export_call(request)
 
     # -- the agents' side (in the span pass) ----------------------------------------------
@@ -328,8 +331,8 @@ class CallCorrelation(Component):
         self,
         span: Span,
         view: AgentSpan,
-        outcome: AgentOutcome[bytes],
-        correlator: CallCorrelator[bytes],
+        outcome: AgentOutcome[ExportTraceServiceRequest],
+        correlator: CallCorrelator[ExportTraceServiceRequest],
         metrics: LinkMetrics,
     ) -> None:
         """An agent's span some proxy record links to: the event (the records it claimed
@@ -342,10 +345,9 @@ class CallCorrelation(Component):
         assert facts is not None and facts.identity is not None
         pipeline = self.context.pipeline
         for index, (entry, key) in enumerate(outcome.claimed):
-            held, entry.payload = entry.payload, None
-            if held is None:
+            request, entry.payload = entry.payload, None
+            if request is None:
                 continue
-            request = ExportTraceServiceRequest.FromString(held)
             gateway = _only_span(request)
             assert gateway is not None
             if index == 0:
@@ -369,13 +371,15 @@ class CallCorrelation(Component):
 
     # -- releasing ----------------------------------------------------------------------
 
-    def _release(self, requests: list[bytes], reason: str, tools: bool = False) -> None:
+    def _release(
+        self, requests: list[ExportTraceServiceRequest], reason: str, tools: bool = False
+    ) -> None:
         if not requests:
             return
         metrics: LinkMetrics = self.metrics.tools if tools else self.metrics
         metrics.unlinked.labels(reason).inc(len(requests))
         for request in requests:
-            self.context.pipeline.export_call(ExportTraceServiceRequest.FromString(request))
+            self.context.pipeline.export_call(request)
 
     def _schedule(self) -> None:
         if self._timer is not None:

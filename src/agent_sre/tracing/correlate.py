@@ -27,6 +27,9 @@ arrives) is released as the event. Whichever of the two arrives after the call w
 marked and not counted: a proxy record linking to an agent span seen earlier is the
 ``gateway`` view, an agent span linking to a released (or already claimed) record is a
 ``duplicate``. Both sides are remembered for ``remember`` seconds, at most ``max_calls`` each.
+Records are held only while agents send their own spans of calls (:attr:`CallCorrelator.holding`):
+once a held record's whole hold passed with no agent span arriving, records are the event at
+once (remembered as released) until the next agent span arrives.
 
 The agents' side runs in the span pass, once per LLM span, so it builds nothing while no
 proxy record could link to the span (none known, or none sharing its trace, response id or a
@@ -205,6 +208,8 @@ class Entry(Generic[P]):
     forget_at: float = 0.0
     event: CallFacts | None = None
     """The record counted for this call (the claiming agent span, or this record itself)."""
+    since: float = 0.0
+    """Held proxy records: when the hold began."""
 
 
 class _Pool(Generic[P]):
@@ -301,6 +306,8 @@ class GatewayOutcome:
     linked_to: CallFacts | None = None
     key: str = ""
     held: bool = False
+    quiet: bool = False
+    """Not held because no agent span of a call came lately (:attr:`CallCorrelator.holding`)."""
 
 
 class CallCorrelator(Generic[P]):
@@ -338,6 +345,22 @@ class CallCorrelator(Generic[P]):
         forgotten, their facts if built; indexed when a proxy record arrives."""
         self._held: deque[Entry[P]] = deque()
         self.held_count = 0
+        self._armed = True
+        """Whether agents' spans of calls came lately (see :attr:`holding`)."""
+        self._agent_seen = float("-inf")
+        """When the last agent span (of this correlator's kind of call) arrived."""
+
+    @property
+    def holding(self) -> bool:
+        """Whether a proxy record arriving now is held.
+
+        Only while agents on the node send their own spans of calls: at start, and again from
+        the moment an agent's span arrives, records are held; once a held record's whole hold
+        passed with no agent span arriving meanwhile (its agent does not trace its calls, nor
+        does any other on the node), records are the event at once, remembered as released
+        (so an agent span of the call arriving later is its duplicate), until the next agent
+        span arrives."""
+        return self._armed and self.hold > 0
 
     def configure(self, hold: float, remember: float, max_calls: int) -> None:
         """New limits; held records keep their due time."""
@@ -360,11 +383,12 @@ class CallCorrelator(Generic[P]):
             entry.event = agent.facts
             forced = self._remember(self._gateway, entry, now)
             return GatewayOutcome(linked_to=agent.facts, key=key), forced
-        if self.hold <= 0:
+        if not (self._armed and self.hold > 0):
             entry = Entry(facts, None, State.RELEASED, forget_at=now + self.remember)
             entry.event = facts
-            return GatewayOutcome(), self._remember(self._gateway, entry, now)
-        entry = Entry(facts, payload, State.HELD, due=now + self.hold)
+            outcome = GatewayOutcome(quiet=self.hold > 0)
+            return outcome, self._remember(self._gateway, entry, now)
+        entry = Entry(facts, payload, State.HELD, due=now + self.hold, since=now)
         entry.forget_at = entry.due + self.remember
         forced = self._remember(self._gateway, entry, now)
         self._held.append(entry)
@@ -396,6 +420,8 @@ class CallCorrelator(Generic[P]):
         while held and (held[0].state is not State.HELD or held[0].due <= now):
             entry = held.popleft()
             if entry.state is State.HELD:
+                if self._agent_seen < entry.since:  # no agent span came during its hold
+                    self._armed = False
                 released.append(self._release(entry))
         return released
 
@@ -433,6 +459,8 @@ class CallCorrelator(Generic[P]):
         gives each span its own), and its facts are built only when a proxy record arrives,
         after the span was priced. Else the outcome, with the span's facts as ``agent``.
         """
+        self._agent_seen = now
+        self._armed = True
         gateway = self._gateway
         facts = None
         if gateway.order and _may_link(gateway, view, self.names):
@@ -473,6 +501,8 @@ class CallCorrelator(Generic[P]):
     def match_agent(self, facts: CallFacts, now: float) -> tuple[AgentOutcome[P], list[P]]:
         """An agent's LLM span arrives. Returns the outcome and held records the bound forced
         out (release those as events)."""
+        self._agent_seen = now
+        self._armed = True
         best, key = self._best(self._gateway, facts, agent_side=True)
         if best is None:
             if self._unindexed:

@@ -147,9 +147,8 @@ async def test_a_proxy_record_before_the_agent_span_is_claimed(node: Node) -> No
     assert exported == [] and correlation.correlator.held_count == 1
     agent = agent_call(**{"agent.id": "planner"})
     result = context.pipeline.processor.process(agent, NOW)
-    (released,) = exported  # held as its bytes: released as a copy of what was offered
-    assert released.SerializeToString() != proxy.SerializeToString()  # marked
-    proxy = released
+    (released,) = exported  # held as the request itself: released marked, never re-read
+    assert released is proxy
     taken = attrs(agent)
     assert taken["agent_sre.proxy.route"] == "openai"
     assert taken["agent_sre.cost_usd"] == 0.5  # the proxy's price, not priced again
@@ -349,8 +348,10 @@ async def test_without_a_tool_route_tool_calls_are_not_linked() -> None:
     assert correlation.status()["correlation"] == {
         "enabled": True,
         "held": 0,
+        "holding": True,
         "tools": False,
         "tools_held": 0,
+        "tools_holding": False,
     }
 
 

@@ -32,6 +32,11 @@ objects the garbage collector tracks beside its figures.
 
     .venv/bin/python bench/proxy.py [--requests 2000] [--concurrency 1,16] [--rounds 2]
         [--variants defaults,no-replay,...] [--before /work/wt-d62] [--stages] [--stream]
+        [--settle 12]
+
+Before measuring, each daemon takes a few calls and then ``--settle`` seconds pass, as on a
+node that has run a while (correlation holds the proxy's spans only while agents send their
+own spans of calls: its first holds run out here with none, and the spans go at once).
 """
 
 from __future__ import annotations
@@ -588,6 +593,12 @@ async def run(args: argparse.Namespace) -> None:
             )
         if args.litellm:
             daemons.append(start_litellm(args.litellm, upstream))
+        if args.settle > 0:
+            # a node that has run a while: a few calls, then correlation's first holds run
+            # out with no agent span, so the node is quiet (the proxy's spans go at once)
+            for daemon in daemons:
+                await load(daemon.url, False, 10, 1, None)
+            await asyncio.sleep(args.settle)
         print(
             f"# {os.cpu_count()} CPUs, python {sys.version.split()[0]}, {args.requests} "
             f"requests per scenario, {args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}",
@@ -619,6 +630,9 @@ async def run(args: argparse.Namespace) -> None:
                     variant, ROOT, sys.executable, upstream, VARIANTS[variant], True
                 )
                 daemons.append(daemon)
+                if args.settle > 0:
+                    await load(daemon.url, False, 10, 1, None)
+                    await asyncio.sleep(args.settle)
                 result = await load(daemon.url, False, args.requests, concurrency, daemon)
                 stage_table(f"{variant}, json c={concurrency}", result)
     finally:
@@ -657,6 +671,13 @@ def main() -> None:
     parser.add_argument("--litellm", help="path to a litellm command (separate venv)")
     parser.add_argument("--stages", action="store_true", help="add the per-stage pass")
     parser.add_argument("--stream", action="store_true", help="streamed calls too")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=12.0,
+        help="seconds to wait after a few calls before measuring (the shipped hold is 10 s: "
+        "long enough for correlation to find no agent traces its calls); 0: measure at once",
+    )
     parser.add_argument("--serve-node", help=argparse.SUPPRESS)
     parser.add_argument("--ready", help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)

@@ -37,6 +37,10 @@ objects the garbage collector tracks beside its figures.
 Before measuring, each daemon takes a few calls and then ``--settle`` seconds pass, as on a
 node that has run a while (correlation holds the proxy's spans only while agents send their
 own spans of calls: its first holds run out here with none, and the spans go at once).
+A daemon's CPU per call counts ``--drain`` seconds after the load too, less its idle CPU
+(measured once, after the settle): a daemon that holds the proxy's spans (up to 10 s)
+processes them then, and that work is the calls' (without the drain, figures before
+2026-12-07 left it out for daemons that hold every span: ``d62f3e2`` holds none).
 """
 
 from __future__ import annotations
@@ -288,6 +292,8 @@ class Daemon:
     stages: bool
     probe: bool = True
     """False for a peer (LiteLLM): no stall probe, no stage figures."""
+    idle_cpu: float = 0.0
+    """CPU seconds per second the daemon spends with no calls (its timers), measured once."""
 
     @property
     def pid(self) -> int:
@@ -426,10 +432,26 @@ def start_litellm(binary: str, upstream: str) -> Daemon:
     raise RuntimeError("litellm did not start")
 
 
+async def idle_rate(daemon: Daemon, seconds: float) -> float:
+    """The daemon's CPU per second of wall time while nobody calls it."""
+    before = sum(thread_cpu(daemon.pid).values())
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    spent = sum(thread_cpu(daemon.pid).values()) - before
+    return spent / (time.perf_counter() - started)
+
+
 async def load(
-    url: str, stream: bool, total: int, concurrency: int, daemon: Daemon | None
+    url: str,
+    stream: bool,
+    total: int,
+    concurrency: int,
+    daemon: Daemon | None,
+    drain: float = 0.0,
 ) -> Result:
-    """Closed loop with ``concurrency`` workers; ``daemon``'s figures over the same span."""
+    """Closed loop with ``concurrency`` workers; ``daemon``'s figures over the same span and
+    ``drain`` seconds after it (work the daemon put off, e.g. spans correlation held, is the
+    calls' too), less the daemon's idle CPU over the drain."""
     import aiohttp
 
     body = json.dumps({**BODY, "stream": stream}).encode()
@@ -468,9 +490,14 @@ async def load(
         elapsed = time.perf_counter() - started
         result = Result(latencies, elapsed)
         if daemon is not None:
+            drained = 0.0
+            if drain > 0:
+                drain_started = time.perf_counter()
+                await asyncio.sleep(drain)
+                drained = time.perf_counter() - drain_started
             cpu_after = thread_cpu(daemon.pid)
             result.threads = {tid: cpu_after[tid] - cpu_before.get(tid, 0.0) for tid in cpu_after}
-            result.cpu = sum(result.threads.values())
+            result.cpu = max(0.0, sum(result.threads.values()) - daemon.idle_cpu * drained)
             result.loop_cpu = result.threads.get(str(daemon.pid), 0.0)
             figures = daemon.figures(reset=False) if daemon.probe else {}
             result.stall = float(figures.get("stall", 0.0))
@@ -599,6 +626,15 @@ async def run(args: argparse.Namespace) -> None:
             for daemon in daemons:
                 await load(daemon.url, False, 10, 1, None)
             await asyncio.sleep(args.settle)
+        if args.drain > 0:
+            for daemon in daemons:
+                if daemon.probe:
+                    daemon.idle_cpu = await idle_rate(daemon, 3.0)
+            print(
+                "# idle CPU (share of a core): "
+                + ", ".join(f"{d.label} {d.idle_cpu:.3f}" for d in daemons if d.probe),
+                flush=True,
+            )
         print(
             f"# {os.cpu_count()} CPUs, python {sys.version.split()[0]}, {args.requests} "
             f"requests per scenario, {args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}",
@@ -613,7 +649,9 @@ async def run(args: argparse.Namespace) -> None:
                     name = f"{'stream' if stream else 'json'} c={concurrency}"
                     direct = await load(upstream, stream, args.requests, concurrency, None)
                     for daemon in daemons:
-                        result = await load(daemon.url, stream, args.requests, concurrency, daemon)
+                        result = await load(
+                            daemon.url, stream, args.requests, concurrency, daemon, args.drain
+                        )
                         rows.setdefault((name, daemon.label), []).append(
                             report(name, daemon.label, direct, result)
                         )
@@ -633,7 +671,9 @@ async def run(args: argparse.Namespace) -> None:
                 if args.settle > 0:
                     await load(daemon.url, False, 10, 1, None)
                     await asyncio.sleep(args.settle)
-                result = await load(daemon.url, False, args.requests, concurrency, daemon)
+                result = await load(
+                    daemon.url, False, args.requests, concurrency, daemon, args.drain
+                )
                 stage_table(f"{variant}, json c={concurrency}", result)
     finally:
         for daemon in daemons:
@@ -677,6 +717,13 @@ def main() -> None:
         default=12.0,
         help="seconds to wait after a few calls before measuring (the shipped hold is 10 s: "
         "long enough for correlation to find no agent traces its calls); 0: measure at once",
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=11.0,
+        help="seconds after each load still counted in the daemon's CPU (less its idle CPU): "
+        "spans held by correlation (up to the 10 s hold) are processed then; 0: none",
     )
     parser.add_argument("--serve-node", help=argparse.SUPPRESS)
     parser.add_argument("--ready", help=argparse.SUPPRESS)

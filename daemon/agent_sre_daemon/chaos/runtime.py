@@ -91,6 +91,8 @@ class ChaosRuntime(Component):
         self.draw = draw or random.Random().random
         self.store = RunStore(context.state_dir / STORE_FILE, self.clock)
         self.experiments: dict[str, Experiment] = {}
+        self.version = 0
+        """Bumped when a run starts (the faults stage re-reads the runs then)."""
         self._apply(context.config.chaos)
         self._task: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Task[None]] = set()
@@ -255,6 +257,7 @@ class ChaosRuntime(Component):
             before=recent,
         )
         experiment.run = run
+        self.version += 1
         self.metrics.active.labels(name).set(1)
         self._save(run)
         message = f"chaos experiment {name} started ({run.id}) for {spec.duration:g}s"

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, ClassVar
 from prometheus_client import Counter, Gauge
 
 from agent_sre.tracing import conventions as c
-from agent_sre.tracing.correlate import TOOL_NAME_KEYS, CallCorrelator, facts_of_view
+from agent_sre.tracing.correlate import (
+    CACHE_KEYS,
+    TOOL_NAME_KEYS,
+    CallCorrelator,
+    cache_tokens_of,
+    facts_of_view,
+)
 from agent_sre.tracing.linking import (
     LINK_KEYS,
     TOOL_LINK_KEYS,
@@ -27,7 +33,7 @@ from agent_sre.tracing.linking import (
     mark_duplicate,
     mark_gateway,
 )
-from agent_sre.tracing.view import classify, read_span, view_of
+from agent_sre.tracing.view import STATUS_CODE_ERROR, classify, read_span, view_of
 from agent_sre_daemon.component import Component, Prepared
 
 if TYPE_CHECKING:
@@ -43,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent_sre.correlation")
 
-_CACHE_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens")
+_CACHE_KEYS = CACHE_KEYS
 _GATEWAY_KEYS = LINK_KEYS | TOOL_LINK_KEYS | {c.AGENT_SPAN_KIND, *_CACHE_KEYS}
 TOOL_APIS = frozenset({"tool", "mcp"})
 """Route APIs whose calls are tool calls."""
@@ -151,6 +157,12 @@ class CallCorrelation(Component):
         # read when scraped, not set per call
         self.metrics.held.set_function(lambda: self.correlator.held_count)
         self.metrics.tools.held.set_function(lambda: self.tools.held_count)
+        # per call while no agent traces its calls: the counters' children, looked up once
+        self._passed = {
+            (tools, reason): (self.metrics.tools if tools else self.metrics).unlinked.labels(reason)
+            for tools in (False, True)
+            for reason in ("quiet", "hold_off")
+        }
         self._timer: asyncio.TimerHandle | None = None
         self._installed = False
         self._tools_installed = False
@@ -273,12 +285,37 @@ class CallCorrelation(Component):
         if attrs is None:
             view = read_span(span, _GATEWAY_KEYS)
         else:
-            view = view_of(span, *classify(attrs), attrs)
+            kind, explicit = classify(attrs)
+            if kind is c.AgentSpanKind.LLM_INFERENCE and self._installed:
+                passing: CallCorrelator[ExportTraceServiceRequest] | None = self.correlator
+            elif kind is c.AgentSpanKind.TOOL_CALL and self._tools_installed:
+                passing = self.tools
+            else:
+                passing = None
+            now = self.clock.time()
+            if passing is not None and passing.passing(now):
+                # no agent traces its calls: the span is the event at once, remembered as
+                # the attributes it has (facts built only if an agent span comes)
+                record = (
+                    attrs,
+                    span.trace_id,
+                    span.span_id,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    span.status.code == STATUS_CODE_ERROR,
+                    span.parent_span_id,
+                    now + passing.remember,
+                )
+                tools = passing is self.tools
+                self._release(passing.remember_quiet(record, now), "bound", tools=tools)
+                self._passed[tools, "quiet" if passing.hold > 0 else "hold_off"].inc()
+                self.context.pipeline.export_call(request)
+                return
+            view = view_of(span, kind, explicit, attrs)
         metrics: LinkMetrics
         if view.kind is c.AgentSpanKind.LLM_INFERENCE and self._installed:
             correlator, metrics = self.correlator, self.metrics
-            cache = sum(v for k in _CACHE_KEYS if isinstance(v := view.attrs.get(k), int))
-            facts = facts_of_view(view, span.parent_span_id, cache)
+            facts = facts_of_view(view, span.parent_span_id, cache_tokens_of(view.attrs))
         elif view.kind is c.AgentSpanKind.TOOL_CALL and self._tools_installed:
             correlator, metrics = self.tools, self.metrics.tools
             facts = facts_of_view(view, span.parent_span_id, names=TOOL_NAME_KEYS)
@@ -400,6 +437,10 @@ class CallCorrelation(Component):
 
 def _only_span(request: ExportTraceServiceRequest) -> Span | None:
     """The proxy's requests hold exactly one span."""
+    try:
+        return request.resource_spans[0].scope_spans[0].spans[0]
+    except IndexError:
+        pass
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:

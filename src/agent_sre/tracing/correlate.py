@@ -49,11 +49,17 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.linking import identity_of
+from agent_sre.tracing.view import INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, first_int
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
-    from agent_sre.tracing.view import AgentSpan
+    from agent_sre.tracing.view import AgentSpan, AttrValue
+
+QuietRecord = tuple["Mapping[str, AttrValue]", bytes, bytes, int, int, bool, bytes, float]
+"""A proxy record released at once, kept as what its facts are built from (its attributes,
+trace and span ids, start and end, error, caller's span) and when it is forgotten: its facts
+are built only if an agent span comes while it is remembered."""
 
 P = TypeVar("P")
 
@@ -123,7 +129,39 @@ def facts_of_view(
     """The facts of a span from its view (read with :data:`LINK_KEYS`, or
     :data:`~agent_sre.tracing.linking.TOOL_LINK_KEYS` for a tool span, ``names`` then being
     :data:`TOOL_NAME_KEYS`)."""
-    attrs = view.attrs
+    return facts_of_attrs(
+        view.attrs,
+        view.trace_id,
+        view.span_id,
+        view.start_ns,
+        view.end_ns,
+        view.is_error,
+        parent_span_id,
+        cache_tokens,
+        names,
+    )
+
+
+CACHE_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens")
+"""Cache reads and writes, included in the input tokens the proxy reports."""
+
+
+def cache_tokens_of(attrs: Mapping[str, AttrValue]) -> int:
+    return sum(v for k in CACHE_KEYS if isinstance(v := attrs.get(k), int))
+
+
+def facts_of_attrs(
+    attrs: Mapping[str, AttrValue],
+    trace_id: bytes,
+    span_id: bytes,
+    start_ns: int,
+    end_ns: int,
+    is_error: bool,
+    parent_span_id: bytes = b"",
+    cache_tokens: int = 0,
+    names: tuple[str, ...] = MODEL_KEYS,
+) -> CallFacts:
+    """The facts of a span from its attributes (as :func:`facts_of_view` reads them)."""
     models: tuple[str, ...] = ()
     for key in names:
         value = attrs.get(key)
@@ -137,16 +175,16 @@ def facts_of_view(
     agent_id = attrs.get(c.AGENT_ID)
     # positional: cheaper than keywords (CallFacts' field order)
     return CallFacts(
-        view.trace_id,
-        view.span_id,
-        view.start_ns,
-        view.end_ns,
+        trace_id,
+        span_id,
+        start_ns,
+        end_ns,
         response_id if isinstance(response_id, str) else "",
         models,
-        view.input_tokens,
-        view.output_tokens,
+        first_int(attrs, INPUT_TOKEN_KEYS),
+        first_int(attrs, OUTPUT_TOKEN_KEYS),
         agent_id if isinstance(agent_id, str) else "",
-        view.is_error,
+        is_error,
         parent_span_id,
         cache_tokens,
     )
@@ -345,10 +383,72 @@ class CallCorrelator(Generic[P]):
         forgotten, their facts if built; indexed when a proxy record arrives."""
         self._held: deque[Entry[P]] = deque()
         self.held_count = 0
+        self._quiet: deque[QuietRecord] = deque()
+        """Proxy records released at once, remembered after ``_gateway`` (newer), unread:
+        indexed when an agent span or a held record comes (:meth:`remember_quiet`)."""
         self._armed = True
         """Whether agents' spans of calls came lately (see :attr:`holding`)."""
         self._agent_seen = float("-inf")
         """When the last agent span (of this correlator's kind of call) arrived."""
+
+    def passing(self, now: float) -> bool:
+        """Whether a proxy record arriving now is released at once with nothing to link it
+        to (not :attr:`holding`, and every agent span remembered is past its time): then it
+        is only remembered, unread (:meth:`remember_quiet`), instead of
+        :meth:`offer_gateway`."""
+        if self._armed and self.hold > 0:
+            return False
+        unindexed = self._unindexed
+        if unindexed:
+            if unindexed[-1][1] > now:  # the newest is still remembered
+                return False
+            unindexed.clear()
+        order = self._agents.order
+        if order:
+            if order[-1].forget_at > now:
+                return False
+            while order:
+                self._agents.pop_oldest()
+        return True
+
+    # hot path: per proxied call while no agent traces its calls
+    def remember_quiet(self, record: QuietRecord, now: float) -> list[P]:
+        """A proxy record released at once while :meth:`passing`: remembered as it is, its
+        facts built only if an agent span comes while it is remembered. Returns held
+        records the bound forced out (release those as events)."""
+        forced: list[P] = []
+        order = self._gateway.order
+        quiet = self._quiet
+        limit = self.max_calls
+        # one bound and one age over both (``_gateway`` holds the older records)
+        while order and (
+            len(order) + len(quiet) >= limit
+            or (order[0].forget_at <= now and order[0].state is not State.HELD)
+        ):
+            old = self._gateway.pop_oldest()
+            if old.state is State.HELD:
+                forced.append(self._release(old))
+        if not order:
+            while quiet and (len(quiet) >= limit or quiet[0][7] <= now):
+                quiet.popleft()
+        quiet.append(record)
+        return forced
+
+    def _index_quiet(self) -> None:
+        """Builds the facts of the records remembered unread, and indexes them (in arrival
+        order, after the older ones)."""
+        add = self._gateway.add
+        names = self.names
+        llm = names is MODEL_KEYS
+        for attrs, trace_id, span_id, start, end, error, parent, forget_at in self._quiet:
+            cache = cache_tokens_of(attrs) if llm else 0
+            facts = facts_of_attrs(
+                attrs, trace_id, span_id, start, end, error, parent, cache, names
+            )
+            entry: Entry[P] = Entry(facts, None, State.RELEASED, forget_at=forget_at)
+            entry.event = facts
+            add(entry, index_models=not parent)
+        self._quiet.clear()
 
     @property
     def holding(self) -> bool:
@@ -375,6 +475,8 @@ class CallCorrelator(Generic[P]):
         (release those as events)."""
         if self._unindexed:
             self._index_agents()
+        if self._quiet:
+            self._index_quiet()
         agent, key = self._best(self._agents, facts, agent_side=False)
         forced: list[P] = []
         if agent is not None:
@@ -461,6 +563,8 @@ class CallCorrelator(Generic[P]):
         """
         self._agent_seen = now
         self._armed = True
+        if self._quiet:
+            self._index_quiet()
         gateway = self._gateway
         facts = None
         if gateway.order and _may_link(gateway, view, self.names):
@@ -503,6 +607,8 @@ class CallCorrelator(Generic[P]):
         out (release those as events)."""
         self._agent_seen = now
         self._armed = True
+        if self._quiet:
+            self._index_quiet()
         best, key = self._best(self._gateway, facts, agent_side=True)
         if best is None:
             if self._unindexed:
@@ -587,7 +693,7 @@ class CallCorrelator(Generic[P]):
         return forced
 
     def __len__(self) -> int:
-        return len(self._gateway) + len(self._agents) + len(self._unindexed)
+        return len(self._gateway) + len(self._agents) + len(self._unindexed) + len(self._quiet)
 
 
 def _may_link(gateway: _Pool[P], view: AgentSpan, names: tuple[str, ...]) -> bool:

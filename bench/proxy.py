@@ -21,7 +21,11 @@ false``), ``no-capture`` (``replay.capture.enabled: false``), ``no-correlation``
 (``proxy.correlation.enabled: false``), ``no-incidents``, ``bare`` (all four off),
 ``budget`` (defaults plus one agent budget: a ledger reservation and settlement per call),
 ``chaos`` (defaults plus chaos enabled with three running experiments that target other
-agents: every measured call is untargeted). ``before`` is the ``--before`` checkout with
+agents: every measured call is untargeted), ``rollout`` (two rollouts: one on the bench's
+route for another model, one on another route), ``breaker`` (three circuit breakers that
+cover other routes or tool calls), ``replay-session`` (two open replay sessions: one bound
+to another route's prefix, one by header only): in each, no engine state concerns the
+measured calls. ``before`` is the ``--before`` checkout with
 its own shipped defaults, run by ``--before-python`` (default ``DIR/.venv/bin/python``).
 
 With ``--litellm BIN`` (the ``litellm`` command of a separate venv; ``make bench-peers`` makes
@@ -80,6 +84,29 @@ CHAOS_EXPERIMENTS = [
     for index in range(3)
 ]
 
+ROLLOUTS = [
+    {  # the bench's route, but only calls asking for gpt-4o take part (the bench asks mini)
+        "name": "bench-gpt4o",
+        "route": "openai",
+        "baseline": "gpt-4o",
+        "candidate": "gpt-4.1",
+        "steps": [{"weight": 50, "duration": "1h"}],
+    },
+    {
+        "name": "bench-claude",
+        "route": "anthropic",
+        "baseline": "claude-3-5-sonnet-latest",
+        "candidate": "claude-sonnet-4-0",
+        "steps": [{"weight": 50, "duration": "1h"}],
+    },
+]
+BREAKERS = [
+    {"name": "other-routes", "per": "route", "routes": ["anthropic"]},
+    {"name": "tools", "per": "tool"},
+    {"name": "agents-elsewhere", "per": "agent", "routes": ["anthropic"]},
+]
+"""Breakers that cover none of the bench's calls (tool calls, another route)."""
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "no-replay": {"replay": {"enabled": False}},
@@ -93,7 +120,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "budget": {"budgets": {"budgets": [{"name": "bench", "scope": "agent", "limit_usd": 1e9}]}},
     "chaos": {"chaos": {"enabled": True, "experiments": CHAOS_EXPERIMENTS}},
+    "rollout": {"rollouts": {"rollouts": ROLLOUTS}},
+    "breaker": {"incidents": {"circuit_breakers": BREAKERS}},
+    "replay-session": {},
 }
+SETUP = {"chaos": "--chaos", "replay-session": "--replay-sessions"}
+"""Variants whose state is made once the daemon runs (experiments started, sessions open)."""
 
 
 # -- the daemon's side (runs in the checkout under test, with its own python) ------------
@@ -149,7 +181,9 @@ class _TimedStage:
         return _Timed(self.stage.on_response(call), self._sink("resp"))
 
 
-def serve_node(config_path: str, ready: str, stats: str, stages: bool, chaos: bool) -> None:
+def serve_node(
+    config_path: str, ready: str, stats: str, stages: bool, chaos: bool, sessions: bool = False
+) -> None:
     """Child mode: the checkout's own Node from ``config_path``, with a stall probe; SIGUSR1
     resets the figures, SIGUSR2 writes them to ``stats`` (JSON)."""
     import threading
@@ -247,6 +281,14 @@ def serve_node(config_path: str, ready: str, stats: str, stages: bool, chaos: bo
             runtime = next(c for c in node.components if c.name == "chaos")
             for experiment in CHAOS_EXPERIMENTS:
                 runtime.start_experiment(str(experiment["name"]))  # type: ignore[attr-defined]
+        if sessions:
+            from agent_sre.replay.script import ReplayScript
+            from agent_sre_daemon.replay.sessions import ReplaySession
+
+            engine: Any = next(c for c in node.components if c.name == "replay")
+            for prefix in ("/anthropic", ""):
+                script = ReplayScript([], engine.redactor)
+                engine.sessions.open(ReplaySession("", "bench", script, prefix=prefix))
         task = asyncio.ensure_future(probe())
         Path(ready + ".tmp").write_text(json.dumps(node.addresses))
         os.replace(ready + ".tmp", ready)
@@ -383,6 +425,8 @@ def start_daemon(
         args.append("--stages")
     if "chaos" in extra:
         args.append("--chaos")
+    if label in SETUP and SETUP[label] not in args:
+        args.append(SETUP[label])
     env = {
         **os.environ,
         "PYTHONPATH": f"{checkout / 'src'}:{checkout / 'daemon'}",
@@ -729,9 +773,12 @@ def main() -> None:
     parser.add_argument("--ready", help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)
     parser.add_argument("--chaos", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replay-sessions", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_node:
-        serve_node(args.serve_node, args.ready, args.stats, args.stages, args.chaos)
+        serve_node(
+            args.serve_node, args.ready, args.stats, args.stages, args.chaos, args.replay_sessions
+        )
         return
     for variant in args.variants:
         if variant not in VARIANTS:

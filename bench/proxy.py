@@ -25,8 +25,9 @@ agents: every measured call is untargeted), ``rollout`` (two rollouts: one on th
 route for another model, one on another route), ``breaker`` (three circuit breakers that
 cover other routes or tool calls), ``replay-session`` (two open replay sessions: one bound
 to another route's prefix, one by header only): in each, no engine state concerns the
-measured calls. ``before`` is the ``--before`` checkout with
-its own shipped defaults, run by ``--before-python`` (default ``DIR/.venv/bin/python``).
+measured calls. ``gc-700`` and ``switch-1ms``: see :data:`PROCESS`. ``before`` is the
+``--before`` checkout with its own shipped defaults, run by ``--before-python`` (default
+``DIR/.venv/bin/python``).
 
 With ``--litellm BIN`` (the ``litellm`` command of a separate venv; ``make bench-peers`` makes
 one) LiteLLM's proxy runs the same load against the same stand-in, side by side.
@@ -124,6 +125,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "breaker": {"incidents": {"circuit_breakers": BREAKERS}},
     "replay-session": {},
 }
+PROCESS: dict[str, list[str]] = {
+    "gc-700": ["--gc-threshold", "700,10,10"],
+    "switch-1ms": ["--switch-interval", "0.001"],
+}
+"""Variants of the shipped defaults that change the daemon's interpreter once it is ready:
+Python's own collector thresholds (the node sets its own), a 1 ms switch interval (5 ms
+by default: how long a thread holding the interpreter lock keeps the event loop waiting)."""
+VARIANTS.update(dict.fromkeys(PROCESS, {}))
 SETUP = {"chaos": "--chaos", "replay-session": "--replay-sessions"}
 """Variants whose state is made once the daemon runs (experiments started, sessions open)."""
 
@@ -182,7 +191,14 @@ class _TimedStage:
 
 
 def serve_node(
-    config_path: str, ready: str, stats: str, stages: bool, chaos: bool, sessions: bool = False
+    config_path: str,
+    ready: str,
+    stats: str,
+    stages: bool,
+    chaos: bool,
+    sessions: bool = False,
+    gc_threshold: str = "",
+    switch_interval: float = 0.0,
 ) -> None:
     """Child mode: the checkout's own Node from ``config_path``, with a stall probe; SIGUSR1
     resets the figures, SIGUSR2 writes them to ``stats`` (JSON)."""
@@ -281,6 +297,10 @@ def serve_node(
             runtime = next(c for c in node.components if c.name == "chaos")
             for experiment in CHAOS_EXPERIMENTS:
                 runtime.start_experiment(str(experiment["name"]))  # type: ignore[attr-defined]
+        if gc_threshold:
+            gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
+        if switch_interval:
+            sys.setswitchinterval(switch_interval)
         if sessions:
             from agent_sre.replay.script import ReplayScript
             from agent_sre_daemon.replay.sessions import ReplaySession
@@ -427,6 +447,7 @@ def start_daemon(
         args.append("--chaos")
     if label in SETUP and SETUP[label] not in args:
         args.append(SETUP[label])
+    args += PROCESS.get(label, [])
     env = {
         **os.environ,
         "PYTHONPATH": f"{checkout / 'src'}:{checkout / 'daemon'}",
@@ -774,10 +795,19 @@ def main() -> None:
     parser.add_argument("--stats", help=argparse.SUPPRESS)
     parser.add_argument("--chaos", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replay-sessions", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--gc-threshold", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--switch-interval", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_node:
         serve_node(
-            args.serve_node, args.ready, args.stats, args.stages, args.chaos, args.replay_sessions
+            args.serve_node,
+            args.ready,
+            args.stats,
+            args.stages,
+            args.chaos,
+            args.replay_sessions,
+            args.gc_threshold,
+            args.switch_interval,
         )
         return
     for variant in args.variants:

@@ -1,6 +1,8 @@
 """What each engine's proxy stage costs a call it does not concern, in-process, against a
 do-nothing stage in the same run (and, with ``--before DIR``, the same stages of another
-checkout run alternately with this one).
+checkout run alternately with this one); and what one-call correlation costs the proxy's
+span of a call on a node where no agent sends its own spans (``correlation``, over the
+pipeline's own work for that span, ``proxy span``).
 
     .venv/bin/python bench/stages.py [--calls 20000] [--rounds 7] [--before DIR]
 
@@ -117,7 +119,7 @@ async def per_call(stage: Any, calls: list[Any]) -> float:
     return (time.process_time() - started) / len(calls)
 
 
-async def measure(calls_count: int, rounds: int) -> dict[str, float]:
+async def measure(calls_count: int, rounds: int) -> None:
     """This checkout's stages (child mode): µs per call, best round, less nothing's."""
     import yaml
 
@@ -181,7 +183,77 @@ async def measure(calls_count: int, rounds: int) -> dict[str, float]:
     floor = best.pop("nothing")
     out = {name: (spent - floor) * 1e6 for name, spent in best.items()}
     out["nothing"] = floor * 1e6
-    return out
+    out.update(correlation_cost(node, proxy, calls_count // 4, rounds))
+    # out of here at once: cancelling the running node from outside crashes this Python
+    # (3.11, a coroutine frame resumed after its code was cleared), daemons stop by signal
+    print(json.dumps(out), flush=True)
+    os._exit(0)
+
+
+def proxy_spans(proxy: Any, count: int) -> list[tuple[Any, dict[str, Any]]]:
+    """Spans of proxied calls as the proxy builds them (the attributes of a priced call)."""
+    from agent_sre.gateway.identity import TraceContext
+    from agent_sre_daemon.proxy.spans import CallRecord, build_request
+
+    made = []
+    now = time.time_ns()
+    for _ in range(count):
+        record = CallRecord("openai", "LLM_INFERENCE", "chat gpt-4o-mini", now, now + 900_000)
+        record.attributes.update(
+            {
+                "http.request.method": "POST",
+                "http.response.status_code": 200,
+                "agent_sre.decided_by": "upstream",
+                "agent.id": "bench",
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.request.stream": False,
+                "gen_ai.request.max_tokens": 16,
+                "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+                "gen_ai.response.id": "chatcmpl-" + os.urandom(12).hex(),
+                "agent_sre.budget.decision": "admitted",
+                "gen_ai.usage.input_tokens": 9,
+                "gen_ai.usage.output_tokens": 12,
+                "agent_sre.cost.estimated": False,
+                "agent_sre.cost_usd": 0.0000123,
+            }
+        )
+        trace = TraceContext(os.urandom(16), b"", os.urandom(8), 1)
+        made.append((build_request(record, trace, proxy._resource), record.attributes))
+    return made
+
+
+def correlation_cost(node: Any, proxy: Any, count: int, rounds: int) -> dict[str, float]:
+    """The proxy's span handed to correlation (held, then released, or let through) against
+    the same span accepted straight away (the pipeline's own work), on a node where no
+    agent sends its own spans and the first hold ran out: µs per call, best round."""
+    correlation: Any = next(c for c in node.components if c.name == "correlation")
+    pipeline = correlation.context.pipeline
+    clock = correlation.context.clock
+    # one call, then its hold runs out with no agent span (a checkout that always holds just
+    # releases it)
+    first = proxy_spans(proxy, 1)[0]
+    pipeline.export_proxy_call(*first)
+    correlation._release(correlation.correlator.expire(clock.time() + 3600), "hold_expired")
+    best_direct = best_offered = float("inf")
+    for _ in range(rounds):
+        spans = proxy_spans(proxy, count)
+        started = time.process_time()
+        for request, _ in spans:
+            pipeline.export_call(request)
+        best_direct = min(best_direct, (time.process_time() - started) / count)
+        spans = proxy_spans(proxy, count)
+        started = time.process_time()
+        for request, attrs in spans:
+            pipeline.export_proxy_call(request, attrs)
+        # whatever was held is released (its hold would run out) and accepted then
+        correlation._release(correlation.correlator.release_all(), "hold_expired")
+        best_offered = min(best_offered, (time.process_time() - started) / count)
+    return {
+        "correlation": (best_offered - best_direct) * 1e6,
+        "proxy span": best_direct * 1e6,
+    }
 
 
 def child(checkout: Path, python: str, calls: int, rounds: int) -> dict[str, float]:
@@ -203,9 +275,14 @@ def main() -> None:
     if args.child:
         import uvloop
 
-        figures = uvloop.run(measure(args.calls, args.rounds))
-        print(json.dumps(figures), flush=True)
-        os._exit(0)  # the node's threads and sockets: nothing to keep
+        try:
+            uvloop.run(measure(args.calls, args.rounds))  # prints the figures and exits
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+        os._exit(1)
     labels = ["after"] + (["before"] if args.before else [])
     results: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
     for _ in range(args.repeat):
@@ -219,7 +296,7 @@ def main() -> None:
         f"# µs per call a stage adds over a do-nothing stage (best of {args.rounds} rounds of "
         f"{args.calls} calls; each run's figure, {args.repeat} runs), {when}"
     )
-    for name in (*ENGINES, "nothing"):
+    for name in (*ENGINES, "nothing", "correlation", "proxy span"):
         row = " | ".join(
             f"{label} " + ", ".join(f"{r.get(name, float('nan')):5.2f}" for r in results[label])
             for label in labels

@@ -103,16 +103,6 @@ def freeze_startup_heap() -> None:
     after (``bench/proxy.py`` reports the collector's worst pause)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-GC_THRESHOLDS = (20_000, 20, 20)
-"""The collector's thresholds once the node runs (Python's: 700, 10, 10). A proxied call
-leaves a few hundred tracked objects alive while it is in flight; at 700 a young collection
-came every few calls and walked every call in flight, promoting it on the way (60-80 µs of
-collector time a call at 16 calls in flight, ``bench/proxy.py`` variant ``gc-700``). Objects
-that die young are freed by their reference counts, not the collector, so a larger first
-threshold only defers cyclic garbage (bounded: 20,000 objects)."""
 
 
 def components(context: NodeContext, metrics: MetricsServer, admin: AdminServer) -> list[Component]:

@@ -25,7 +25,7 @@ agents: every measured call is untargeted), ``rollout`` (two rollouts: one on th
 route for another model, one on another route), ``breaker`` (three circuit breakers that
 cover other routes or tool calls), ``replay-session`` (two open replay sessions: one bound
 to another route's prefix, one by header only): in each, no engine state concerns the
-measured calls. ``gc-700`` and ``switch-1ms``: see :data:`PROCESS`. ``before`` is the
+measured calls. ``gc-20000`` and ``switch-1ms``: see :data:`PROCESS`. ``before`` is the
 ``--before`` checkout with its own shipped defaults, run by ``--before-python`` (default
 ``DIR/.venv/bin/python``).
 
@@ -126,12 +126,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "replay-session": {},
 }
 PROCESS: dict[str, list[str]] = {
-    "gc-700": ["--gc-threshold", "700,10,10"],
+    "gc-20000": ["--gc-threshold", "20000,20,20"],
     "switch-1ms": ["--switch-interval", "0.001"],
 }
 """Variants of the shipped defaults that change the daemon's interpreter once it is ready:
-Python's own collector thresholds (the node sets its own), a 1 ms switch interval (5 ms
-by default: how long a thread holding the interpreter lock keeps the event loop waiting)."""
+the collector's first threshold at 20,000 (Python's: 700), a 1 ms switch interval (5 ms by
+default: how long a thread holding the interpreter lock keeps the event loop waiting).
+Measured 2026-12-07, neither helped (bench/README.md); kept to measure again."""
 VARIANTS.update(dict.fromkeys(PROCESS, {}))
 SETUP = {"chaos": "--chaos", "replay-session": "--replay-sessions"}
 """Variants whose state is made once the daemon runs (experiments started, sessions open)."""

@@ -94,6 +94,7 @@ class ChaosRuntime(Component):
         self.version = 0
         """Bumped when a run starts (the faults stage re-reads the runs then)."""
         self._apply(context.config.chaos)
+        context.provide("chaos", self)  # the fleet summary reads the running experiments
         self._task: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Task[None]] = set()
         self.stage = ChaosStage(self)

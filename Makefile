@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/durable_queue.py
 	$(BIN)/python bench/slo.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/event_loop.py

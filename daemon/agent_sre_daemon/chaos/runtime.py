@@ -97,6 +97,7 @@ class ChaosRuntime(Component):
         self._task: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Task[None]] = set()
         self.stage = ChaosStage(self)
+        context.provide("chaos", self)  # the fleet and certification read the experiments
         context.register_action("stop_chaos", self._stop_action)
 
     @classmethod

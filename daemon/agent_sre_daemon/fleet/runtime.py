@@ -323,9 +323,10 @@ class FleetRuntime(Component):
         )
 
     def _incidents(self) -> tuple[IncidentRow, ...]:
-        book = self.context.service("incidents")  # the incident book
-        if book is None:
+        runtime = self.context.service("incidents")
+        if runtime is None:
             return ()
+        book = runtime.book  # type: ignore[attr-defined]
         rows = [
             IncidentRow(
                 incident.id[:MAX_TEXT],
@@ -334,7 +335,7 @@ class FleetRuntime(Component):
                 incident.opened_at,
                 tuple(a[:MAX_TEXT] for a in incident.agents[:MAX_ROWS]),
             )
-            for incident in book.open_incidents()  # type: ignore[attr-defined]
+            for incident in book.open_incidents()
         ]
         rows.sort(key=lambda row: -row.opened_at)
         return tuple(rows[:MAX_ROWS])

@@ -188,17 +188,19 @@ class CertificationRuntime(Component):
         """Everything known of one version (span buckets and the other engines' records)."""
         counter = self.counter
         evidence = counter.evidence(agent, version, now)
-        siblings = [
-            counter.evidence(agent, other.version, now)
-            for other in counter.versions_of(agent)
-            if other.version != version
-        ]
+        siblings: list[list[float]] = []
 
         def seen(start: float, end: float) -> bool:
             return evidence.seen_between(start, end)
 
         def any_seen(start: float, end: float) -> bool:
-            return seen(start, end) or any(s.seen_between(start, end) for s in siblings)
+            # asked only for an agent with incidents or exhaustions: built then, once
+            if not siblings:
+                siblings.append([])
+                for other in counter.versions_of(agent):
+                    siblings[0].extend(other.buckets)
+            size = counter.bucket
+            return any(at <= end and at + size >= start for at in siblings[0])
 
         evidence.chaos = chaos_runs_for(agent, version, self._chaos_runs, seen, now)
         evidence.incidents = incidents_for(agent, self._incidents, seen, any_seen, now)

@@ -177,6 +177,16 @@ class CertificationRuntime(Component):
             return [f"{tier}: certification is disabled (certification.enabled: false)"]
         return self.verdict(agent, version).missing_for(tier)
 
+    def latest(self, agent: str) -> dict[str, Any] | None:
+        """The verdict (API form) of the agent's most recently seen version; None when the
+        agent left no evidence (what ``/v1/fleet/agents/{agent}`` shows as
+        ``certification``)."""
+        versions = self.counter.versions_of(agent)
+        if not versions:
+            return None
+        newest = max(versions, key=lambda entry: entry.last_seen or 0.0)
+        return self.verdict(agent, newest.version).to_dict()
+
     def verdict(self, agent: str, version: str) -> Verdict:
         """The verdict of one version now (evidence as gathered at the last evaluation)."""
         now = self.clock.time()
@@ -448,8 +458,8 @@ class CertificationRuntime(Component):
             return admin_error(404, "agent_not_found", f"no evidence of agent {agent[:200]!r}")
         wanted = request.query.get("version")
         if wanted is None:
-            latest = max(versions, key=lambda entry: entry.last_seen or 0.0)
-            wanted = latest.version
+            newest = max(versions, key=lambda entry: entry.last_seen or 0.0)
+            wanted = newest.version
         elif all(entry.version != wanted for entry in versions):
             return admin_error(
                 404,

@@ -131,3 +131,15 @@ def test_a_reload_keeps_the_evidence(tmp_path: Path) -> None:
         await runtime.stop(clock.monotonic() + 5)
 
     asyncio.run(scenario())
+
+
+def test_latest_is_the_most_recently_seen_version(tmp_path: Path) -> None:
+    clock = ManualClock()
+    runtime = CertificationRuntime(node_context(config(tmp_path), clock))
+    (observer,) = runtime.span_observers()
+    observer.observe(span("a", "1"), clock.time())
+    clock.advance(120)
+    observer.observe(span("a", "2"), clock.time())
+    latest = runtime.latest("a")
+    assert latest is not None and latest["version"] == "2" and latest["tier"] is None
+    assert runtime.latest("nobody") is None

@@ -11,7 +11,6 @@ Admin API: ``GET /v1/certifications[?agent=&version=]`` and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -394,22 +393,19 @@ class CertificationRuntime(Component):
         now = self.clock.time()
         bad = 0
         for agent, version, at, data in await self.store.buckets():
-            try:
-                ok = self.counter.load(agent, version, at, json.loads(data), now)
-            except (ValueError, RecursionError):
-                ok = False
+            ok = isinstance(data, dict) and self.counter.load(agent, version, at, data, now)
             bad += not ok
         self.counter.settle()
         self.counter.take_dirty()  # what was just read is on disk already
         for kind, agent, at, data in await self.store.marks():
             try:
-                record = json.loads(data)
+                record = data
                 if kind == "budget_exhausted":
                     mark = Mark(at, str(record["ref"]), str(record.get("detail", "")))
                     self.exhaustions.add(agent, mark)
                 elif kind == "rollout" and isinstance(record, dict):
                     self.rollout_outcomes.append(record)
-            except (ValueError, KeyError, TypeError, RecursionError):
+            except (ValueError, KeyError, TypeError):
                 bad += 1
         self.held = dict(await self.store.tiers())
         if bad:

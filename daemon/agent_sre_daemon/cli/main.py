@@ -25,6 +25,7 @@ COMMANDS = (
     "chaos",
     "replay",
     "certify",
+    "fleet",
     "k8s",
     "agentkeys",
     "k8soperator",

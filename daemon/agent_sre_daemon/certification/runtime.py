@@ -293,7 +293,8 @@ class CertificationRuntime(Component):
             live = {run.id: run.to_dict() for run in chaos.live_runs()}
             runs = [live.pop(str(row.get("id")), row) for row in runs] + list(live.values())
         self._chaos_runs = runs
-        book: Any = self.context.service("incidents")
+        runtime: Any = self.context.service("incidents")
+        book = None if runtime is None else runtime.book
         incidents: list[dict[str, Any]] = []
         if book is not None:
             for incident in list(book.incidents.values()):
@@ -313,7 +314,7 @@ class CertificationRuntime(Component):
 
     def _rollout_records(self) -> list[dict[str, Any]]:
         records = list(self.rollout_outcomes)
-        delivery: Any = self.context.service("delivery")
+        delivery: Any = self.context.service("rollouts")
         if delivery is None:
             return records
         for rollout in delivery.rollouts.values():
@@ -358,7 +359,7 @@ class CertificationRuntime(Component):
                                     {"ref": budget, "detail": mark.detail}))  # fmt: skip
         elif signal.type in ROLLOUT_OUTCOMES and signal.source == "delivery":
             name = signal.labels.get("rollout", "")
-            delivery: Any = self.context.service("delivery")
+            delivery: Any = self.context.service("rollouts")
             rollout = None if delivery is None else delivery.rollouts.get(name)
             if rollout is None or rollout.spec.vary != "agent_version":
                 return

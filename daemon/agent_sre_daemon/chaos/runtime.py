@@ -96,7 +96,6 @@ class ChaosRuntime(Component):
         self._task: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Task[None]] = set()
         self.stage = ChaosStage(self)
-        context.provide("chaos", self)
         context.register_action("stop_chaos", self._stop_action)
 
     @classmethod

@@ -49,6 +49,7 @@ bench: $(STAMP)
 manifests: $(STAMP)
 	$(BIN)/python deployments/render_values_schema.py
 	$(BIN)/python deployments/render_manifests.py
+	$(BIN)/python deployments/render_dashboards.py
 
 # The operator's CRDs (deployments/helm/agent-sre/crds/) from the daemon's models (checked by
 # tests/deploy/test_crds.py).

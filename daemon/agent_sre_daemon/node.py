@@ -78,8 +78,8 @@ ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
     DeliveryRuntime,
     ChaosRuntime,
     ReplayEngine,
-    CertificationRuntime,
     FleetRuntime,
+    CertificationRuntime,
 )
 """The engines, in start order (a new engine is one line here)."""
 
@@ -92,11 +92,12 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     IncidentsRuntime,
     ChaosRuntime,
     ReplayEngine,
-    CertificationRuntime,
     FleetRuntime,
+    CertificationRuntime,
     Forwarding,
     CallCorrelation,
     ProxyServer,
+    MetricsServer,
 )
 """Every component class that registers metrics, in ``docs/metrics.md`` order."""
 

@@ -222,11 +222,6 @@ class AdminConfig(Section):
     """Bearer token for every change; empty refuses all changes."""
 
 
-class NotYetConfigurable(Section):
-    """A section reserved by the public contract whose engine has not landed yet: only
-    an empty mapping is accepted, so a file written for a later version fails loudly."""
-
-
 class Config(Section):
     node: NodeConfig = NodeConfig()
     state_dir: str = ".agent-sre"

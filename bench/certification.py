@@ -105,6 +105,15 @@ def run_child(checkout: Path, trials: int, requests: int, without: str = "") -> 
     return result
 
 
+def _tracked(checkout: Path, path: Path) -> bool:
+    """Whether ``path`` is part of the checkout's commit (not a copy this script wrote)."""
+    found = subprocess.run(
+        ["git", "-C", str(checkout), "ls-files", "--error-unmatch", str(path)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    return found.returncode == 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", type=Path, default=Path("/work/wt-before-certify"))
@@ -119,8 +128,8 @@ def main() -> None:
         return
     # the child script is this file's: the baseline checkout runs it with its own code
     baseline_script = args.baseline / "bench" / "certification.py"
-    copied = not baseline_script.exists()
-    if copied:
+    copied = not (args.baseline / ".git").exists() or not _tracked(args.baseline, baseline_script)
+    if copied:  # (over a copy a killed run left behind)
         baseline_script.write_text(Path(__file__).read_text())
     try:
         best: dict[str, dict[str, float]] = {"baseline": {}, "this": {}, "without": {}}

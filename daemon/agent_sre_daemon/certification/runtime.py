@@ -294,10 +294,9 @@ class CertificationRuntime(Component):
             runs = [live.pop(str(row.get("id")), row) for row in runs] + list(live.values())
         self._chaos_runs = runs
         runtime: Any = self.context.service("incidents")
-        book = None if runtime is None else runtime.book
         incidents: list[dict[str, Any]] = []
-        if book is not None:
-            for incident in list(book.incidents.values()):
+        if runtime is not None:
+            for incident in list(runtime.book.incidents.values()):
                 if incident.source == SOURCE or not incident.agents:
                     continue  # our own tier signals never count against a tier
                 incidents.append(

@@ -13,8 +13,10 @@ receivers run) over 512-span requests in process CPU. Two mixes:
 - ``plain``: the same spans without ``agent.id``/``agent.version`` (no agent): spans
   certification does not concern.
 
-Children of the two checkouts alternate ``--rounds`` times; each reports its best of
-``--trials``; the best per checkout is printed with the ratio this/baseline.
+Children alternate ``--rounds`` times — the baseline checkout, this checkout without the
+certification engine (the other engines merged since the baseline, such as the fleet's
+observer, are in both of this checkout's runs) and this checkout — each reporting its best
+of ``--trials``; the best of each is printed with the ratios.
 
 ``python bench/certification.py [--baseline /work/wt-before-certify] [--rounds 3]``
 (make one with ``git worktree add --detach /work/wt-before-certify <commit>`` and copy the
@@ -37,7 +39,7 @@ SPANS = 512
 BODIES = 4
 
 
-def child(trials: int, requests: int) -> None:
+def child(trials: int, requests: int, without: str = "") -> None:
     sys.path.insert(0, str(ROOT))
     from agent_sre.config import Config
     from agent_sre.tracing.batch import NATIVE
@@ -59,7 +61,7 @@ def child(trials: int, requests: int) -> None:
         }
     )
     context = node_context(config)
-    engines = [make(context) for make in node.ENGINES]
+    engines = [make(context) for make in node.ENGINES if make.__name__ != without]
     specs = [spec for engine in engines for spec in engine.span_observers()]
     context.pipeline.set_observers(specs)
     processor = context.pipeline.processor
@@ -92,15 +94,24 @@ def child(trials: int, requests: int) -> None:
                       "us_per_span": results}))  # fmt: skip
 
 
-def run_child(checkout: Path, trials: int, requests: int) -> dict[str, object]:
+def run_child(checkout: Path, trials: int, requests: int, without: str = "") -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": f"{checkout}/src:{checkout}/daemon:{checkout}"}
     out = subprocess.run(
         [sys.executable, str(checkout / "bench" / "certification.py"), "--child",
-         "--trials", str(trials), "--requests", str(requests)],
+         "--trials", str(trials), "--requests", str(requests), "--without", without],
         env=env, capture_output=True, text=True, check=True, cwd=checkout,
     )  # fmt: skip
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def _tracked(checkout: Path, path: Path) -> bool:
+    """Whether ``path`` is part of the checkout's commit (not a copy this script wrote)."""
+    found = subprocess.run(
+        ["git", "-C", str(checkout), "ls-files", "--error-unmatch", str(path)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    return found.returncode == 0
 
 
 def main() -> None:
@@ -110,20 +121,23 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=7)
     parser.add_argument("--requests", type=int, default=20, help="requests of 512 spans a trial")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--without", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.trials, args.requests)
+        child(args.trials, args.requests, args.without)
         return
     # the child script is this file's: the baseline checkout runs it with its own code
     baseline_script = args.baseline / "bench" / "certification.py"
-    copied = not baseline_script.exists()
-    if copied:
+    copied = not (args.baseline / ".git").exists() or not _tracked(args.baseline, baseline_script)
+    if copied:  # (over a copy a killed run left behind)
         baseline_script.write_text(Path(__file__).read_text())
     try:
-        best: dict[str, dict[str, float]] = {"baseline": {}, "this": {}}
+        best: dict[str, dict[str, float]] = {"baseline": {}, "this": {}, "without": {}}
+        runs = (("baseline", args.baseline, ""), ("without", ROOT, "CertificationRuntime"),
+                ("this", ROOT, ""))  # fmt: skip
         for _ in range(args.rounds):
-            for name, checkout in (("baseline", args.baseline), ("this", ROOT)):
-                result = run_child(checkout, args.trials, args.requests)
+            for name, checkout, without in runs:
+                result = run_child(checkout, args.trials, args.requests, without)
                 figures = result["us_per_span"]
                 assert isinstance(figures, dict)
                 for mix, value in figures.items():
@@ -139,9 +153,12 @@ def main() -> None:
     )
     for mix in ("agent", "plain"):
         before, after = best["baseline"][mix], best["this"][mix]
+        alone = best["without"][mix]
         print(
             f"  {mix:6} spans: baseline {before:6.3f} us/span  this {after:6.3f} us/span  "
-            f"{after / before:5.3f}x  ({(after - before) * 1000:+.0f} ns a span)"
+            f"{after / before:5.3f}x  ({(after - before) * 1000:+.0f} ns a span);  this "
+            f"without certification {alone:6.3f} us/span: {after / alone:5.3f}x "
+            f"({(after - alone) * 1000:+.0f} ns a span)"
         )
 
 

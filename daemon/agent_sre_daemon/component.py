@@ -125,6 +125,11 @@ class CertificationQuery(Protocol):
         """What ``agent`` ``version`` lacks for ``tier`` (empty: it holds it or higher)."""
         ...
 
+    def latest(self, agent: str) -> dict[str, Any] | None:
+        """The verdict (``GET /v1/certifications/{agent}``'s answer) of the agent's most
+        recently seen version; None when it left no evidence."""
+        ...
+
 
 @dataclass(frozen=True)
 class SpanObserverSpec:

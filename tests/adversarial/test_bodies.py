@@ -102,6 +102,7 @@ OWN_STATE = {
     "src/agent_sre/jsonbody.py",
     "src/agent_sre/replay/traces.py",
     "daemon/agent_sre_daemon/chaos/store.py",
+    "daemon/agent_sre_daemon/certification/store.py",
     "daemon/agent_sre_daemon/incidents/store.py",
     "daemon/agent_sre_daemon/incidents/notify.py",
     "daemon/agent_sre_daemon/replay/store.py",

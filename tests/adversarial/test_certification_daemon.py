@@ -54,7 +54,7 @@ def get(daemon: DaemonProcess, path: str) -> tuple[int, Any]:
     return status, strict_json(answer)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := predicate()) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -37,6 +37,7 @@ STATE_FILES = (
     "rollout-samples.json",
     "incidents.sqlite",
     "chaos.sqlite",
+    "certification.sqlite",
     "ledger.sqlite",
     "queue.db",
     "replay.sqlite",

@@ -52,7 +52,7 @@ def post(url: str, body: Any = None) -> tuple[int, Any]:
         return exc.code, json.load(exc)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -11,7 +11,6 @@ Admin API: ``GET /v1/certifications[?agent=&version=]`` and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -177,6 +176,16 @@ class CertificationRuntime(Component):
             return [f"{tier}: certification is disabled (certification.enabled: false)"]
         return self.verdict(agent, version).missing_for(tier)
 
+    def latest(self, agent: str) -> dict[str, Any] | None:
+        """The verdict (API form) of the agent's most recently seen version; None when the
+        agent left no evidence (what ``/v1/fleet/agents/{agent}`` shows as
+        ``certification``)."""
+        versions = self.counter.versions_of(agent)
+        if not versions:
+            return None
+        newest = max(versions, key=lambda entry: entry.last_seen or 0.0)
+        return self.verdict(agent, newest.version).to_dict()
+
     def verdict(self, agent: str, version: str) -> Verdict:
         """The verdict of one version now (evidence as gathered at the last evaluation)."""
         now = self.clock.time()
@@ -188,17 +197,19 @@ class CertificationRuntime(Component):
         """Everything known of one version (span buckets and the other engines' records)."""
         counter = self.counter
         evidence = counter.evidence(agent, version, now)
-        siblings = [
-            counter.evidence(agent, other.version, now)
-            for other in counter.versions_of(agent)
-            if other.version != version
-        ]
+        siblings: list[list[float]] = []
 
         def seen(start: float, end: float) -> bool:
             return evidence.seen_between(start, end)
 
         def any_seen(start: float, end: float) -> bool:
-            return seen(start, end) or any(s.seen_between(start, end) for s in siblings)
+            # asked only for an agent with incidents or exhaustions: built then, once
+            if not siblings:
+                siblings.append([])
+                for other in counter.versions_of(agent):
+                    siblings[0].extend(other.buckets)
+            size = counter.bucket
+            return any(at <= end and at + size >= start for at in siblings[0])
 
         evidence.chaos = chaos_runs_for(agent, version, self._chaos_runs, seen, now)
         evidence.incidents = incidents_for(agent, self._incidents, seen, any_seen, now)
@@ -302,7 +313,7 @@ class CertificationRuntime(Component):
 
     def _rollout_records(self) -> list[dict[str, Any]]:
         records = list(self.rollout_outcomes)
-        delivery: Any = self.context.service("delivery")
+        delivery: Any = self.context.service("rollouts")
         if delivery is None:
             return records
         for rollout in delivery.rollouts.values():
@@ -347,7 +358,7 @@ class CertificationRuntime(Component):
                                     {"ref": budget, "detail": mark.detail}))  # fmt: skip
         elif signal.type in ROLLOUT_OUTCOMES and signal.source == "delivery":
             name = signal.labels.get("rollout", "")
-            delivery: Any = self.context.service("delivery")
+            delivery: Any = self.context.service("rollouts")
             rollout = None if delivery is None else delivery.rollouts.get(name)
             if rollout is None or rollout.spec.vary != "agent_version":
                 return
@@ -382,22 +393,19 @@ class CertificationRuntime(Component):
         now = self.clock.time()
         bad = 0
         for agent, version, at, data in await self.store.buckets():
-            try:
-                ok = self.counter.load(agent, version, at, json.loads(data), now)
-            except (ValueError, RecursionError):
-                ok = False
+            ok = isinstance(data, dict) and self.counter.load(agent, version, at, data, now)
             bad += not ok
         self.counter.settle()
         self.counter.take_dirty()  # what was just read is on disk already
         for kind, agent, at, data in await self.store.marks():
             try:
-                record = json.loads(data)
+                record = data
                 if kind == "budget_exhausted":
                     mark = Mark(at, str(record["ref"]), str(record.get("detail", "")))
                     self.exhaustions.add(agent, mark)
                 elif kind == "rollout" and isinstance(record, dict):
                     self.rollout_outcomes.append(record)
-            except (ValueError, KeyError, TypeError, RecursionError):
+            except (ValueError, KeyError, TypeError):
                 bad += 1
         self.held = dict(await self.store.tiers())
         if bad:
@@ -446,8 +454,8 @@ class CertificationRuntime(Component):
             return admin_error(404, "agent_not_found", f"no evidence of agent {agent[:200]!r}")
         wanted = request.query.get("version")
         if wanted is None:
-            latest = max(versions, key=lambda entry: entry.last_seen or 0.0)
-            wanted = latest.version
+            newest = max(versions, key=lambda entry: entry.last_seen or 0.0)
+            wanted = newest.version
         elif all(entry.version != wanted for entry in versions):
             return admin_error(
                 404,

@@ -60,12 +60,14 @@ class CertificationStore:
     async def open(self) -> None:
         await self._run(self._open)
 
-    async def buckets(self) -> list[tuple[str, str, float, str]]:
-        rows: list[tuple[str, str, float, str]] = await self._run(self._buckets)
+    async def buckets(self) -> list[tuple[str, str, float, Any]]:
+        """Every stored bucket, oldest first, its data decoded (None: unreadable)."""
+        rows: list[tuple[str, str, float, Any]] = await self._run(self._buckets)
         return rows
 
-    async def marks(self) -> list[tuple[str, str, float, str]]:
-        rows: list[tuple[str, str, float, str]] = await self._run(self._marks)
+    async def marks(self) -> list[tuple[str, str, float, Any]]:
+        """Every stored mark, oldest first, its data decoded (None: unreadable)."""
+        rows: list[tuple[str, str, float, Any]] = await self._run(self._marks)
         return rows
 
     async def tiers(self) -> dict[tuple[str, str], str]:
@@ -105,13 +107,13 @@ class CertificationStore:
             raise RuntimeError("certification store is not open")
         return self._db
 
-    def _buckets(self) -> list[tuple[str, str, float, str]]:
+    def _buckets(self) -> list[tuple[str, str, float, Any]]:
         rows = self._conn().execute("SELECT agent, version, at, data FROM buckets ORDER BY at")
-        return [(str(a), str(v), float(at), str(d)) for a, v, at, d in rows]
+        return [(str(a), str(v), float(at), _decoded(d)) for a, v, at, d in rows]
 
-    def _marks(self) -> list[tuple[str, str, float, str]]:
+    def _marks(self) -> list[tuple[str, str, float, Any]]:
         rows = self._conn().execute("SELECT kind, agent, at, data FROM marks ORDER BY at")
-        return [(str(k), str(a), float(at), str(d)) for k, a, at, d in rows]
+        return [(str(k), str(a), float(at), _decoded(d)) for k, a, at, d in rows]
 
     def _tiers(self) -> dict[tuple[str, str], str]:
         rows = self._conn().execute("SELECT agent, version, tier FROM tiers")
@@ -159,6 +161,14 @@ class CertificationStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _decoded(data: object) -> Any:
+    """A stored JSON value (our own), or None when it cannot be read."""
+    try:
+        return json.loads(str(data))
+    except (ValueError, RecursionError):
+        return None
 
 
 def _write_buckets(db: sqlite3.Connection, rows: Iterable[BucketRow]) -> None:

@@ -87,7 +87,6 @@ class DeliveryRuntime(Component):
             context.config.budgets.default_max_output_tokens,
         )
         self._task: asyncio.Task[None] | None = None
-        context.provide("delivery", self)
         context.register_action("pause_rollout", self._pause_action)
         context.register_action("rollback_rollout", self._rollback_action)
 

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from agent_sre.config import Config
     from agent_sre.fleet.spec import FleetConfig
     from agent_sre.fleet.summary import SLORow
-    from agent_sre_daemon.component import NodeContext
+    from agent_sre_daemon.component import CertificationQuery, NodeContext
 
 log = logging.getLogger("agent_sre.fleet")
 
@@ -447,4 +447,9 @@ class FleetRuntime(Component):
             return admin_error(
                 404, "agent_not_found", f"no node of the fleet has seen agent {agent[:200]!r}"
             )
+        certification: CertificationQuery | None = self.context.service(  # type: ignore[assignment]
+            "certification"
+        )
+        if certification is not None:  # this node's verdict on the latest version it saw
+            found["certification"] = certification.latest(agent)
         return web.json_response(found)

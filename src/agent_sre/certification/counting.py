@@ -143,6 +143,8 @@ class CertificationCounter:
         self.versions: BoundedMap[Key, VersionCounts] = BoundedMap(
             "certification_versions", max_versions, retention, evicted
         )
+        # hot path: the map's own lookup (no use marked; _roll marks it once per bucket)
+        self._find = self.versions._entries.get
         by_kind: dict[AgentSpanKind, list[tuple[int, SLOTracker]]] = {}
         for index, tracker in enumerate(self.trackers):
             for kind in tracker.kinds:
@@ -173,14 +175,15 @@ class CertificationCounter:
             agent = str(agent)
         version = attrs.get(c.AGENT_VERSION)
         version = "" if version is None else (version if version.__class__ is str else str(version))
-        if len(agent) > MAX_ID_LENGTH or len(version) > MAX_ID_LENGTH:
-            agent, version = agent[:MAX_ID_LENGTH], version[:MAX_ID_LENGTH]
-        key = (agent, version)
-        entry = self.versions.peek(key)
-        if entry is None or entry.current_at + self.bucket <= now or now < entry.current_at:
-            row = self._roll(key, entry, now)
+        found = self._find((agent, version))  # ids past MAX_ID_LENGTH: never found here
+        if found is None:
+            row = self._roll(agent, version, now)
         else:
-            row = entry.current
+            entry = found[0]
+            if entry.current_at + self.bucket <= now or now < entry.current_at:
+                row = self._roll(agent, version, now)
+            else:
+                row = entry.current
         row[SPANS] += 1
         kind = span.kind
         if kind is AgentSpanKind.AGENT_TASK:
@@ -226,11 +229,11 @@ class CertificationCounter:
                         if verdict:
                             row[at] += 1
 
-    def _roll(self, key: Key, entry: VersionCounts | None, now: float) -> list[float]:
-        """The row of ``now``'s bucket for ``key`` (a new entry, or a new bucket)."""
-        if entry is not None:
-            # marks it used (once per bucket); None when it sat idle past the retention
-            entry = self.versions.get(key, now)
+    def _roll(self, agent: str, version: str, now: float) -> list[float]:
+        """The row of ``now``'s bucket for the version (a new entry, or a new bucket)."""
+        key = (agent[:MAX_ID_LENGTH], version[:MAX_ID_LENGTH])
+        # marks it used (once per bucket); None when absent or idle past the retention
+        entry = self.versions.get(key, now)
         if entry is None:
             entry = VersionCounts(*key)
             entry.first_seen = now

@@ -293,7 +293,7 @@ class FleetRuntime(Component):
                 incident.opened_at,
                 tuple(a[:MAX_TEXT] for a in incident.agents[:MAX_ROWS]),
             )
-            for incident in runtime.book.open_incidents()  # type: ignore[attr-defined]
+            for incident in runtime.open_incidents()  # type: ignore[attr-defined]
         ]
         rows.sort(key=lambda row: -row.opened_at)
         return tuple(rows[:MAX_ROWS])

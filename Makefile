@@ -39,10 +39,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/durable_queue.py
 	$(BIN)/python bench/slo.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/event_loop.py
 	$(BIN)/python bench/operator_render.py
+	$(BIN)/python bench/operator_status.py
 
 # The chart's values schema (its `config` from the daemon's models) and the plain Kubernetes
 # manifests rendered from the chart (both checked in sync by tests/deploy).

@@ -200,5 +200,7 @@ def proxy_error(
         headers["x-should-retry"] = "false"
     if retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-    body = json.dumps(PROVIDERS[api].error_body(kind, message)).encode()
+    provider = PROVIDERS[api]
+    body = json.dumps(provider.error_body(kind, message, status)).encode()
+    headers.update(provider.error_headers(kind, status))
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")

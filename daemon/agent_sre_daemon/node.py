@@ -215,6 +215,9 @@ class Node:
         self._ballast_task: asyncio.Task[None] | None = None
         self.set_aside: deque[aside.SetAside] = deque(maxlen=100)
         """What the stores set aside since the start (the last 100)."""
+        self.restart_needed: set[str] = set()
+        """Settings changed by a reload since the start that take effect on restart only
+        (``GET /v1/status`` says them until the process restarts)."""
         aside.drain()  # a node of its own (tests start several in one process)
 
     @property
@@ -369,6 +372,7 @@ class Node:
             self.context.node_name = identity.node
             self._wire_observers()
             restart_needed = [item for done in prepared for item in done.needs_restart]
+            self.restart_needed.update(restart_needed)
             message = "configuration reloaded"
             if restart_needed:
                 message += f"; {', '.join(restart_needed)} changed and take effect on restart"
@@ -411,7 +415,11 @@ class Node:
             "ready": self.ready,
             "uptime_seconds": round(self.clock.time() - self.started_at, 3),
             "addresses": self.addresses,
-            "config": {"path": self.config_path, "sha256": self.config_digest},
+            "config": {
+                "path": self.config_path,
+                "sha256": self.config_digest,
+                "restart_needed": sorted(self.restart_needed),
+            },
             "set_aside": [entry.to_dict() for entry in self.set_aside],
         }
         for component in self.components:

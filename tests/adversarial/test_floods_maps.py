@@ -308,12 +308,13 @@ def drive_shadow_in_flight(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tup
         for index in range(IDS):
             call = SimpleNamespace(
                 plan=SimpleNamespace(body=b"{}", priced=False, stream=False, model="",
-                                     provider="", priced_as="", max_output_tokens=None,
-                                     input_tokens_estimate=0, choices=1),
+                                     provider="", pricing="", priced_as="",
+                                     max_output_tokens=None, input_tokens_estimate=0, choices=1),
+                route=SimpleNamespace(sign=None),
                 upstream_url="", upstream_headers={}, path=f"/v1/x/{index}", query="",
                 request=SimpleNamespace(method="POST"), identity=SimpleNamespace(task_id=""),
             )  # fmt: skip
-            sent += caller.mirror(rollout, call, lambda body, model: body)  # type: ignore[arg-type]
+            sent += caller.mirror(rollout, call, lambda call, model: None)  # type: ignore[arg-type]
         await asyncio.sleep(0.2)
         in_flight = caller.in_flight["shadowed"]
         assert sent == in_flight == CAP

@@ -282,10 +282,10 @@ class CertificationRuntime(Component):
             live = {run.id: run.to_dict() for run in chaos.live_runs()}
             runs = [live.pop(str(row.get("id")), row) for row in runs] + list(live.values())
         self._chaos_runs = runs
-        book: Any = self.context.service("incidents")
+        runtime: Any = self.context.service("incidents")
         incidents: list[dict[str, Any]] = []
-        if book is not None:
-            for incident in list(book.incidents.values()):
+        if runtime is not None:
+            for incident in list(runtime.book.incidents.values()):
                 if incident.source == SOURCE or not incident.agents:
                     continue  # our own tier signals never count against a tier
                 incidents.append(

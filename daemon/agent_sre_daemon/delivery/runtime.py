@@ -81,7 +81,7 @@ class DeliveryRuntime(Component):
         self.by_route: dict[str, list[Rollout]] = {}
         self.shadow = ShadowCaller(
             self.clock,
-            Pricer(context.config.budgets.price_overrides),
+            Pricer(context.config.budgets.price_overrides, context.config.proxy.routes),
             self.metrics.shadow_cost,
             self.metrics.requests,
             counter_of(context.registry),
@@ -130,7 +130,7 @@ class DeliveryRuntime(Component):
 
         async def commit() -> None:
             self.settings = new.rollouts
-            self.shadow.pricer = Pricer(new.budgets.price_overrides)
+            self.shadow.pricer = Pricer(new.budgets.price_overrides, new.proxy.routes)
             self.shadow.default_max_output = new.budgets.default_max_output_tokens
             now = self.clock.time()
             kept = dict(self.rollouts)

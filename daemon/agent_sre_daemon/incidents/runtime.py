@@ -88,7 +88,6 @@ class IncidentsRuntime(Component):
         self.throttles = ThrottleStage(
             self.clock, self.store, context.bus, counter_of(context.registry)
         )
-        context.provide("incidents", self.book)
         context.register_action("open_circuit", self._open_circuit)
         context.register_action("throttle_agent", self.throttles.throttle)
         context.register_action("unthrottle_agent", self.throttles.unthrottle)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agent_sre.gateway.providers import PROVIDERS
 from agent_sre.section import Duration, Section
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ HIGHER_IS_BETTER = frozenset({"success_ratio"})
 """Metrics where the canary is worse when lower; for every other one, worse is higher."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MODEL_APIS = frozenset({"openai", "anthropic"})
-"""Route API shapes whose request body names the model (``vary: model`` needs one)."""
+MODEL_APIS = frozenset(name for name, provider in PROVIDERS.items() if provider.llm)
+"""Route API shapes whose requests name the model (``vary: model`` needs one)."""
 
 
 class CheckSpec(Section):

@@ -39,7 +39,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Daemon:
-    def __init__(self, name: str, checkout: Path, python: str, agents: int) -> None:
+    def __init__(
+        self, name: str, checkout: Path, python: str, agents: int, max_label_sets: int = 0
+    ) -> None:
         self.name = name
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-process-{name}-"))
         config = yaml.safe_load((checkout / "config" / "agent-sre.yaml").read_text())
@@ -56,6 +58,8 @@ class Daemon:
                 "target": 0.99,
                 "sli": {"kind": "task_success"},
                 "labels": ["agent.id"],
+                # 0: the default cap (100 label sets; the rest count as one __overflow__)
+                **({"max_label_sets": max_label_sets} if max_label_sets else {}),
             }
         ]
         (self.workdir / "agent-sre.yaml").write_text(yaml.safe_dump(config))

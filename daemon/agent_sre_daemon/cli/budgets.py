@@ -67,7 +67,7 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(data)
     else:
-        print(f"agent {args.agent_id}: {'blocked' if data.get('blocked') else 'not blocked'}")
+        output.say(f"agent {args.agent_id}: {'blocked' if data.get('blocked') else 'not blocked'}")
     return exits.OK
 
 

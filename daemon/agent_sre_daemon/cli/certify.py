@@ -43,7 +43,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(verdict)
     elif args.format == "markdown":
-        print(as_markdown(verdict))
+        output.say(as_markdown(verdict))
     else:
-        print(as_text(verdict))
+        output.say(as_text(verdict))
     return exits.OK

@@ -73,7 +73,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(run)
     else:
-        print(f"started {run['experiment']}: run {run['id']} for {run['duration']:g}s")
+        output.say(f"started {run['experiment']}: run {run['id']} for {run['duration']:g}s")
     return exits.OK
 
 
@@ -92,9 +92,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
         output.print_json({"stopped": stopped})
     elif stopped:
         for run in stopped:
-            print(f"stopped {run['experiment']} (run {run['id']})")
+            output.say(f"stopped {run['experiment']} (run {run['id']})")
     else:
-        print("nothing was running")
+        output.say("nothing was running")
     return exits.OK
 
 

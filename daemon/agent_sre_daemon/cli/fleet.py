@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
-from rich.text import Text
 
 from agent_sre_daemon.cli import output
 from agent_sre_daemon.cli.client import add_admin_option, show_get
@@ -62,7 +61,7 @@ def _pct(value: Any) -> str:
 
 def fleet_view(data: Any) -> RenderableType:
     if not isinstance(data, dict):
-        return Text(str(data))
+        return output.inert(data)
     store = data.get("store") or {}
     covers = data.get("covers") or {}
     down = "" if store.get("ok", True) else f", DOWN: {store.get('error')}"
@@ -96,7 +95,7 @@ def fleet_view(data: Any) -> RenderableType:
             _pct(s.get("error_budget_remaining")), str(s.get("status")), str(s.get("nodes")),
         )  # fmt: skip
     agents = data.get("agents") or {}
-    parts: list[RenderableType] = [Text(head), nodes, slos, agents_table(agents)]
+    parts: list[RenderableType] = [output.inert(head), nodes, slos, agents_table(agents)]
     incidents = data.get("incidents") or []
     if incidents:
         table = Table(title=f"open incidents ({len(incidents)})", title_justify="left")
@@ -126,8 +125,8 @@ def agents_table(data: Any) -> Table:
 
 def agent_view(data: Any) -> RenderableType:
     if not isinstance(data, dict):
-        return Text(str(data))
-    head = Text(
+        return output.inert(data)
+    head = output.inert(
         f"agent {data.get('agent')}: versions {', '.join(data.get('versions') or []) or '-'}; "
         f"spend ${data.get('spend_usd', 0):.4f}"
     )

@@ -85,7 +85,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(data)
     else:
-        print(f"incident {data.get('id')}: {data.get('state')}")
+        output.say(f"incident {data.get('id')}: {data.get('state')}")
     return exits.OK
 
 
@@ -102,9 +102,9 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
             Path(args.output).write_text(text)
         except OSError as exc:
             return output.fail(f"cannot write {args.output}: {exc.strerror or exc}")
-        print(f"postmortem of {args.incident_id} written to {args.output}")
+        output.say(f"postmortem of {args.incident_id} written to {args.output}")
     else:
-        print(text, end="")
+        output.say(text, end="")
     return exits.OK
 
 

@@ -27,6 +27,8 @@ from agent_sre_daemon.cli.client import (
 if TYPE_CHECKING:
     import argparse
 
+    from rich.text import Text
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay = sub.add_parser(
@@ -154,22 +156,28 @@ def span_tree(data: Any) -> Tree:
     return tree
 
 
-def _span_line(row: dict[str, Any]) -> str:
-    parts = [
-        f"[bold]{row['kind'] or 'span'}[/bold] {row['name']}",
-        f"{row['duration_seconds'] * 1000:.1f} ms",
+def _span_line(row: dict[str, Any]) -> Text:
+    # every part through the CLI's gate: span names and errors are what clients sent
+    parts: list[tuple[str, str]] = [
+        (str(row["kind"] or "span"), "bold"),
+        (f" {row['name']}", ""),
+        (f"  {row['duration_seconds'] * 1000:.1f} ms", ""),
     ]
     if row.get("model"):
-        parts.append(f"model={row['model']}")
+        parts.append((f"  model={row['model']}", ""))
     if row.get("input_tokens") is not None or row.get("output_tokens") is not None:
-        parts.append(f"tokens={row.get('input_tokens') or 0}/{row.get('output_tokens') or 0}")
+        tokens = f"{row.get('input_tokens') or 0}/{row.get('output_tokens') or 0}"
+        parts.append((f"  tokens={tokens}", ""))
     if row.get("cost_usd") is not None:
-        parts.append(f"cost=${row['cost_usd']:.6f}")
+        parts.append((f"  cost=${row['cost_usd']:.6f}", ""))
     if row.get("fault"):
-        parts.append(f"[magenta]fault={row['fault']}[/magenta]")
+        parts.append((f"  fault={row['fault']}", "magenta"))
     if row.get("error"):
-        parts.append(f"[red]error={row['error']}[/red]")
-    return "  ".join(parts)
+        parts.append((f"  error={row['error']}", "red"))
+    line = output.inert("")
+    for text, style in parts:
+        line.append_text(output.inert(text, style=style))
+    return line
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -214,7 +222,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         output.print_json(session)
     else:
         bound = f"calls under {session['prefix']}" if session["prefix"] else "calls"
-        print(
+        output.say(
             f"replay session {session['id']}: {session['calls']} recorded calls of trace "
             f"{session['trace_id']}; answers {bound} with the header {session['header']}"
         )
@@ -246,9 +254,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(data)
     elif not data["changes"]:
-        print(f"no difference between {args.a} and {args.b}")
+        output.say(f"no difference between {args.a} and {args.b}")
     else:
-        print(f"{len(data['changes'])} changes from {args.a} to {args.b}:")
+        output.say(f"{len(data['changes'])} changes from {args.a} to {args.b}:")
         for line in data["summary"]:
-            print(f"  {line}")
+            output.say(f"  {line}")
     return exits.OK

@@ -65,7 +65,7 @@ def cmd_operate(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(data)
     else:
-        print(f"rollout {data['name']}: {_where(data)}")
+        output.say(f"rollout {data['name']}: {_where(data)}")
     return exits.OK
 
 
@@ -77,7 +77,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(data)
     else:
-        print(data["message"])
+        output.say(data["message"])
     return exits.OK
 
 

@@ -269,12 +269,16 @@ def slo_detail(report: dict[str, Any]) -> RenderableType:
 
     parts: list[RenderableType] = []
     labels = ", ".join(report["label_keys"]) or "-"
-    parts.append(
-        f"[bold]{report['name']}[/bold]  {report['status']}\n"
-        f"{report['description'] or ''}\n"
+    head = output.inert(report["name"], style="bold")
+    head.append_text(output.inert(f"  {report['status']}"))
+    for line in (
+        report["description"] or "",
         f"kind {report['kind']}, target {_percent(report['target'])} over {report['window']}, "
-        f"labels {labels}" + (" (overflowing)" if report["overflow"] else "")
-    )
+        f"labels {labels}" + (" (overflowing)" if report["overflow"] else ""),
+    ):
+        head.append("\n")
+        head.append_text(output.inert(line))
+    parts.append(head)
     for instance in report["instances"] or [report["overall"]]:
         budget = instance["budget"]
         title = ", ".join(f"{k}={v}" for k, v in instance["labels"].items()) or "all events"

@@ -38,5 +38,5 @@ def cmd_reload(args: argparse.Namespace) -> int:
         data = AdminClient.from_args(args).post("/v1/reload")
     except AdminError as exc:
         return output.fail(exc)
-    print(data.get("message", "configuration reloaded") if isinstance(data, dict) else data)
+    output.say(data.get("message", "configuration reloaded") if isinstance(data, dict) else data)
     return exits.OK

@@ -104,7 +104,7 @@ def _done(args: argparse.Namespace, data: Any) -> int:
     if args.json:
         output.print_json(data)
     else:
-        print(data.get("message", ""))
+        output.say(data.get("message", ""))
     return exits.OK
 
 

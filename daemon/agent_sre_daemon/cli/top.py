@@ -4,8 +4,8 @@ incidents), read from the admin API like every other command, for a node without
 On a terminal it redraws every ``--interval`` seconds until ``q`` (or Ctrl-C); without one
 (``kubectl exec`` without ``-t``, a pipe, a file) or with ``--once`` it prints one frame and
 exits, so nothing depends on a screen it cannot have. Every value shown comes from clients
-(agent ids, SLO label values, incident titles): it is shown as plain text, control
-characters and markup included, never interpreted.
+(agent ids, SLO label values, incident titles): it is shown through the CLI's one gate
+(``output.inert``): markup shown as typed, control characters as escapes, never interpreted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import os
 import select
 import sys
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -134,15 +133,8 @@ def read(client: AdminClient) -> Snapshot:
 
 
 def plain(value: Any, limit: int = MAX_TEXT) -> Text:
-    """``value`` as inert text: control characters (escape sequences) shown as ``?``,
-    markup not parsed, cut to ``limit`` characters."""
-    from rich.text import Text
-
-    text = value if isinstance(value, str) else "" if value is None else str(value)
-    if len(text) > limit:
-        text = text[: limit - 1] + "~"
-    cleaned = "".join("?" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
-    return Text(cleaned)
+    """``value`` as inert text (:func:`agent_sre_daemon.cli.output.inert`), cut to ``limit``."""
+    return output.inert(value, limit)
 
 
 def _number(value: Any) -> float | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from agent_sre_daemon.component import Component, Prepared
 from agent_sre_daemon.exporters.process import ProcessMetrics, register_process_metrics
+from agent_sre_daemon.exporters.scrape import exposition
 from agent_sre_daemon.http_site import start_site
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ class MetricsServer(Component):
         return Prepared(needs_restart=["exporters.prometheus"] if changed else [])
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.context.registry)
+        # the SLO families are computed and encoded in a worker thread (exporters/scrape.py)
+        body = await exposition(self.context.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -1,20 +1,30 @@
-"""The SLO metrics, computed at scrape time from the engine's counters and reports."""
+"""The SLO metrics, computed at scrape time from the engine's counters and reports.
+
+A scrape of ``/metrics`` copies the counts on the event loop (:meth:`SLOEngine.gather`, a few
+bucket reads per instance) and builds the reports and their text in a worker thread
+(``exporters/scrape.py``): with thousands of instances the loop is not held for the reports.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from typing import TYPE_CHECKING
 
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from agent_sre.slo.engine import SLOEngine
 from agent_sre.slo.spec import prometheus_label_name
+from agent_sre_daemon.exporters.scrape import OFF_LOOP, render_off_loop
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
+    from agent_sre.slo.engine import EngineGathered
     from agent_sre.slo.report import InstanceReport, SLOReport
     from agent_sre_daemon.slo.runtime import SLORuntime
 
@@ -70,6 +80,7 @@ class SLOMetrics(Collector):
         self.runtime: Callable[[], SLORuntime | None] = lambda: None
         """Where the reports come from (set by the runtime once it exists)."""
         registry.register(self)
+        render_off_loop(registry, self.render)
 
     label_names = {
         name: ("slo", "<labels the SLO declares>", *extra) for name, _, _, extra in _FAMILIES
@@ -78,19 +89,41 @@ class SLOMetrics(Collector):
 
     def describe(self) -> list[Metric]:
         # Describing without collecting keeps registration cheap; names for docs/metrics.md.
-        return list(_families({}))
+        return list(_families([]))
 
     def collect(self) -> Iterator[Metric]:
+        if OFF_LOOP.get():
+            return  # this exposition has them from render(), computed off the loop
+        runtime = self.runtime()
+        yield from _families(runtime.reports(runtime.now()) if runtime is not None else [])
+
+    async def render(self) -> bytes:
+        """The SLO families as exposition text: the counts copied here, on the loop; the
+        reports built and encoded in a worker thread."""
         runtime = self.runtime()
         if runtime is None:
-            yield from _families({})
-            return
-        yield from _families({"runtime": runtime, "now": runtime.now()})
+            return generate_latest(_Families([]))
+        now = runtime.now()
+        gathered = runtime.engine.gather(now)
+        return await asyncio.to_thread(_text, gathered, now)
 
 
-def _families(context: dict[str, Any]) -> Iterator[Metric]:
-    runtime: SLORuntime | None = context.get("runtime")
-    reports = runtime.reports(context["now"]) if runtime is not None else []
+class _Families:
+    """What ``generate_latest`` reads: an object with ``collect()``."""
+
+    def __init__(self, reports: list[SLOReport]) -> None:
+        self.reports = reports
+
+    def collect(self) -> Iterable[Metric]:
+        return _families(self.reports)
+
+
+def _text(gathered: EngineGathered, now: float) -> bytes:
+    # off the loop: reads only the copied numbers and the SLOs' specifications
+    return generate_latest(_Families(SLOEngine.reports_from(gathered, now)))
+
+
+def _families(reports: list[SLOReport]) -> Iterator[Metric]:
     label_names = sorted({prometheus_label_name(k) for r in reports for k in r.label_keys})
     for name, kind, doc, extra in _FAMILIES:
         labels = ["slo", *label_names, *extra]

@@ -1,9 +1,9 @@
 """A verdict (``Verdict.to_dict()``, as the admin API gives it) as text for a terminal and as
 Markdown for a pull request or a change ticket. Pure.
 
-Values that come from clients (agent ids, versions, incident titles) are printed without
-control characters, and in Markdown escaped, so a hostile agent id cannot add lines, links,
-HTML or table cells to a ticket.
+Values that come from clients (agent ids, versions, incident titles) are printed with
+control characters escaped (:func:`agent_sre.printable.escape_controls`), and in Markdown
+escaped, so a hostile agent id cannot add lines, links, HTML or table cells to a ticket.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import json
 import re
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+from agent_sre.printable import escape_controls
+
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
 MAX_SHOWN = 300
 
 
 def plain(value: object) -> str:
     """``value`` as one line of printable text (at most :data:`MAX_SHOWN` characters)."""
-    text = _CONTROL.sub("?", str(value))
+    text = escape_controls(str(value))
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
 
 

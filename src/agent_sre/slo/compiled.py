@@ -16,7 +16,6 @@ from agent_sre.slo.counting import make_observer
 from agent_sre.slo.report import (
     InstanceReport,
     SLOReport,
-    WindowCounts,
     instance_report,
     report_windows,
 )
@@ -44,6 +43,10 @@ _INDEX_PREFERENCE = (
 )
 
 LabelKey = tuple[str, ...]
+GatheredRow = tuple[LabelKey, tuple[int, int], tuple[tuple[int, int], ...]]
+"""One instance as :meth:`CompiledSLO.gather` reads it: key, running counts, window counts."""
+Gathered = tuple[list[GatheredRow], bool]
+"""Every instance of an SLO, and whether its label sets overflowed."""
 
 
 def counting_fingerprint(spec: SLOSpec) -> str:
@@ -68,7 +71,7 @@ class CompiledSLO:
     __slots__ = (
         "spec", "name", "judge", "checks", "label_keys", "kind_label", "cap", "series",
         "index_key", "hours", "alerts", "limits", "plan", "alert_slots", "windows", "states",
-        "fingerprint", "overflow",
+        "fingerprint", "overflow", "report_plan",
     )  # fmt: skip
 
     def __init__(self, spec: SLOSpec, costs: TraceCosts) -> None:
@@ -105,6 +108,8 @@ class CompiledSLO:
         self.plan = tuple(window_buckets(seconds, self.hours) for seconds in plan)
         self.alert_slots = tuple((plan.index(a.long_s), plan.index(a.short_s)) for a in self.alerts)
         self.windows = report_windows(spec, self.alerts)
+        self.report_plan = tuple(window_buckets(seconds, self.hours) for seconds in self.windows)
+        """Where each report window is read from (see :meth:`gather`)."""
 
     def observer(self) -> Observer:
         """The function counting one span into this SLO, specialised for its shape; built
@@ -178,21 +183,40 @@ class CompiledSLO:
                 self.states.pop(key, None)
 
     def report(self, minute: int, now: float) -> SLOReport:
-        instances = []
-        for key, series in sorted(self.series.items()):
+        return self.report_from(self.gather(minute), now)
+
+    def gather(self, minute: int) -> Gathered:
+        """What a report at ``minute`` reads of the counters, as plain numbers: per instance,
+        its key, its running ``(good, total)`` and ``(good, total)`` over each report window.
+        Cheap (a few bucket reads per instance); :meth:`report_from` does the rest and may run
+        off the event loop, since it reads nothing that spans change."""
+        plan = self.report_plan
+        rows = []
+        for key, series in self.series.items():
             series.advance(minute)
-            instances.append(
-                instance_report(
-                    self.spec,
-                    self.alerts,
-                    self.windows,
-                    self._counter(series),
-                    self.labels_of(key),
-                    (series.good, series.total),
-                    now,
-                )
+            counts = tuple([series.window(fine, n) for fine, n in plan])
+            rows.append((key, (series.good, series.total), counts))
+        return rows, bool(self.label_keys) and self.overflow in self.series
+
+    def report_from(self, gathered: Gathered, now: float) -> SLOReport:
+        """The report of :meth:`gather`'s numbers at ``now``. Pure: reads only the SLO's
+        specification and ``gathered``."""
+        rows, overflow = gathered
+        windows = self.windows
+        instances = [
+            instance_report(
+                self.spec,
+                self.alerts,
+                windows,
+                dict(zip(windows, counts, strict=True)).__getitem__,
+                self.labels_of(key),
+                lifetime,
+                now,
             )
-        overall = self._overall(now) if self.label_keys or not instances else instances[0]
+            for key, lifetime, counts in sorted(rows, key=_row_key)
+        ]
+        labelled = self.label_keys or not instances
+        overall = self._overall(rows, now) if labelled else instances[0]
         return SLOReport(
             name=self.name,
             description=self.spec.description,
@@ -203,32 +227,24 @@ class CompiledSLO:
             status=worst(i.status for i in instances),
             overall=overall,
             instances=tuple(instances),
-            overflow=bool(self.label_keys) and self.overflow in self.series,
+            overflow=overflow,
             at=now,
         )
 
-    def _counter(self, series: BucketSeries) -> WindowCounts:
-        hours = self.hours
+    def _overall(self, rows: list[GatheredRow], now: float) -> InstanceReport:
+        windows = self.windows
+        summed = {
+            seconds: (sum(r[2][i][0] for r in rows), sum(r[2][i][1] for r in rows))
+            for i, seconds in enumerate(windows)
+        }
+        lifetime = (sum(r[1][0] for r in rows), sum(r[1][1] for r in rows))
+        return instance_report(
+            self.spec, self.alerts, windows, summed.__getitem__, {}, lifetime, now
+        )
 
-        def counts(seconds: float) -> tuple[int, int]:
-            return series.window(*window_buckets(seconds, hours))
 
-        return counts
-
-    def _overall(self, now: float) -> InstanceReport:
-        hours, everything = self.hours, list(self.series.values())
-
-        def counts(seconds: float) -> tuple[int, int]:
-            fine, n = window_buckets(seconds, hours)
-            good = total = 0
-            for series in everything:
-                g, t = series.window(fine, n)
-                good += g
-                total += t
-            return good, total
-
-        lifetime = (sum(s.good for s in everything), sum(s.total for s in everything))
-        return instance_report(self.spec, self.alerts, self.windows, counts, {}, lifetime, now)
+def _row_key(row: GatheredRow) -> LabelKey:
+    return row[0]
 
 
 def index_key_of(spec: SLOSpec) -> str | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agent_sre.slo.alerts import Status, StatusChange, worst
 from agent_sre.slo.buckets import BucketSeries, HourCopy, SnapshotError
 from agent_sre.slo.burndown import BurnDown, burn_down
-from agent_sre.slo.compiled import CompiledSLO, LabelKey
+from agent_sre.slo.compiled import CompiledSLO, Gathered, LabelKey
 from agent_sre.slo.costs import DEFAULT_MAX_TRACES, TraceCosts
 from agent_sre.slo.counting import Dispatch, Observer, Route, make_observe, make_route
 from agent_sre.slo.sli import attribute_keys, match_values
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from agent_sre.config import Config
     from agent_sre.slo.report import SLOReport
     from agent_sre.tracing.view import AttrValue
+
+EngineGathered = list[tuple[CompiledSLO, Gathered]]
+"""Per SLO, the numbers :meth:`SLOEngine.gather` copied (see :meth:`CompiledSLO.gather`)."""
 
 SNAPSHOT_FORMAT = "agent-sre/slo-buckets/v1"
 _STATUS_VALUES = frozenset(status.value for status in Status)
@@ -147,8 +150,19 @@ class SLOEngine:
 
     def reports(self, now: float) -> list[SLOReport]:
         """The reports of every SLO, in configuration order."""
+        return self.reports_from(self.gather(now), now)
+
+    def gather(self, now: float) -> EngineGathered:
+        """The numbers :meth:`reports` reads at ``now``, copied out of the counters (a few
+        bucket reads per instance). :meth:`reports_from` turns them into the same reports and
+        may run off the event loop: it reads nothing spans or evaluations change."""
         minute = int(now // 60)
-        return [slo.report(minute, now) for slo in self._slos.values()]
+        return [(slo, slo.gather(minute)) for slo in self._slos.values()]
+
+    @staticmethod
+    def reports_from(gathered: EngineGathered, now: float) -> list[SLOReport]:
+        """The reports of :meth:`gather`'s numbers, in configuration order."""
+        return [slo.report_from(numbers, now) for slo, numbers in gathered]
 
     def hour_copies(self, now: float) -> list[tuple[SLOSpec, Status, list[HourCopy]]]:
         """Per SLO: its spec, its worst instance status as last evaluated, and a copy of

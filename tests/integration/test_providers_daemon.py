@@ -207,8 +207,14 @@ def test_each_provider_is_captured_and_replays_offline(
                 assert gemini_stream(url + "/gemini") == REPLY
             elif exchange["prefix"] == "/bedrock":
                 assert converse_stream(url + "/bedrock") == REPLY
-            else:
+            else:  # the call with a key in its query, answered without one
                 assert "key=[REDACTED]" in exchange["query"]
+                replay = urllib.request.Request(
+                    f"{url}/gemini/v1beta/models/{GEMINI}:generateContent", data=raw,
+                    headers={"Content-Type": "application/json"},
+                )  # fmt: skip
+                with urllib.request.urlopen(replay, timeout=10) as response:
+                    assert json.load(response)["candidates"]
         finally:
             server.terminate()
             assert server.wait(10) == 0

@@ -78,6 +78,11 @@ class CassetteServer:
 
 async def serve_until_stopped(server: CassetteServer, endpoint: str) -> str:
     """Runs ``server`` until SIGINT or SIGTERM; prints its address first."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the address is out: a stop at once
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # is a clean one
+            loop.add_signal_handler(sig, stop.set)
     url = await server.start(endpoint)
     prefixes = sorted({e.prefix for e in server.cassette.exchanges})
     print(
@@ -85,11 +90,6 @@ async def serve_until_stopped(server: CassetteServer, endpoint: str) -> str:
         f"{server.cassette.trace_id} on {url} (prefixes: {', '.join(prefixes) or '-'})",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

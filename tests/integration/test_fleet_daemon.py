@@ -239,7 +239,7 @@ def agree_with_promtool(daemons: list[DaemonProcess], chat: dict[str, Any], tmp:
             if name == "agent_sre_slo_events_total" and found.get("slo") == "chat":
                 selector = f'{{slo="chat",result="{found["result"]}",instance="{node}"}}'
                 series.append({"series": "agent_sre_slo_events_total" + selector,
-                               "values": f"0 {int(value)}"})  # fmt: skip
+                               "values": f"0 {int(value)} {int(value)}"})  # fmt: skip
     specs = [SLOSpec.model_validate(spec) for spec in SLOS]
     (tmp / "rules.yaml").write_text(rules_yaml(generate_prometheus_rules(specs)))
     test = {
@@ -261,8 +261,10 @@ def agree_with_promtool(daemons: list[DaemonProcess], chat: dict[str, Any], tmp:
                         ],
                     },
                     {
+                        # a step later: read from rules of another group, which promtool
+                        # may evaluate after this one within a step
                         "expr": 'slo:period_error_budget_remaining:ratio{slo="chat"}',
-                        "eval_time": "1m",
+                        "eval_time": "2m",
                         "exp_samples": [
                             {
                                 "labels": 'slo:period_error_budget_remaining:ratio{slo="chat"}',

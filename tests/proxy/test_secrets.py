@@ -8,6 +8,7 @@ import logging
 import aiohttp
 import anthropic
 import openai
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client import generate_latest
 
 PLANTED = "sk-PLANTED-7f3a9c1e5b2d4f60"
@@ -51,7 +52,7 @@ async def test_planted_key_never_leaves_the_request(make_proxy, provider, caplog
     admin_views = []
     app_routes = {route.path: route.handler for route in proxy.server.admin_routes()}
     for path in ("/v1/budgets", "/v1/agents"):
-        response = await app_routes[path](None)  # type: ignore[arg-type]
+        response = await app_routes[path](make_mocked_request("GET", path))
         admin_views.append(response.body)
     await proxy.server.stop()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +28,7 @@ from agent_sre.certification.counting import MAX_ID_LENGTH, CertificationCounter
 from agent_sre.certification.evidence import Mark
 from agent_sre.certification.marks import AgentMarks
 from agent_sre.certification.verdict import Verdict, evaluate, rfc3339
+from agent_sre.replay.redaction import Redactor
 from agent_sre.signals import Severity, Signal
 from agent_sre_daemon.admin.inputs import query_number
 from agent_sre_daemon.certification.metrics import CertificationMetrics
@@ -98,6 +100,8 @@ class CertificationRuntime(Component):
             settings.retention,
             settings.max_versions,
             self._on_evict,
+            # ids a client chose reach the store, the API and metric labels: no credential
+            Redactor(config.replay.redaction.patterns).redact_text,
         )
 
     @classmethod
@@ -127,10 +131,7 @@ class CertificationRuntime(Component):
             self._subscription.close()
             self._subscription = None
         if self._opened:
-            try:
-                await self.save()
-            except Exception:
-                log.exception("cannot save certification evidence at stop")
+            await self._save_or_log()
             await self.store.close()
             self._opened = False
 
@@ -420,9 +421,20 @@ class CertificationRuntime(Component):
                 await self.evaluate_all()
                 if self.clock.monotonic() - last_save >= SAVE_EVERY_S:
                     last_save = self.clock.monotonic()
-                    await self.save()
+                    await self._save_or_log()
             except Exception:
                 log.exception("certification evaluation failed")
+
+    async def _save_or_log(self) -> None:
+        """Saves; a store that cannot be written (a full disk, a read-only volume) is a
+        line in the log, not a traceback: what was not saved stays for the next save."""
+        try:
+            await self.save()
+        except (OSError, sqlite3.Error) as error:
+            log.error(
+                "certification: cannot save evidence to %s (%s); it stays in memory and is "
+                "saved with the next save", self.store.path, error,
+            )  # fmt: skip
 
     # -- admin API ------------------------------------------------------------------------
 

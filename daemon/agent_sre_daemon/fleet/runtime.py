@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
@@ -43,7 +44,6 @@ from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec, ca
 from agent_sre_daemon.errors import AdminInputError, admin_error
 from agent_sre_daemon.evictions import counter_of
 from agent_sre_daemon.fleet.metrics import FleetMetrics
-from agent_sre_daemon.fleet.store import STORE_ERRORS, RedisSummaryStore
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from agent_sre.fleet.spec import FleetConfig
     from agent_sre.fleet.summary import SLORow
     from agent_sre_daemon.component import CertificationQuery, NodeContext
+    from agent_sre_daemon.fleet.store import RedisSummaryStore
 
 log = logging.getLogger("agent_sre.fleet")
 
@@ -70,6 +71,15 @@ def store_url(config: Config) -> str | None:
     if fleet.store == "redis" or config.budgets.store == "redis":
         return config.budgets.redis_url
     return None
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """What a store call may raise: Redis' errors once redis is loaded (a Redis store is in
+    use; nothing else can raise them), the OS' own and a timeout."""
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is None:
+        return (OSError, TimeoutError, asyncio.TimeoutError)
+    return (redis_errors.RedisError, OSError, TimeoutError, asyncio.TimeoutError)
 
 
 class FleetRuntime(Component):
@@ -105,6 +115,10 @@ class FleetRuntime(Component):
 
     async def start(self) -> dict[str, str]:
         if self._url is not None:
+            # imported only when used: redis brings the OpenTelemetry SDK, psutil and
+            # cryptography with it (~11 MiB and 150 ms at start)
+            from agent_sre_daemon.fleet.store import RedisSummaryStore
+
             self.store = RedisSummaryStore(self._url, self.config.key_prefix, STORE_TIMEOUT)
         if self.config.enabled:
             self._task = asyncio.create_task(self._loop(), name="fleet-publish")
@@ -118,7 +132,7 @@ class FleetRuntime(Component):
                 await asyncio.wait_for(
                     self.store.close(), max(0.1, deadline - self.clock.monotonic())
                 )
-            except (*STORE_ERRORS, asyncio.TimeoutError):
+            except store_errors():
                 pass
             self.store = None
 
@@ -226,7 +240,7 @@ class FleetRuntime(Component):
         assert self.store is not None
         try:
             await self.store.publish(node, encoded, now, self.config.ttl)
-        except STORE_ERRORS as exc:
+        except store_errors() as exc:
             self._store_failed(exc)
             self.metrics.publishes.labels("error").inc()
             return
@@ -237,7 +251,7 @@ class FleetRuntime(Component):
         assert self.store is not None
         try:
             stored = await self.store.read(self.config.max_nodes)
-        except STORE_ERRORS as exc:
+        except store_errors() as exc:
             self._store_failed(exc)
             return []
         self._store_answered()
@@ -373,7 +387,7 @@ class FleetRuntime(Component):
             return ()
         try:
             budgets = await asyncio.wait_for(gate.budgets(now), BUDGETS_TIMEOUT)  # type: ignore[attr-defined]
-        except (*STORE_ERRORS, asyncio.TimeoutError) as exc:
+        except store_errors() as exc:
             log.warning("fleet: the budgets' use cannot be read (%s); left out", exc)
             return ()
         rows = [

@@ -43,7 +43,7 @@ from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from agent_sre.bounded import OnEvict
     from agent_sre.slo.sli import Judge
@@ -117,6 +117,9 @@ class CertificationCounter:
         retention: buckets older than this are dropped; a version idle this long goes.
         max_versions: (agent, version) pairs kept.
         on_evict: hears of each pair evicted (the daemon counts and forgets them).
+        scrub: turns an id a client chose into the one kept (the daemon redacts credentials
+            with it: ids reach the store on disk, the API and metric labels). Called only
+            when a bucket opens, never per span.
     """
 
     def __init__(
@@ -126,17 +129,25 @@ class CertificationCounter:
         retention: float,
         max_versions: int,
         on_evict: OnEvict | None = None,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
         self.bucket = bucket
+        self._scrub = scrub
         self.retention = retention
         self.trackers = trackers_of(slos)
         self.width = BASE_COUNTERS + 2 * len(self.trackers)
         self.evicted: list[Key] = []
-        """Pairs evicted since the daemon last looked (it deletes their stored rows)."""
+        """Pairs with stored rows evicted since the daemon last looked (it deletes them)."""
+        self._stored: set[Key] = set()
+        """Pairs handed out to be stored (at most ``max_versions``): a pair evicted before
+        its first save has nothing on disk and is not remembered (a churn of ids between two
+        saves would otherwise hold every id it saw)."""
         outer = on_evict
 
         def evicted(name: str, key: Any) -> None:
-            self.evicted.append(key)
+            if key in self._stored:
+                self._stored.discard(key)
+                self.evicted.append(key)
             if outer is not None:
                 outer(name, key)
 
@@ -175,7 +186,8 @@ class CertificationCounter:
             agent = str(agent)
         version = attrs.get(c.AGENT_VERSION)
         version = "" if version is None else (version if version.__class__ is str else str(version))
-        found = self._find((agent, version))  # ids past MAX_ID_LENGTH: never found here
+        # ids past MAX_ID_LENGTH or holding a credential are never found here (kept scrubbed)
+        found = self._find((agent, version))
         if found is None:
             row = self._roll(agent, version, now)
         else:
@@ -232,6 +244,8 @@ class CertificationCounter:
     def _roll(self, agent: str, version: str, now: float) -> list[float]:
         """The row of ``now``'s bucket for the version (a new entry, or a new bucket)."""
         key = (agent[:MAX_ID_LENGTH], version[:MAX_ID_LENGTH])
+        if self._scrub is not None:
+            key = (self._scrub(key[0]), self._scrub(key[1]))
         # marks it used (once per bucket); None when absent or idle past the retention
         entry = self.versions.get(key, now)
         if entry is None:
@@ -295,6 +309,7 @@ class CertificationCounter:
                 row = entry.buckets.get(at)
                 rows.append((agent, version, at, None if row is None else self.stored(row)))
             entry.dirty.clear()
+            self._stored.add((agent, version))
         evicted, self.evicted = self.evicted, []
         return rows, evicted
 
@@ -330,11 +345,14 @@ class CertificationCounter:
         except (TypeError, ValueError, IndexError, AttributeError):
             return False
         key = (agent[:MAX_ID_LENGTH], version[:MAX_ID_LENGTH])
+        if self._scrub is not None:  # a store an older daemon wrote
+            key = (self._scrub(key[0]), self._scrub(key[1]))
         entry = self.versions.peek(key)
         if entry is None:
             entry = VersionCounts(*key)
             self.versions.put(key, entry, at)
         entry.buckets[at] = row
+        self._stored.add(key)
         entry.first_seen = at if entry.first_seen is None else min(entry.first_seen, at)
         last = at + self.bucket
         entry.last_seen = last if entry.last_seen is None else max(entry.last_seen, last)
@@ -356,6 +374,7 @@ class CertificationCounter:
             if mine is not None:
                 mine.first_seen, mine.last_seen = entry.first_seen, entry.last_seen
                 mine.dirty = set(entry.dirty)
+        self.evicted.extend(old.evicted)  # their stored rows are still to be deleted
         self.settle()
 
 

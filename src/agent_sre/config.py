@@ -141,6 +141,11 @@ class ProxyRoute(Section):
     cannot hold a budget reservation for ever (504 before the answer starts, the stream cut
     after)."""
     inject_api_key_env: str | None = None
+    callee: str | None = None
+    """``api: a2a``: the id of the agent the route leads to (default: the route's name)."""
+    max_delegation_depth: int = Field(8, ge=1, le=100)
+    """``api: a2a``: the deepest hand-off taken (a caller at depth 0 hands off at depth 1);
+    one past it is refused with the JSON-RPC error -32090."""
 
     @field_validator("prefix")
     @classmethod

@@ -168,6 +168,8 @@ class BudgetGate:
                 if isinstance(outcome, Reservation):
                     return Ticket(who, outcome)
                 denial = outcome
+        if denial is None and plan.delegation:
+            denial = await self._may_delegate(guard, who, now)
         if denial is None:
             return Ticket(who)
         view.denied += 1
@@ -176,6 +178,18 @@ class BudgetGate:
         if signal is not None:
             self._publish(signal)
         return denial
+
+    async def _may_delegate(self, guard: CostGuard, who: CallIdentity, now: float) -> Denial | None:
+        """A hand-off to another agent (A2A) reserves nothing, but an agent whose budget is
+        spent cannot hand work on (the callee would spend on its behalf)."""
+        charges = guard.charges(who, now)
+        if not charges:
+            return None
+        try:
+            used = await self.store.used(charges)
+        except LedgerUnavailableError as exc:
+            return guard.unavailable(str(exc))
+        return guard.spent(zip(charges, used, strict=True))
 
     def _unpriced(self, plan: CallPlan, now: float) -> Denial | None:
         """``budgets.unpriced_models`` for a call a budget covers: None to go on (priced, or

@@ -74,7 +74,7 @@ def applicable(fault: FaultSpec, call: CallFacts) -> bool:
     if kind in ("truncated_stream", "slow_stream"):
         return call.stream
     if kind == "tool_error":
-        return call.api in ("tool", "mcp")
+        return call.api in ("tool", "mcp", "a2a")
     if kind == "token_inflation":
         return call.api in ("openai", "anthropic")
     return True

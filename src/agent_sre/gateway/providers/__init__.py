@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal, get_args
 
 from agent_sre.gateway.plan import ResponseFacts, UsageError, json_object, too_deep
-from agent_sre.gateway.providers import anthropic, mcp, openai, passthrough, tool
+from agent_sre.gateway.providers import a2a, anthropic, mcp, openai, passthrough, tool
 
 if TYPE_CHECKING:
     from agent_sre.config import ProxyRoute
@@ -23,9 +23,10 @@ PROVIDERS: dict[str, Provider] = {
     "tool": tool.PROVIDER,
     "mcp": mcp.PROVIDER,
     "passthrough": passthrough.PROVIDER,
+    "a2a": a2a.PROVIDER,
 }
 
-ApiName = Literal["openai", "anthropic", "tool", "mcp", "passthrough"]
+ApiName = Literal["openai", "anthropic", "tool", "mcp", "passthrough", "a2a"]
 """The names of :data:`PROVIDERS`, as a type for the configuration model."""
 
 if set(get_args(ApiName)) != set(PROVIDERS):  # pragma: no cover - a drift fails every import

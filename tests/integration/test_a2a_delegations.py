@@ -16,6 +16,7 @@ import httpx
 import pytest
 from a2a.client import A2ACardResolver, A2AClientError, ClientConfig, ClientFactory
 from a2a.types import GetTaskRequest, Message, Part, Role, SendMessageRequest
+from a2a.utils.errors import InternalError
 
 from tests.integration.conftest import forwarding
 from tests.support.a2a_agent import A2AAgent
@@ -52,7 +53,7 @@ def a2a_config(upstream: RecordingUpstream, agent_url: str, **route: Any) -> dic
             }
         ],
     }
-    config["chaos"] = {"allow_header_faults": True}
+    config["chaos"] = {"enabled": True, "allow_header_faults": True}
     config["slos"] = [
         {
             "name": "depth",
@@ -267,9 +268,10 @@ async def test_chaos_faults_look_like_real_a2a_failures(
 ) -> None:
     async with httpx.AsyncClient(headers={"X-Agent-Id": "planner"}, timeout=20) as http:
         client = await client_for(daemon, http)
+        streaming = await client_for(daemon, http, streaming=True)
         # a JSON-RPC error from the agent
         http.headers["x-agent-sre-fault"] = "tool_error;message=agent crashed"
-        with pytest.raises(A2AClientError) as rpc_error:
+        with pytest.raises(InternalError) as rpc_error:  # the SDK's class for -32603
             await send(client, "hello")
         assert "agent crashed" in str(rpc_error.value)
         # an HTTP 503 in front of it
@@ -279,12 +281,11 @@ async def test_chaos_faults_look_like_real_a2a_failures(
         assert "503" in str(unavailable.value)
         # a stream cut after its first event
         http.headers["x-agent-sre-fault"] = "truncated_stream;after_events=1"
-        streaming = await client_for(daemon, http, streaming=True)
         got: list[Any] = []
         with pytest.raises(A2AClientError):
             async for event in streaming.send_message(message("hello")):
                 got.append(event)
-        assert len(got) == 1
+        assert len(got) == 1  # sse-starlette's CRLF events, cut after the first
     assert upstream.wait_for(
         lambda: (
             {

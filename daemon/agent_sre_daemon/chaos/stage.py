@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -342,16 +343,14 @@ def _inflated(tokens: int, already: int, factor: float) -> int:
     return tokens if tokens == already and already else int(tokens * factor)
 
 
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+"""An event's end: a blank line, in any of the line ends SSE allows (sse-starlette, which
+A2A servers use, writes CRLF)."""
+
+
 def _event_ends(chunk: bytes) -> list[int]:
     """Offsets just past each event end (a blank line) in ``chunk``."""
-    out: list[int] = []
-    start = 0
-    while True:
-        at = chunk.find(b"\n\n", start)
-        if at < 0:
-            return out
-        out.append(at + 2)
-        start = at + 2
+    return [match.end() for match in _EVENT_END.finditer(chunk)]
 
 
 if TYPE_CHECKING:

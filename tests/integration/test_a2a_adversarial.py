@@ -83,6 +83,7 @@ def daemon(
     config = forwarding(upstream)
     config["proxy"] = {
         "endpoint": "127.0.0.1:0",
+        "correlation": {"hold": "0s"},
         "routes": [
             {
                 "name": "callee",

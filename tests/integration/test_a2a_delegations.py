@@ -42,6 +42,8 @@ def a2a_config(upstream: RecordingUpstream, agent_url: str, **route: Any) -> dic
     config["admin"] = {"endpoint": "127.0.0.1:0", "token": "tok"}
     config["proxy"] = {
         "endpoint": "127.0.0.1:0",
+        # the proxy's spans are the events at once (these agents send no spans of their own)
+        "correlation": {"hold": "0s"},
         "routes": [
             {
                 "name": "researcher",

@@ -301,3 +301,73 @@ async def test_chaos_faults_look_like_real_a2a_failures(
     faulted = [s for s in delegation_spans(upstream) if s.get("agent_sre.chaos.fault")]
     assert all(s["agent_sre.decided_by"] == "chaos" for s in faulted)
     assert all(s["_status"] == 2 for s in faulted)
+
+
+async def test_the_spend_of_a_delegated_task_rolls_up_to_the_delegating_task(
+    make_daemon: Callable[..., DaemonProcess],
+    upstream: RecordingUpstream,
+    agent: A2AAgent,
+    provider_url: str,
+) -> None:
+    """The rule: by trace. The proxy hands the callee its DELEGATION span as ``traceparent``;
+    the callee's own LLM call through the proxy continues that trace, so the delegating
+    task's ``cost_per_task`` (the spend of its trace) includes the delegated task's."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    config = a2a_config(upstream, agent.url)
+    config["proxy"]["routes"].append(
+        {"name": "openai", "prefix": "/openai", "upstream": provider_url, "api": "openai"}
+    )
+    config["slos"] = [
+        {
+            "name": "task-cost",
+            "target": 0.9,
+            "window": "30d",
+            # any spend at all is over it: the task is judged bad only if it saw the spend
+            "sli": {"kind": "cost_per_task", "threshold": 1e-9},
+        }
+    ]
+    daemon = make_daemon(config).start()
+    trace_id, parent = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
+    headers = {"X-Agent-Id": "planner", "traceparent": f"00-{trace_id:032x}-{parent:016x}-01"}
+    llm = f"http://{daemon.addresses['proxy']}/openai/v1/chat/completions"
+    async with httpx.AsyncClient(headers=headers, timeout=20) as http:
+        client = await client_for(daemon, http)
+        await send(client, f"llm:{llm}")
+
+    def callee_llm_span() -> list[Any]:
+        return [
+            span
+            for _, span in upstream.spans()
+            if attrs(span.attributes).get("agent_sre.proxy.route") == "openai"
+        ]
+
+    assert upstream.wait_for(lambda: bool(callee_llm_span()))
+    (llm_span,) = callee_llm_span()
+    assert llm_span.trace_id == trace_id.to_bytes(16, "big")  # the delegating task's trace
+    assert attrs(llm_span.attributes)["agent.id"] == "researcher"  # booked to the callee
+    assert attrs(llm_span.attributes)["agent_sre.cost_usd"] > 0
+
+    # the delegating task ends: its span, in its trace, is judged on the trace's spend
+    provider = TracerProvider()
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"http://{daemon.addresses['otlp_grpc']}", insecure=True)
+        )
+    )
+    context = set_span_in_context(
+        NonRecordingSpan(SpanContext(trace_id, parent, is_remote=True, trace_flags=TraceFlags(1)))
+    )
+    provider.get_tracer("planner").start_span(
+        "invoke_agent planner",
+        context=context,
+        attributes={"agent.span.kind": "AGENT_TASK", "agent.id": "planner"},
+    ).end()
+    provider.shutdown()
+    assert upstream.wait_for(
+        lambda: any(s.name == "invoke_agent planner" for _, s in upstream.spans())
+    )
+    assert slos(daemon)["task-cost"] == (0, 1)

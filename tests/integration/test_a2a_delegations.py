@@ -265,6 +265,46 @@ async def test_a_blocked_agent_cannot_delegate(
     )
 
 
+async def test_a_hand_off_holds_the_callers_budget_while_it_runs(
+    make_daemon: Callable[..., DaemonProcess], upstream: RecordingUpstream, agent: A2AAgent
+) -> None:
+    """A route's ``delegation_reserve_usd`` is held from the caller's budgets while the
+    hand-off runs and given back when it ends; one the budget cannot cover is refused."""
+    config = a2a_config(upstream, agent.url)
+    route = config["proxy"]["routes"][0]
+    route["delegation_reserve_usd"] = 0.004
+    costly = {**route, "name": "costly", "prefix": "/agents/costly"}
+    costly["delegation_reserve_usd"] = 0.02
+    config["proxy"]["routes"].append(costly)
+    config["budgets"] = {
+        "budgets": [{"name": "daily", "scope": "agent", "limit_usd": 0.01, "window": "day"}]
+    }
+    daemon = make_daemon(config).start()
+    proxy = f"http://{daemon.addresses['proxy']}"
+    handoff = {
+        "jsonrpc": "2.0",
+        "id": "h",
+        "method": "message/send",
+        "params": {
+            "message": {"messageId": "m", "role": "user", "parts": [{"kind": "text", "text": "x"}]}
+        },
+    }
+    async with httpx.AsyncClient(headers={"X-Agent-Id": "spender"}, timeout=20) as http:
+        ok = await http.post(f"{proxy}/agents/researcher/", json=handoff)
+        assert ok.status_code == 200 and "result" in ok.json(), ok.text
+        refused = await http.post(f"{proxy}/agents/costly/", json=handoff)
+    assert refused.status_code == 200
+    assert refused.headers["x-agent-sre-error"] == "budget_exceeded"
+    body = refused.json()
+    assert body["id"] == "h" and body["error"]["code"] == -32091
+    assert "daily" in body["error"]["message"] and "0.020000" in body["error"]["message"]
+    with urllib.request.urlopen(daemon.url("admin", "/v1/budgets"), timeout=10) as response:
+        (budget,) = json.load(response)["budgets"]
+    # the hold was given back: a hand-off books nothing to the caller itself
+    assert budget["subjects"] in ([], [{"subject": "spender", "spent_usd": 0.0,
+                                        "remaining_usd": 0.01}])  # fmt: skip
+
+
 async def test_chaos_faults_look_like_real_a2a_failures(
     daemon: DaemonProcess, upstream: RecordingUpstream
 ) -> None:

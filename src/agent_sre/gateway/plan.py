@@ -51,6 +51,9 @@ class CallPlan:
     """The A2A task a call names (a follow-up's task, or the task a message continues)."""
     agent_card: bool = False
     """A GET of an A2A agent card."""
+    reserve_usd: float = 0.0
+    """What a hand-off holds of the caller's budgets while it runs (the route's
+    ``delegation_reserve_usd``)."""
 
     @property
     def llm_call(self) -> bool:

@@ -116,6 +116,7 @@ class A2A:
         if stream is not None:
             plan.operation = OPERATION
             plan.delegation = True
+            plan.reserve_usd = route.delegation_reserve_usd
             plan.stream = stream
             message = params.get("message")
             task = message.get("taskId") if isinstance(message, dict) else None

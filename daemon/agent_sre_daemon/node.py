@@ -45,6 +45,7 @@ from agent_sre_daemon.component import (
 from agent_sre_daemon.delivery.runtime import DeliveryRuntime
 from agent_sre_daemon.exporters.forwarding import Forwarding
 from agent_sre_daemon.exporters.prometheus import MetricsServer
+from agent_sre_daemon.fleet.runtime import FleetRuntime
 from agent_sre_daemon.http_site import ListenerLimits
 from agent_sre_daemon.incidents.runtime import IncidentsRuntime
 from agent_sre_daemon.ingest.correlation import CallCorrelation
@@ -76,6 +77,7 @@ ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
     DeliveryRuntime,
     ChaosRuntime,
     ReplayEngine,
+    FleetRuntime,
 )
 """The engines, in start order (a new engine is one line here)."""
 
@@ -88,6 +90,7 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     IncidentsRuntime,
     ChaosRuntime,
     ReplayEngine,
+    FleetRuntime,
     Forwarding,
     CallCorrelation,
     ProxyServer,

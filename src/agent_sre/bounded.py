@@ -39,6 +39,7 @@ REGISTRY: dict[str, str] = {
     "incidents_open": "incidents: open incidents (a new one closes the quietest)",
     "incident_agents": "incidents: agents named on one incident",
     "incident_signals": "incidents: firing signal keys (and their values) on one incident",
+    "fleet_agents": "fleet: agents seen on this node (their versions, calls, spend)",
     "shadow_in_flight": "rollouts: shadow copies in flight per rollout (beyond: not sent)",
 }
 """Every map or list kept per value clients send, by the name its evictions are counted

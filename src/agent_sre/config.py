@@ -21,6 +21,7 @@ from agent_sre.chaos.spec import ChaosConfig
 from agent_sre.config_checks import config_problems
 from agent_sre.cost.spec import BudgetsConfig
 from agent_sre.delivery.spec import RolloutsConfig
+from agent_sre.fleet.spec import FleetConfig
 from agent_sre.gateway.providers import ApiName
 from agent_sre.incidents.spec import IncidentsConfig
 from agent_sre.replay.spec import ReplayConfig
@@ -249,7 +250,7 @@ class Config(Section):
     incidents: IncidentsConfig = IncidentsConfig()
     alerting: AlertingConfig = AlertingConfig()
     replay: ReplayConfig = ReplayConfig()
-    fleet: NotYetConfigurable = NotYetConfigurable()
+    fleet: FleetConfig = FleetConfig()
 
     @field_validator("slos")
     @classmethod

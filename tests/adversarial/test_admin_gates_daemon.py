@@ -253,7 +253,8 @@ def test_bad_query_numbers_are_400_on_every_route(
             strict_json(answer)
     for path, name in (("/v1/traces", "since"), ("/v1/traces", "until"), ("/v1/traces", "limit"),
                        ("/v1/signals", "since"), ("/v1/signals", "limit"),
-                       ("/v1/chaos/runs", "limit")):  # fmt: skip
+                       ("/v1/chaos/runs", "limit"), ("/v1/fleet/agents", "limit"),
+                       ("/v1/fleet/agents", "offset")):  # fmt: skip
         status, answer = send(daemon, "GET", f"{path}?{name}={value}")
         assert status == 400, (path, name, value, answer[:300])
         error = strict_json(answer)["error"]
@@ -265,6 +266,6 @@ def test_bad_query_numbers_are_400_on_every_route(
 def test_ordinary_queries_still_work(running: tuple[DaemonProcess, list]) -> None:
     daemon, _ = running
     for path in ("/v1/traces?since=0&until=1900000000&limit=5", "/v1/signals?since=1.5&limit=3",
-                 "/v1/chaos/runs?limit=10"):  # fmt: skip
+                 "/v1/chaos/runs?limit=10", "/v1/fleet/agents?q=a&limit=5&offset=1"):  # fmt: skip
         status, answer = send(daemon, "GET", path)
         assert status == 200, (path, answer[:300])

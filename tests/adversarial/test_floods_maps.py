@@ -327,6 +327,21 @@ def drive_shadow_in_flight(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tup
     return asyncio.run(flood()), IDS
 
 
+def drive_fleet_agents(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """Spans naming spoofed agent ids, as the fleet's span observer sees them."""
+    from agent_sre.fleet.agents import AgentRegistry
+    from agent_sre.tracing.conventions import AgentSpanKind
+    from agent_sre.tracing.view import AgentSpan
+
+    registry = AgentRegistry(CAP, heard)
+    for index, agent in enumerate(ids()):
+        span = AgentSpan(AgentSpanKind.LLM_INFERENCE, True, "x", b"t", b"s", 0, 1, False,
+                         {"agent.id": agent, "agent.version": agent})  # fmt: skip
+        registry.observe(span, float(index))
+    assert len(registry.rows(float(IDS))) <= CAP
+    return len(registry.agents), IDS
+
+
 DRIVERS: dict[str, Callable[[Heard, pytest.MonkeyPatch], tuple[int, int]]] = {
     "ledger_counters": drive_ledger,
     "pacing": drive_pacing,
@@ -343,6 +358,7 @@ DRIVERS: dict[str, Callable[[Heard, pytest.MonkeyPatch], tuple[int, int]]] = {
     "incident_agents": drive_incident_agents,
     "incident_signals": drive_incident_signals,
     "shadow_in_flight": drive_shadow_in_flight,
+    "fleet_agents": drive_fleet_agents,
 }
 
 

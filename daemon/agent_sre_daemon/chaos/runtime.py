@@ -92,6 +92,7 @@ class ChaosRuntime(Component):
         self.store = RunStore(context.state_dir / STORE_FILE, self.clock)
         self.experiments: dict[str, Experiment] = {}
         self._apply(context.config.chaos)
+        context.provide("chaos", self)  # the fleet summary reads the running experiments
         self._task: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Task[None]] = set()
         self.stage = ChaosStage(self)

@@ -24,6 +24,7 @@ COMMANDS = (
     "throttles",
     "chaos",
     "replay",
+    "fleet",
     "k8s",
     "agentkeys",
     "k8soperator",

@@ -75,6 +75,7 @@ class DeliveryRuntime(Component):
         """What the samples file holds: rollout -> (step, its start, calls per variant)."""
         self._samples_writing: asyncio.Future[bool] | None = None
         self.rollouts: dict[str, Rollout] = {}
+        context.provide("rollouts", self)  # the fleet summary reads the rollouts
         self.posted: dict[str, RolloutSpec] = {}
         """Rollouts declared through the API (kept in the state file)."""
         self.by_route: dict[str, list[Rollout]] = {}

@@ -66,6 +66,7 @@ class IncidentsRuntime(Component):
         self.book = IncidentBook(self.config.incidents, on_evict=counter_of(context.registry))
         self.rules = RuleBook(self.config.incidents.rules, counter_of(context.registry))
         self.store = IncidentStore(context.state_dir / DB_FILE, self.clock)
+        context.provide("incidents", self)  # the fleet summary reads the open incidents
         self.notifier = Notifier(
             self.config.alerting,
             self.store,

@@ -98,6 +98,7 @@ class ProxyServer(Component):
             self.clock,
             context.bus,
         )
+        context.provide("budgets", self.gate)  # the fleet summary reads the budgets' use
         if hasattr(self.store, "on_error"):
             self.store.on_error = self.gate.store_error
         self._resource = resource_of(_resource_attributes(self.gate.node))

@@ -108,6 +108,17 @@ class BucketSeries:
         slot = (self.minute // MINUTES_PER_HOUR - buckets) % self._hours
         return self.good - self._hour_good[slot], self.total - self._hour_total[slot]
 
+    def hour_copy(self) -> HourCopy:
+        """The hour ring copied (a C-level copy of two arrays), to be read by
+        :func:`hour_deltas` off the event loop. Call :meth:`advance` first."""
+        return (
+            self.minute // MINUTES_PER_HOUR,
+            self.good,
+            self.total,
+            self._hour_good[:],
+            self._hour_total[:],
+        )
+
     def to_data(self) -> dict[str, Any]:
         """The series as JSON-able data: running counts and the non-empty buckets of each
         level as ``[index, good, total]`` (minutes and hours since the epoch)."""
@@ -147,6 +158,16 @@ class BucketSeries:
                  series._hour_good, series._hour_total)  # fmt: skip
         series.advance(now_minute)
         return series
+
+
+HourCopy = tuple[int, int, int, "array[int]", "array[int]"]
+"""``(hour, good, total, ring good, ring total)`` of :meth:`BucketSeries.hour_copy`."""
+
+
+def hour_deltas(copy: HourCopy) -> list[list[int]]:
+    """The non-empty hour buckets of a copied ring as ``[hour, good, total]``, oldest first
+    (hours since the epoch; the current, still filling hour included)."""
+    return _deltas(*copy)
 
 
 def _deltas(

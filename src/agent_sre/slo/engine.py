@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent_sre.slo.alerts import Status, StatusChange
-from agent_sre.slo.buckets import BucketSeries, SnapshotError
+from agent_sre.slo.alerts import Status, StatusChange, worst
+from agent_sre.slo.buckets import BucketSeries, HourCopy, SnapshotError
 from agent_sre.slo.compiled import CompiledSLO, LabelKey
 from agent_sre.slo.costs import DEFAULT_MAX_TRACES, TraceCosts
 from agent_sre.slo.counting import Dispatch, Observer, Route, make_observe, make_route
@@ -138,6 +138,37 @@ class SLOEngine:
         """The reports of every SLO, in configuration order."""
         minute = int(now // 60)
         return [slo.report(minute, now) for slo in self._slos.values()]
+
+    def hour_copies(self, now: float) -> list[tuple[SLOSpec, Status, list[HourCopy]]]:
+        """Per SLO: its spec, its worst instance status as last evaluated, and a copy of
+        every instance's hour ring at ``now`` (see :meth:`BucketSeries.hour_copy`): what the
+        fleet summary sums, read off the event loop."""
+        minute = int(now // 60)
+        out = []
+        for slo in self._slos.values():
+            copies = []
+            for series in slo.series.values():
+                series.advance(minute)
+                copies.append(series.hour_copy())
+            out.append((slo.spec, worst(slo.states.values()), copies))
+        return out
+
+    def agent_windows(
+        self, now: float, agent_keys: frozenset[str]
+    ) -> Iterator[tuple[str, str, int, int]]:
+        """``(agent, slo, good, total)`` over the SLO window at ``now``, for every instance
+        of an SLO labelled by one of ``agent_keys`` (``agent.id``)."""
+        minute = int(now // 60)
+        for slo in self._slos.values():
+            at = next((i for i, k in enumerate(slo.label_keys) if k in agent_keys), None)
+            if at is None:
+                continue
+            for key, series in slo.series.items():
+                if not key[at] or key == slo.overflow:
+                    continue
+                series.advance(minute)
+                good, total = series.window(False, slo.hours)
+                yield key[at], slo.name, good, total
 
     def event_counts(self) -> Iterator[tuple[str, dict[str, str], int, int]]:
         """``(slo, labels, good, bad)`` running totals per instance, for the

@@ -3,14 +3,16 @@ OpenAI call they do not concern.
 
 Two figures, each against a baseline measured in the same run:
 
-1. **A2A added latency**: a stand-in A2A agent (aiohttp, answering ``SendMessage`` with a
-   completed task, as the SDK's server does) called directly and through this checkout's
-   daemon (shipped configuration plus one ``api: a2a`` route), in alternating rounds:
-   p50/p99 of each and the difference.
+1. **A2A added latency**: a stand-in A2A agent (aiohttp in its own process, answering
+   ``SendMessage`` with a completed task, as the SDK's server does) called directly and
+   through this checkout's daemon (shipped configuration plus one ``api: a2a`` route), with
+   an OpenAI call to the stand-in provider direct and through the same daemon for scale,
+   all four interleaved call by call: p50/p99 of each and what the proxy added.
 2. **The OpenAI call it does not concern**: ``bench/proxy.py``'s load (a chat completion to
    the stand-in provider) through this checkout's daemon, which has the two delegation
    stages in every call's chain, and through ``--before DIR`` (the commit before them), in
-   alternating rounds: added latency and CPU per call of each, and their ratio.
+   rounds that alternate which goes first: added latency and CPU per call of each (median
+   of the rounds), and their ratio.
 
     .venv/bin/python bench/a2a.py [--requests 1000] [--rounds 3] [--before /work/wt-before-a2a]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,7 +49,8 @@ ANSWER = {
 }
 
 
-async def start_agent() -> tuple[web.AppRunner, str]:
+async def serve_agent() -> None:
+    """The stand-in A2A agent (its own process, as the stand-in provider is): prints its URL."""
     body = json.dumps(ANSWER).encode()
 
     async def handle(request: web.Request) -> web.Response:
@@ -60,25 +64,18 @@ async def start_agent() -> tuple[web.AppRunner, str]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
+    print(f"http://{host}:{port}", flush=True)
+    await asyncio.Event().wait()
 
 
-async def handoffs(url: str, total: int) -> list[float]:
-    import aiohttp
-
-    body = json.dumps(HANDOFF).encode()
-    headers = {"Content-Type": "application/json", "X-Agent-Id": "bench"}
-    latencies: list[float] = []
-    async with aiohttp.ClientSession() as session:
-        for index in range(total + 50):
-            started = time.perf_counter()
-            async with session.post(url + "/", data=body, headers=headers) as response:
-                data = await response.read()
-                if response.status != 200 or b'"error"' in data:
-                    raise RuntimeError(f"{url}: {response.status} {data[:200]!r}")
-            if index >= 50:  # the first ones warm connections and caches
-                latencies.append(time.perf_counter() - started)
-    return latencies
+def start_agent() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-agent"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -87,7 +84,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def a2a_latency(args: argparse.Namespace) -> None:
-    runner, agent_url = await start_agent()
+    """A hand-off direct and through the daemon, and an OpenAI call direct and through the
+    same daemon for scale, fully interleaved (one of each in turn)."""
+    import aiohttp
+
+    agent, agent_url = start_agent()
     provider, provider_url = bench_proxy.start_provider()
     import yaml
 
@@ -97,33 +98,63 @@ async def a2a_latency(args: argparse.Namespace) -> None:
     daemon = bench_proxy.start_daemon(
         "a2a", ROOT, sys.executable, provider_url, {"proxy": {"routes": routes}}, False
     )
-    proxied_url = daemon.url.rsplit("/openai", 1)[0] + "/agent"
+    proxy = daemon.url.rsplit("/openai", 1)[0]
+    calls = {
+        "a2a direct": (agent_url + "/", json.dumps(HANDOFF).encode()),
+        "a2a proxied": (proxy + "/agent/", json.dumps(HANDOFF).encode()),
+        "openai direct": (
+            provider_url + "/v1/chat/completions",
+            json.dumps(bench_proxy.BODY).encode(),
+        ),
+        "openai proxied": (
+            daemon.url + "/v1/chat/completions",
+            json.dumps(bench_proxy.BODY).encode(),
+        ),
+    }
+    headers = {**bench_proxy.HEADERS, "Content-Type": "application/json"}
+    latencies: dict[str, list[float]] = {name: [] for name in calls}
     try:
-        direct: list[float] = []
-        proxied: list[float] = []
-        for _ in range(args.rounds):
-            direct += await handoffs(agent_url, args.requests)
-            proxied += await handoffs(proxied_url, args.requests)
-        d50, d99, p50, p99 = (
-            pct(direct, 0.5),
-            pct(direct, 0.99),
-            pct(proxied, 0.5),
-            pct(proxied, 0.99),
-        )
-        print(
-            f"A2A SendMessage, {len(proxied)} hand-offs: direct p50 {d50 * 1e3:.2f} p99 "
-            f"{d99 * 1e3:.2f} ms | through the proxy p50 {p50 * 1e3:.2f} p99 {p99 * 1e3:.2f} ms"
-            f" | added p50 {(p50 - d50) * 1e3:.2f} p99 {(p99 - d99) * 1e3:.2f} ms",
-            flush=True,
-        )
+        async with aiohttp.ClientSession() as session:
+
+            async def one(url: str, body: bytes) -> float:
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    data = await response.read()
+                    if response.status != 200 or b'"error"' in data:
+                        raise RuntimeError(f"{url}: {response.status} {data[:200]!r}")
+                return time.perf_counter() - started
+
+            names = list(calls)
+            for index in range(200):  # warm-up
+                await one(*calls[names[index % len(names)]])
+            for index in range(args.requests * args.rounds):
+                for name in names[index % len(names) :] + names[: index % len(names)]:
+                    latencies[name].append(await one(*calls[name]))
+        figures = {name: (pct(v, 0.5), pct(v, 0.99)) for name, v in latencies.items()}
+        for kind in ("a2a", "openai"):
+            (d50, d99), (p50, p99) = figures[f"{kind} direct"], figures[f"{kind} proxied"]
+            print(
+                f"{kind:<6}: direct p50 {d50 * 1e3:.2f} p99 {d99 * 1e3:.2f} ms | through the "
+                f"proxy p50 {p50 * 1e3:.2f} p99 {p99 * 1e3:.2f} ms | added p50 "
+                f"{(p50 - d50) * 1e3:.2f} p99 {(p99 - d99) * 1e3:.2f} ms",
+                flush=True,
+            )
+        a2a_added = figures["a2a proxied"][0] - figures["a2a direct"][0]
+        llm_added = figures["openai proxied"][0] - figures["openai direct"][0]
+        print(f"A2A hand-off / OpenAI call, added p50: {a2a_added / llm_added:.2f}", flush=True)
     finally:
         daemon.process.terminate()
         daemon.process.wait(30)
         provider.kill()
-        await runner.cleanup()
+        agent.kill()
 
 
 async def openai_cost(args: argparse.Namespace) -> None:
+    """Fully interleaved: request i goes to the provider directly, then through each daemon
+    (the order turning each time), so the machine's drift falls on all three alike; each
+    daemon's CPU is read over the same window (it is idle while the others are called)."""
+    import aiohttp
+
     before = Path(args.before)
     provider, provider_url = bench_proxy.start_provider()
     daemons = {
@@ -134,29 +165,43 @@ async def openai_cost(args: argparse.Namespace) -> None:
             "before", before, sys.executable, provider_url, {}, False
         ),
     }
-    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in daemons}
+    body = json.dumps(bench_proxy.BODY).encode()
+    headers = {**bench_proxy.HEADERS, "Content-Type": "application/json"}
+    targets = {"direct": provider_url, **{name: d.url for name, d in daemons.items()}}
+    latencies: dict[str, list[float]] = {name: [] for name in targets}
+    total = args.requests * args.rounds
     try:
-        for _ in range(args.rounds):
-            direct = await bench_proxy.load(provider_url, False, args.requests, 1, None)
-            for name, daemon in daemons.items():
-                result = await bench_proxy.load(daemon.url, False, args.requests, 1, daemon)
-                calls = len(result.latencies)
-                figures[name].append(
-                    (
-                        result.pct(0.5) - direct.pct(0.5),
-                        result.pct(0.99) - direct.pct(0.99),
-                        result.cpu / calls * 1e6,
-                    )
-                )
+        async with aiohttp.ClientSession() as session:
+
+            async def one(url: str) -> float:
+                started = time.perf_counter()
+                path = url + "/v1/chat/completions"
+                async with session.post(path, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{url}: HTTP {response.status}")
+                return time.perf_counter() - started
+
+            names = list(targets)
+            for index in range(200):  # warm-up
+                await one(targets[names[index % len(names)]])
+            cpu_before = {name: bench_proxy.thread_cpu(d.pid) for name, d in daemons.items()}
+            for index in range(total):
+                turn = names[index % len(names) :] + names[: index % len(names)]
+                for name in turn:
+                    latencies[name].append(await one(targets[name]))
+            cpu_after = {name: bench_proxy.thread_cpu(d.pid) for name, d in daemons.items()}
+        d50, d99 = pct(latencies["direct"], 0.5), pct(latencies["direct"], 0.99)
         rows = {}
-        for name, values in figures.items():
-            added50 = sorted(v[0] for v in values)[len(values) // 2]
-            added99 = sorted(v[1] for v in values)[len(values) // 2]
-            cpu = sorted(v[2] for v in values)[len(values) // 2]
-            rows[name] = (added50, added99, cpu)
+        for name in daemons:
+            cpu = sum(cpu_after[name][t] - cpu_before[name].get(t, 0.0) for t in cpu_after[name])
+            added50 = pct(latencies[name], 0.5) - d50
+            added99 = pct(latencies[name], 0.99) - d99
+            rows[name] = (added50, added99, cpu / total * 1e6)
             print(
                 f"OpenAI chat, {name:<10}: added p50 {added50 * 1e3:.3f} ms, p99 "
-                f"{added99 * 1e3:.3f} ms, daemon CPU {cpu:.0f} µs/call (median of rounds)",
+                f"{added99 * 1e3:.3f} ms, daemon CPU {cpu / total * 1e6:.0f} µs/call "
+                f"({total} calls, interleaved with the other daemon and the direct calls)",
                 flush=True,
             )
         branch, base = rows["a2a-branch"], rows["before"]
@@ -177,8 +222,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", default="", help="checkout of the commit before the route")
+    parser.add_argument("--no-a2a", action="store_true", help="only the OpenAI comparison")
+    parser.add_argument("--serve-agent", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(a2a_latency(args))
+    if args.serve_agent:
+        asyncio.run(serve_agent())
+        return
+    if not args.no_a2a:
+        asyncio.run(a2a_latency(args))
     if args.before:
         asyncio.run(openai_cost(args))
 

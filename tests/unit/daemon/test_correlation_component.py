@@ -351,6 +351,7 @@ async def test_without_a_tool_route_tool_calls_are_not_linked() -> None:
         "held": 0,
         "tools": False,
         "tools_held": 0,
+        "delegations_held": 0,
     }
 
 

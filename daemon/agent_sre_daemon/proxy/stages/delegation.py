@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent_sre.gateway.providers import a2a
+from agent_sre.jsonbody import read_json
 from agent_sre.tracing import conventions as conv
 from agent_sre_daemon.errors import proxy_error
 
@@ -105,7 +106,7 @@ def _answer_id(call: Call) -> None:
     ):
         return
     try:
-        body = json.loads(response.body)
+        body = read_json(response.body)  # our own small error body
     except ValueError:
         return
     if isinstance(body, dict) and body.get("jsonrpc") == "2.0" and body.get("id") is None:

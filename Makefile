@@ -39,16 +39,19 @@ bench: $(STAMP)
 	$(BIN)/python bench/durable_queue.py
 	$(BIN)/python bench/slo.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/big_body.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/event_loop.py
 	$(BIN)/python bench/operator_render.py
+	$(BIN)/python bench/operator_status.py
 
 # The chart's values schema (its `config` from the daemon's models) and the plain Kubernetes
 # manifests rendered from the chart (both checked in sync by tests/deploy).
 manifests: $(STAMP)
 	$(BIN)/python deployments/render_values_schema.py
 	$(BIN)/python deployments/render_manifests.py
+	$(BIN)/python deployments/render_dashboards.py
 
 # The operator's CRDs (deployments/helm/agent-sre/crds/) from the daemon's models (checked by
 # tests/deploy/test_crds.py).

@@ -21,8 +21,13 @@ false``), ``no-capture`` (``replay.capture.enabled: false``), ``no-correlation``
 (``proxy.correlation.enabled: false``), ``no-incidents``, ``bare`` (all four off),
 ``budget`` (defaults plus one agent budget: a ledger reservation and settlement per call),
 ``chaos`` (defaults plus chaos enabled with three running experiments that target other
-agents: every measured call is untargeted). ``before`` is the ``--before`` checkout with
-its own shipped defaults, run by ``--before-python`` (default ``DIR/.venv/bin/python``).
+agents: every measured call is untargeted), ``rollout`` (two rollouts: one on the bench's
+route for another model, one on another route), ``breaker`` (three circuit breakers that
+cover other routes or tool calls), ``replay-session`` (two open replay sessions: one bound
+to another route's prefix, one by header only): in each, no engine state concerns the
+measured calls. ``gc-20000`` and ``switch-1ms``: see :data:`PROCESS`. ``before`` is the
+``--before`` checkout with its own shipped defaults, run by ``--before-python`` (default
+``DIR/.venv/bin/python``).
 
 With ``--litellm BIN`` (the ``litellm`` command of a separate venv; ``make bench-peers`` makes
 one) LiteLLM's proxy runs the same load against the same stand-in, side by side.
@@ -30,8 +35,22 @@ Figures are printed, never asserted. For a closer look, ``BENCH_CPROFILE=FILE`` 
 daemon profile the measured span into FILE (cProfile), ``BENCH_HEAP=1`` writes the types of the
 objects the garbage collector tracks beside its figures.
 
+With ``--providers`` a last pass runs one JSON call of each provider the proxy speaks
+(OpenAI, Gemini, Azure OpenAI, an OpenAI-compatible server, Bedrock re-signed with SigV4)
+through one daemon, each against the stand-in called directly with the same request.
+
     .venv/bin/python bench/proxy.py [--requests 2000] [--concurrency 1,16] [--rounds 2]
         [--variants defaults,no-replay,...] [--before /work/wt-d62] [--stages] [--stream]
+        [--providers]
+        [--settle 12]
+
+Before measuring, each daemon takes a few calls and then ``--settle`` seconds pass, as on a
+node that has run a while (correlation holds the proxy's spans only while agents send their
+own spans of calls: its first holds run out here with none, and the spans go at once).
+A daemon's CPU per call counts ``--drain`` seconds after the load too, less its idle CPU
+(measured once, after the settle): a daemon that holds the proxy's spans (up to 10 s)
+processes them then, and that work is the calls' (without the drain, figures before
+2026-12-07 left it out for daemons that hold every span: ``d62f3e2`` holds none).
 """
 
 from __future__ import annotations
@@ -58,6 +77,37 @@ BODY = {
     "max_tokens": 16,
 }
 HEADERS = {"Authorization": "Bearer sk-bench", "X-Agent-Id": "bench"}
+PROVIDER_CALLS: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
+    # name: (its route, the path after the route's prefix, the body)
+    "openai": ({}, "/v1/chat/completions", BODY),
+    "gemini": (
+        {"name": "gemini", "prefix": "/gemini", "api": "gemini"},
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        {"contents": [{"parts": [{"text": "Say hello"}]}],
+         "generationConfig": {"maxOutputTokens": 16}},
+    ),
+    "azure": (
+        {"name": "azure", "prefix": "/azure", "api": "azure_openai",
+         "deployments": {"prod": "gpt-4o-mini"}},
+        "/openai/deployments/prod/chat/completions?api-version=2024-10-21",
+        {"messages": BODY["messages"], "max_tokens": 16},
+    ),
+    "local": (
+        {"name": "local", "prefix": "/local", "api": "openai_compatible", "upstream_path": "/v1"},
+        "/chat/completions",
+        {**BODY, "model": "llama3.2"},
+    ),
+    "bedrock": (
+        {"name": "bedrock", "prefix": "/bedrock", "api": "bedrock", "aws_region": "us-east-1"},
+        "/model/amazon.nova-lite-v1:0/converse",
+        {"messages": [{"role": "user", "content": [{"text": "Say hello"}]}],
+         "inferenceConfig": {"maxTokens": 16}},
+    ),
+}  # fmt: skip
+"""``--providers``: one JSON call of each provider the proxy speaks (the stand-in answers
+each in its own wire format); Bedrock's is re-signed (SigV4) with credentials the bench
+puts in the daemon's environment."""
+BENCH_AWS = {"AWS_ACCESS_KEY_ID": "AKIDBENCH0000000000", "AWS_SECRET_ACCESS_KEY": "bench"}
 STALL_TICK = 0.002
 """The daemon's stall probe sleeps this long and records how late it woke."""
 
@@ -70,6 +120,29 @@ CHAOS_EXPERIMENTS = [
     }
     for index in range(3)
 ]
+
+ROLLOUTS = [
+    {  # the bench's route, but only calls asking for gpt-4o take part (the bench asks mini)
+        "name": "bench-gpt4o",
+        "route": "openai",
+        "baseline": "gpt-4o",
+        "candidate": "gpt-4.1",
+        "steps": [{"weight": 50, "duration": "1h"}],
+    },
+    {
+        "name": "bench-claude",
+        "route": "anthropic",
+        "baseline": "claude-3-5-sonnet-latest",
+        "candidate": "claude-sonnet-4-0",
+        "steps": [{"weight": 50, "duration": "1h"}],
+    },
+]
+BREAKERS = [
+    {"name": "other-routes", "per": "route", "routes": ["anthropic"]},
+    {"name": "tools", "per": "tool"},
+    {"name": "agents-elsewhere", "per": "agent", "routes": ["anthropic"]},
+]
+"""Breakers that cover none of the bench's calls (tool calls, another route)."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -84,7 +157,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "budget": {"budgets": {"budgets": [{"name": "bench", "scope": "agent", "limit_usd": 1e9}]}},
     "chaos": {"chaos": {"enabled": True, "experiments": CHAOS_EXPERIMENTS}},
+    "rollout": {"rollouts": {"rollouts": ROLLOUTS}},
+    "breaker": {"incidents": {"circuit_breakers": BREAKERS}},
+    "replay-session": {},
 }
+PROCESS: dict[str, list[str]] = {
+    "gc-20000": ["--gc-threshold", "20000,20,20"],
+    "switch-1ms": ["--switch-interval", "0.001"],
+}
+"""Variants of the shipped defaults that change the daemon's interpreter once it is ready:
+the collector's first threshold at 20,000 (Python's: 700), a 1 ms switch interval (5 ms by
+default: how long a thread holding the interpreter lock keeps the event loop waiting).
+Measured 2026-12-07, neither helped (bench/README.md); kept to measure again."""
+VARIANTS.update(dict.fromkeys(PROCESS, {}))
+SETUP = {"chaos": "--chaos", "replay-session": "--replay-sessions"}
+"""Variants whose state is made once the daemon runs (experiments started, sessions open)."""
 
 
 # -- the daemon's side (runs in the checkout under test, with its own python) ------------
@@ -140,7 +227,16 @@ class _TimedStage:
         return _Timed(self.stage.on_response(call), self._sink("resp"))
 
 
-def serve_node(config_path: str, ready: str, stats: str, stages: bool, chaos: bool) -> None:
+def serve_node(
+    config_path: str,
+    ready: str,
+    stats: str,
+    stages: bool,
+    chaos: bool,
+    sessions: bool = False,
+    gc_threshold: str = "",
+    switch_interval: float = 0.0,
+) -> None:
     """Child mode: the checkout's own Node from ``config_path``, with a stall probe; SIGUSR1
     resets the figures, SIGUSR2 writes them to ``stats`` (JSON)."""
     import threading
@@ -238,6 +334,18 @@ def serve_node(config_path: str, ready: str, stats: str, stages: bool, chaos: bo
             runtime = next(c for c in node.components if c.name == "chaos")
             for experiment in CHAOS_EXPERIMENTS:
                 runtime.start_experiment(str(experiment["name"]))  # type: ignore[attr-defined]
+        if gc_threshold:
+            gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
+        if switch_interval:
+            sys.setswitchinterval(switch_interval)
+        if sessions:
+            from agent_sre.replay.script import ReplayScript
+            from agent_sre_daemon.replay.sessions import ReplaySession
+
+            engine: Any = next(c for c in node.components if c.name == "replay")
+            for prefix in ("/anthropic", ""):
+                script = ReplayScript([], engine.redactor)
+                engine.sessions.open(ReplaySession("", "bench", script, prefix=prefix))
         task = asyncio.ensure_future(probe())
         Path(ready + ".tmp").write_text(json.dumps(node.addresses))
         os.replace(ready + ".tmp", ready)
@@ -283,6 +391,8 @@ class Daemon:
     stages: bool
     probe: bool = True
     """False for a peer (LiteLLM): no stall probe, no stage figures."""
+    idle_cpu: float = 0.0
+    """CPU seconds per second the daemon spends with no calls (its timers), measured once."""
 
     @property
     def pid(self) -> int:
@@ -343,7 +453,13 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def start_daemon(
-    label: str, checkout: Path, python: str, upstream: str, extra: dict[str, Any], stages: bool
+    label: str,
+    checkout: Path,
+    python: str,
+    upstream: str,
+    extra: dict[str, Any],
+    stages: bool,
+    providers: tuple[str, ...] = (),
 ) -> Daemon:
     """The checkout's shipped configuration, on port 0, the openai route to ``upstream``."""
     import yaml
@@ -363,6 +479,11 @@ def start_daemon(
     for route in config["proxy"]["routes"]:
         if route["name"] == "openai":
             route["upstream"] = upstream
+    for name in providers:
+        route = dict(PROVIDER_CALLS[name][0])
+        if route:
+            route["upstream"] = upstream + route.pop("upstream_path", "")
+            config["proxy"]["routes"].append(route)
     path = workdir / "agent-sre.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     ready = workdir / "ready.json"
@@ -372,10 +493,14 @@ def start_daemon(
         args.append("--stages")
     if "chaos" in extra:
         args.append("--chaos")
+    if label in SETUP and SETUP[label] not in args:
+        args.append(SETUP[label])
+    args += PROCESS.get(label, [])
     env = {
         **os.environ,
         "PYTHONPATH": f"{checkout / 'src'}:{checkout / 'daemon'}",
         "AGENT_SRE_LOG_LEVEL": "warning",
+        **(BENCH_AWS if providers else {}),
     }
     log = (workdir / "daemon.log").open("wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -421,13 +546,31 @@ def start_litellm(binary: str, upstream: str) -> Daemon:
     raise RuntimeError("litellm did not start")
 
 
+async def idle_rate(daemon: Daemon, seconds: float) -> float:
+    """The daemon's CPU per second of wall time while nobody calls it."""
+    before = sum(thread_cpu(daemon.pid).values())
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    spent = sum(thread_cpu(daemon.pid).values()) - before
+    return spent / (time.perf_counter() - started)
+
+
 async def load(
-    url: str, stream: bool, total: int, concurrency: int, daemon: Daemon | None
+    url: str,
+    stream: bool,
+    total: int,
+    concurrency: int,
+    daemon: Daemon | None,
+    path: str = "/v1/chat/completions",
+    payload: dict[str, Any] = BODY,
+    drain: float = 0.0,
 ) -> Result:
-    """Closed loop with ``concurrency`` workers; ``daemon``'s figures over the same span."""
+    """Closed loop with ``concurrency`` workers; ``daemon``'s figures over the same span and
+    ``drain`` seconds after it (work the daemon put off, e.g. spans correlation held, is the
+    calls' too), less the daemon's idle CPU over the drain."""
     import aiohttp
 
-    body = json.dumps({**BODY, "stream": stream}).encode()
+    body = json.dumps({**payload, "stream": stream} if stream else payload).encode()
     headers = {**HEADERS, "Content-Type": "application/json"}
     latencies: list[float] = []
     remaining = total
@@ -436,9 +579,7 @@ async def load(
 
         async def one() -> None:
             started = time.perf_counter()
-            async with session.post(
-                url + "/v1/chat/completions", data=body, headers=headers
-            ) as response:
+            async with session.post(url + path, data=body, headers=headers) as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(f"{url}: HTTP {response.status}")
@@ -463,9 +604,14 @@ async def load(
         elapsed = time.perf_counter() - started
         result = Result(latencies, elapsed)
         if daemon is not None:
+            drained = 0.0
+            if drain > 0:
+                drain_started = time.perf_counter()
+                await asyncio.sleep(drain)
+                drained = time.perf_counter() - drain_started
             cpu_after = thread_cpu(daemon.pid)
             result.threads = {tid: cpu_after[tid] - cpu_before.get(tid, 0.0) for tid in cpu_after}
-            result.cpu = sum(result.threads.values())
+            result.cpu = max(0.0, sum(result.threads.values()) - daemon.idle_cpu * drained)
             result.loop_cpu = result.threads.get(str(daemon.pid), 0.0)
             figures = daemon.figures(reset=False) if daemon.probe else {}
             result.stall = float(figures.get("stall", 0.0))
@@ -588,6 +734,21 @@ async def run(args: argparse.Namespace) -> None:
             )
         if args.litellm:
             daemons.append(start_litellm(args.litellm, upstream))
+        if args.settle > 0:
+            # a node that has run a while: a few calls, then correlation's first holds run
+            # out with no agent span, so the node is quiet (the proxy's spans go at once)
+            for daemon in daemons:
+                await load(daemon.url, False, 10, 1, None)
+            await asyncio.sleep(args.settle)
+        if args.drain > 0:
+            for daemon in daemons:
+                if daemon.probe:
+                    daemon.idle_cpu = await idle_rate(daemon, 3.0)
+            print(
+                "# idle CPU (share of a core): "
+                + ", ".join(f"{d.label} {d.idle_cpu:.3f}" for d in daemons if d.probe),
+                flush=True,
+            )
         print(
             f"# {os.cpu_count()} CPUs, python {sys.version.split()[0]}, {args.requests} "
             f"requests per scenario, {args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}",
@@ -602,11 +763,15 @@ async def run(args: argparse.Namespace) -> None:
                     name = f"{'stream' if stream else 'json'} c={concurrency}"
                     direct = await load(upstream, stream, args.requests, concurrency, None)
                     for daemon in daemons:
-                        result = await load(daemon.url, stream, args.requests, concurrency, daemon)
+                        result = await load(
+                            daemon.url, stream, args.requests, concurrency, daemon, drain=args.drain
+                        )
                         rows.setdefault((name, daemon.label), []).append(
                             report(name, daemon.label, direct, result)
                         )
         summarise(rows)
+        if args.providers:
+            await providers_pass(args, upstream, daemons)
         if args.stages:
             for daemon in daemons:
                 daemon.process.terminate()
@@ -619,7 +784,12 @@ async def run(args: argparse.Namespace) -> None:
                     variant, ROOT, sys.executable, upstream, VARIANTS[variant], True
                 )
                 daemons.append(daemon)
-                result = await load(daemon.url, False, args.requests, concurrency, daemon)
+                if args.settle > 0:
+                    await load(daemon.url, False, 10, 1, None)
+                    await asyncio.sleep(args.settle)
+                result = await load(
+                    daemon.url, False, args.requests, concurrency, daemon, drain=args.drain
+                )
                 stage_table(f"{variant}, json c={concurrency}", result)
     finally:
         for daemon in daemons:
@@ -630,6 +800,34 @@ async def run(args: argparse.Namespace) -> None:
                 daemon.process.kill()
         provider.terminate()
         provider.wait(timeout=10)
+
+
+async def providers_pass(args: argparse.Namespace, upstream: str, daemons: list[Daemon]) -> None:
+    """Each provider's call through this checkout's daemon (shipped defaults plus the
+    providers' routes), against the stand-in called directly with the same request."""
+    for daemon in daemons:
+        daemon.process.terminate()
+        daemon.process.wait(timeout=30)
+    daemons.clear()
+    names = tuple(name for name in PROVIDER_CALLS if name != "openai")
+    daemon = start_daemon("providers", ROOT, sys.executable, upstream, {}, False, names)
+    daemons.append(daemon)
+    base = daemon.url.rsplit("/openai", 1)[0]
+    concurrency = args.concurrency[-1]
+    print(f"\n# each provider's JSON call, c={concurrency} (the daemon: defaults + routes)")
+    rows: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for _ in range(args.rounds):
+        for name, (route, path, payload) in PROVIDER_CALLS.items():
+            prefix = route.get("prefix", "/openai")
+            direct_path = route.get("upstream_path", "") + path
+            direct = await load(upstream, False, args.requests, concurrency, None,
+                                direct_path, payload)  # fmt: skip
+            result = await load(base + prefix, False, args.requests, concurrency, daemon,
+                                path, payload)  # fmt: skip
+            rows.setdefault((f"json c={concurrency}", name), []).append(
+                report(f"json c={concurrency}", name, direct, result)
+            )
+    summarise(rows)
 
 
 def main() -> None:
@@ -657,13 +855,42 @@ def main() -> None:
     parser.add_argument("--litellm", help="path to a litellm command (separate venv)")
     parser.add_argument("--stages", action="store_true", help="add the per-stage pass")
     parser.add_argument("--stream", action="store_true", help="streamed calls too")
+    parser.add_argument(
+        "--providers", action="store_true", help="add one pass per provider (Gemini, Azure...)"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=12.0,
+        help="seconds to wait after a few calls before measuring (the shipped hold is 10 s: "
+        "long enough for correlation to find no agent traces its calls); 0: measure at once",
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=11.0,
+        help="seconds after each load still counted in the daemon's CPU (less its idle CPU): "
+        "spans held by correlation (up to the 10 s hold) are processed then; 0: none",
+    )
     parser.add_argument("--serve-node", help=argparse.SUPPRESS)
     parser.add_argument("--ready", help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)
     parser.add_argument("--chaos", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replay-sessions", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--gc-threshold", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--switch-interval", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_node:
-        serve_node(args.serve_node, args.ready, args.stats, args.stages, args.chaos)
+        serve_node(
+            args.serve_node,
+            args.ready,
+            args.stats,
+            args.stages,
+            args.chaos,
+            args.replay_sessions,
+            args.gc_threshold,
+            args.switch_interval,
+        )
         return
     for variant in args.variants:
         if variant not in VARIANTS:

@@ -88,7 +88,14 @@ class NodeContext:
     (``block_agent``, ``stop_chaos``, ``rollback_rollout``, ...)."""
 
     def provide(self, name: str, service: object) -> None:
-        """Offers ``service`` to the other components under ``name``."""
+        """Offers ``service`` to the other components under ``name``.
+
+        Raises:
+            ValueError: another object is already offered under ``name`` (two components
+                answering to one name would leave its readers with whichever came last).
+        """
+        if self.services.get(name, service) is not service:
+            raise ValueError(f"service {name!r} is already provided")
         self.services[name] = service
 
     def service(self, name: str) -> object | None:
@@ -109,6 +116,14 @@ class SLOQuery(Protocol):
     """What the SLO runtime offers others (service ``"slo"``): the current reports."""
 
     def reports(self, now: float) -> list[SLOReport]: ...
+
+
+class CertificationQuery(Protocol):
+    """What the certification engine offers others (service ``"certification"``)."""
+
+    def missing_for(self, agent: str, version: str, tier: str) -> list[str]:
+        """What ``agent`` ``version`` lacks for ``tier`` (empty: it holds it or higher)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,9 @@ def proxy_error(
         headers["x-should-retry"] = "false"
     if retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-    body = json.dumps(PROVIDERS[api].error_body(kind, message)).encode()
+    provider = PROVIDERS[api]
+    body = json.dumps(provider.error_body(kind, message, status)).encode()
+    headers.update(provider.error_headers(kind, status))
     if api in JSON_RPC_APIS and status < 500 and status != 429:
         status = 200
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")

@@ -32,6 +32,7 @@ from agent_sre.config import ConfigError, read_config
 from agent_sre.signals import Severity, Signal
 from agent_sre.tracing.enrich import NodeIdentity
 from agent_sre_daemon.admin.server import AdminServer
+from agent_sre_daemon.certification.runtime import CertificationRuntime
 from agent_sre_daemon.chaos.runtime import ChaosRuntime
 from agent_sre_daemon.cli.preflight import runtime_problems
 from agent_sre_daemon.clock import SYSTEM_CLOCK
@@ -78,6 +79,7 @@ ENGINES: tuple[Callable[[NodeContext], Component], ...] = (
     ChaosRuntime,
     ReplayEngine,
     FleetRuntime,
+    CertificationRuntime,
 )
 """The engines, in start order (a new engine is one line here)."""
 
@@ -91,9 +93,11 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
     ChaosRuntime,
     ReplayEngine,
     FleetRuntime,
+    CertificationRuntime,
     Forwarding,
     CallCorrelation,
     ProxyServer,
+    MetricsServer,
 )
 """Every component class that registers metrics, in ``docs/metrics.md`` order."""
 
@@ -211,6 +215,9 @@ class Node:
         self._ballast_task: asyncio.Task[None] | None = None
         self.set_aside: deque[aside.SetAside] = deque(maxlen=100)
         """What the stores set aside since the start (the last 100)."""
+        self.restart_needed: set[str] = set()
+        """Settings changed by a reload since the start that take effect on restart only
+        (``GET /v1/status`` says them until the process restarts)."""
         aside.drain()  # a node of its own (tests start several in one process)
 
     @property
@@ -365,6 +372,7 @@ class Node:
             self.context.node_name = identity.node
             self._wire_observers()
             restart_needed = [item for done in prepared for item in done.needs_restart]
+            self.restart_needed.update(restart_needed)
             message = "configuration reloaded"
             if restart_needed:
                 message += f"; {', '.join(restart_needed)} changed and take effect on restart"
@@ -407,7 +415,11 @@ class Node:
             "ready": self.ready,
             "uptime_seconds": round(self.clock.time() - self.started_at, 3),
             "addresses": self.addresses,
-            "config": {"path": self.config_path, "sha256": self.config_digest},
+            "config": {
+                "path": self.config_path,
+                "sha256": self.config_digest,
+                "restart_needed": sorted(self.restart_needed),
+            },
             "set_aside": [entry.to_dict() for entry in self.set_aside],
         }
         for component in self.components:

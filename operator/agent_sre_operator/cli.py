@@ -57,10 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between passes without events (status, pending reloads)",
     )
     parser.add_argument(
-        "--peering",
-        default=env("AGENT_SRE_OPERATOR_PEERING", ""),
-        help="kopf peering object for leader election between replicas (needs kopf's "
-        "peering CRDs); empty: standalone, run one replica",
+        "--leader-lease",
+        default=env("AGENT_SRE_OPERATOR_LEASE", ""),
+        metavar="NAME",
+        help="leader election: only the replica holding this coordination.k8s.io Lease (in "
+        "--namespace) writes; the others stand by. Empty: no election, run one replica",
+    )
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=float(env("AGENT_SRE_OPERATOR_LEASE_DURATION", "15")),
+        help="seconds without a renewal after which a standby takes the Lease (default 15)",
     )
     parser.add_argument(
         "--prometheus-rules",
@@ -68,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("AGENT_SRE_OPERATOR_PROMETHEUS_RULES", "auto"),
         help="a PrometheusRule per AgentSLO when the cluster serves monitoring.coreos.com/v1 "
         "(auto), or none (off)",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        default=env("AGENT_SRE_OPERATOR_PROMETHEUS_URL", ""),
+        metavar="URL",
+        help="Prometheus holding the rules `agent-sre rules prometheus` writes: AgentSLO "
+        "attainment, budget left and burn rates from it (empty: from the daemons)",
     )
     parser.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--verbose", action="store_true")
@@ -93,6 +107,13 @@ def main(args: argparse.Namespace) -> int:
     except ImportError:
         log.error("the operator needs kopf: pip install 'agent-sre[operator]'")
         return 2
+    url = args.prometheus_url
+    if url and (not url.startswith(("http://", "https://")) or any(c.isspace() for c in url)):
+        log.error("--prometheus-url: %r is not an http(s) URL", url)
+        return 2
+    if not 2 <= args.lease_duration <= 3600:  # NaN fails this too
+        log.error("--lease-duration: %s is not between 2 and 3600 seconds", args.lease_duration)
+        return 2
     token = os.environ.get("AGENT_SRE_ADMIN_TOKEN", "")
     if not token:
         log.error("AGENT_SRE_ADMIN_TOKEN is empty: the daemons refuse reloads without it")
@@ -108,6 +129,8 @@ async def _run(args: argparse.Namespace, token: str) -> None:
     from agent_sre_operator.controller import Controller, Settings
     from agent_sre_operator.daemons import AdminClient
     from agent_sre_operator.kube import Connection, Kube
+    from agent_sre_operator.lease import Elector, default_identity
+    from agent_sre_operator.prometheus import PrometheusClient
 
     settings = Settings(
         namespace=args.namespace,
@@ -117,6 +140,7 @@ async def _run(args: argparse.Namespace, token: str) -> None:
         admin_token=token,
         interval=args.interval,
         prometheus_rules=args.prometheus_rules,
+        prometheus_url=args.prometheus_url,
     )
     registry = kopf.OperatorRegistry()
     holder: dict[str, Any] = {}
@@ -142,24 +166,35 @@ async def _run(args: argparse.Namespace, token: str) -> None:
         info = credentials(settings)
         if info is None:
             raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig")
-        controller = Controller(
-            settings=holder["settings"],
-            kube=Kube(Connection.from_kopf(info)),
-            admin=AdminClient(token),
-        )
+        kube = Kube(Connection.from_kopf(info), identity)
+        controller = Controller(settings=holder["settings"], kube=kube, admin=AdminClient(token))
+        if args.prometheus_url:
+            controller.prometheus = PrometheusClient(args.prometheus_url)
+        if args.leader_lease:
+            elector = Elector(kube, args.namespace, args.leader_lease, identity,
+                              duration=args.lease_duration)  # fmt: skip
+            elector.on_lost.append(controller.lost_lease)
+            controller.leader = elector
+            holder["elector"] = elector
+            holder["election"] = asyncio.create_task(elector.run(), name="agent-sre lease")
         holder["controller"] = controller
         holder["task"] = asyncio.create_task(controller.run(), name="agent-sre reconcile")
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        task = holder.get("task")
-        if task is not None:
+        tasks = [t for t in (holder.get("task"), holder.get("election")) if t is not None]
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        elector = holder.get("elector")
+        if elector is not None:
+            await elector.release()
         controller = holder.get("controller")
         if controller is not None:
             await controller.kube.close()
             await controller.admin.close()
+            if controller.prometheus is not None:
+                await controller.prometheus.close()
 
     for kind in KINDS:
 
@@ -171,21 +206,27 @@ async def _run(args: argparse.Namespace, token: str) -> None:
         kopf.on.event(GROUP, VERSION, kind.plural, registry=registry)(on_event)
 
     holder["settings"] = settings
+    identity = default_identity()
     namespaces = args.watch_namespace or [args.namespace]
     log.info(
-        "agent-sre operator: %s in %s; daemons %s in %s; ConfigMap %s from %s",
+        "agent-sre operator %s: %s in %s; daemons %s in %s; ConfigMap %s from %s; %s",
+        identity,
         ", ".join(k.kind for k in KINDS) + f" ({API_VERSION})",
         "all namespaces" if args.all_namespaces else ", ".join(namespaces),
         args.selector,
         args.namespace,
         args.configmap,
         args.base_configmap,
+        f"leader election on Lease {args.namespace}/{args.leader_lease}"
+        if args.leader_lease
+        else "no leader election (one replica)",
     )
     await kopf.operator(
         registry=registry,
         clusterwide=args.all_namespaces,
         namespaces=() if args.all_namespaces else namespaces,
-        standalone=not args.peering,
-        peering_name=args.peering or None,
+        # kopf's peering stays off: it pauses every replica of equal priority and does not
+        # exclude; the Lease (lease.py) elects the one that writes
+        standalone=True,
         liveness_endpoint=args.liveness or None,
     )

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.config import ConfigError, parse_config
+from agent_sre.units import format_duration
+from agent_sre_operator import prometheus as prom
 from agent_sre_operator import promrules
 from agent_sre_operator import status as fleet
 from agent_sre_operator.daemons import AdminClient, DaemonState, daemons_of
@@ -41,6 +43,7 @@ from agent_sre_operator.render import (
 if TYPE_CHECKING:
     from agent_sre.config import Config
     from agent_sre_operator.kinds import Kind
+    from agent_sre_operator.lease import Elector
 
 log = logging.getLogger("agent_sre_operator")
 
@@ -69,6 +72,8 @@ class Settings:
     interval: float = 15.0
     prometheus_rules: str = "auto"
     """``auto``: a PrometheusRule per AgentSLO when the cluster serves them; ``off``: none."""
+    prometheus_url: str = ""
+    """AgentSLO status from this Prometheus' recorded error ratios (empty: the daemons')."""
 
 
 @dataclass
@@ -94,6 +99,11 @@ class Controller:
     """(namespace, name) -> the spec last written, so an unchanged rule costs no call."""
     rules_checked_at: float | None = None
     rules_served: bool = False
+    prometheus: prom.PrometheusClient | None = None
+    leader: Elector | None = None
+    """With leader election: a pass runs only while this replica holds the Lease."""
+    current: asyncio.Future[None] | None = None
+    lease_lost_midway: bool = False
 
     # -- watch events ---------------------------------------------------------------
 
@@ -128,13 +138,30 @@ class Controller:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.interval)
             self.wake.clear()
+            if self.leader is not None and not self.leader.leading:
+                continue  # a standby: it watches, the holder of the Lease writes
+            self.current = asyncio.ensure_future(self.reconcile())
             try:
-                await self.reconcile()
+                await self.current
             except asyncio.CancelledError:
-                raise
+                if not self.lease_lost_midway:
+                    raise  # the operator stops
+                self.lease_lost_midway = False
+                log.warning("reconcile pass stopped: the Lease was lost")
             except Exception:
                 log.exception("reconcile pass failed; retrying on the next event or tick")
+            finally:
+                self.current = None
             self.passes += 1
+
+    def lost_lease(self) -> None:
+        """The Lease went to another replica: stop writing now, and forget what this one
+        believed it had written (the other may have written since)."""
+        if self.current is not None and not self.current.done():
+            self.lease_lost_midway = True
+            self.current.cancel()
+        self.rules_written.clear()
+        self.rules_checked_at = None
 
     async def reconcile(self) -> None:
         ns = self.settings.namespace
@@ -175,10 +202,13 @@ class Controller:
             log.error("the rendered configuration does not load:\n%s", exc)
             return
         await self._prometheus_rules(live, running)
+        ratios = await self._error_ratios(running)
+        # the answers of the daemons running this configuration, indexed once per pass
+        answers = fleet.Answers(s.answers for s in states if s.running == rendering.digest)
         for seen in live:
             verdict = rendering.verdicts.get(seen.resource.key, Verdict())
             try:
-                await self._write_status(seen, verdict, rendering, states, running)
+                await self._write_status(seen, verdict, rendering, states, running, answers, ratios)
             except KubeError as exc:  # one resource's status stops no other's
                 log.warning("%s: status not written: %s", seen.resource.ref, exc)
 
@@ -271,6 +301,18 @@ class Controller:
                 )
             self.rules_written[key] = body
 
+    async def _error_ratios(self, config: Config) -> prom.ErrorRatios | None:
+        """The SLOs' error ratios from Prometheus (None: not configured or not answering;
+        the daemons' counts speak then)."""
+        if self.prometheus is None or not config.slos:
+            return None
+        try:
+            return await self.prometheus.error_ratios([s.name for s in config.slos])
+        except prom.PrometheusError as exc:
+            log.warning("Prometheus (%s): %s; SLO status from the daemons", self.prometheus.url,
+                        exc)  # fmt: skip
+            return None
+
     # -- deletion ----------------------------------------------------------------------
 
     async def _add_finalizers(self, live: list[Seen]) -> None:
@@ -308,6 +350,8 @@ class Controller:
         rendering: Rendering,
         states: list[DaemonState],
         config: Config,
+        answers: fleet.Answers,
+        ratios: prom.ErrorRatios | None = None,
     ) -> None:
         resource = seen.resource
         running = [s for s in states if s.running == rendering.digest]
@@ -322,9 +366,8 @@ class Controller:
         conditions = [_valid_condition(verdict, resource.generation)]
         conditions.append(_applied_condition(verdict, states, running, resource.generation))
         new["conditions"] = _keep_transition_times(seen.status.get("conditions"), conditions)
-        answers = [s.answers for s in running]
         if applied_somewhere:
-            new.update(_kind_status(resource, answers, config))
+            new.update(_kind_status(resource, answers, config, ratios))
         if _same(seen.status, new):
             return
         path = custom_path(API_VERSION, resource.namespace, resource.kind.plural, resource.name)
@@ -371,9 +414,14 @@ def _applied_condition(
     total = len(states)
     if not verdict.valid and not verdict.kept:
         return _condition("Applied", "False", "Invalid", "not applied: see Valid", generation)
-    restart = sorted({s.restart_needed for s in running if s.restart_needed})
+    restart: dict[str, list[str]] = {}
+    for state in running:
+        if state.restart_needed:
+            restart.setdefault(state.restart_needed, []).append(state.daemon.pod)
     if restart:
-        return _condition("Applied", "False", "RestartNeeded", "; ".join(restart), generation)
+        message = "; ".join(f"{what} (pods: {', '.join(pods)})" for what, pods in
+                            sorted(restart.items()))  # fmt: skip
+        return _condition("Applied", "False", "RestartNeeded", message, generation)
     if total and len(running) == total:
         what = "the version applied before" if verdict.kept else "it"
         message = f"{len(running)}/{total} daemons run {what}"
@@ -419,14 +467,21 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _kind_status(
-    resource: Resource, answers: list[dict[str, Any]], config: Config
+    resource: Resource,
+    answers: fleet.Answers,
+    config: Config,
+    ratios: prom.ErrorRatios | None = None,
 ) -> dict[str, Any]:
     """Figures of the version the daemons run (a refused update leaves the one before)."""
     name = resource.name
     if resource.kind is SLO:
         slo = next((s for s in config.slos if s.name == name), None)
         target = slo.target if slo is not None else _number(resource.spec.get("target"))
-        return fleet.slo_status(name, target, answers)
+        status = {**fleet.slo_status(name, target, answers), "source": "daemons"}
+        if ratios is not None and slo is not None:
+            window = format_duration(slo.window)
+            status.update(prom.slo_status(window, slo.target, ratios.get(name, {})) or {})
+        return status
     if resource.kind is BUDGET:
         budget = next((b for b in config.budgets.budgets if b.name == name), None)
         limit = budget.limit_usd if budget is not None else _number(resource.spec.get("limit_usd"))

@@ -126,9 +126,16 @@ class AdminClient:
         if status != 200 or not isinstance(body, dict):
             state.error = f"GET /v1/status answered {status}: {_message(body)}"
             return
-        config = body.get("config") or {}
+        config = body.get("config")
+        config = config if isinstance(config, dict) else {}
         state.running = config.get("sha256")
         state.on_disk = config.get("file_sha256")
+        # what reloads since the daemon started changed that only a restart applies: said
+        # on every pass until the pod restarts (older daemons: the reload's answer only)
+        pending = config.get("restart_needed")
+        if isinstance(pending, list) and pending:
+            items = ", ".join(str(p)[:100] for p in pending[:20])
+            state.restart_needed = f"{items} changed and take effect on restart"
 
     async def post_each(self, daemons: list[Daemon], path: str) -> list[str]:
         """POSTs ``path`` to every daemon; the problems (a 404 is none: nothing to stop)."""

@@ -79,6 +79,7 @@ SLO = Kind(
         PrinterColumn(
             "Budget Left", "number", ".status.errorBudgetRemaining", "share of the error budget"
         ),
+        PrinterColumn("Source", "string", ".status.source", "prometheus or daemons", priority=1),
         _VALID,
         _APPLIED,
         _AGE,
@@ -89,6 +90,7 @@ SLO = Kind(
         "good": "integer",
         "valid": "integer",
         "burnRates": "object",
+        "source": "string",
     },
 )
 BUDGET = Kind(

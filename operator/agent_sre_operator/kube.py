@@ -75,9 +75,11 @@ class Connection:
 class Kube:
     """An open session to the API server."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, identity: str = "") -> None:
         self.connection = connection
-        headers = {"Accept": "application/json", "User-Agent": "agent-sre-operator"}
+        # the replica in the User-Agent: the API server's audit log says which one wrote
+        agent = f"agent-sre-operator/{identity}" if identity else "agent-sre-operator"
+        headers = {"Accept": "application/json", "User-Agent": agent}
         if connection.token:
             headers["Authorization"] = f"Bearer {connection.token}"
         self.session = aiohttp.ClientSession(

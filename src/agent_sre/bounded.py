@@ -41,6 +41,8 @@ REGISTRY: dict[str, str] = {
     "incident_signals": "incidents: firing signal keys (and their values) on one incident",
     "fleet_agents": "fleet: agents seen on this node (their versions, calls, spend)",
     "shadow_in_flight": "rollouts: shadow copies in flight per rollout (beyond: not sent)",
+    "certification_versions": "certification: span evidence per agent and version",
+    "certification_marks": "certification: budget exhaustions heard per agent",
 }
 """Every map or list kept per value clients send, by the name its evictions are counted
 under (``agent_sre_state_evictions_total{map=...}``). A new one is added here, and

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from agent_sre.alerts.spec import AlertingConfig
+from agent_sre.certification.spec import CertificationConfig
 from agent_sre.chaos.spec import ChaosConfig
 from agent_sre.config_checks import config_problems
-from agent_sre.cost.spec import BudgetsConfig
+from agent_sre.cost.spec import BudgetsConfig, ModelPrice
 from agent_sre.delivery.spec import RolloutsConfig
 from agent_sre.fleet.spec import FleetConfig
 from agent_sre.gateway.providers import ApiName
@@ -142,6 +143,21 @@ class ProxyRoute(Section):
     cannot hold a budget reservation for ever (504 before the answer starts, the stream cut
     after)."""
     inject_api_key_env: str | None = None
+    deployments: dict[str, str] = {}
+    """``api: azure_openai``: the model each deployment runs (``{my-gpt4o: gpt-4o}``), so a
+    call to a deployment is priced as its model; an unlisted deployment is taken to be
+    named after its model."""
+    prices: dict[str, ModelPrice] = {}
+    """USD per million tokens of this route's models, before genai-prices (keyed by the
+    model as the request names it). ``api: openai_compatible``: a model not listed costs
+    zero (a local server: vLLM, Ollama, LM Studio); ``"*"`` prices every other model."""
+    aws_region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    """``api: bedrock``: the region the proxy signs for (default: read from the upstream's
+    host, ``bedrock-runtime.REGION.amazonaws.com``)."""
+    aws_signing: Literal["proxy", "client"] = "proxy"
+    """``api: bedrock``: ``proxy`` re-signs every call (SigV4) with the AWS credentials of
+    the proxy's own environment (the client's signature, made for the proxy's host, would
+    not hold upstream); ``client`` forwards the client's signature untouched."""
     callee: str | None = None
     """``api: a2a``: the id of the agent the route leads to (default: the route's name)."""
     max_delegation_depth: int = Field(8, ge=1, le=100)
@@ -230,11 +246,6 @@ class AdminConfig(Section):
     """Bearer token for every change; empty refuses all changes."""
 
 
-class NotYetConfigurable(Section):
-    """A section reserved by the public contract whose engine has not landed yet: only
-    an empty mapping is accepted, so a file written for a later version fails loudly."""
-
-
 class Config(Section):
     node: NodeConfig = NodeConfig()
     state_dir: str = ".agent-sre"
@@ -251,6 +262,7 @@ class Config(Section):
     alerting: AlertingConfig = AlertingConfig()
     replay: ReplayConfig = ReplayConfig()
     fleet: FleetConfig = FleetConfig()
+    certification: CertificationConfig = CertificationConfig()
 
     @field_validator("slos")
     @classmethod

@@ -31,6 +31,7 @@ _WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
 
 def config_problems(config: Config) -> list[Problem]:
     """Every cross-field problem of a validated configuration, in file order."""
+    from agent_sre.certification.checks import certification_problems
     from agent_sre.chaos.checks import chaos_problems
 
     return [
@@ -40,6 +41,7 @@ def config_problems(config: Config) -> list[Problem]:
         *rollout_problems(config),
         *incident_problems(config),
         *chaos_problems(config),
+        *certification_problems(config),
     ]
 
 

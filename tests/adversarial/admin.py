@@ -51,8 +51,19 @@ def send(
 
 
 def routes(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(method, path)`` of every admin route a daemon with ``config`` serves, as the
-    composition root builds them (path parameters filled in)."""
+    """``(method, path)`` of every JSON route of the admin API (``/v1/...``) a daemon with
+    ``config`` serves, as the composition root builds them (path parameters filled in).
+    The status page's own files are :func:`page_routes`; no route is in neither."""
+    return [(method, path) for method, path in all_routes(config) if path.startswith("/v1/")]
+
+
+def page_routes(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(method, path)`` of the status page's routes (HTML, CSS, JavaScript)."""
+    return [(method, path) for method, path in all_routes(config) if not path.startswith("/v1/")]
+
+
+def all_routes(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(method, path)`` of every route of the admin listener."""
     from agent_sre_daemon.admin.server import AdminServer
     from agent_sre_daemon.node import Node
 

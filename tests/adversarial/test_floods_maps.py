@@ -308,12 +308,13 @@ def drive_shadow_in_flight(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tup
         for index in range(IDS):
             call = SimpleNamespace(
                 plan=SimpleNamespace(body=b"{}", priced=False, stream=False, model="",
-                                     provider="", priced_as="", max_output_tokens=None,
-                                     input_tokens_estimate=0, choices=1),
+                                     provider="", pricing="", priced_as="",
+                                     max_output_tokens=None, input_tokens_estimate=0, choices=1),
+                route=SimpleNamespace(sign=None),
                 upstream_url="", upstream_headers={}, path=f"/v1/x/{index}", query="",
                 request=SimpleNamespace(method="POST"), identity=SimpleNamespace(task_id=""),
             )  # fmt: skip
-            sent += caller.mirror(rollout, call, lambda body, model: body)  # type: ignore[arg-type]
+            sent += caller.mirror(rollout, call, lambda call, model: None)  # type: ignore[arg-type]
         await asyncio.sleep(0.2)
         in_flight = caller.in_flight["shadowed"]
         assert sent == in_flight == CAP
@@ -342,6 +343,29 @@ def drive_fleet_agents(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[i
     return len(registry.agents), IDS
 
 
+def drive_certification_versions(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    from agent_sre.certification.counting import CertificationCounter
+    from agent_sre.tracing.conventions import AgentSpanKind
+    from agent_sre.tracing.view import AgentSpan
+
+    counter = CertificationCounter([], 60.0, 86400.0, CAP, heard)
+    for index, agent in enumerate(ids()):
+        span = AgentSpan(AgentSpanKind.TOOL_CALL, True, "s", b"\1" * 16, b"\2" * 8, 0, 1,
+                         False, {"agent.id": agent, "agent.version": str(index)})  # fmt: skip
+        counter.observe(span, float(index))
+    return len(counter), IDS
+
+
+def drive_certification_marks(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    from agent_sre.certification.evidence import Mark
+    from agent_sre.certification.marks import AgentMarks
+
+    marks = AgentMarks(CAP, 86400.0, heard)
+    for index, agent in enumerate(ids()):
+        marks.add(agent, Mark(float(index), "per-agent"))
+    return len(marks), IDS
+
+
 DRIVERS: dict[str, Callable[[Heard, pytest.MonkeyPatch], tuple[int, int]]] = {
     "ledger_counters": drive_ledger,
     "pacing": drive_pacing,
@@ -359,6 +383,8 @@ DRIVERS: dict[str, Callable[[Heard, pytest.MonkeyPatch], tuple[int, int]]] = {
     "incident_signals": drive_incident_signals,
     "shadow_in_flight": drive_shadow_in_flight,
     "fleet_agents": drive_fleet_agents,
+    "certification_versions": drive_certification_versions,
+    "certification_marks": drive_certification_marks,
 }
 
 

@@ -110,7 +110,12 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "deployment-operator": {
         "mode": "deployment",
-        "operator": {"enabled": True, "watchNamespaces": ["agent-sre", "team-a"]},
+        "operator": {
+            "enabled": True,
+            "watchNamespaces": ["agent-sre", "team-a"],
+            "replicas": 2,
+            "prometheusUrl": "http://prometheus.monitoring:9090",
+        },
         "adminToken": {"value": "not-a-real-token"},
         "autoscaling": {"enabled": True},
     },
@@ -359,6 +364,10 @@ def test_prometheus_rule_passes_promtool(tmp_path: Path) -> None:
         ({"config": {"exporter": {}}}, "additional properties 'exporter' not allowed"),
         ({"serviceMonitor": {"enabled": "yes"}}, "at '/serviceMonitor/enabled'"),
         ({"replicas": 3}, "additional properties 'replicas' not allowed"),
+        ({"operator": {"replicas": 0}}, "at '/operator/replicas'"),
+        ({"operator": {"leaderElection": {"leaseDuration": 1}}},
+         "at '/operator/leaderElection/leaseDuration'"),
+        ({"operator": {"prometheusUrl": "prometheus:9090"}}, "at '/operator/prometheusUrl'"),
     ],
 )  # fmt: skip
 def test_bad_values_are_refused_by_the_schema(values: dict[str, Any], message: str) -> None:
@@ -462,6 +471,44 @@ def test_operator_mode_renders_the_operator_and_hands_it_the_config(case: str) -
         "app.kubernetes.io/name": "agent-sre-operator",
         "app.kubernetes.io/instance": "agent-sre",
     }
+
+
+@pytest.mark.parametrize("case", ["daemonset-operator", "deployment-operator"])
+def test_the_operator_elects_a_leader_through_one_lease(case: str) -> None:
+    docs = documents(render(CASES[case]))
+    operator = _named(docs, "Deployment", "agent-sre-operator")
+    replicas = CASES[case]["operator"].get("replicas", 1)
+    assert operator["spec"]["replicas"] == replicas
+    assert operator["spec"]["strategy"]["type"] == "RollingUpdate"
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    assert "--leader-lease=agent-sre-operator" in container["args"]
+    assert "--lease-duration=15" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    role = _named(docs, "Role", "agent-sre-operator")
+    leases = [r for r in role["rules"] if r["apiGroups"] == ["coordination.k8s.io"]]
+    assert leases == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": ["agent-sre-operator"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]  # fmt: skip
+    url = CASES[case]["operator"].get("prometheusUrl")
+    assert (f"--prometheus-url={url}" in container["args"]) == bool(url)
+
+
+def test_the_operator_without_leader_election_runs_one_replica_at_a_time() -> None:
+    values = {"operator": {"enabled": True, "leaderElection": {"enabled": False}},
+              "adminToken": {"existingSecret": "s"}}  # fmt: skip
+    docs = documents(render(values))
+    operator = _named(docs, "Deployment", "agent-sre-operator")
+    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    assert not any("--leader-lease" in a for a in operator["spec"]["template"]["spec"][
+        "containers"][0]["args"])  # fmt: skip
+    role = _named(docs, "Role", "agent-sre-operator")
+    assert not any("leases" in r["resources"] for r in role["rules"])
+    values["operator"]["replicas"] = 2  # type: ignore[index]
+    with pytest.raises(helm.HelmError, match="needs operator.leaderElection.enabled"):
+        render(values)
 
 
 def test_operator_everywhere_uses_a_cluster_role() -> None:

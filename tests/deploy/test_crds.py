@@ -151,3 +151,77 @@ def test_the_examples_together_are_valid_for_the_daemon() -> None:
     ]
     out = render(base, resources)
     assert {key: v.problems for key, v in out.verdicts.items() if not v.valid} == {}
+
+
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+def _draft_2020(node: Any) -> Any:
+    """OpenAPI 3.0's boolean ``exclusiveMinimum``/``exclusiveMaximum`` as 2020-12's numbers."""
+    if isinstance(node, list):
+        return [_draft_2020(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _draft_2020(v) for k, v in node.items()}
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if out.get(exclusive) is True and bound in out:
+            out[exclusive] = out.pop(bound)
+        elif isinstance(out.get(exclusive), bool):
+            del out[exclusive]
+    return out
+
+
+def _cr_validator(kind: str) -> Any:
+    """A validator of a whole ``kind`` resource built the way kubernetes-validate builds its
+    own (JSON Schema 2020-12 over its Kubernetes definitions, strict): ``metadata`` against
+    its ObjectMeta, ``spec`` and ``status`` against the CRD. kubernetes-validate itself has
+    no schema of a custom kind (asserted below), so the CRD supplies that part."""
+    from kubernetes_validate.utils import schema_contents
+    from referencing import Registry
+    from referencing import Resource as Referenced
+
+    version = KUBE_VERSION.rpartition(".")[0] + ".0"
+    definitions = schema_contents(
+        f"kubernetes-json-schema/v{version}-local-strict/_definitions.json", version
+    )
+    crd = crds()[kind]
+    openapi = _draft_2020(as_json_schema(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]))
+    group = crd["spec"]["group"]
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://kubernetes.io/api/{kind.lower()}/v1alpha1",
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": f"{group}/v1alpha1"},
+            "kind": {"const": kind},
+            "metadata": {"$ref": "/api/_definitions.json#/$defs/" + OBJECT_META},
+            "spec": openapi["properties"]["spec"],
+            "status": openapi["properties"]["status"],
+        },
+    }
+    registry = Referenced.from_contents(definitions) @ Registry()
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@pytest.mark.parametrize(
+    "doc", example_resources(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}"
+)
+def test_each_example_is_valid_with_kubernetes_validates_schemas(doc: dict[str, Any]) -> None:
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    _cr_validator(doc["kind"]).validate(doc)
+
+
+def test_kubernetes_validates_schemas_catch_bad_metadata_and_spec() -> None:
+    good = next(d for d in example_resources() if d["kind"] == "AgentSLO")
+    validator = _cr_validator("AgentSLO")
+    for bad in (
+        {**good, "metadata": {**good["metadata"], "labels": {"a": 1}}},
+        {**good, "metadata": {**good["metadata"], "colour": "red"}},
+        {**good, "spec": {**good["spec"], "target": "high"}},
+        {**good, "extra": 1},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validator.validate(bad)

@@ -119,6 +119,12 @@ def test_image_steps_run_the_daemon_as_non_root_read_only() -> None:
         subprocess.run([python, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir",
                         str(wheels), str(src)], check=True, capture_output=True)  # fmt: skip
         (wheel,) = wheels.glob("agent_sre-*.whl")
+        with zipfile.ZipFile(wheel) as archive:  # the status page ships in the package
+            shipped = set(archive.namelist())
+        from agent_sre_daemon.statuspage import FILES, INDEX
+
+        for name in (INDEX, *FILES):
+            assert f"agent_sre_daemon/statuspage/static/{name}" in shipped, name
         if shutil.which("gcc"):  # as in the image's build stage: the native span pass built
             with zipfile.ZipFile(wheel) as archive:
                 assert any("_wirepass" in name for name in archive.namelist()), wheel.name
@@ -170,6 +176,11 @@ def test_image_steps_run_the_daemon_as_non_root_read_only() -> None:
                 assert response.status == 200
             with urllib.request.urlopen(f"http://{metrics}/readyz", timeout=5) as response:
                 assert response.status == 200
+            # the status page, served from the installed wheel's files
+            admin = addresses["admin"]
+            for path, text in (("/", b"agent-sre status"), ("/ui/app.js", b"use strict")):
+                with urllib.request.urlopen(f"http://{admin}{path}", timeout=5) as response:
+                    assert response.status == 200 and text in response.read(), path
             owners = {p.stat().st_uid for p in state.iterdir()}
             assert owners == {UID}  # state written by the daemon's user, under state_dir
         finally:

@@ -51,10 +51,12 @@ def test_manifests_are_valid_kubernetes(name: str) -> None:
 
 def _restricted_problems(pod: dict[str, Any]) -> list[str]:
     """The checks of Pod Security `restricted` that these pods could break."""
-    problems = []
+    problems = [f"pod {key}" for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
     context = pod.get("securityContext") or {}
     if context.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         problems.append("pod seccompProfile")
+    if context.get("runAsUser") == 0:
+        problems.append("pod runAsUser 0")
     for volume in pod.get("volumes") or []:
         if "hostPath" in volume:
             problems.append(f"hostPath volume {volume['name']}")
@@ -66,6 +68,10 @@ def _restricted_problems(pod: dict[str, Any]) -> list[str]:
             problems.append(f"{container['name']}: capabilities")
         if not (sc.get("runAsNonRoot") or context.get("runAsNonRoot")):
             problems.append(f"{container['name']}: runAsNonRoot")
+        if sc.get("runAsUser") == 0:
+            problems.append(f"{container['name']}: runAsUser 0")
+        if sc.get("privileged"):
+            problems.append(f"{container['name']}: privileged")
         problems += [f"{container['name']}: hostPort {p['hostPort']}"
                      for p in container.get("ports", []) if p.get("hostPort")]  # fmt: skip
     return problems
@@ -83,6 +89,26 @@ def test_the_levels_are_the_ones_the_pods_need() -> None:
     assert _restricted_problems(pods[("operator.yaml", "agent-sre-operator")]) == []
     daemonset = _restricted_problems(pods[("daemonset.yaml", "agent-sre")])
     assert daemonset and all("hostPort" in p for p in daemonset), daemonset
+
+
+def test_the_daemonset_without_host_ports_and_with_emptydir_meets_restricted() -> None:
+    """The setting the chart's README (Pod Security) documents as `restricted`: agents reach
+    their node's daemon through the node-local Service instead of host ports."""
+    from tests.deploy.chart import documents, render
+
+    ports = {name: {"hostPort": None} for name in ("otlp-grpc", "otlp-http", "proxy")}
+    docs = documents(render({"mode": "daemonset", "ports": ports,
+                             "stateVolume": {"type": "emptyDir"}}))  # fmt: skip
+    daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
+    assert _restricted_problems(daemonset["spec"]["template"]["spec"]) == []
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert service["spec"]["internalTrafficPolicy"] == "Local"
+    # and the hostPath state the README names `privileged` for is caught by the checks
+    docs = documents(render({"mode": "daemonset", "ports": ports,
+                             "stateVolume": {"type": "hostPath"}}))  # fmt: skip
+    daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
+    problems = _restricted_problems(daemonset["spec"]["template"]["spec"])
+    assert any("hostPath" in p for p in problems), problems
 
 
 def test_the_kustomize_base_and_the_example_overlay_build() -> None:

@@ -170,3 +170,12 @@ def test_the_sidecar_meets_pod_security_restricted() -> None:
     assert context["runAsNonRoot"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert all("hostPath" not in v for v in pod["volumes"])
+
+
+def test_the_sidecar_keeps_the_pod_on_linux_nodes_unless_told() -> None:
+    """The image is Linux only: the patch adds the OS node selector (merged into the pod's
+    own selector by the strategic merge), and --any-os leaves it out."""
+    patch = json.loads(_sidecar(["--agent-container", "agent", "--format", "json"]))
+    assert patch["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    patch = json.loads(_sidecar(["--agent-container", "agent", "--any-os"]))
+    assert "nodeSelector" not in patch["spec"]["template"]["spec"]

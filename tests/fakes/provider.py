@@ -5,8 +5,14 @@ OpenAI: ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
 adds ``"usage":null`` to every chunk and a final usage chunk with empty ``choices`` before
 ``data: [DONE]``, as OpenAI does). Anthropic: ``POST /v1/messages`` (JSON and the SSE
 events ``message_start``, ``content_block_start``, ``content_block_delta``,
-``content_block_stop``, ``message_delta``, ``message_stop``). Tools: ``/tool/...`` echoes
-JSON; ``/mcp`` answers MCP JSON-RPC ``tools/call``.
+``content_block_stop``, ``message_delta``, ``message_stop``). Gemini: ``POST
+/v1beta/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse``, ``:countTokens``,
+``:embedContent``, ``:batchEmbedContents`` (``usageMetadata`` with thoughts and cached
+tokens; Google's error shape). Azure OpenAI: ``/openai/deployments/{d}/...`` and
+``/openai/v1/...`` (OpenAI's answers, ``model`` the deployment's model). Bedrock: ``POST
+/model/{id}/converse`` and ``/converse-stream`` (AWS event-stream framing), checking the
+SigV4 signature when ``aws_credentials`` is set. Tools: ``/tool/...`` echoes JSON; ``/mcp``
+answers MCP JSON-RPC ``tools/call``.
 
 Behaviour is set on :class:`FakeProvider` attributes (``status``, ``latency``,
 ``chunk_delay``, ``omit_usage``, ``reply_words``, ``models`` for per-model quality...).
@@ -110,6 +116,18 @@ class FakeProvider:
     """Reply with these words (split on spaces) instead of ``Hello word word...``."""
     reply_pieces: list[str] | None = None
     """Reply with exactly these pieces, one per streamed event (a word cut anywhere)."""
+    thoughts_tokens: int = 0
+    """Gemini: thinking tokens reported in ``thoughtsTokenCount`` (billed as output)."""
+    cached_tokens: int = 0
+    """Gemini ``cachedContentTokenCount`` / Bedrock ``cacheReadInputTokens``."""
+    usage_override: dict[str, Any] | None = None
+    """Gemini ``usageMetadata`` / Bedrock ``usage`` sent as given (hostile figures)."""
+    azure_models: dict[str, str] = field(default_factory=dict)
+    """Azure: the model each deployment runs (answered as ``model``)."""
+    aws_credentials: tuple[str, str] | None = None
+    """Bedrock: (key id, secret) the SigV4 signature must be made with; None: not checked."""
+    signatures: list[bool] = field(default_factory=list)
+    """Bedrock: whether each call's signature held (when checked)."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -129,6 +147,13 @@ class FakeProvider:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1beta/models/{target}", self._gemini)
+        app.router.add_post("/v1/models/{target}", self._gemini)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure_embed)
+        app.router.add_post("/openai/v1/chat/completions", self._azure)
+        app.router.add_post("/model/{model}/converse", self._converse)
+        app.router.add_post("/model/{model}/converse-stream", self._converse)
         app.router.add_post("/mcp", self._mcp)
         app.router.add_get("/tool/ndjson", self._ndjson)
         app.router.add_route("*", "/tool/{tail:.*}", self._tool)
@@ -204,18 +229,6 @@ class FakeProvider:
         """``status``, or the ``x-fake-status`` request header (tests in another process)."""
         asked = request.headers.get("x-fake-status", "")
         return int(asked) if asked.isdigit() else self.status
-
-    def _openai_error(self, status: int | None = None) -> web.Response:
-        status = status or self.status
-        kind = OPENAI_ERROR_TYPES.get(status, "server_error")
-        body = {"error": {"message": f"fake {status}", "type": kind, "param": None, "code": None}}
-        return self._error(body, status)
-
-    def _anthropic_error(self, status: int | None = None) -> web.Response:
-        status = status or self.status
-        kind = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
-        body = {"type": "error", "error": {"type": kind, "message": f"fake {status}"}}
-        return self._error(body, status)
 
     def _openai_error(self, status: int | None = None) -> web.Response:
         status = status or self.status
@@ -541,6 +554,176 @@ class FakeProvider:
         events.append(self._event("message_delta", delta))
         events.append(self._event("message_stop", {"type": "message_stop"}))
         return await self._sse(request, events)
+
+    # ---- Gemini --------------------------------------------------------------------------
+
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        model, _, method = request.match_info["target"].rpartition(":")
+        status = self._status(request)
+        if status != 200:
+            names = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                     429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}  # fmt: skip
+            error = {"code": status, "message": f"fake {status}",
+                     "status": names.get(status, "INTERNAL")}  # fmt: skip
+            return self._error({"error": error}, status)
+        prompt = self._input_tokens(body.get("contents", body.get("requests", "")))
+        if method == "countTokens":
+            return self._json(request, {"totalTokens": prompt})
+        if method == "embedContent":
+            return self._json(request, {"embedding": {"values": [0.1, -0.2, 0.3]}})
+        if method == "batchEmbedContents":
+            items = body.get("requests") or []
+            return self._json(request, {"embeddings": [{"values": [0.1]} for _ in items]})
+        config = body.get("generationConfig") or {}
+        words = self._words({"model": model, "max_tokens": config.get("maxOutputTokens")})
+        response_id = f"gem-fake{self._id()}"
+
+        def usage(done: int) -> dict[str, Any]:
+            if self.usage_override is not None:
+                return self.usage_override
+            out = {"promptTokenCount": prompt + self.cached_tokens,
+                   "candidatesTokenCount": done,
+                   "totalTokenCount": prompt + self.cached_tokens + done + self.thoughts_tokens,
+                   "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}  # fmt: skip
+            if self.thoughts_tokens:
+                out["thoughtsTokenCount"] = self.thoughts_tokens
+            if self.cached_tokens:
+                out["cachedContentTokenCount"] = self.cached_tokens
+            return out
+
+        def chunk(text: str, done: int, last: bool) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"},
+                                         "index": 0}  # fmt: skip
+            if last:
+                candidate["finishReason"] = "STOP"
+            out = {"candidates": [candidate], "modelVersion": model, "responseId": response_id}
+            if not self.omit_usage:
+                out["usageMetadata"] = usage(done)
+            return out
+
+        if method == "generateContent":
+            return self._json(request, chunk("".join(words), len(words), True))
+        if method != "streamGenerateContent":
+            return self._error({"error": {"code": 404, "message": "no such method",
+                                          "status": "NOT_FOUND"}}, 404)  # fmt: skip
+        if request.query.get("alt") != "sse":  # a JSON array of the chunks
+            chunks = [chunk(w, i + 1, i == len(words) - 1) for i, w in enumerate(words)]
+            return self._json(request, chunks)
+        events = [
+            b"data: " + self._dumps(chunk(w, i + 1, i == len(words) - 1)) + b"\r\n\r\n"
+            for i, w in enumerate(words)
+        ]
+        return await self._sse(request, events)
+
+    # ---- Azure OpenAI --------------------------------------------------------------------
+
+    async def _azure(self, request: web.Request) -> web.StreamResponse:
+        deployment = request.match_info.get("deployment")
+        answer = await self._chat(request)
+        body = self.requests[-1].json() or {}
+        model = self.azure_models.get(deployment or str(body.get("model", "")))
+        if model and isinstance(answer, web.Response) and answer.body:
+            raw = answer.body if isinstance(answer.body, bytes) else b""
+            data = json.loads(raw)
+            data["model"] = model
+            answer.body = self._dumps(data)
+        return answer
+
+    async def _azure_embed(self, request: web.Request) -> web.StreamResponse:
+        return await self._embeddings(request)
+
+    # ---- Bedrock -------------------------------------------------------------------------
+
+    async def _converse(self, request: web.Request) -> web.StreamResponse:
+        from agent_sre.gateway.eventstream import encode_message
+
+        body = await self._record(request)
+        if self.aws_credentials is not None:
+            self.signatures.append(self._signature_holds(request, self.requests[-1].body))
+        status = self._status(request)
+        if status != 200:
+            codes = {400: "ValidationException", 403: "AccessDeniedException",
+                     429: "ThrottlingException", 500: "InternalServerException"}  # fmt: skip
+            answer = self._error({"message": f"fake {status}"}, status)
+            answer.headers["x-amzn-ErrorType"] = codes.get(status, "InternalServerException")
+            return answer
+        model = request.match_info["model"]
+        config = body.get("inferenceConfig") or {}
+        words = self._words({"model": model, "max_tokens": config.get("maxTokens")})
+        prompt = self._input_tokens([body.get("system", ""), body.get("messages", [])])
+        total = prompt + len(words) + self.cached_tokens
+        usage: dict[str, Any] = {"inputTokens": prompt, "outputTokens": len(words),
+                                 "totalTokens": total}  # fmt: skip
+        if self.cached_tokens:
+            usage["cacheReadInputTokens"] = self.cached_tokens
+        if self.usage_override is not None:
+            usage = self.usage_override
+        if request.path.endswith("/converse"):
+            out: dict[str, Any] = {
+                "output": {"message": {"role": "assistant",
+                                       "content": [{"text": "".join(words)}]}},
+                "stopReason": "end_turn",
+                "metrics": {"latencyMs": 12},
+            }  # fmt: skip
+            if not self.omit_usage:
+                out["usage"] = usage
+            return self._json(request, out)
+
+        def event(name: str, payload: dict[str, Any]) -> bytes:
+            headers = {":event-type": name, ":content-type": "application/json",
+                       ":message-type": "event"}  # fmt: skip
+            return encode_message(headers, self._dumps({**payload, "p": "abcdefgh"}))
+
+        events = [event("messageStart", {"role": "assistant"})]
+        events += [
+            event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": word}})
+            for word in words
+        ]
+        events.append(event("contentBlockStop", {"contentBlockIndex": 0}))
+        events.append(event("messageStop", {"stopReason": "end_turn"}))
+        if not self.omit_usage:
+            events.append(event("metadata", {"usage": usage, "metrics": {"latencyMs": 12}}))
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/vnd.amazon.eventstream"}
+        )
+        await response.prepare(request)
+        for index, data in enumerate(events):
+            if index and self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            if index == self.cut_stream_after:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await response.write(data)
+        await response.write_eof()
+        return response
+
+    def _signature_holds(self, request: web.Request, body: bytes) -> bool:
+        """Whether the SigV4 signature was made with :attr:`aws_credentials` over what came."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        assert self.aws_credentials is not None
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("AWS4-HMAC-SHA256 "):
+            return False
+        fields = dict(
+            part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 ") :].split(",")
+        )
+        scope = fields.get("Credential", "").split("/")
+        if len(scope) != 5 or scope[0] != self.aws_credentials[0]:
+            return False
+        signed = fields.get("SignedHeaders", "").split(";")
+        headers = {name: request.headers.get(name, "") for name in signed}
+        url = f"http://{request.headers.get('Host', '')}{request.raw_path}"
+        copy = AWSRequest(method=request.method, url=url, data=body, headers=headers)
+        copy.context["timestamp"] = request.headers.get("X-Amz-Date", "")
+        signer = SigV4Auth(Credentials(*self.aws_credentials), scope[3], scope[2])
+        canonical = signer.canonical_request(copy)
+        expected = signer.signature(signer.string_to_sign(copy, canonical), copy)
+        return expected == fields.get("Signature")
 
     # ---- tools ---------------------------------------------------------------------------
 

@@ -251,6 +251,7 @@ def test_status_reports_the_digest_of_the_config_running_and_of_the_file(make_da
         "path": str(daemon.config_path),
         "sha256": first,
         "file_sha256": first,
+        "restart_needed": [],
     }
     daemon.write_config({**daemon.config, "node": {"name": "renamed-node"}})
     second = digest()
@@ -258,6 +259,7 @@ def test_status_reports_the_digest_of_the_config_running_and_of_the_file(make_da
         "path": str(daemon.config_path),
         "sha256": first,
         "file_sha256": second,
+        "restart_needed": [],
     }
     assert _post(daemon.url("admin", "/v1/reload"), "s3cret")[0] == 200
     assert _config_status(daemon)["sha256"] == second

@@ -473,3 +473,97 @@ def test_proxy_only_agents_keep_their_task_cost_and_held_spans_survive_shutdown(
     assert len(proxy_spans) == 2
     assert all("agent_sre.role" not in attrs(s.attributes) for s in proxy_spans)
     assert all(attrs(s.attributes)["agent_sre.cost_usd"] > 0 for s in proxy_spans)
+
+
+def test_an_agent_starting_to_trace_after_a_quiet_spell_counts_each_call_once(
+    make_daemon: Callable[..., DaemonProcess],
+    upstream: RecordingUpstream,
+    stand_in: FakeProvider,
+) -> None:
+    """No agent span came during a whole hold: the proxy's spans are the event at once (not
+    held). An agent that then starts tracing: its first span describes a call already
+    counted (a duplicate); from that span on the proxy's spans wait again, and its span of
+    the next call is the event. Each call counts once throughout."""
+    config = forwarding(upstream)
+    config["proxy"] = proxy_config(stand_in.url, hold="1s")
+    config["slos"] = [
+        {
+            "name": "llm",
+            "target": 0.99,
+            "window": "30d",
+            "sli": {"kind": "llm_success"},
+            "labels": ["agent.id"],
+        }
+    ]
+    daemon = make_daemon(config).start()
+    client = openai.OpenAI(
+        base_url=f"http://{daemon.addresses['proxy']}/openai/v1", api_key="sk-test"
+    )
+    messages = [{"role": "user", "content": "hi"}]
+    headers = {"X-Agent-Id": "starter"}
+
+    def status() -> dict[str, Any]:
+        return dict(get(daemon.url("admin", "/v1/status"))["correlation"])
+
+    def unlinked(reason: str) -> float:
+        metrics = scrape(daemon.url("metrics", "/metrics"))
+        return metrics.get(("agent_sre_llm_calls_unlinked_total", (("reason", reason),)), 0.0)
+
+    assert status()["holding"] is True  # at start: agents may trace
+    client.chat.completions.create(model=OPENAI_MODEL, messages=messages, extra_headers=headers)
+    deadline = time.monotonic() + 10
+    while unlinked("hold_expired") < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert unlinked("hold_expired") == 1, daemon.log()
+    assert status()["holding"] is False
+
+    provider = agent_provider(daemon, "starter", batch=False)
+    tracer = provider.get_tracer("hand-made")
+
+    def agent_span() -> trace.Span:
+        return tracer.start_span(
+            f"chat {OPENAI_MODEL}",
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": OPENAI_MODEL},
+        )
+
+    # quiet: the call's span is the event at once; the agent's span of it comes after
+    first = agent_span()
+    reply = client.chat.completions.create(
+        model=OPENAI_MODEL, messages=messages, extra_headers=headers
+    )
+    assert unlinked("quiet") == 1
+    assert status()["held"] == 0
+    first.set_attribute("gen_ai.response.id", reply.id)
+    first.end()
+    assert status()["holding"] is True
+
+    # tracing again: held, and claimed by the agent's span
+    second = agent_span()
+    reply = client.chat.completions.create(
+        model=OPENAI_MODEL, messages=messages, extra_headers=headers
+    )
+    assert status()["held"] == 1
+    second.set_attribute("gen_ai.response.id", reply.id)
+    second.end()
+    provider.shutdown()
+
+    def settled() -> bool:
+        return len(upstream.spans()) == 5
+
+    assert upstream.wait_for(settled), daemon.log()
+    metrics = scrape(daemon.url("metrics", "/metrics"))
+    assert events(metrics, "llm")["starter"] == {"good": 3, "bad": 0}
+    assert metrics[("agent_sre_llm_duplicate_spans_total", ())] == 1
+    assert (
+        metrics[("agent_sre_llm_calls_linked_total", (("by", "response_id"), ("first", "proxy")))]
+        == 1
+    )
+    roles = sorted(str(_role(s)) for _, s in upstream.spans())
+    assert roles == ["None", "None", "None", "duplicate", "gateway"]
+    by_role = {_role(s): attrs(s.attributes) for _, s in upstream.spans() if _role(s)}
+    assert by_role["duplicate"]["gen_ai.response.id"] != by_role["gateway"]["gen_ai.response.id"]
+    assert sum(
+        attrs(s.attributes).get("agent_sre.cost_usd", 0.0) for _, s in upstream.spans()
+    ) == pytest.approx(
+        sum(v for (n, _), v in metrics.items() if n == "agent_sre_llm_cost_usd_total"), rel=1e-9
+    )

@@ -198,3 +198,50 @@ def test_the_fast_path_and_the_careful_path_agree() -> None:
     careful = _sequential(yaml.safe_load(BASE), order, _entries(first.text), {})
     assert fast.verdicts == careful.verdicts
     assert parse_config(fast.text, "f") == parse_config(careful.text, "c")
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec"),
+    [
+        (SLO, {**GOOD_SLO, "window": "7 days"}),
+        (SLO, {**GOOD_SLO, "colour": "red"}),
+        (SLO, {"target": 1.5, "sli": {"kind": "task_success"}}),
+        (BUDGET, {"scope": "agent", "limit_usd": -1}),
+        (BUDGET, {"scope": "planet", "limit_usd": 5}),
+    ],
+)
+def test_the_condition_says_what_agent_sre_validate_says_of_the_same_entry(
+    kind: Kind, spec: dict[str, Any], tmp_path: Any
+) -> None:
+    """The same entry in a file: `agent-sre validate` prints `file:line: <section>[i].field:
+    message`; the resource's condition is `spec.field: message`, the message the same."""
+    import subprocess
+    import sys
+
+    entry = {"name": "bad", **spec}
+    config = yaml.safe_load(BASE)
+    section = config
+    for key in kind.section[:-1]:
+        section = section.setdefault(key, {})
+    entries = section.setdefault(kind.section[-1], [])
+    entries.insert(0, entry)
+    path = tmp_path / "agent-sre.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_sre_daemon.cli", "validate", str(path)],
+        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 2, result
+    prefix = ".".join(kind.section) + "[0]."
+    cli = {}
+    for line in result.stderr.splitlines():
+        _file, _line, rest = line.split(":", 2)
+        field, _sep, message = rest.strip().partition(": ")
+        assert field.startswith(prefix), line
+        cli[field.removeprefix(prefix)] = message
+    verdict = render(BASE, [res(kind, "bad", spec)]).verdicts[(kind.kind, "ns", "bad")]
+    operator = {}
+    for problem in verdict.problems:
+        field, _sep, message = problem.partition(": ")
+        operator[field.removeprefix("spec.")] = message
+    assert operator == cli

@@ -8,7 +8,13 @@ kmock untouched):
   emulator's namespaced watch otherwise misses live events), ``uid``, ``generation`` (bumped
   when the spec changes) and ``creationTimestamp``;
 - it declares the custom resources (a CRD object is stored but not served) and the built-in
-  kinds (``load_bundled``).
+  kinds (``load_bundled``);
+- optimistic concurrency, which leader election rests on: every create and patch gets a new
+  ``metadata.resourceVersion`` (one counter, as etcd's revision), and a JSON merge patch that
+  names a ``metadata.resourceVersion`` other than the stored one answers 409 Conflict, as the
+  API server does; kmock has no resourceVersion at all;
+- it records every write (method, path, User-Agent) in ``writes``, as an API server's audit
+  log does, so a test can say which operator replica wrote what.
 Not mended but avoided: ``/api/v1/namespaces`` answers 500 (kopf would retry for ever); the
 operator turns kopf's namespace and CRD scanning off in production too, so it never asks.
 Left as they are: creates answer 200 (the operator takes 200 and 201), lists ignore label
@@ -47,6 +53,8 @@ class FakeCluster:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kmock", daemon=True)
         self._error: BaseException | None = None
+        self.writes: list[tuple[str, str, str]] = []
+        """(method, path, User-Agent) of every create, patch and delete served."""
 
     def __enter__(self) -> FakeCluster:
         self._thread.start()
@@ -71,7 +79,7 @@ class FakeCluster:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with kmock.KubernetesEmulator() as k, kmock.Server(k) as server:
+        async with _emulator(self.writes)() as k, kmock.Server(k) as server:
             k.resources.load_bundled()
             for group_version, plural, kind, namespaced in self.custom:
                 k.resources[f"{group_version}/{plural}"] = kmock.ResourceInfo(
@@ -213,3 +221,51 @@ class Kubelet:
             if not self.held.is_set():
                 with contextlib.suppress(OSError):
                     self.sync()
+
+
+def _emulator(writes: list[tuple[str, str, str]]) -> Any:
+    """kmock's emulator with resourceVersions, 409 on a stale one, and the write log."""
+    import kmock
+    from kmock._internal.k8s import KubernetesObjectConflictError
+
+    class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+        revision = 0
+        revision_lock: asyncio.Lock | None = None
+
+        async def _handle(self, request: Any) -> Any:
+            action = request.action
+            writing = request.resource is not None and action in (
+                kmock.action.CREATE,
+                kmock.action.UPDATE,
+                kmock.action.DELETE,
+            )
+            if not writing:
+                return await super()._handle(request)
+            if self.revision_lock is None:
+                self.revision_lock = asyncio.Lock()
+            async with self.revision_lock:
+                writes.append(
+                    (str(request.method).upper().rpartition(".")[2], request.url.path,
+                     request.headers.get("User-Agent", ""))
+                )  # fmt: skip
+                data = request.data
+                if action != kmock.action.DELETE and isinstance(data, dict):
+                    meta = data.get("metadata")
+                    wanted = meta.get("resourceVersion") if isinstance(meta, dict) else None
+                    if action == kmock.action.UPDATE and wanted is not None:
+                        key = (request.resource, request.namespace, request.name)
+                        stored = self.objects[key] if key in self.objects else None  # noqa: SIM401
+                        current = None
+                        if stored is not None and not stored.deleted:
+                            current = (stored.raw.get("metadata") or {}).get("resourceVersion")
+                        if current is not None and str(wanted) != str(current):
+                            raise KubernetesObjectConflictError(
+                                reason="Conflict",
+                                message="the object has been modified; please apply your "
+                                "changes to the latest version and try again",
+                            )
+                    Emulator.revision += 1
+                    data.setdefault("metadata", {})["resourceVersion"] = str(Emulator.revision)
+                return await super()._handle(request)
+
+    return Emulator

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 F = TypeVar("F")
 
 _MARK = "agent_sre_private_read"
+_PUBLIC = "agent_sre_public_page"
 
 
 def private_read(handler: F) -> F:
@@ -27,3 +28,16 @@ def private_read(handler: F) -> F:
 def is_private(request: web.Request) -> bool:
     """Whether the route ``request`` matched was marked with :func:`private_read`."""
     return bool(getattr(request.match_info.route.handler, _MARK, False))
+
+
+def public_page(handler: F) -> F:
+    """Marks a route of the status page's own files (HTML, CSS, JavaScript: no data of the
+    node): read by any client, so a browser without the token gets the login form. Only GET
+    and HEAD; the data the page shows is read from the API under its rules."""
+    setattr(handler, _PUBLIC, True)
+    return handler
+
+
+def is_public(request: web.Request) -> bool:
+    """Whether the route ``request`` matched was marked with :func:`public_page`."""
+    return bool(getattr(request.match_info.route.handler, _PUBLIC, False))

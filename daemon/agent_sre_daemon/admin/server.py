@@ -5,6 +5,8 @@ change is refused. Reads are open to clients on loopback that name a loopback ho
 in a browser on the node cannot read through DNS rebinding); from anywhere else a read needs
 the token too. Private reads (captured bodies, replay session header values: routes marked
 with :func:`~agent_sre_daemon.admin.access.private_read`) need the token from anywhere.
+The status page's own files (``/``, ``/ui/...``: no data of the node, see
+:mod:`agent_sre_daemon.statuspage`) are read by any client, GET and HEAD only.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
-from agent_sre_daemon.admin.access import is_private
+from agent_sre_daemon.admin.access import is_private, is_public
 from agent_sre_daemon.admin.inputs import MAX_BODY_BYTES
 from agent_sre_daemon.component import Component, Prepared
 from agent_sre_daemon.errors import admin_error
 from agent_sre_daemon.http_site import start_site
+from agent_sre_daemon.statuspage import page_routes
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
@@ -67,6 +70,7 @@ class AdminServer(Component):
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/reload", self._reload)
         app.router.add_routes(list(self.routes()))
+        app.router.add_routes(page_routes())
         return app
 
     async def start(self) -> dict[str, str]:
@@ -90,6 +94,8 @@ class AdminServer(Component):
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         private = is_private(request)
+        if request.method in ("GET", "HEAD") and is_public(request):
+            return await handler(request)
         if request.method in _READS and not private and _local_read(request):
             return await handler(request)
         token = self.context.config.admin.token

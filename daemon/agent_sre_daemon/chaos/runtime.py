@@ -91,6 +91,8 @@ class ChaosRuntime(Component):
         self.draw = draw or random.Random().random
         self.store = RunStore(context.state_dir / STORE_FILE, self.clock)
         self.experiments: dict[str, Experiment] = {}
+        self.version = 0
+        """Bumped when a run starts (the faults stage re-reads the runs then)."""
         self._apply(context.config.chaos)
         context.provide("chaos", self)  # the fleet summary reads the running experiments
         self._task: asyncio.Task[None] | None = None
@@ -254,8 +256,10 @@ class ChaosRuntime(Component):
             duration=spec.duration,
             observe_after=spec.observe_after,
             before=recent,
+            targets=spec.targets.model_dump(mode="json"),
         )
         experiment.run = run
+        self.version += 1
         self.metrics.active.labels(name).set(1)
         self._save(run)
         message = f"chaos experiment {name} started ({run.id}) for {spec.duration:g}s"

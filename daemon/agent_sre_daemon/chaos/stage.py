@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -36,9 +35,11 @@ from agent_sre.chaos.targeting import (
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.gateway.plan import json_object
 from agent_sre.gateway.providers import PROVIDERS
+from agent_sre.gateway.sse import EVENT_END
 from agent_sre_daemon.errors import proxy_error
 
 if TYPE_CHECKING:
+    from agent_sre.chaos.results import Run
     from agent_sre.chaos.spec import FaultSpec
     from agent_sre_daemon.chaos.runtime import ChaosRuntime, Experiment
     from agent_sre_daemon.proxy.call import Call
@@ -83,6 +84,39 @@ class ChaosStage:
     def __init__(self, runtime: ChaosRuntime) -> None:
         self.runtime = runtime
         self._calls: dict[int, CallChaos] = {}
+        self._indexed: dict[str, Experiment] | None = None
+        """The experiments (the runtime's dict, replaced on every reload) indexed below."""
+        self._version = -1
+        self._by_agent: dict[str, tuple[Experiment, ...]] = {}
+        """The experiments that may target an agent named in some experiment's targets."""
+        self._anyone: tuple[Experiment, ...] = ()
+        """Experiments that may target any agent (no agent list, or a pattern in it)."""
+        self._runs: tuple[Run, ...] = ()
+        """The runs injecting when indexed (a run that stopped since is skipped)."""
+
+    def _index(self, experiments: dict[str, Experiment]) -> None:
+        """Experiments by the agents they name, so that a call no experiment names costs a
+        dictionary lookup, whatever the number of experiments."""
+        anyone: list[Experiment] = []
+        named: dict[str, list[Experiment]] = {}
+        ordered = list(experiments.values())
+        for experiment in ordered:
+            agents = experiment.spec.targets.agents
+            if not agents or any(agent.endswith("*") for agent in agents):
+                anyone.append(experiment)
+            else:
+                for agent in dict.fromkeys(agents):
+                    named.setdefault(agent, []).append(experiment)
+        self._anyone = tuple(anyone)
+        everyone = {id(e) for e in anyone}
+        self._by_agent = {}
+        for agent, listed in named.items():
+            wanted = everyone | {id(e) for e in listed}
+            self._by_agent[agent] = tuple(
+                e for e in ordered if id(e) in wanted
+            )  # declared order: the first experiment that draws a fault injects it
+        self._runs = tuple(e.run for e in ordered if e.run is not None and e.run.injecting)
+        self._indexed, self._version = experiments, self.runtime.version
 
     # hot path: per proxied call
     async def on_request(self, call: Call) -> web.StreamResponse | None:
@@ -90,15 +124,18 @@ class ChaosStage:
         if not runtime.enabled:
             return None
         header = call.request.headers.get(FAULT_HEADER) if runtime.allow_header_faults else None
-        if not runtime.experiments and header is None:
+        experiments = runtime.experiments
+        if not experiments and header is None:
             return None
+        if experiments is not self._indexed or runtime.version != self._version:
+            self._index(experiments)
+        for seen in self._runs:  # every call while faults run counts (targeted or not)
+            if seen.state == "running":
+                seen.calls_seen += 1
         route, agent = call.route.name, call.identity.agent_id or ""
         facts: CallFacts | None = None  # built only for a call some experiment may target
         matched = []
-        for experiment in runtime.experiments.values():
-            run = experiment.run
-            if run is not None and run.injecting:
-                run.calls_seen += 1
+        for experiment in self._by_agent.get(agent, self._anyone):
             targets = experiment.spec.targets
             if not may_match(targets, route, agent):
                 continue
@@ -224,7 +261,7 @@ class ChaosStage:
                 body = shapes.mcp_error_body(call.plan.mcp_request_id, message)
                 return web.json_response(body, headers=headers)
             return web.json_response(
-                PROVIDERS[api].error_body("tool_error", message), status=500, headers=headers
+                PROVIDERS[api].error_body("tool_error", message, 500), status=500, headers=headers
             )
         call.add_chunk_tap(_tap(call, fault, live, runtime.draw))
         return None
@@ -277,8 +314,11 @@ async def _hold(call: Call, seconds: float, live: Callable[[], bool]) -> str:
 
 def _error(api: str, status: int, message: str, headers: dict[str, str]) -> web.Response:
     kind, words = shapes.error_kind(api, status, message)
-    body = PROVIDERS[api].error_body(kind, words)
-    return web.json_response(body, status=status, headers=headers)
+    provider = PROVIDERS[api]
+    body = provider.error_body(kind, words, status)
+    return web.json_response(
+        body, status=status, headers={**headers, **provider.error_headers(kind, status)}
+    )
 
 
 def _tap(
@@ -343,14 +383,10 @@ def _inflated(tokens: int, already: int, factor: float) -> int:
     return tokens if tokens == already and already else int(tokens * factor)
 
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-"""An event's end: a blank line, in any of the line ends SSE allows (sse-starlette, which
-A2A servers use, writes CRLF)."""
-
-
 def _event_ends(chunk: bytes) -> list[int]:
-    """Offsets just past each event end (a blank line) in ``chunk``."""
-    return [match.end() for match in _EVENT_END.finditer(chunk)]
+    """Offsets just past each event end (a blank line: LF, CRLF or CR, as SSE allows and
+    Gemini sends) in ``chunk``."""
+    return [match.end() for match in EVENT_END.finditer(chunk)]
 
 
 if TYPE_CHECKING:

@@ -54,6 +54,8 @@ class SidecarOptions:
     native: bool = False
     """Kubernetes >= 1.29 native sidecar: an init container with ``restartPolicy: Always``,
     started before the agent and stopped after it."""
+    linux_only: bool = True
+    """Adds ``nodeSelector: {kubernetes.io/os: linux}`` (the image is Linux only)."""
     resources: dict[str, Any] = field(
         default_factory=lambda: {
             "requests": {"cpu": "50m", "memory": "64Mi"},
@@ -162,6 +164,9 @@ def sidecar_patch(options: SidecarOptions) -> dict[str, Any]:
     agents = [{"name": name, "env": agent_env()} for name in options.agent_containers]
     sidecar = sidecar_container(options)
     pod: dict[str, Any] = {"volumes": volumes}
+    if options.linux_only:
+        # merged into the pod's own selector (a strategic merge patch merges maps)
+        pod["nodeSelector"] = {"kubernetes.io/os": "linux"}
     if options.native:
         pod["initContainers"] = [sidecar]
         pod["containers"] = agents
@@ -206,6 +211,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="native sidecar (init container, restartPolicy Always; Kubernetes >= 1.29)",
     )
     sidecar.add_argument(
+        "--any-os",
+        action="store_true",
+        help="leave out the nodeSelector kubernetes.io/os: linux (the image is Linux only)",
+    )
+    sidecar.add_argument(
         "--format", choices=("json", "yaml"), default="json", help="patch format (json)"
     )
     sidecar.set_defaults(func=cmd_sidecar)
@@ -224,6 +234,7 @@ def cmd_sidecar(args: argparse.Namespace) -> int:
         admin_secret=args.admin_secret,
         upstream=args.upstream,
         native=args.native,
+        linux_only=not args.any_os,
     )
     problems = option_problems(options)
     if problems:

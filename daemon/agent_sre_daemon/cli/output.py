@@ -39,7 +39,13 @@ def print_json(data: Any) -> None:
 def console() -> Console:
     from rich.console import Console
 
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else WIDTH_WHEN_PIPED)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 itself; main() ends every command the same way instead (141)
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(file=sys.stdout, width=None if sys.stdout.isatty() else WIDTH_WHEN_PIPED)
 
 
 def fail(message: object, code: int = exits.FAILURE) -> int:

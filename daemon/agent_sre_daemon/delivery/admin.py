@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_sre.delivery.rollout import PROMOTED, RolloutConflictError
+from agent_sre.delivery.rollout import PROMOTED, CertificationRequiredError, RolloutConflictError
 from agent_sre.delivery.spec import RolloutSpec
 from agent_sre_daemon.admin.inputs import json_body
 from agent_sre_daemon.errors import admin_error
@@ -51,6 +51,8 @@ def admin_routes(runtime: DeliveryRuntime) -> list[web.RouteDef]:
             rollout = runtime.operate(name, operation)
         except KeyError:
             return admin_error(404, "rollout_not_found", f"no rollout named {name!r}")
+        except CertificationRequiredError as exc:
+            return admin_error(409, "certification_required", str(exc))
         except RolloutConflictError as exc:
             return admin_error(409, "conflict", str(exc))
         return web.json_response(rollout.to_dict())

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from agent_sre.config import Config
     from agent_sre.delivery.analysis import Samples
     from agent_sre.delivery.spec import RolloutsConfig
-    from agent_sre_daemon.component import NodeContext, SLOQuery
+    from agent_sre_daemon.component import CertificationQuery, NodeContext, SLOQuery
     from agent_sre_daemon.proxy.stage import Stage
 
 log = logging.getLogger("agent_sre.delivery")
@@ -81,13 +81,14 @@ class DeliveryRuntime(Component):
         self.by_route: dict[str, list[Rollout]] = {}
         self.shadow = ShadowCaller(
             self.clock,
-            Pricer(context.config.budgets.price_overrides),
+            Pricer(context.config.budgets.price_overrides, context.config.proxy.routes),
             self.metrics.shadow_cost,
             self.metrics.requests,
             counter_of(context.registry),
             context.config.budgets.default_max_output_tokens,
         )
         self._task: asyncio.Task[None] | None = None
+        context.provide("delivery", self)
         context.register_action("pause_rollout", self._pause_action)
         context.register_action("rollback_rollout", self._rollback_action)
 
@@ -117,7 +118,9 @@ class DeliveryRuntime(Component):
         over at their first step; removed ones are forgotten."""
         routes = {route.name: route for route in new.proxy.routes}
         for spec in self.posted.values():
-            problem = spec_problem(spec, dict(routes), {s.name for s in new.slos})
+            problem = spec_problem(
+                spec, dict(routes), {s.name for s in new.slos}, new.certification.tier_names
+            )
             if problem is not None:
                 raise ReloadError(
                     f"rollouts: posted rollout {spec.name}.{problem[0]}: {problem[1]}"
@@ -127,7 +130,7 @@ class DeliveryRuntime(Component):
 
         async def commit() -> None:
             self.settings = new.rollouts
-            self.shadow.pricer = Pricer(new.budgets.price_overrides)
+            self.shadow.pricer = Pricer(new.budgets.price_overrides, new.proxy.routes)
             self.shadow.default_max_output = new.budgets.default_max_output_tokens
             now = self.clock.time()
             kept = dict(self.rollouts)
@@ -216,7 +219,9 @@ class DeliveryRuntime(Component):
             raise ValueError(f"name: a rollout named {spec.name!r} exists")
         config = self.context.config
         routes = {route.name: route for route in config.proxy.routes}
-        problem = spec_problem(spec, dict(routes), {s.name for s in config.slos})
+        problem = spec_problem(
+            spec, dict(routes), {s.name for s in config.slos}, config.certification.tier_names
+        )
         if problem is not None:
             raise ValueError(f"{problem[0]}: {problem[1]}")
         rollout = self._new(spec, self.clock.time(), None)
@@ -343,7 +348,19 @@ class DeliveryRuntime(Component):
             aside.report(path.name, what, str(exc), kept)
 
     def _new(self, spec: RolloutSpec, now: float, state: RolloutState | None) -> Rollout:
-        return Rollout(spec, now, state, self.settings.max_samples)
+        rollout = Rollout(spec, now, state, self.settings.max_samples)
+        rollout.gate = self._certified
+        return rollout
+
+    def _certified(self, tier: str, agent: str, version: str) -> list[str]:
+        """What ``agent`` ``version`` lacks for ``tier`` (the certification engine's
+        service ``"certification"``); empty when it holds it."""
+        certification: CertificationQuery | None = self.context.service(  # type: ignore[assignment]
+            "certification"
+        )
+        if certification is None:
+            return [f"{tier}: no certification engine runs to ask"]
+        return certification.missing_for(agent, version, tier)
 
     def _restore(self) -> None:
         now = self.clock.time()
@@ -364,7 +381,7 @@ class DeliveryRuntime(Component):
             except (ValidationError, ValueError, TypeError) as exc:
                 reason = f"not a valid rollout: {str(exc).splitlines()[0]}"
             else:
-                problem = spec_problem(spec, dict(routes), slos)
+                problem = spec_problem(spec, dict(routes), slos, config.certification.tier_names)
                 if problem is None and spec.name not in declared:
                     self.posted[spec.name] = spec
                     continue

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from multidict import CIMultiDict
 from yarl import URL
 
 from agent_sre.delivery.analysis import Observation
@@ -91,7 +92,10 @@ class ShadowCaller:
         return committed < budget and committed + worst_case <= budget
 
     def mirror(
-        self, rollout: Rollout, call: Call, rewrite: Callable[[bytes, str], bytes | None]
+        self,
+        rollout: Rollout,
+        call: Call,
+        rewrite: Callable[[Call, str], tuple[bytes, str, str] | None],
     ) -> bool:
         """Starts the candidate's copy of ``call``; False when none is sent (over budget,
         or a body without a model)."""
@@ -107,10 +111,11 @@ class ShadowCaller:
         plan = call.plan
         url = call.upstream_url
         if spec.vary == "model":
-            body = rewrite(plan.body, spec.candidate)
-            if body is None:
+            candidate = rewrite(call, spec.candidate)
+            if candidate is None:
                 return False
-            plan = dataclasses.replace(plan, body=body, model=spec.candidate)
+            body, url, model = candidate
+            plan = dataclasses.replace(plan, body=body, model=model)
         else:
             url = upstream_url(spec.candidate, call)
         worst = worst_case_usd(self.pricer, plan, self.default_max_output, self.clock.time())
@@ -152,7 +157,12 @@ class ShadowCaller:
         assert self.session is not None
         started = self.clock.monotonic()
         status, data, reached = 0, b"", False
+        sign = call.route.sign
         try:
+            if sign is not None:  # its own body and URL: its own signature
+                signed: CIMultiDict[str] = CIMultiDict(headers)
+                await sign(method, url, signed, body)
+                headers = dict(signed)
             async with self.session.request(
                 method,
                 URL(url, encoded=True),

@@ -8,14 +8,12 @@ nothing of either variant, and a replayed call must reach no provider at all."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from agent_sre.delivery.analysis import Observation
 from agent_sre.delivery.assign import BASELINE, CANDIDATE
 from agent_sre.delivery.rollout import PROMOTED
 from agent_sre.gateway.outcome import DecidedBy
-from agent_sre.gateway.plan import json_object
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -74,7 +72,7 @@ class RolloutStage:
         rollout, which, shadow = taking_part
         if call.decided_by is not DecidedBy.UPSTREAM:
             return
-        if shadow and self.runtime.shadow.mirror(rollout, call, _candidate_body):
+        if shadow and self.runtime.shadow.mirror(rollout, call, candidate_request):
             call.record.attributes[SHADOWED] = True
         seen = observation(call, self.runtime.clock.monotonic() - call.started)
         rollout.observe(which, seen)
@@ -121,27 +119,34 @@ def observation(call: Call, latency: float) -> Observation:
     )
 
 
-def _candidate_body(body: bytes, model: str) -> bytes | None:
-    """``body`` with its ``model`` replaced, or None when it has none."""
-    data = json_object(body)
-    if data is None:
+def candidate_request(call: Call, model: str) -> tuple[bytes, str, str] | None:
+    """The call's request asking ``model``: its body, upstream URL and the model it is
+    priced as (the provider says where a request names its model: the body, the path);
+    None when it names none."""
+    provider = call.route.provider
+    changed = provider.with_model(call.plan, call.path, model)
+    if changed is None:
         return None
-    if not isinstance(data, dict) or "model" not in data:
-        return None
-    data["model"] = model
-    return json.dumps(data, separators=(",", ":")).encode()
+    body, path = changed
+    url = call.upstream_url
+    if path != call.path:
+        old = call.route.upstream + call.path
+        rest = url[len(old) :] if url.startswith(old) else ""
+        url = call.route.upstream + path + rest
+    priced = provider.plan(call.route.config, call.request.method, path, body).model
+    return body, url, priced or model
 
 
 def _to_model(call: Call, model: str) -> None:
-    """Sends the call to ``model`` of the same provider: the body, the plan (what settle
-    prices) and the span's name follow."""
-    body = _candidate_body(call.plan.body, model)
-    if body is None:
+    """Sends the call to ``model`` of the same provider: the body (or path), the plan (what
+    settle prices) and the span's name follow."""
+    found = candidate_request(call, model)
+    if found is None:
         return
     plan = call.plan
-    plan.body, plan.model = body, model
+    plan.body, call.upstream_url, plan.model = found
     if plan.operation is not None:
-        call.record.name = f"{plan.operation} {model}"
+        call.record.name = f"{plan.operation} {plan.model}"
 
 
 def upstream_url(upstream: str, call: Call) -> str:

@@ -8,17 +8,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent_sre_daemon.component import Component, Prepared
+from agent_sre_daemon.exporters.process import ProcessMetrics, register_process_metrics
 from agent_sre_daemon.http_site import start_site
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from prometheus_client import CollectorRegistry
 
     from agent_sre.config import Config
     from agent_sre_daemon.component import NodeContext
 
 
 class MetricsServer(Component):
-    """Serves the registry and the health endpoints.
+    """Serves the registry and the health endpoints, and adds the daemon's own process
+    figures (``process_*``, ``python_*``) to the registry.
 
     Args:
         context: the node's context (the registry ``/metrics`` exposes).
@@ -26,11 +30,17 @@ class MetricsServer(Component):
     """
 
     name: ClassVar[str] = "metrics"
+    title: ClassVar[str] = "Process (the daemon itself)"
 
     def __init__(self, context: NodeContext, ready: Callable[[], bool]) -> None:
         self.context = context
+        self.register_metrics(context.registry)
         self.ready = ready
         self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def register_metrics(cls, registry: CollectorRegistry) -> ProcessMetrics:
+        return register_process_metrics(registry)
 
     async def start(self) -> dict[str, str]:
         app = web.Application()

@@ -18,14 +18,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import Counter, Gauge
 
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.correlate import (
+    CACHE_KEYS,
     DELEGATION_NAME_KEYS,
     TOOL_NAME_KEYS,
     CallCorrelator,
+    cache_tokens_of,
     facts_of_view,
 )
 from agent_sre.tracing.linking import (
@@ -36,10 +37,11 @@ from agent_sre.tracing.linking import (
     mark_duplicate,
     mark_gateway,
 )
-from agent_sre.tracing.view import classify, read_span, view_of
+from agent_sre.tracing.view import STATUS_CODE_ERROR, classify, read_span, view_of
 from agent_sre_daemon.component import Component, Prepared
 
 if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
     from prometheus_client import CollectorRegistry
 
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent_sre.correlation")
 
-_CACHE_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens")
+_CACHE_KEYS = CACHE_KEYS
 _GATEWAY_KEYS = (
     LINK_KEYS | TOOL_LINK_KEYS | DELEGATION_LINK_KEYS | {c.AGENT_SPAN_KIND, *_CACHE_KEYS}
 )
@@ -84,7 +86,8 @@ class ToolLinkMetrics:
         self.unlinked = Counter(
             "agent_sre_tool_calls_unlinked_total",
             "Proxy spans of tool calls released as the event with no agent span linked, by "
-            "reason (hold_expired, task_ended, bound, shutdown, hold_off).",
+            "reason (hold_expired, task_ended, bound, shutdown, hold_off, quiet: not held as "
+            "no agent's tool span came lately).",
             ["reason"],
             registry=registry,
         )
@@ -115,7 +118,7 @@ class DelegationLinkMetrics:
         self.unlinked = Counter(
             "agent_sre_delegations_unlinked_total",
             "Proxy spans of A2A hand-offs released as the event with no agent span linked, by "
-            "reason (hold_expired, task_ended, bound, shutdown, hold_off).",
+            "reason (hold_expired, task_ended, bound, shutdown, hold_off, quiet).",
             ["reason"],
             registry=registry,
         )
@@ -145,7 +148,8 @@ class CorrelationMetrics:
         self.unlinked = Counter(
             "agent_sre_llm_calls_unlinked_total",
             "Proxy spans of LLM calls released as the event with no agent span linked, by "
-            "reason (hold_expired, task_ended, bound, shutdown, hold_off).",
+            "reason (hold_expired, task_ended, bound, shutdown, hold_off, quiet: not held as "
+            "no agent's LLM span came lately).",
             ["reason"],
             registry=registry,
         )
@@ -181,14 +185,14 @@ class CallCorrelation(Component):
         config = context.config.proxy.correlation
         self.config = config
         self.metrics = CorrelationMetrics(context.registry)
-        self.correlator: CallCorrelator[bytes] = CallCorrelator(
+        self.correlator: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
             config.hold, config.remember, config.max_calls
         )
-        self.tools: CallCorrelator[bytes] = CallCorrelator(
+        self.tools: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
             config.hold, config.remember, config.max_calls, names=TOOL_NAME_KEYS
         )
         """Tool calls: the proxy's ``tool`` and ``mcp`` routes, agents' ``execute_tool`` spans."""
-        self.delegations: CallCorrelator[bytes] = CallCorrelator(
+        self.delegations: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
             config.hold, config.remember, config.max_calls, names=DELEGATION_NAME_KEYS
         )
         """Hand-offs: the proxy's ``a2a`` routes, agents' DELEGATION spans."""
@@ -196,6 +200,18 @@ class CallCorrelation(Component):
         self.metrics.held.set_function(lambda: self.correlator.held_count)
         self.metrics.tools.held.set_function(lambda: self.tools.held_count)
         self.metrics.delegations.held.set_function(lambda: self.delegations.held_count)
+        self._metrics_of: dict[int, LinkMetrics] = {
+            id(self.correlator): self.metrics,
+            id(self.tools): self.metrics.tools,
+            id(self.delegations): self.metrics.delegations,
+        }
+        """Each correlator's metrics."""
+        # per call while no agent traces its calls: the counters' children, looked up once
+        self._passed = {
+            (which, reason): metrics.unlinked.labels(reason)
+            for which, metrics in self._metrics_of.items()
+            for reason in ("quiet", "hold_off")
+        }
         self._timer: asyncio.TimerHandle | None = None
         self._installed = False
         self._tools_installed = False
@@ -249,8 +265,10 @@ class CallCorrelation(Component):
             "correlation": {
                 "enabled": self._installed,
                 "held": self.correlator.held_count,
+                "holding": self._installed and self.correlator.holding,
                 "tools": self._tools_installed,
                 "tools_held": self.tools.held_count,
+                "tools_holding": self._tools_installed and self.tools.holding,
                 "delegations_held": self.delegations.held_count,
             }
         }
@@ -323,12 +341,41 @@ class CallCorrelation(Component):
         if attrs is None:
             view = read_span(span, _GATEWAY_KEYS)
         else:
-            view = view_of(span, *classify(attrs), attrs)
+            kind, explicit = classify(attrs)
+            if kind is c.AgentSpanKind.LLM_INFERENCE and self._installed:
+                passing: CallCorrelator[ExportTraceServiceRequest] | None = self.correlator
+            elif kind is c.AgentSpanKind.TOOL_CALL and self._tools_installed:
+                passing = self.tools
+            elif kind is c.AgentSpanKind.DELEGATION and self._tools_installed:
+                passing = self.delegations
+            else:
+                passing = None
+            now = self.clock.time()
+            if passing is not None and passing.passing(now):
+                # no agent traces its calls: the span is the event at once, remembered as
+                # the attributes it has (facts built only if an agent span comes)
+                record = (
+                    attrs,
+                    span.trace_id,
+                    span.span_id,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    span.status.code == STATUS_CODE_ERROR,
+                    span.parent_span_id,
+                    now + passing.remember,
+                )
+                which = id(passing)
+                forced = passing.remember_quiet(record, now)
+                if forced:
+                    self._release(forced, "bound", self._metrics_of[which])
+                self._passed[which, "quiet" if passing.hold > 0 else "hold_off"].inc()
+                self.context.pipeline.export_call(request)
+                return
+            view = view_of(span, kind, explicit, attrs)
         metrics: LinkMetrics
         if view.kind is c.AgentSpanKind.LLM_INFERENCE and self._installed:
             correlator, metrics = self.correlator, self.metrics
-            cache = sum(v for k in _CACHE_KEYS if isinstance(v := view.attrs.get(k), int))
-            facts = facts_of_view(view, span.parent_span_id, cache)
+            facts = facts_of_view(view, span.parent_span_id, cache_tokens_of(view.attrs))
         elif view.kind is c.AgentSpanKind.TOOL_CALL and self._tools_installed:
             correlator, metrics = self.tools, self.metrics.tools
             facts = facts_of_view(view, span.parent_span_id, names=TOOL_NAME_KEYS)
@@ -338,10 +385,9 @@ class CallCorrelation(Component):
         else:
             self.context.pipeline.export_call(request)
             return
-        # a held record waits as its bytes: a decoded one takes six times the memory, and
-        # up to max_calls of them wait at once
-        payload = request.SerializeToString()
-        outcome, forced = correlator.offer_gateway(facts, payload, self.clock.time())
+        # a held record waits as the request itself (only while agents trace their calls, and
+        # until their span of it comes): nothing to encode now and decode again on release
+        outcome, forced = correlator.offer_gateway(facts, request, self.clock.time())
         self._release(forced, "bound", metrics)
         if outcome.linked_to is not None:
             event = outcome.linked_to
@@ -352,7 +398,7 @@ class CallCorrelation(Component):
         elif outcome.held:
             self._schedule()
         else:
-            metrics.unlinked.labels("hold_off").inc()
+            metrics.unlinked.labels("quiet" if outcome.quiet else "hold_off").inc()
             self.context.pipeline.export_call(request)
 
     # -- the agents' side (in the span pass) ----------------------------------------------
@@ -391,8 +437,8 @@ class CallCorrelation(Component):
         self,
         span: Span,
         view: AgentSpan,
-        outcome: AgentOutcome[bytes],
-        correlator: CallCorrelator[bytes],
+        outcome: AgentOutcome[ExportTraceServiceRequest],
+        correlator: CallCorrelator[ExportTraceServiceRequest],
         metrics: LinkMetrics,
     ) -> None:
         """An agent's span some proxy record links to: the event (the records it claimed
@@ -405,10 +451,9 @@ class CallCorrelation(Component):
         assert facts is not None and facts.identity is not None
         pipeline = self.context.pipeline
         for index, (entry, key) in enumerate(outcome.claimed):
-            held, entry.payload = entry.payload, None
-            if held is None:
+            request, entry.payload = entry.payload, None
+            if request is None:
                 continue
-            request = ExportTraceServiceRequest.FromString(held)
             gateway = _only_span(request)
             assert gateway is not None
             if index == 0:
@@ -436,14 +481,17 @@ class CallCorrelation(Component):
     # -- releasing ----------------------------------------------------------------------
 
     def _release(
-        self, requests: list[bytes], reason: str, metrics: LinkMetrics | None = None
+        self,
+        requests: list[ExportTraceServiceRequest],
+        reason: str,
+        metrics: LinkMetrics | None = None,
     ) -> None:
         if not requests:
             return
         metrics = metrics or self.metrics
         metrics.unlinked.labels(reason).inc(len(requests))
         for request in requests:
-            self.context.pipeline.export_call(ExportTraceServiceRequest.FromString(request))
+            self.context.pipeline.export_call(request)
 
     def _schedule(self) -> None:
         if self._timer is not None:
@@ -466,6 +514,10 @@ class CallCorrelation(Component):
 
 def _only_span(request: ExportTraceServiceRequest) -> Span | None:
     """The proxy's requests hold exactly one span."""
+    try:
+        return request.resource_spans[0].scope_spans[0].spans[0]
+    except IndexError:
+        pass
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:

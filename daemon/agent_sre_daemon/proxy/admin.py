@@ -12,6 +12,8 @@ from aiohttp import web
 
 from agent_sre.cost.guard import SOURCE
 from agent_sre_daemon.admin.inputs import json_body
+from agent_sre_daemon.admin.paging import asks_for_page, page
+from agent_sre_daemon.errors import admin_error
 
 if TYPE_CHECKING:
     from agent_sre_daemon.clock import Clock
@@ -24,8 +26,9 @@ RECENT_SIGNALS = 50
 
 
 def admin_routes(gate: BudgetGate, bus: SignalBus, clock: Clock) -> list[web.RouteDef]:
-    """``GET /v1/budgets``, ``GET /v1/agents``, ``GET /v1/agents/blocked``,
-    ``POST /v1/agents/{id}/block|unblock``."""
+    """``GET /v1/budgets``, ``GET /v1/budgets/{name}`` (each subject's spend series and
+    forecast, paged), ``GET /v1/agents`` (paged with ``q``/``limit``/``offset``),
+    ``GET /v1/agents/blocked``, ``POST /v1/agents/{id}/block|unblock``."""
 
     async def budgets(request: web.Request) -> web.Response:
         signals = [
@@ -47,8 +50,36 @@ def admin_routes(gate: BudgetGate, bus: SignalBus, clock: Clock) -> list[web.Rou
             }
         )
 
+    async def budget(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        now = clock.time()
+        found = await gate.forecasts(name, now)
+        if found is None:
+            return admin_error(404, "budget_not_found", f"no budget named {name!r}")
+        rows, paging = page(found, request.query, key=lambda row: row[0])
+        spec = next(b for b in gate.config.budgets if b.name == name)
+        return web.json_response(
+            {
+                "name": spec.name,
+                "scope": spec.scope,
+                "window": spec.window,
+                "limit_usd": spec.limit_usd,
+                "action": spec.action,
+                "soft_thresholds": spec.soft_thresholds,
+                "at": now,
+                **paging,
+                "subjects": [
+                    {"subject": subject, **forecast.to_dict(now)} for subject, forecast in rows
+                ],
+            }
+        )
+
     async def agents(request: web.Request) -> web.Response:
-        return web.json_response({"agents": gate.agents()})
+        rows = gate.agents()
+        if not asks_for_page(request.query):
+            return web.json_response({"agents": rows})
+        found, paging = page(rows, request.query, key=lambda row: str(row["agent_id"]))
+        return web.json_response({"agents": found, **paging})
 
     async def blocked(request: web.Request) -> web.Response:
         # read from the store now: with the Redis ledger, blocks set through any daemon of
@@ -76,6 +107,7 @@ def admin_routes(gate: BudgetGate, bus: SignalBus, clock: Clock) -> list[web.Rou
 
     return [
         web.get("/v1/budgets", budgets),
+        web.get("/v1/budgets/{name}", budget),
         web.get("/v1/agents", agents),
         web.get("/v1/agents/blocked", blocked),
         web.post("/v1/agents/{agent_id}/block", block),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sre.bounded import BoundedMap
 from agent_sre.cost.budgets import oldest_buckets, spend_by_subject
+from agent_sre.cost.forecast import spend_forecast
 from agent_sre.cost.guard import CostGuard, Denial
 from agent_sre.cost.ledger import Refusal, Reservation
 from agent_sre.cost.spec import PriceAs
@@ -22,6 +23,7 @@ from agent_sre_daemon.stores.ledger import LedgerUnavailableError
 
 if TYPE_CHECKING:
     from agent_sre.cost.budgets import CallIdentity
+    from agent_sre.cost.forecast import SpendForecast
     from agent_sre.cost.ledger import Charge
     from agent_sre.cost.pricing import Pricer
     from agent_sre.cost.spec import BudgetsConfig
@@ -215,7 +217,7 @@ class BudgetGate:
     def _unpriced(self, plan: CallPlan, now: float) -> Denial | None:
         """``budgets.unpriced_models`` for a call a budget covers: None to go on (priced, or
         ``price_as`` set on the plan, or ``allow``), or the refusal."""
-        if plan.model and self._pricer.rates(plan.provider, plan.model, now) is not None:
+        if plan.model and self._pricer.rates(plan.pricing, plan.model, now) is not None:
             return None
         policy = self._config.unpriced_models
         if policy == "allow":
@@ -374,6 +376,22 @@ class BudgetGate:
                 }
             )
         return out
+
+    async def forecasts(self, name: str, now: float) -> list[tuple[str, SpendForecast]] | None:
+        """Each subject of the budget ``name`` with its spend series and forecast, subjects
+        sorted (None when no budget has that name), for ``GET /v1/budgets/{name}``."""
+        spec = next((b for b in self._config.budgets if b.name == name), None)
+        if spec is None:
+            return None
+        by_subject: dict[str, dict[int, float]] = {}
+        for view in await self.store.counters():
+            if view.budget == name:
+                buckets = by_subject.setdefault(view.subject, {})
+                buckets[view.bucket] = buckets.get(view.bucket, 0.0) + view.spent_usd
+        return [
+            (subject, spend_forecast(spec, buckets, now))
+            for subject, buckets in sorted(by_subject.items())
+        ]
 
     def _agent(self, who: CallIdentity, now: float) -> AgentView:
         view = self._agents.setdefault(who.agent_id or "unknown", AgentView, now)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from agent_sre.config import ProxyRoute
     from agent_sre.gateway.providers.base import Provider
+    from agent_sre_daemon.proxy.signing import Signer
 
 log = logging.getLogger("agent_sre.proxy")
 
@@ -30,6 +31,8 @@ class Route:
     upstream: str
     injected_key: str | None
     timeout: aiohttp.ClientTimeout
+    sign: Signer | None = None
+    """Signs the call as it goes upstream (SigV4 for ``api: bedrock``), None for most."""
 
     @property
     def name(self) -> str:
@@ -44,9 +47,16 @@ def make_route(config: ProxyRoute, environ: Mapping[str, str]) -> Route:
             config.name,
             config.inject_api_key_env,
         )
+    sign = None
+    provider = PROVIDERS[config.api]
+    if provider.signing == "aws_sigv4" and config.aws_signing == "proxy" and not key:
+        from agent_sre_daemon.proxy.signing import aws_signer
+
+        sign = aws_signer(config, environ)
     return Route(
         config=config,
-        provider=PROVIDERS[config.api],
+        sign=sign,
+        provider=provider,
         prefix="/" + config.prefix.strip("/"),
         upstream=config.upstream.rstrip("/"),
         injected_key=key or None,

@@ -92,7 +92,7 @@ class ProxyServer(Component):
         self.gate = BudgetGate(
             self.config.budgets,
             self.store,
-            Pricer(self.config.budgets.price_overrides),
+            Pricer(self.config.budgets.price_overrides, self.config.proxy.routes),
             self.metrics,
             _node_name(self.config),
             self.clock,
@@ -240,7 +240,9 @@ class ProxyServer(Component):
             budgets = new.budgets.model_copy(
                 update={key: getattr(old.budgets, key) for key in _STORE_KEYS}
             )
-            gate_config = self.gate.prepare(budgets, Pricer(budgets.price_overrides), node)
+            gate_config = self.gate.prepare(
+                budgets, Pricer(budgets.price_overrides, new.proxy.routes), node
+            )
             resource = resource_of(_resource_attributes(node))
             agent_keys = AgentKeys(new.proxy.agent_keys)
         except Exception as exc:

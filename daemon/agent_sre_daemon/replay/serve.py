@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from agent_sre.gateway.paths import PathError, canonical_path
 from agent_sre.replay.redaction import Redactor
 from agent_sre.replay.script import Mismatch, ReplayScript
 from agent_sre.units import parse_endpoint
@@ -62,6 +63,11 @@ class CassetteServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         path = request.raw_path.partition("?")[0]
+        try:  # the form the proxy recorded the path in (``%3A`` is ``:`` there)
+            path = canonical_path(path)
+        except PathError as exc:
+            self.mismatches += 1
+            return proxy_error(self._api(path), "replay_mismatch", str(exc))
         answer = self.script.answer(request.method, path, body)
         if isinstance(answer, Mismatch):
             self.mismatches += 1

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from agent_sre.gateway.providers import facts_from_json
-from agent_sre.gateway.sse import StreamTap
+from agent_sre.gateway.sse import stream_tap
 from agent_sre.replay.script import Mismatch, ReplayScript
 
 if TYPE_CHECKING:
@@ -73,6 +73,9 @@ class SessionTable:
         self.limit = limit
         self.sessions: dict[str, ReplaySession] = {}
         self._by_key: dict[str, ReplaySession] = {}
+        self._by_prefix: dict[str, ReplaySession] = {}
+        """Sessions bound to a route prefix (without its trailing slashes), the first opened
+        one of each: a call finds its session, or none, with one lookup."""
 
     def open(self, session: ReplaySession) -> ReplaySession:
         """Adds ``session`` under a fresh id and key.
@@ -90,6 +93,7 @@ class SessionTable:
         session.key = secrets.token_urlsafe(24)
         self.sessions[session.id] = session
         self._by_key[session.key] = session
+        self._index_prefixes()
         return session
 
     def close(self, session_id: str) -> bool:
@@ -97,7 +101,15 @@ class SessionTable:
         if session is None:
             return False
         self._by_key.pop(session.key, None)
+        self._index_prefixes()
         return True
+
+    def _index_prefixes(self) -> None:
+        by_prefix: dict[str, ReplaySession] = {}
+        for session in self.sessions.values():
+            if session.prefix:
+                by_prefix.setdefault(session.prefix.rstrip("/"), session)
+        self._by_prefix = by_prefix
 
     def bound(self, prefix: str, header: str | None) -> ReplaySession | str | None:
         """The session for a call: by its header, else by its route prefix; a header naming
@@ -105,10 +117,8 @@ class SessionTable:
         if header:
             found = self._by_key.get(header.strip())
             return found if found is not None else f"no replay session {header.strip()!r}"
-        for session in self.sessions.values():
-            if session.prefix and session.prefix.rstrip("/") == prefix.rstrip("/"):
-                return session
-        return None
+        by_prefix = self._by_prefix
+        return by_prefix.get(prefix.rstrip("/")) if by_prefix else None
 
 
 def match(session: ReplaySession, method: str, full_path: str, body: bytes) -> Exchange | Mismatch:
@@ -136,7 +146,7 @@ async def write_answer(
         return response, facts
     stream = web.StreamResponse(status=exchange.status)
     stream.content_type = content_type
-    tap = StreamTap(plan) if plan is not None and content_type == "text/event-stream" else None
+    tap = stream_tap(plan, content_type) if plan is not None else None
     await stream.prepare(request)
     previous = 0.0
     for at, chunk in exchange.chunks:

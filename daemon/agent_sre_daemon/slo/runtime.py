@@ -90,7 +90,11 @@ class SLORuntime(Component):
         return [SpanObserverSpec(self.engine.observe, self.engine.wanted_keys)]
 
     def admin_routes(self) -> list[web.RouteDef]:
-        return [web.get("/v1/slos", self._list), web.get("/v1/slos/{name}", self._show)]
+        return [
+            web.get("/v1/slos", self._list),
+            web.get("/v1/slos/{name}", self._show),
+            web.get("/v1/slos/{name}/burndown", self._burn_down),
+        ]
 
     # -- engine -------------------------------------------------------------------------
 
@@ -171,3 +175,12 @@ class SLORuntime(Component):
             return admin_error(404, "slo_not_found", f"no SLO named {name!r}")
         self.evaluate()
         return web.json_response(self.engine.report(name, self.now()).to_dict())
+
+    async def _burn_down(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.engine:
+            return admin_error(404, "slo_not_found", f"no SLO named {name!r}")
+        now = self.now()
+        return web.json_response(
+            {"name": name, "at": now, **self.engine.burn_down(name, now).to_dict()}
+        )

@@ -89,6 +89,8 @@ class Run:
     """Targeted calls that fell in the share."""
     faults: dict[str, int] = field(default_factory=dict)
     recovered_at: float | None = None
+    targets: dict[str, Any] = field(default_factory=dict)
+    """The experiment's targets when it ran (what certification attributes runs by)."""
     final_state: str = "completed"
     """The state the run ends in once its observation is over."""
     _bucket_start: float = 0.0
@@ -220,6 +222,7 @@ class Run:
             "time_to_recover_s": self.time_to_recover,
             "resilience_score": self.score,
             "final_state": self._ended_as(),
+            "targets": dict(self.targets),
         }
 
     @classmethod
@@ -243,6 +246,7 @@ class Run:
             calls_seen=int(data.get("calls_seen", 0)),
             calls_chosen=int(data.get("calls_chosen", 0)),
             faults={str(k): int(v) for k, v in (data.get("faults_injected") or {}).items()},
+            targets=dict(data.get("targets") or {}),
         )
         ttr = data.get("time_to_recover_s")
         if ttr is not None and run.faults_stopped_at is not None:

@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent_sre.gateway.providers import PROVIDERS
+from agent_sre.gateway.providers.base import SSE
+
 if TYPE_CHECKING:
     from agent_sre.chaos.spec import FaultSpec, TargetSpec
 
@@ -71,12 +74,17 @@ def applicable(fault: FaultSpec, call: CallFacts) -> bool:
     """The fault can be shaped for this call (stream faults need a stream, tool faults a
     tool call, token inflation an LLM call)."""
     kind = fault.type
-    if kind in ("truncated_stream", "slow_stream"):
+    provider = PROVIDERS.get(call.api)
+    # faults that rewrite a stream's events know server-sent events, not binary framing
+    events = provider is not None and provider.stream_type == SSE
+    if kind == "slow_stream":
         return call.stream
+    if kind == "truncated_stream":
+        return call.stream and events
     if kind == "tool_error":
         return call.api in ("tool", "mcp", "a2a")
     if kind == "token_inflation":
-        return call.api in ("openai", "anthropic")
+        return provider is not None and provider.llm and (events or not call.stream)
     return True
 
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from genai_prices import Usage, calc_price
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
+    from agent_sre.config import ProxyRoute
     from agent_sre.cost.spec import ModelPrice
     from agent_sre.cost.usage import TokenUsage
 
@@ -47,12 +48,32 @@ class ModelRates:
         ) / _PER_MTOK
 
 
+ROUTE_PREFIX = "route:"
+"""A provider id naming a proxy route (``route:NAME``): its ``prices`` come first."""
+ZERO = ModelRates(0.0, 0.0, 0.0, 0.0, None, flat=True)
+
+
+@dataclass(frozen=True)
+class RoutePrices:
+    """A route's own prices: per model, then genai-prices under ``fallback`` (its
+    provider's id), then ``default`` (zero for a local server)."""
+
+    models: Mapping[str, ModelPrice]
+    fallback: str
+    default: ModelRates | None
+
+
 class Pricer:
     """Computes USD for token usage on a model of a provider."""
 
-    def __init__(self, overrides: Mapping[str, ModelPrice] | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, ModelPrice] | None = None,
+        routes: Iterable[ProxyRoute] = (),
+    ) -> None:
         self._overrides = dict(overrides or {})
         self._rates: dict[tuple[str, str], ModelRates | None] = {}
+        self._routes = {ROUTE_PREFIX + route.name: route_prices(route) for route in routes}
 
     def price(self, provider: str, model: str, usage: TokenUsage, now: float) -> float | None:
         """USD for ``usage`` on ``model`` at ``now``, or None when the model is unpriced."""
@@ -61,6 +82,9 @@ class Pricer:
             return None
         if rates.flat:
             return rates.cost(usage)
+        if provider.startswith(ROUTE_PREFIX):  # tiered: only genai-prices' data has tiers
+            route = self._routes.get(provider)
+            provider = route.fallback if route is not None else ""
         result = calc_price(
             _usage(usage),
             model,
@@ -77,16 +101,18 @@ class Pricer:
         return self._rates[key]
 
     def _lookup(self, provider: str, model: str, now: float) -> ModelRates | None:
+        if provider.startswith(ROUTE_PREFIX):
+            route = self._routes.get(provider)
+            if route is None:
+                return None
+            price = route.models.get(model) or route.models.get("*")
+            if price is not None:
+                return _rates_of(price)
+            known = self._lookup(route.fallback, model, now) if route.fallback else None
+            return known if known is not None else route.default
         override = self._overrides.get(model)
         if override is not None:
-            return ModelRates(
-                override.input_per_mtok,
-                override.output_per_mtok,
-                _or(override.cache_read_per_mtok, override.input_per_mtok),
-                _or(override.cache_write_per_mtok, override.input_per_mtok),
-                override.context_window,
-                flat=True,
-            )
+            return _rates_of(override)
         try:
             found = calc_price(
                 Usage(input_tokens=1, output_tokens=1),
@@ -108,6 +134,26 @@ class Pricer:
             window if isinstance(window, int) else None,
             flat=flat,
         )
+
+
+def _rates_of(price: ModelPrice) -> ModelRates:
+    return ModelRates(
+        price.input_per_mtok,
+        price.output_per_mtok,
+        _or(price.cache_read_per_mtok, price.input_per_mtok),
+        _or(price.cache_write_per_mtok, price.input_per_mtok),
+        price.context_window,
+        flat=True,
+    )
+
+
+def route_prices(route: ProxyRoute) -> RoutePrices:
+    """What a route's calls are priced by (its provider's own prices id, from the one list
+    of API shapes; a shape with none, a local server, defaults to zero)."""
+    from agent_sre.gateway.providers import PROVIDERS
+
+    fallback = PROVIDERS[route.api].price_id
+    return RoutePrices(route.prices, fallback, None if fallback else ZERO)
 
 
 def _base(value: Any, default: float = 0.0) -> float:

@@ -46,6 +46,7 @@ class SpanCostEnricher:
             view.kind is not AgentSpanKind.LLM_INFERENCE
             or c.AGENT_SRE_COST_USD in attrs
             or c.AGENT_SRE_GATEWAY_SPAN_ID in attrs  # the proxy's facts (and price) came
+            or c.AGENT_SRE_ROLE in attrs  # a second view of a call counted elsewhere
         ):
             return
         model = view.model

@@ -8,6 +8,7 @@ gate failed: weight 0), ``aborted`` (by an operator: weight 0).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ class Event:
     at: float
     kind: str
     """``started``, ``step``, ``paused``, ``resumed``, ``promoted``, ``rolled_back``,
-    ``aborted``."""
+    ``aborted``, ``held`` (the next step waits for a certification tier)."""
     message: str
     step: int
     weight: float
@@ -61,9 +62,13 @@ class RolloutState:
     """``operator`` or ``step`` while paused."""
     events: list[Event] = field(default_factory=list)
     analysis: dict[str, Any] = field(default_factory=dict)
+    held: dict[str, Any] = field(default_factory=dict)
+    """While the next step waits for a certification tier: ``step`` (1-based), ``tier``,
+    ``agent``, ``version`` and ``missing`` (the criteria not met); else empty."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "held": self.held,
             "phase": self.phase,
             "step": self.step,
             "step_started_at": self.step_started_at,
@@ -89,6 +94,7 @@ class RolloutState:
             paused_by=str(data.get("paused_by", "")),
             events=[Event(**e) for e in data.get("events", [])],
             analysis=dict(data.get("analysis") or {}),
+            held=dict(data.get("held") or {}),
         )
 
 
@@ -110,6 +116,8 @@ class Rollout:
             self._record(state, now, "started", f"rollout {spec.name} started")
         self.state = state
         self.samples = {BASELINE: Samples(max_samples), CANDIDATE: Samples(max_samples)}
+        self.gate: Gate | None = None
+        """Asked before a step that requires a certification tier (set by the daemon)."""
 
     @property
     def name(self) -> str:
@@ -198,6 +206,14 @@ class Rollout:
         says so far."""
         if not self.running:
             raise RolloutConflictError(f"rollout {self.name} is {self.state.phase}")
+        missing = self._missing(self.state.step + 1)
+        if missing:
+            tier = self.spec.steps[self.state.step + 1].require_tier
+            raise CertificationRequiredError(
+                f"rollout {self.name}: step {self.state.step + 2} requires certification "
+                f"tier {tier} for {self.spec.agent} {self.spec.candidate}; missing: "
+                + "; ".join(missing)
+            )
         return self._next(now, f"promoted by {by}")
 
     def pause(self, now: float, by: str = "operator") -> list[Event]:
@@ -228,8 +244,34 @@ class Rollout:
 
     # -- transitions ----------------------------------------------------------------------
 
+    def _missing(self, index: int) -> list[str]:
+        """What the candidate lacks for step ``index`` (0-based): empty when the step
+        requires no tier, or the candidate holds it."""
+        if index >= len(self.spec.steps):
+            return []
+        tier = self.spec.steps[index].require_tier
+        if tier is None:
+            return []
+        if self.gate is None:
+            return [f"{tier}: no certification engine runs to ask"]
+        return self.gate(tier, self.spec.agent, self.spec.candidate)
+
     def _next(self, now: float, why: str) -> list[Event]:
         state = self.state
+        missing = self._missing(state.step + 1)
+        if missing:
+            tier = self.spec.steps[state.step + 1].require_tier
+            held = {"step": state.step + 2, "tier": tier, "agent": self.spec.agent,
+                    "version": self.spec.candidate, "missing": missing}  # fmt: skip
+            if held == state.held:
+                return []
+            state.held = held
+            state.reason = (
+                f"step {state.step + 2} waits for certification tier {tier} of "
+                f"{self.spec.agent} {self.spec.candidate}: " + "; ".join(missing)
+            )
+            return [self._record(state, now, "held", f"rollout {self.name} {state.reason}")]
+        state.held = {}
         if state.step + 1 >= len(self.spec.steps):
             state.phase, state.weight, state.paused_by, state.reason = PROMOTED, 100.0, "", why
             return [self._record(state, now, "promoted", f"rollout {self.name} promoted: {why}")]
@@ -241,6 +283,7 @@ class Rollout:
     def _stop(self, now: float, phase: str, why: str) -> list[Event]:
         state = self.state
         state.phase, state.weight, state.paused_by, state.reason = phase, 0.0, "", why
+        state.held = {}
         kind = "rolled_back" if phase == ROLLED_BACK else "aborted"
         return [
             self._record(state, now, kind, f"rollout {self.name} {kind.replace('_', ' ')}: {why}")
@@ -302,5 +345,15 @@ class StepSamples:
         )
 
 
+Gate = Callable[[str, str, str], list[str]]
+"""``(tier, agent, version) -> missing``: what the version lacks for the tier (empty: it
+holds it)."""
+
+
 class RolloutConflictError(Exception):
     """The operation does not apply to the rollout in its phase."""
+
+
+class CertificationRequiredError(RolloutConflictError):
+    """The next step requires a certification tier the candidate does not hold (the
+    message names what is missing)."""

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agent_sre.gateway.providers import PROVIDERS
 from agent_sre.section import Duration, Section
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
     from agent_sre.config import Config
 
@@ -24,8 +25,8 @@ HIGHER_IS_BETTER = frozenset({"success_ratio"})
 """Metrics where the canary is worse when lower; for every other one, worse is higher."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MODEL_APIS = frozenset({"openai", "anthropic"})
-"""Route API shapes whose request body names the model (``vary: model`` needs one)."""
+MODEL_APIS = frozenset(name for name, provider in PROVIDERS.items() if provider.llm)
+"""Route API shapes whose requests name the model (``vary: model`` needs one)."""
 
 
 class CheckSpec(Section):
@@ -92,6 +93,10 @@ class StepSpec(Section):
     weight: float = Field(gt=0, le=100)
     duration: Duration | None = None
     pause: bool = False
+    require_tier: str | None = None
+    """The certification tier (``certification.tiers``) the candidate version must hold
+    before the rollout enters this step (``vary: agent_version`` only; not the first
+    step). Until it does, the rollout stays at the step before, saying what is missing."""
 
     @model_validator(mode="after")
     def _how_long(self) -> StepSpec:
@@ -123,6 +128,9 @@ class RolloutSpec(Section):
     name: str
     route: str
     vary: Literal["model", "upstream", "agent_version"] = "model"
+    agent: str = ""
+    """``vary: agent_version``: the agent whose versions roll out (its certification is
+    what ``require_tier`` reads, and its rollout history what certification reads)."""
     baseline: str = ""
     candidate: str
     mode: Literal["canary", "shadow"] = "canary"
@@ -149,6 +157,17 @@ class RolloutSpec(Section):
             raise ValueError("baseline: give the baseline agent version")
         if self.baseline and self.vary != "upstream" and self.baseline == self.candidate:
             raise ValueError("candidate: the same as the baseline")
+        gated = [index for index, step in enumerate(self.steps) if step.require_tier]
+        if gated and (self.vary != "agent_version" or not self.agent):
+            raise ValueError(
+                f"steps[{gated[0]}].require_tier: needs vary: agent_version and agent (the "
+                "agent whose candidate version is certified)"
+            )
+        if gated and gated[0] == 0:
+            raise ValueError(
+                "steps[0].require_tier: the first step is where a rollout starts; require the "
+                "tier from the second step (give the first a small weight)"
+            )
         return self
 
 
@@ -194,10 +213,13 @@ def rollout_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], st
 
 
 def spec_problem(
-    rollout: RolloutSpec, routes: Mapping[str, object], slos: set[str] | None
+    rollout: RolloutSpec,
+    routes: Mapping[str, object],
+    slos: set[str] | None,
+    tiers: Sequence[str] | None = None,
 ) -> tuple[str, str] | None:
-    """The first problem of ``rollout`` against the proxy's routes (and the SLOs, when
-    known), as ``(field, message)``."""
+    """The first problem of ``rollout`` against the proxy's routes (and the SLOs and
+    certification tiers, when known), as ``(field, message)``."""
     route = routes.get(rollout.route)
     if route is None:
         known = ", ".join(sorted(routes)) or "none"
@@ -208,4 +230,10 @@ def spec_problem(
     slo = rollout.analysis.slo
     if slos is not None and slo is not None and slo not in slos:
         return "analysis", f"slo: no SLO named {slo!r}"
+    for index, step in enumerate(rollout.steps):
+        if tiers is not None and step.require_tier is not None and step.require_tier not in tiers:
+            return (
+                f"steps[{index}].require_tier",
+                f"no certification tier is named {step.require_tier!r} (tiers: {', '.join(tiers)})",
+            )
     return None

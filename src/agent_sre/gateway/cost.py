@@ -22,7 +22,7 @@ def worst_case_usd(pricer: Pricer, plan: CallPlan, default_max_output: int, now:
     if plan.priced_as:
         rates = pricer.rates("", plan.priced_as, now)
     else:
-        rates = pricer.rates(plan.provider, plan.model, now)
+        rates = pricer.rates(plan.pricing, plan.model, now)
     if rates is None:
         return 0.0
     output = plan.max_output_tokens
@@ -41,7 +41,7 @@ def usage_problem(pricer: Pricer, plan: CallPlan, usage: TokenUsage, now: float)
     model can take (its context window, or :data:`MAX_TOKENS_PER_CALL`, times the choices
     asked for) or negative; None when it can."""
     model = plan.priced_as or plan.model
-    rates = pricer.rates("" if plan.priced_as else plan.provider, model, now)
+    rates = pricer.rates("" if plan.priced_as else plan.pricing, model, now)
     window = rates.context_window if rates is not None and rates.context_window else None
     limit = (window or MAX_TOKENS_PER_CALL) * max(plan.choices, 1)
     for name, value in (
@@ -82,9 +82,9 @@ def call_cost(
     """USD of ``usage`` on the model that answered (or the one asked for when only that one
     is priced); None when neither is."""
     model = facts.response_model or plan.model
-    cost = pricer.price(plan.provider, model, usage, now)
+    cost = pricer.price(plan.pricing, model, usage, now)
     if cost is None and model != plan.model:
-        cost = pricer.price(plan.provider, plan.model, usage, now)
+        cost = pricer.price(plan.pricing, plan.model, usage, now)
     if cost is None and plan.priced_as:
         cost = pricer.price("", plan.priced_as, usage, now)
     return cost

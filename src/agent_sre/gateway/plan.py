@@ -37,6 +37,9 @@ class CallPlan:
     priced_as: str = ""
     """The model this call is priced at when its own has no price
     (``budgets.unpriced_models: {price_as: ...}``); empty otherwise."""
+    price_provider: str = ""
+    """The provider id the call is priced under (genai-prices', or ``route:NAME`` for a
+    route with prices of its own); empty: ``provider``."""
     refusal: str = ""
     """Why the proxy refuses the request's body itself (JSON nested deeper than the reader
     takes: no upstream parser should be handed it); empty for every ordinary call."""
@@ -59,6 +62,11 @@ class CallPlan:
     def llm_call(self) -> bool:
         """An LLM operation of an LLM API, whether or not its model is known or priced."""
         return self.operation is not None and self.provider != ""
+
+    @property
+    def pricing(self) -> str:
+        """The provider id to price the call under."""
+        return self.price_provider or self.provider
 
     @property
     def priced(self) -> bool:
@@ -139,6 +147,11 @@ DECISIVE_KEYS = frozenset(
         "max_output_tokens",
         "n",
         "best_of",
+        "generationConfig",
+        "maxOutputTokens",
+        "candidateCount",
+        "inferenceConfig",
+        "maxTokens",
     }
 )
 """Request keys that decide what a call is or may cost."""

@@ -15,14 +15,17 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from agent_sre.gateway.eventstream import EventStreamTap
 from agent_sre.gateway.plan import ResponseFacts, UsageError
 from agent_sre.gateway.providers import PROVIDERS
+from agent_sre.gateway.providers.base import SSE
 from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 
 if TYPE_CHECKING:
     from agent_sre.gateway.plan import CallPlan
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+"""The end of a server-sent event (a blank line, with any of the three line ends)."""
 _OVERLAP = 3
 """An event's end is at most 4 bytes: a search starts this many bytes back."""
 MAX_EVENT_BYTES = 1024 * 1024
@@ -53,7 +56,7 @@ class StreamTap:
         buffer += chunk
         out: list[bytes] = []
         end = 0
-        for match in _EVENT_END.finditer(buffer, scan):
+        for match in EVENT_END.finditer(buffer, scan):
             event = bytes(buffer[end : match.end()])
             end = match.end()
             if self._skipping:  # the end of an oversized event: passed on as it is
@@ -114,3 +117,14 @@ class StreamTap:
         except Exception:  # odd but parseable: this event tells us nothing
             pass
         return event
+
+
+def stream_tap(plan: CallPlan, content_type: str) -> StreamTap | EventStreamTap | None:
+    """The tap reading a streamed answer of ``content_type`` for usage: server-sent events,
+    or the provider's own stream framing; None for anything else (passed through unread)."""
+    if content_type == SSE:
+        return StreamTap(plan)
+    provider = PROVIDERS[plan.api]
+    if content_type == provider.stream_type:
+        return EventStreamTap(plan, provider)
+    return None

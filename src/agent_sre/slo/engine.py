@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sre.slo.alerts import Status, StatusChange, worst
 from agent_sre.slo.buckets import BucketSeries, HourCopy, SnapshotError
+from agent_sre.slo.burndown import BurnDown, burn_down
 from agent_sre.slo.compiled import CompiledSLO, LabelKey
 from agent_sre.slo.costs import DEFAULT_MAX_TRACES, TraceCosts
 from agent_sre.slo.counting import Dispatch, Observer, Route, make_observe, make_route
@@ -133,6 +134,16 @@ class SLOEngine:
     def report(self, name: str, now: float) -> SLOReport:
         """The report of one SLO at ``now``. Raises KeyError for an unknown name."""
         return self._slos[name].report(int(now // 60), now)
+
+    def burn_down(self, name: str, now: float) -> BurnDown:
+        """The error budget's burn-down of one SLO (every label set summed) over its window
+        at ``now``. Raises KeyError for an unknown name."""
+        slo = self._slos[name]
+        minute = int(now // 60)
+        series = list(slo.series.values())
+        for one in series:
+            one.advance(minute)
+        return burn_down(series, slo.spec.window, slo.hours, slo.spec.error_budget, now)
 
     def reports(self, now: float) -> list[SLOReport]:
         """The reports of every SLO, in configuration order."""

@@ -27,6 +27,9 @@ arrives) is released as the event. Whichever of the two arrives after the call w
 marked and not counted: a proxy record linking to an agent span seen earlier is the
 ``gateway`` view, an agent span linking to a released (or already claimed) record is a
 ``duplicate``. Both sides are remembered for ``remember`` seconds, at most ``max_calls`` each.
+Records are held only while agents send their own spans of calls (:attr:`CallCorrelator.holding`):
+once a held record's whole hold passed with no agent span arriving, records are the event at
+once (remembered as released) until the next agent span arrives.
 
 The agents' side runs in the span pass, once per LLM span, so it builds nothing while no
 proxy record could link to the span (none known, or none sharing its trace, response id or a
@@ -46,11 +49,17 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.linking import identity_of
+from agent_sre.tracing.view import INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, first_int
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
-    from agent_sre.tracing.view import AgentSpan
+    from agent_sre.tracing.view import AgentSpan, AttrValue
+
+QuietRecord = tuple["Mapping[str, AttrValue]", bytes, bytes, int, int, bool, bytes, float]
+"""A proxy record released at once, kept as what its facts are built from (its attributes,
+trace and span ids, start and end, error, caller's span) and when it is forgotten: its facts
+are built only if an agent span comes while it is remembered."""
 
 P = TypeVar("P")
 
@@ -123,7 +132,39 @@ def facts_of_view(
     """The facts of a span from its view (read with :data:`LINK_KEYS`, or
     :data:`~agent_sre.tracing.linking.TOOL_LINK_KEYS` for a tool span, ``names`` then being
     :data:`TOOL_NAME_KEYS`)."""
-    attrs = view.attrs
+    return facts_of_attrs(
+        view.attrs,
+        view.trace_id,
+        view.span_id,
+        view.start_ns,
+        view.end_ns,
+        view.is_error,
+        parent_span_id,
+        cache_tokens,
+        names,
+    )
+
+
+CACHE_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens")
+"""Cache reads and writes, included in the input tokens the proxy reports."""
+
+
+def cache_tokens_of(attrs: Mapping[str, AttrValue]) -> int:
+    return sum(v for k in CACHE_KEYS if isinstance(v := attrs.get(k), int))
+
+
+def facts_of_attrs(
+    attrs: Mapping[str, AttrValue],
+    trace_id: bytes,
+    span_id: bytes,
+    start_ns: int,
+    end_ns: int,
+    is_error: bool,
+    parent_span_id: bytes = b"",
+    cache_tokens: int = 0,
+    names: tuple[str, ...] = MODEL_KEYS,
+) -> CallFacts:
+    """The facts of a span from its attributes (as :func:`facts_of_view` reads them)."""
     models: tuple[str, ...] = ()
     for key in names:
         value = attrs.get(key)
@@ -137,16 +178,16 @@ def facts_of_view(
     agent_id = attrs.get(c.AGENT_ID)
     # positional: cheaper than keywords (CallFacts' field order)
     return CallFacts(
-        view.trace_id,
-        view.span_id,
-        view.start_ns,
-        view.end_ns,
+        trace_id,
+        span_id,
+        start_ns,
+        end_ns,
         response_id if isinstance(response_id, str) else "",
         models,
-        view.input_tokens,
-        view.output_tokens,
+        first_int(attrs, INPUT_TOKEN_KEYS),
+        first_int(attrs, OUTPUT_TOKEN_KEYS),
         agent_id if isinstance(agent_id, str) else "",
-        view.is_error,
+        is_error,
         parent_span_id,
         cache_tokens,
     )
@@ -208,6 +249,8 @@ class Entry(Generic[P]):
     forget_at: float = 0.0
     event: CallFacts | None = None
     """The record counted for this call (the claiming agent span, or this record itself)."""
+    since: float = 0.0
+    """Held proxy records: when the hold began."""
 
 
 class _Pool(Generic[P]):
@@ -304,6 +347,8 @@ class GatewayOutcome:
     linked_to: CallFacts | None = None
     key: str = ""
     held: bool = False
+    quiet: bool = False
+    """Not held because no agent span of a call came lately (:attr:`CallCorrelator.holding`)."""
 
 
 class CallCorrelator(Generic[P]):
@@ -341,6 +386,84 @@ class CallCorrelator(Generic[P]):
         forgotten, their facts if built; indexed when a proxy record arrives."""
         self._held: deque[Entry[P]] = deque()
         self.held_count = 0
+        self._quiet: deque[QuietRecord] = deque()
+        """Proxy records released at once, remembered after ``_gateway`` (newer), unread:
+        indexed when an agent span or a held record comes (:meth:`remember_quiet`)."""
+        self._armed = True
+        """Whether agents' spans of calls came lately (see :attr:`holding`)."""
+        self._agent_seen = float("-inf")
+        """When the last agent span (of this correlator's kind of call) arrived."""
+
+    def passing(self, now: float) -> bool:
+        """Whether a proxy record arriving now is released at once with nothing to link it
+        to (not :attr:`holding`, and every agent span remembered is past its time): then it
+        is only remembered, unread (:meth:`remember_quiet`), instead of
+        :meth:`offer_gateway`."""
+        if self._armed and self.hold > 0:
+            return False
+        unindexed = self._unindexed
+        if unindexed:
+            if unindexed[-1][1] > now:  # the newest is still remembered
+                return False
+            unindexed.clear()
+        order = self._agents.order
+        if order:
+            if order[-1].forget_at > now:
+                return False
+            while order:
+                self._agents.pop_oldest()
+        return True
+
+    # hot path: per proxied call while no agent traces its calls
+    def remember_quiet(self, record: QuietRecord, now: float) -> list[P]:
+        """A proxy record released at once while :meth:`passing`: remembered as it is, its
+        facts built only if an agent span comes while it is remembered. Returns held
+        records the bound forced out (release those as events)."""
+        forced: list[P] = []
+        order = self._gateway.order
+        quiet = self._quiet
+        limit = self.max_calls
+        # one bound and one age over both (``_gateway`` holds the older records)
+        while order and (
+            len(order) + len(quiet) >= limit
+            or (order[0].forget_at <= now and order[0].state is not State.HELD)
+        ):
+            old = self._gateway.pop_oldest()
+            if old.state is State.HELD:
+                forced.append(self._release(old))
+        if not order:
+            while quiet and (len(quiet) >= limit or quiet[0][7] <= now):
+                quiet.popleft()
+        quiet.append(record)
+        return forced
+
+    def _index_quiet(self) -> None:
+        """Builds the facts of the records remembered unread, and indexes them (in arrival
+        order, after the older ones)."""
+        add = self._gateway.add
+        names = self.names
+        llm = names is MODEL_KEYS
+        for attrs, trace_id, span_id, start, end, error, parent, forget_at in self._quiet:
+            cache = cache_tokens_of(attrs) if llm else 0
+            facts = facts_of_attrs(
+                attrs, trace_id, span_id, start, end, error, parent, cache, names
+            )
+            entry: Entry[P] = Entry(facts, None, State.RELEASED, forget_at=forget_at)
+            entry.event = facts
+            add(entry, index_models=not parent)
+        self._quiet.clear()
+
+    @property
+    def holding(self) -> bool:
+        """Whether a proxy record arriving now is held.
+
+        Only while agents on the node send their own spans of calls: at start, and again from
+        the moment an agent's span arrives, records are held; once a held record's whole hold
+        passed with no agent span arriving meanwhile (its agent does not trace its calls, nor
+        does any other on the node), records are the event at once, remembered as released
+        (so an agent span of the call arriving later is its duplicate), until the next agent
+        span arrives."""
+        return self._armed and self.hold > 0
 
     def configure(self, hold: float, remember: float, max_calls: int) -> None:
         """New limits; held records keep their due time."""
@@ -355,6 +478,8 @@ class CallCorrelator(Generic[P]):
         (release those as events)."""
         if self._unindexed:
             self._index_agents()
+        if self._quiet:
+            self._index_quiet()
         agent, key = self._best(self._agents, facts, agent_side=False)
         forced: list[P] = []
         if agent is not None:
@@ -363,11 +488,12 @@ class CallCorrelator(Generic[P]):
             entry.event = agent.facts
             forced = self._remember(self._gateway, entry, now)
             return GatewayOutcome(linked_to=agent.facts, key=key), forced
-        if self.hold <= 0:
+        if not (self._armed and self.hold > 0):
             entry = Entry(facts, None, State.RELEASED, forget_at=now + self.remember)
             entry.event = facts
-            return GatewayOutcome(), self._remember(self._gateway, entry, now)
-        entry = Entry(facts, payload, State.HELD, due=now + self.hold)
+            outcome = GatewayOutcome(quiet=self.hold > 0)
+            return outcome, self._remember(self._gateway, entry, now)
+        entry = Entry(facts, payload, State.HELD, due=now + self.hold, since=now)
         entry.forget_at = entry.due + self.remember
         forced = self._remember(self._gateway, entry, now)
         self._held.append(entry)
@@ -399,6 +525,8 @@ class CallCorrelator(Generic[P]):
         while held and (held[0].state is not State.HELD or held[0].due <= now):
             entry = held.popleft()
             if entry.state is State.HELD:
+                if self._agent_seen < entry.since:  # no agent span came during its hold
+                    self._armed = False
                 released.append(self._release(entry))
         return released
 
@@ -436,6 +564,10 @@ class CallCorrelator(Generic[P]):
         gives each span its own), and its facts are built only when a proxy record arrives,
         after the span was priced. Else the outcome, with the span's facts as ``agent``.
         """
+        self._agent_seen = now
+        self._armed = True
+        if self._quiet:
+            self._index_quiet()
         gateway = self._gateway
         facts = None
         if gateway.order and _may_link(gateway, view, self.names):
@@ -476,6 +608,10 @@ class CallCorrelator(Generic[P]):
     def match_agent(self, facts: CallFacts, now: float) -> tuple[AgentOutcome[P], list[P]]:
         """An agent's LLM span arrives. Returns the outcome and held records the bound forced
         out (release those as events)."""
+        self._agent_seen = now
+        self._armed = True
+        if self._quiet:
+            self._index_quiet()
         best, key = self._best(self._gateway, facts, agent_side=True)
         if best is None:
             if self._unindexed:
@@ -560,7 +696,7 @@ class CallCorrelator(Generic[P]):
         return forced
 
     def __len__(self) -> int:
-        return len(self._gateway) + len(self._agents) + len(self._unindexed)
+        return len(self._gateway) + len(self._agents) + len(self._unindexed) + len(self._quiet)
 
 
 def _may_link(gateway: _Pool[P], view: AgentSpan, names: tuple[str, ...]) -> bool:

@@ -14,7 +14,7 @@ from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -111,21 +111,11 @@ class AgentSpan:
 
     @property
     def input_tokens(self) -> int | None:
-        return _first_int(
-            self.attrs,
-            c.GEN_AI_USAGE_INPUT_TOKENS,
-            c.GEN_AI_USAGE_PROMPT_TOKENS,
-            c.LLM_TOKEN_COUNT_PROMPT,
-        )
+        return first_int(self.attrs, INPUT_TOKEN_KEYS)
 
     @property
     def output_tokens(self) -> int | None:
-        return _first_int(
-            self.attrs,
-            c.GEN_AI_USAGE_OUTPUT_TOKENS,
-            c.GEN_AI_USAGE_COMPLETION_TOKENS,
-            c.LLM_TOKEN_COUNT_COMPLETION,
-        )
+        return first_int(self.attrs, OUTPUT_TOKEN_KEYS)
 
 
 def _first_str(attrs: dict[str, AttrValue], *keys: str) -> str | None:
@@ -140,7 +130,20 @@ MAX_TOKEN_COUNT = 10**12
 """Token counts above this (or below zero) are not usage but garbage, and are ignored."""
 
 
-def _first_int(attrs: dict[str, AttrValue], *keys: str) -> int | None:
+INPUT_TOKEN_KEYS = (
+    c.GEN_AI_USAGE_INPUT_TOKENS,
+    c.GEN_AI_USAGE_PROMPT_TOKENS,
+    c.LLM_TOKEN_COUNT_PROMPT,
+)
+OUTPUT_TOKEN_KEYS = (
+    c.GEN_AI_USAGE_OUTPUT_TOKENS,
+    c.GEN_AI_USAGE_COMPLETION_TOKENS,
+    c.LLM_TOKEN_COUNT_COMPLETION,
+)
+
+
+def first_int(attrs: Mapping[str, AttrValue], keys: tuple[str, ...]) -> int | None:
+    """The first of ``keys`` holding a token count (see :data:`MAX_TOKEN_COUNT`)."""
     for key in keys:
         value = attrs.get(key)
         if (

@@ -147,9 +147,8 @@ async def test_a_proxy_record_before_the_agent_span_is_claimed(node: Node) -> No
     assert exported == [] and correlation.correlator.held_count == 1
     agent = agent_call(**{"agent.id": "planner"})
     result = context.pipeline.processor.process(agent, NOW)
-    (released,) = exported  # held as its bytes: released as a copy of what was offered
-    assert released.SerializeToString() != proxy.SerializeToString()  # marked
-    proxy = released
+    (released,) = exported  # held as the request itself: released marked, never re-read
+    assert released is proxy
     taken = attrs(agent)
     assert taken["agent_sre.proxy.route"] == "openai"
     assert taken["agent_sre.cost_usd"] == 0.5  # the proxy's price, not priced again
@@ -349,8 +348,10 @@ async def test_without_a_tool_route_tool_calls_are_not_linked() -> None:
     assert correlation.status()["correlation"] == {
         "enabled": True,
         "held": 0,
+        "holding": True,
         "tools": False,
         "tools_held": 0,
+        "tools_holding": False,
         "delegations_held": 0,
     }
 
@@ -397,3 +398,102 @@ async def test_a_task_span_releases_held_tool_calls_of_its_trace() -> None:
         "agent_sre_tool_calls_unlinked_total", {"reason": "task_ended"}
     )
     assert released == 1
+
+
+def unlinked(context: NodeContext, reason: str) -> float:
+    value = context.registry.get_sample_value(
+        "agent_sre_llm_calls_unlinked_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+async def quiet_node(**correlation: object) -> Node:
+    """A node whose first held record ran out its hold with no agent span: quiet."""
+    config = Config.model_validate({"proxy": {"correlation": correlation}})
+    context = node_context(config)
+    exported: list[ExportTraceServiceRequest] = []
+    context.pipeline.export_call = exported.append  # type: ignore[method-assign]
+    correlation_ = CallCorrelation(context)
+    await correlation_.start()
+    correlation_.offer(proxy_call())
+    clock = context.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(11.0)
+    correlation_._expire()
+    assert unlinked(context, "hold_expired") == 1
+    assert correlation_.status()["correlation"]["holding"] is False
+    exported.clear()
+    return context, correlation_, exported
+
+
+@pytest.mark.parametrize("handed", [True, False])
+async def test_on_a_quiet_node_the_proxy_span_goes_at_once_and_a_late_agent_span_is_its_duplicate(
+    handed: bool,
+) -> None:
+    """Quiet (no agent span during a whole hold): the proxy's span is the event at once,
+    whether the proxy hands its attributes over (remembered unread) or not; the agent's
+    span of the call arriving next is its duplicate, and records are held again."""
+    context, correlation, exported = await quiet_node()
+    proxy = proxy_call("gpt-4o")  # another model than the first record's: only this links
+    correlation.offer(proxy, attrs(proxy) if handed else None)  # type: ignore[arg-type]
+    assert exported == [proxy] and "agent_sre.role" not in attrs(proxy)
+    assert correlation.correlator.held_count == 0
+    assert unlinked(context, "quiet") == 1
+    agent = agent_call("gpt-4o", **{"agent.id": "planner"})
+    result = context.pipeline.processor.process(agent, NOW)
+    marks = attrs(agent)
+    assert marks["agent_sre.role"] == "duplicate"
+    assert marks["agent_sre.linked_by"] == "fingerprint"
+    assert "agent_sre.cost_usd" not in marks  # the call's cost counts once, on the proxy's
+    assert marks["agent_sre.event.span_id"] == only(proxy).span_id.hex()
+    assert sum(result.by_kind.values()) == 0  # not counted
+    assert context.registry.get_sample_value("agent_sre_llm_duplicate_spans_total") == 1
+    assert correlation.status()["correlation"]["holding"] is True
+    later = proxy_call()
+    correlation.offer(later, attrs(later))  # type: ignore[arg-type]
+    assert exported == [proxy] and correlation.correlator.held_count == 1
+
+
+async def test_quiet_records_are_bounded_and_forgotten() -> None:
+    context, correlation, exported = await quiet_node(max_calls=5, remember="1m")
+    for _ in range(20):
+        proxy = proxy_call()
+        correlation.offer(proxy, attrs(proxy))  # type: ignore[arg-type]
+    assert len(exported) == 20
+    assert len(correlation.correlator) <= 5
+    clock = context.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(120.0)
+    proxy = proxy_call()
+    correlation.offer(proxy, attrs(proxy))  # type: ignore[arg-type]
+    assert len(correlation.correlator) == 1
+
+
+async def test_a_held_record_forced_out_by_quiet_ones_is_released_not_lost() -> None:
+    """Records held before the node went quiet and still held (a longer hold than the
+    first one's, after a reload) are forced out by the bound as events, never dropped."""
+    context, correlation, exported = await quiet_node(max_calls=3)
+    held = proxy_call()
+    correlation.correlator._armed = True  # an agent span came: held again
+    correlation.offer(held, attrs(held))  # type: ignore[arg-type]
+    assert correlation.correlator.held_count == 1
+    correlation.correlator._armed = False
+    for _ in range(5):
+        proxy = proxy_call()
+        correlation.offer(proxy, attrs(proxy))  # type: ignore[arg-type]
+    assert held in exported and len(exported) == 6
+    assert correlation.correlator.held_count == 0
+    assert unlinked(context, "bound") == 1
+
+
+async def test_an_agent_span_remembered_keeps_the_quiet_node_linking() -> None:
+    """An agent span counted before the proxy's record of its call, on a quiet node: the
+    record still becomes its gateway view (the agent span is remembered for ``remember``)."""
+    context, correlation, exported = await quiet_node()
+    agent = agent_call("gpt-4o", **{"agent.id": "planner"})
+    context.pipeline.processor.process(agent, NOW)
+    correlation.correlator._armed = False  # as if its hold ran out meanwhile
+    proxy = proxy_call("gpt-4o")
+    correlation.offer(proxy, attrs(proxy))  # type: ignore[arg-type]
+    assert attrs(proxy)["agent_sre.role"] == "gateway"
+    assert linked(context, "agent") == 1

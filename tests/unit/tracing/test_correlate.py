@@ -617,3 +617,118 @@ def test_a_task_releases_the_held_tool_calls_of_its_trace() -> None:
     assert daemon.correlator.release_trace(agent_span.trace_id, 0, 2 * S) == [record]
     daemon.agent(agent_span, 1.0)
     assert daemon.duplicates == [agent_span]
+
+
+# -- holding only while agents trace their calls -----------------------------------------
+
+
+@pytest.mark.parametrize("views", VIEWS)
+@pytest.mark.parametrize(("kind", "key"), KEYS_OF_KINDS)
+def test_after_a_hold_with_no_agent_span_records_are_the_event_at_once(
+    kind: str, key: str, views: bool
+) -> None:
+    """No agent on the node traces its calls: the first record waits its hold, the next ones
+    are the event at once (nothing held, nothing to release later), and are still
+    remembered, so an agent span of such a call arriving later is its duplicate."""
+    links, names = KINDS[kind]
+    daemon = Daemon(views=views, names=names)
+    first = links[key]()[1]
+    daemon.proxy(first, 1.0)
+    assert daemon.correlator.holding and daemon.correlator.held_count == 1
+    daemon.tick(11.5)  # its whole hold passed and no agent span came
+    assert daemon.events == [first]
+    assert not daemon.correlator.holding
+    quiet = [links[key]() for _ in range(3)]
+    for index, (_, proxy) in enumerate(quiet):
+        outcome, forced = daemon.correlator.offer_gateway(proxy, proxy, T0 + 20.0 + index)
+        assert not outcome.held and outcome.quiet and outcome.linked_to is None
+        assert forced == []
+        daemon.events.append(proxy)
+    assert daemon.correlator.held_count == 0 and daemon.correlator.next_due() is None
+    assert daemon.events == [first] + [proxy for _, proxy in quiet]
+
+
+@pytest.mark.parametrize("views", VIEWS)
+@pytest.mark.parametrize(("kind", "key"), KEYS_OF_KINDS)
+def test_an_agent_starting_to_trace_after_a_quiet_spell_counts_each_call_once(
+    kind: str, key: str, views: bool
+) -> None:
+    """The edge: an agent starts tracing after a quiet spell. Its first spans describe calls
+    whose records were the event at once: each is their duplicate (one event per call). From
+    its first span on, records are held again, and its spans of later calls are the event."""
+    links, names = KINDS[kind]
+    daemon = Daemon(views=views, names=names)
+    daemon.proxy(links[key]()[1], 1.0)
+    daemon.tick(12.0)
+    assert not daemon.correlator.holding
+    before = [links[key]() for _ in range(3)]  # made while quiet, their spans exported later
+    for _, proxy in before:
+        daemon.proxy(proxy, 20.0)
+    for agent_span, _ in before:  # the agent's first batch of spans
+        daemon.agent(agent_span, 24.0)
+    assert daemon.duplicates == [agent_span for agent_span, _ in before]
+    assert daemon.correlator.holding
+    after_span, after_proxy = links[key]()
+    daemon.proxy(after_proxy, 25.0)
+    assert daemon.correlator.held_count == 1
+    daemon.agent(after_span, 27.0)
+    assert daemon.links[-1] == key and daemon.gateways[-1] is after_proxy
+    daemon.tick(100.0)
+    daemon.stop()
+    calls = 1 + len(before) + 1
+    assert len(daemon.events) == calls
+    assert len({id(e) for e in daemon.events}) == calls
+    assert daemon.events[-1] is after_span
+
+
+@pytest.mark.parametrize("views", VIEWS)
+def test_an_agent_span_first_after_a_quiet_spell_stays_the_event(views: bool) -> None:
+    """The agent's span of a call reaches the node before the proxy's record of it, right
+    after a quiet spell: the span is the event, the record its gateway view."""
+    daemon = Daemon(views=views)
+    daemon.proxy(call()[1], 1.0)
+    daemon.tick(12.0)
+    agent_span, proxy = call(response_id="r-first", start=20.0, end=21.0)
+    daemon.agent(agent_span, 21.0)
+    assert daemon.correlator.holding
+    daemon.proxy(proxy, 21.1)
+    assert daemon.events[-1] is agent_span and daemon.gateways == [proxy]
+
+
+@pytest.mark.parametrize("views", VIEWS)
+def test_an_agent_span_during_a_hold_keeps_records_held(views: bool) -> None:
+    """A record no agent span claims (an agent that does not trace) beside an agent that does:
+    its hold ends, but an agent span came meanwhile, so later records are still held."""
+    daemon = Daemon(views=views)
+    _, untraced = call(model="gpt-4o-mini")
+    daemon.proxy(untraced, 1.0)
+    traced_span, traced_record = call(response_id="r-traced")
+    daemon.proxy(traced_record, 2.0)
+    daemon.agent(traced_span, 5.0)
+    daemon.tick(12.0)
+    assert daemon.events == [traced_span, untraced]
+    assert daemon.correlator.holding
+    daemon.proxy(call()[1], 13.0)
+    assert daemon.correlator.held_count == 1
+
+
+def test_records_released_otherwise_than_by_their_hold_keep_holding() -> None:
+    """Only a hold that ran out says agents do not trace: a record released by its task span,
+    by the bound, or at shutdown leaves holding on."""
+    daemon = Daemon(max_calls=2)
+    agent_span, proxy = call(usage=None)
+    record = traced(agent_span, proxy, direct_child=False)
+    daemon.proxy(record, 0.0)
+    assert daemon.correlator.release_trace(agent_span.trace_id, 0, 2 * S) == [record]
+    for _ in range(3):
+        daemon.proxy(call()[1], 1.0)  # the bound forces the oldest out
+    assert daemon.correlator.holding
+    daemon.stop()
+    assert daemon.correlator.holding
+
+
+def test_hold_zero_is_not_quiet() -> None:
+    daemon = Daemon(hold=0.0)
+    outcome, _ = daemon.correlator.offer_gateway(call()[1], call()[1], T0)
+    assert not outcome.held and not outcome.quiet
+    assert not daemon.correlator.holding

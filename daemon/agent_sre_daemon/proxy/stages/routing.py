@@ -11,6 +11,7 @@ A rollout stage (same slot, later) may point ``call.upstream_url`` elsewhere.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
 
 from multidict import CIMultiDict
 
@@ -78,11 +79,23 @@ class RoutingStage:
                 headers.pop(name, None)
             name, value = route.provider.key_header(route.injected_key)
             headers[name] = value
+            if call.query and route.provider.credential_query:  # the agent's key: not sent
+                call.upstream_url = (
+                    route.upstream
+                    + call.path
+                    + _without(call.query, route.provider.credential_query)
+                )
         call.upstream_headers = headers
         return None
 
     async def on_response(self, call: Call) -> None:
         return None
+
+
+def _without(query: str, name: str) -> str:
+    """``?query`` without parameter ``name`` (``""`` when nothing is left)."""
+    kept = [part for part in query.split("&") if unquote_plus(part.partition("=")[0]) != name]
+    return "?" + "&".join(kept) if any(kept) else ""
 
 
 def response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:

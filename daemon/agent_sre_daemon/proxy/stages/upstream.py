@@ -18,7 +18,7 @@ from aiohttp import web
 from yarl import URL
 
 from agent_sre.gateway.providers import facts_from_json
-from agent_sre.gateway.sse import StreamTap
+from agent_sre.gateway.sse import stream_tap
 from agent_sre_daemon.errors import proxy_error
 from agent_sre_daemon.proxy.stages.routing import response_headers
 
@@ -58,6 +58,13 @@ class UpstreamStage:
         clock = self._clock
         call.added = clock.monotonic() - call.started
         route = call.route
+        if route.sign is not None:  # after every stage that may change the URL or body
+            try:
+                await route.sign(call.request.method, call.upstream_url, call.upstream_headers,
+                                 call.plan.body)  # fmt: skip
+            except Exception as exc:  # credentials that cannot be had: the call cannot go
+                log.warning("route %s: signing failed (%s)", route.name, type(exc).__name__)
+                return _failed(call, "upstream_unreachable", f"signing for {route.name} failed")
         try:
             upstream_cm = self._session.request(
                 call.request.method,
@@ -72,7 +79,10 @@ class UpstreamStage:
                 call.reached_upstream = True
                 call.status = upstream.status
                 content_type = upstream.content_type
-                if content_type == "text/event-stream":
+                if (
+                    content_type == "text/event-stream"
+                    or content_type == route.provider.stream_type
+                ):
                     return await self._stream(call, upstream, parse=True)
                 if _is_json(content_type) or _small(upstream):
                     return await self._whole(call, upstream)
@@ -128,7 +138,7 @@ class UpstreamStage:
             reason=upstream.reason,
             headers=_headers(call, upstream),
         )
-        tap = StreamTap(call.plan) if parse else None
+        tap = stream_tap(call.plan, upstream.content_type) if parse else None
         if tap is not None:
             call.facts = tap.facts
         await response.prepare(call.request)

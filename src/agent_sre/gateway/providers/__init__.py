@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, get_args
 
+from agent_sre.cost.pricing import ROUTE_PREFIX
 from agent_sre.gateway.plan import ResponseFacts, UsageError, json_object, too_deep
-from agent_sre.gateway.providers import a2a, anthropic, mcp, openai, passthrough, tool
+from agent_sre.gateway.providers import (
+    a2a,
+    anthropic,
+    azure,
+    bedrock,
+    gemini,
+    mcp,
+    openai,
+    openai_compatible,
+    passthrough,
+    tool,
+)
 
 if TYPE_CHECKING:
     from agent_sre.config import ProxyRoute
@@ -20,13 +32,28 @@ if TYPE_CHECKING:
 PROVIDERS: dict[str, Provider] = {
     "openai": openai.PROVIDER,
     "anthropic": anthropic.PROVIDER,
+    "gemini": gemini.PROVIDER,
+    "azure_openai": azure.PROVIDER,
+    "openai_compatible": openai_compatible.PROVIDER,
+    "bedrock": bedrock.PROVIDER,
     "tool": tool.PROVIDER,
     "mcp": mcp.PROVIDER,
     "passthrough": passthrough.PROVIDER,
     "a2a": a2a.PROVIDER,
 }
 
-ApiName = Literal["openai", "anthropic", "tool", "mcp", "passthrough", "a2a"]
+ApiName = Literal[
+    "openai",
+    "anthropic",
+    "gemini",
+    "azure_openai",
+    "openai_compatible",
+    "bedrock",
+    "tool",
+    "mcp",
+    "passthrough",
+    "a2a",
+]
 """The names of :data:`PROVIDERS`, as a type for the configuration model."""
 
 if set(get_args(ApiName)) != set(PROVIDERS):  # pragma: no cover - a drift fails every import
@@ -41,14 +68,21 @@ def plan_call(route: ProxyRoute, method: str, path: str, body: bytes) -> CallPla
     """
     provider = PROVIDERS[route.api]
     refusal = too_deep(body)
+    plan = None
     if not refusal:
-        try:
-            return provider.plan(route, method, path, body)
+        try:  # noqa: SIM105 - not contextlib.suppress: an object per call on the hot path
+            plan = provider.plan(route, method, path, body)
         except Exception:  # never a 500 for a request's shape
             pass
-    plan = provider.plan(route, method, path, b"")
-    plan.body = body
-    plan.refusal = refusal
+    if plan is None:
+        plan = provider.plan(route, method, path, b"")
+        plan.body = body
+        plan.refusal = refusal
+    if plan.provider:
+        if route.prices or not provider.price_id:
+            plan.price_provider = ROUTE_PREFIX + route.name  # the route's own prices first
+        elif plan.provider != provider.price_id:
+            plan.price_provider = provider.price_id
     return plan
 
 

@@ -31,6 +31,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.gateway.plan import CallPlan, ResponseFacts
+from agent_sre.gateway.providers.base import PlainHttp
 from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ ERROR_CODES = {
 INTERNAL_ERROR = -32603
 
 
-class A2A:
+class A2A(PlainHttp):
     api = "a2a"
 
     def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
@@ -139,7 +140,7 @@ class A2A:
         read_response(facts, data)
         return event
 
-    def error_body(self, kind: str, message: str) -> dict[str, object]:
+    def error_body(self, kind: str, message: str, status: int = 0) -> dict[str, object]:
         """A JSON-RPC error response (its ``id`` is set to the request's by the proxy)."""
         return {
             "jsonrpc": "2.0",
@@ -150,9 +151,6 @@ class A2A:
                 "data": {"type": kind},
             },
         }
-
-    def key_header(self, key: str) -> tuple[str, str]:
-        return "Authorization", f"Bearer {key}"
 
 
 class _AmbiguousError(Exception):

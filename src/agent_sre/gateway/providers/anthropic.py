@@ -12,14 +12,42 @@ from agent_sre.gateway.plan import (
     request_object,
     response_id_of,
 )
+from agent_sre.gateway.providers.base import (
+    SSE,
+    body_with_model,
+    reset_stamp,
+    whole_seconds,
+)
 from agent_sre.gateway.providers.openai import read_model_request
 
 if TYPE_CHECKING:
     from agent_sre.config import ProxyRoute
 
 
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use this resource."),
+    404: ("not_found_error", "The requested resource could not be found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of requests has exceeded your rate limit."),
+    500: ("api_error", "Internal server error"),
+    503: ("api_error", "Service unavailable"),
+    504: ("timeout_error", "Request timed out"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+
 class Anthropic:
     api = "anthropic"
+    llm = True
+    price_id = "anthropic"
+    signing = ""
+    stream_type = SSE
+    error_types = ERRORS
+    default_error = ("api_error", "Internal server error")
+    credential_headers: tuple[str, ...] = ("x-api-key", "Authorization")
+    credential_query = ""
 
     def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
         if method != "POST":
@@ -67,12 +95,26 @@ class Anthropic:
             facts.usage_final = facts.usage is not None
         return event
 
-    def error_body(self, kind: str, message: str) -> dict[str, object]:
+    def error_body(self, kind: str, message: str, status: int = 0) -> dict[str, object]:
         # its error.type is our kind, so clients switch on one field for both providers
         return {"type": "error", "error": {"type": kind, "message": message}}
 
+    def error_headers(self, kind: str, status: int) -> dict[str, str]:
+        return {}
+
+    def rate_limit_headers(self, retry_after: float, now: float) -> dict[str, str]:
+        return {
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": reset_stamp(now, whole_seconds(retry_after)),
+        }
+
     def key_header(self, key: str) -> tuple[str, str]:
         return "x-api-key", key
+
+    def with_model(self, plan: CallPlan, path: str, model: str) -> tuple[bytes, str] | None:
+        body = body_with_model(plan.body, model)
+        return None if body is None else (body, path)
 
 
 def usage_from_anthropic(raw: Any, previous: TokenUsage | None = None) -> TokenUsage | None:

@@ -19,6 +19,7 @@ from agent_sre.gateway.plan import (
     request_object,
     response_id_of,
 )
+from agent_sre.gateway.providers.base import SSE, PlainHttp, body_with_model, whole_seconds
 
 if TYPE_CHECKING:
     from agent_sre.config import ProxyRoute
@@ -39,21 +40,46 @@ MAX_CHOICES = 128
 """OpenAI takes at most 128 choices; a larger ``n`` is reserved as 128 (upstream refuses it)."""
 
 
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("invalid_api_key", "Incorrect API key provided."),
+    403: ("permission_denied", "You are not allowed to sample from this model."),
+    404: ("model_not_found", "The model does not exist or you do not have access to it."),
+    408: ("timeout", "Request timed out."),
+    429: ("rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
+    500: ("server_error", "The server had an error while processing your request."),
+    502: ("server_error", "Bad gateway."),
+    503: ("server_error", "The engine is currently overloaded, please try again later."),
+    504: ("server_error", "Gateway timeout."),
+}
+
+
 class OpenAI:
     api = "openai"
+    provider = "openai"
+    """``gen_ai.provider.name`` of its calls."""
+    llm = True
+    price_id = "openai"
+    signing = ""
+    stream_type = SSE
+    error_types = ERRORS
+    default_error = PlainHttp.default_error
+    credential_headers: tuple[str, ...] = ("Authorization",)
+    credential_query = ""
 
     def plan(self, route: ProxyRoute, method: str, path: str, body: bytes) -> CallPlan:
         if method != "POST":
             return CallPlan(self.api, "", None, body=body)
         path = path.rstrip("/")
         operation = next((op for suffix, op in OPERATIONS if path.endswith(suffix)), None)
-        plan = CallPlan(self.api, self.api, operation, body=body)
+        plan = CallPlan(self.api, self.provider, operation, body=body)
         if operation is None:
             return plan
         data = request_object(body)
         if data is None:
             return plan
         read_model_request(plan, data, body)
+        self.name_model(route, plan)
         plan.is_responses_api = path.endswith("/responses")
         if operation == "embeddings":
             plan.max_output_tokens = 0
@@ -90,11 +116,28 @@ class OpenAI:
                 event = event.replace(needle, b"")
         return event
 
-    def error_body(self, kind: str, message: str) -> dict[str, object]:
+    def name_model(self, route: ProxyRoute, plan: CallPlan) -> None:
+        """Where a shape on this one names the model otherwise (Azure's deployments)."""
+
+    def error_body(self, kind: str, message: str, status: int = 0) -> dict[str, object]:
         return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+
+    def error_headers(self, kind: str, status: int) -> dict[str, str]:
+        return {}
+
+    def rate_limit_headers(self, retry_after: float, now: float) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": "60",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": f"{whole_seconds(retry_after)}s",
+        }
 
     def key_header(self, key: str) -> tuple[str, str]:
         return "Authorization", f"Bearer {key}"
+
+    def with_model(self, plan: CallPlan, path: str, model: str) -> tuple[bytes, str] | None:
+        body = body_with_model(plan.body, model)
+        return None if body is None else (body, path)
 
 
 def read_model_request(plan: CallPlan, data: dict[str, Any], body: bytes) -> None:

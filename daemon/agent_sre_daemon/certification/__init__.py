@@ -1,0 +1,1 @@
+"""The certification engine's runtime: evidence, verdicts, tier signals, API."""

@@ -1,0 +1,1 @@
+"""Reliability tiers per agent and version, from evidence (see docs/certification.md)."""

@@ -153,6 +153,12 @@ class AdminInputError(web.HTTPClientError):
 # - client_disconnected (the client left while the call was held, e.g. by a chaos delay,
 #   so it was never forwarded) is 499, as nginx records it: nobody is left to read it.
 # The body is the provider's own error shape (``Provider.error_body``).
+# On an A2A route (JSON-RPC) the body is a JSON-RPC error response and a refusal no retry
+# can change is HTTP 200, as A2A servers answer JSON-RPC errors: the A2A SDK then raises the
+# error with its code and message (it reads neither from any other status) and retries
+# nothing; ``x-agent-sre-error`` and ``x-should-retry: false`` still say what happened.
+# What a retry can cure (429, 5xx) keeps its status, so HTTP clients that retry still do.
+# delegation_too_deep (a hand-off past the route's max_delegation_depth) is such a refusal.
 
 PROXY_STATUS = {
     "budget_exceeded": 403,
@@ -172,6 +178,7 @@ PROXY_STATUS = {
     "upstream_timeout": 504,
     "replay_mismatch": 409,
     "client_disconnected": 499,
+    "delegation_too_deep": 403,
 }
 """HTTP status of every error the proxy itself answers, by its ``type``."""
 
@@ -203,4 +210,10 @@ def proxy_error(
     provider = PROVIDERS[api]
     body = json.dumps(provider.error_body(kind, message, status)).encode()
     headers.update(provider.error_headers(kind, status))
+    if api in JSON_RPC_APIS and status < 500 and status != 429:
+        status = 200
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")
+
+
+JSON_RPC_APIS = frozenset({"a2a"})
+"""APIs whose refusals are JSON-RPC errors answered with HTTP 200 (see above)."""

@@ -158,6 +158,15 @@ class ProxyRoute(Section):
     """``api: bedrock``: ``proxy`` re-signs every call (SigV4) with the AWS credentials of
     the proxy's own environment (the client's signature, made for the proxy's host, would
     not hold upstream); ``client`` forwards the client's signature untouched."""
+    callee: str | None = None
+    """``api: a2a``: the id of the agent the route leads to (default: the route's name)."""
+    max_delegation_depth: int = Field(8, ge=1, le=100)
+    """``api: a2a``: the deepest hand-off taken (a caller at depth 0 hands off at depth 1);
+    one past it is refused with the JSON-RPC error -32090."""
+    delegation_reserve_usd: float = Field(0.0, ge=0)
+    """``api: a2a``: what a hand-off holds of the caller's budgets while it runs (given back
+    when it ends: the callee's calls are booked to the callee). A hand-off the budgets cannot
+    cover is refused; at 0 only a caller whose budget is used up is refused."""
 
     @field_validator("prefix")
     @classmethod

@@ -140,8 +140,8 @@ def drive_proxy_agents(heard: Heard, monkeypatch: pytest.MonkeyPatch) -> tuple[i
         metrics, "node", SYSTEM_CLOCK, SignalBus(registry),
     )  # fmt: skip
     for agent in ids():
-        asyncio.run(budget_gate.admit(SimpleNamespace(worst_case_tokens=0, llm_call=False),
-                                      CallIdentity(agent_id=agent), 0.0))  # type: ignore[arg-type]  # fmt: skip
+        plan = SimpleNamespace(worst_case_tokens=0, llm_call=False, delegation=False)
+        asyncio.run(budget_gate.admit(plan, CallIdentity(agent_id=agent), 0.0))  # type: ignore[arg-type]  # fmt: skip
     return len(budget_gate._agents), IDS
 
 

@@ -257,7 +257,7 @@ class ChaosStage:
         if kind == "tool_error":
             call.fail("chaos_tool_error", "chaos: tool failed")
             message = fault.message or "tool failed"
-            if api == "mcp":
+            if api in ("mcp", "a2a"):  # JSON-RPC: an error response, HTTP 200
                 body = shapes.mcp_error_body(call.plan.mcp_request_id, message)
                 return web.json_response(body, headers=headers)
             return web.json_response(

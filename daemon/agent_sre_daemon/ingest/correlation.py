@@ -1,12 +1,14 @@
 """One call, one event: the proxy's spans wait briefly for the agents' own spans.
 
-The shell around :class:`~agent_sre.tracing.correlate.CallCorrelator` (two of them: LLM calls,
-and tool calls): the proxy hands each call's span here (:meth:`CallCorrelation.offer`)
-instead of straight to the pipeline; agents' LLM spans meet it in the span pass (an enricher
-that runs before pricing), agents' tool spans in a tool enricher; a timer releases the
-records no agent span claimed in time. On stop every held span is released, never lost.
-Tool calls are linked only while some proxy route is a tool (``api: tool`` or ``mcp``): with
-none, no proxy record of a tool call can come, and tool spans are not even looked at.
+The shell around :class:`~agent_sre.tracing.correlate.CallCorrelator` (three of them: LLM
+calls, tool calls and A2A hand-offs): the proxy hands each call's span here
+(:meth:`CallCorrelation.offer`) instead of straight to the pipeline; agents' LLM spans meet
+it in the span pass (an enricher that runs before pricing), agents' tool and DELEGATION
+spans in a tool enricher; a timer releases the records no agent span claimed in time. On
+stop every held span is released, never lost.
+Tool calls and hand-offs are linked only while some proxy route is a tool (``api: tool`` or
+``mcp``) or an agent (``api: a2a``): with none, no proxy record of either can come, and tool
+and DELEGATION spans are not even looked at.
 The matching rules are in the core; see ``docs/proxy.md`` ("One call, one event").
 """
 
@@ -21,12 +23,14 @@ from prometheus_client import Counter, Gauge
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.correlate import (
     CACHE_KEYS,
+    DELEGATION_NAME_KEYS,
     TOOL_NAME_KEYS,
     CallCorrelator,
     cache_tokens_of,
     facts_of_view,
 )
 from agent_sre.tracing.linking import (
+    DELEGATION_LINK_KEYS,
     LINK_KEYS,
     TOOL_LINK_KEYS,
     apply_gateway_facts,
@@ -50,13 +54,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_sre.correlation")
 
 _CACHE_KEYS = CACHE_KEYS
-_GATEWAY_KEYS = LINK_KEYS | TOOL_LINK_KEYS | {c.AGENT_SPAN_KIND, *_CACHE_KEYS}
-TOOL_APIS = frozenset({"tool", "mcp"})
-"""Route APIs whose calls are tool calls."""
+_GATEWAY_KEYS = (
+    LINK_KEYS | TOOL_LINK_KEYS | DELEGATION_LINK_KEYS | {c.AGENT_SPAN_KIND, *_CACHE_KEYS}
+)
+TOOL_APIS = frozenset({"tool", "mcp", "a2a"})
+"""Route APIs whose calls are linked by the tool enricher: tool calls and A2A hand-offs."""
 
 
 def links_tools(config: Config) -> bool:
-    """Whether tool calls are linked: correlation on, ``tools`` on, and a tool route."""
+    """Whether tool calls and hand-offs are linked: correlation on, ``tools`` on, and a tool
+    or A2A route."""
     correlation = config.proxy.correlation
     return (
         correlation.enabled
@@ -97,9 +104,40 @@ class ToolLinkMetrics:
         )
 
 
+class DelegationLinkMetrics:
+    """The A2A hand-offs' counterparts of the LLM calls' metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.linked = Counter(
+            "agent_sre_delegations_linked_total",
+            "A2A hand-offs the proxy's span and an agent's own DELEGATION span both described, "
+            "linked into one event, by link (trace, fingerprint) and which arrived first.",
+            ["by", "first"],
+            registry=registry,
+        )
+        self.unlinked = Counter(
+            "agent_sre_delegations_unlinked_total",
+            "Proxy spans of A2A hand-offs released as the event with no agent span linked, by "
+            "reason (hold_expired, task_ended, bound, shutdown, hold_off, quiet).",
+            ["reason"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "agent_sre_delegation_duplicate_spans_total",
+            "Agents' DELEGATION spans of hand-offs already counted, marked duplicate.",
+            registry=registry,
+        )
+        self.held = Gauge(
+            "agent_sre_delegations_held",
+            "Proxy spans of A2A hand-offs waiting for the agent's own span of the hand-off.",
+            registry=registry,
+        )
+
+
 class CorrelationMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.tools = ToolLinkMetrics(registry)
+        self.delegations = DelegationLinkMetrics(registry)
         self.linked = Counter(
             "agent_sre_llm_calls_linked_total",
             "LLM calls the proxy's span and an agent's own span both described, linked into "
@@ -128,7 +166,7 @@ class CorrelationMetrics:
         )
 
 
-LinkMetrics = CorrelationMetrics | ToolLinkMetrics
+LinkMetrics = CorrelationMetrics | ToolLinkMetrics | DelegationLinkMetrics
 
 
 class CallCorrelation(Component):
@@ -154,13 +192,24 @@ class CallCorrelation(Component):
             config.hold, config.remember, config.max_calls, names=TOOL_NAME_KEYS
         )
         """Tool calls: the proxy's ``tool`` and ``mcp`` routes, agents' ``execute_tool`` spans."""
+        self.delegations: CallCorrelator[ExportTraceServiceRequest] = CallCorrelator(
+            config.hold, config.remember, config.max_calls, names=DELEGATION_NAME_KEYS
+        )
+        """Hand-offs: the proxy's ``a2a`` routes, agents' DELEGATION spans."""
         # read when scraped, not set per call
         self.metrics.held.set_function(lambda: self.correlator.held_count)
         self.metrics.tools.held.set_function(lambda: self.tools.held_count)
+        self.metrics.delegations.held.set_function(lambda: self.delegations.held_count)
+        self._metrics_of: dict[int, LinkMetrics] = {
+            id(self.correlator): self.metrics,
+            id(self.tools): self.metrics.tools,
+            id(self.delegations): self.metrics.delegations,
+        }
+        """Each correlator's metrics."""
         # per call while no agent traces its calls: the counters' children, looked up once
         self._passed = {
-            (tools, reason): (self.metrics.tools if tools else self.metrics).unlinked.labels(reason)
-            for tools in (False, True)
+            (which, reason): metrics.unlinked.labels(reason)
+            for which, metrics in self._metrics_of.items()
             for reason in ("quiet", "hold_off")
         }
         self._timer: asyncio.TimerHandle | None = None
@@ -189,7 +238,7 @@ class CallCorrelation(Component):
 
         async def commit() -> None:
             self.config = config
-            for correlator in (self.correlator, self.tools):
+            for correlator in (self.correlator, self.tools, self.delegations):
                 correlator.configure(config.hold, config.remember, config.max_calls)
             if not tools:
                 self._uninstall_tools("hold_off")
@@ -203,7 +252,10 @@ class CallCorrelation(Component):
             if self._installed:
                 self._release(self.correlator.expire(now), "hold_expired")
             if self._tools_installed:
-                self._release(self.tools.expire(now), "hold_expired", tools=True)
+                self._release(self.tools.expire(now), "hold_expired", self.metrics.tools)
+                self._release(
+                    self.delegations.expire(now), "hold_expired", self.metrics.delegations
+                )
             self._schedule()
 
         return Prepared(commit=commit)
@@ -217,6 +269,7 @@ class CallCorrelation(Component):
                 "tools": self._tools_installed,
                 "tools_held": self.tools.held_count,
                 "tools_holding": self._tools_installed and self.tools.holding,
+                "delegations_held": self.delegations.held_count,
             }
         }
 
@@ -240,7 +293,9 @@ class CallCorrelation(Component):
     def _install_tools(self) -> None:
         pipeline = self.context.pipeline
         pipeline.call_hold = self.offer
-        pipeline.processor.add_tool_enricher(self.on_agent_tool, TOOL_LINK_KEYS)
+        pipeline.processor.add_tool_enricher(
+            self.on_agent_tool, TOOL_LINK_KEYS | DELEGATION_LINK_KEYS
+        )
         if self.on_task not in pipeline.processor.task_hooks:
             pipeline.processor.task_hooks.append(self.on_task)
         self._tools_installed = True
@@ -251,7 +306,8 @@ class CallCorrelation(Component):
         self.context.pipeline.processor.remove_tool_enricher(self.on_agent_tool)
         self._tools_installed = False
         self._unhook()
-        self._release(self.tools.release_all(), reason, tools=True)
+        self._release(self.tools.release_all(), reason, self.metrics.tools)
+        self._release(self.delegations.release_all(), reason, self.metrics.delegations)
 
     def _unhook(self) -> None:
         """Once neither kind of call is linked: the proxy's spans go straight in."""
@@ -290,6 +346,8 @@ class CallCorrelation(Component):
                 passing: CallCorrelator[ExportTraceServiceRequest] | None = self.correlator
             elif kind is c.AgentSpanKind.TOOL_CALL and self._tools_installed:
                 passing = self.tools
+            elif kind is c.AgentSpanKind.DELEGATION and self._tools_installed:
+                passing = self.delegations
             else:
                 passing = None
             now = self.clock.time()
@@ -306,9 +364,11 @@ class CallCorrelation(Component):
                     span.parent_span_id,
                     now + passing.remember,
                 )
-                tools = passing is self.tools
-                self._release(passing.remember_quiet(record, now), "bound", tools=tools)
-                self._passed[tools, "quiet" if passing.hold > 0 else "hold_off"].inc()
+                which = id(passing)
+                forced = passing.remember_quiet(record, now)
+                if forced:
+                    self._release(forced, "bound", self._metrics_of[which])
+                self._passed[which, "quiet" if passing.hold > 0 else "hold_off"].inc()
                 self.context.pipeline.export_call(request)
                 return
             view = view_of(span, kind, explicit, attrs)
@@ -319,13 +379,16 @@ class CallCorrelation(Component):
         elif view.kind is c.AgentSpanKind.TOOL_CALL and self._tools_installed:
             correlator, metrics = self.tools, self.metrics.tools
             facts = facts_of_view(view, span.parent_span_id, names=TOOL_NAME_KEYS)
+        elif view.kind is c.AgentSpanKind.DELEGATION and self._tools_installed:
+            correlator, metrics = self.delegations, self.metrics.delegations
+            facts = facts_of_view(view, span.parent_span_id, names=DELEGATION_NAME_KEYS)
         else:
             self.context.pipeline.export_call(request)
             return
         # a held record waits as the request itself (only while agents trace their calls, and
         # until their span of it comes): nothing to encode now and decode again on release
         outcome, forced = correlator.offer_gateway(facts, request, self.clock.time())
-        self._release(forced, "bound", tools=correlator is self.tools)
+        self._release(forced, "bound", metrics)
         if outcome.linked_to is not None:
             event = outcome.linked_to
             identity = event.identity or {}
@@ -353,16 +416,22 @@ class CallCorrelation(Component):
             return
         self._linked(span, view, outcome, self.correlator, self.metrics)
 
-    # hot path: per tool span (only while a proxy route is a tool)
+    # hot path: per tool or DELEGATION span (only while a proxy route is a tool or an agent)
     def on_agent_tool(self, span: Span, view: AgentSpan, now: float) -> None:
-        """An agent's tool span (``execute_tool``, OpenInference TOOL): links it to the
-        proxy's record of the call, or remembers it by its view, as for LLM spans."""
+        """An agent's tool span (``execute_tool``, OpenInference TOOL) or DELEGATION span:
+        links it to the proxy's record of the call, or remembers it by its view, as for LLM
+        spans."""
         if c.AGENT_SRE_PROXY_ROUTE in view.attrs:  # the proxy's own span, released as the event
             return
-        outcome = self.tools.offer_agent(view, now)
+        metrics: LinkMetrics
+        if view.kind is c.AgentSpanKind.DELEGATION:  # an A2A hand-off
+            correlator, metrics = self.delegations, self.metrics.delegations
+        else:
+            correlator, metrics = self.tools, self.metrics.tools
+        outcome = correlator.offer_agent(view, now)
         if outcome is None:
             return
-        self._linked(span, view, outcome, self.tools, self.metrics.tools)
+        self._linked(span, view, outcome, correlator, metrics)
 
     def _linked(
         self,
@@ -401,19 +470,25 @@ class CallCorrelation(Component):
         if correlator.held_count and correlator.has_held_trace(view.trace_id):
             released = correlator.release_trace(view.trace_id, view.start_ns, view.end_ns)
             self._release(released, "task_ended")
-        tools = self.tools
-        if tools.held_count and tools.has_held_trace(view.trace_id):
-            released = tools.release_trace(view.trace_id, view.start_ns, view.end_ns)
-            self._release(released, "task_ended", tools=True)
+        for calls, metrics in (
+            (self.tools, self.metrics.tools),
+            (self.delegations, self.metrics.delegations),
+        ):
+            if calls.held_count and calls.has_held_trace(view.trace_id):
+                released = calls.release_trace(view.trace_id, view.start_ns, view.end_ns)
+                self._release(released, "task_ended", metrics)
 
     # -- releasing ----------------------------------------------------------------------
 
     def _release(
-        self, requests: list[ExportTraceServiceRequest], reason: str, tools: bool = False
+        self,
+        requests: list[ExportTraceServiceRequest],
+        reason: str,
+        metrics: LinkMetrics | None = None,
     ) -> None:
         if not requests:
             return
-        metrics: LinkMetrics = self.metrics.tools if tools else self.metrics
+        metrics = metrics or self.metrics
         metrics.unlinked.labels(reason).inc(len(requests))
         for request in requests:
             self.context.pipeline.export_call(request)
@@ -421,7 +496,8 @@ class CallCorrelation(Component):
     def _schedule(self) -> None:
         if self._timer is not None:
             return
-        dues = [d for d in (self.correlator.next_due(), self.tools.next_due()) if d is not None]
+        correlators = (self.correlator, self.tools, self.delegations)
+        dues = [d for d in (calls.next_due() for calls in correlators) if d is not None]
         if not dues:
             return
         delay = max(0.0, min(dues) - self.clock.time())
@@ -431,7 +507,8 @@ class CallCorrelation(Component):
         self._timer = None
         now = self.clock.time()
         self._release(self.correlator.expire(now), "hold_expired")
-        self._release(self.tools.expire(now), "hold_expired", tools=True)
+        self._release(self.tools.expire(now), "hold_expired", self.metrics.tools)
+        self._release(self.delegations.expire(now), "hold_expired", self.metrics.delegations)
         self._schedule()
 
 

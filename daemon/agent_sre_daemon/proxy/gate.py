@@ -170,6 +170,14 @@ class BudgetGate:
                 if isinstance(outcome, Reservation):
                     return Ticket(who, outcome)
                 denial = outcome
+        if denial is None and plan.delegation:
+            if plan.reserve_usd > 0:
+                held = await self._hold(guard, who, plan.reserve_usd, now)
+                if isinstance(held, Reservation):
+                    return Ticket(who, held)
+                denial = held
+            else:
+                denial = await self._may_delegate(guard, who, now)
         if denial is None:
             return Ticket(who)
         view.denied += 1
@@ -178,6 +186,33 @@ class BudgetGate:
         if signal is not None:
             self._publish(signal)
         return denial
+
+    async def _hold(
+        self, guard: CostGuard, who: CallIdentity, amount: float, now: float
+    ) -> Reservation | Denial | None:
+        """A hand-off's hold on the caller's budgets (None when no budget covers it)."""
+        charges = guard.charges(who, now)
+        if not charges:
+            return None
+        try:
+            outcome = await self.store.reserve(charges, amount)
+        except LedgerUnavailableError as exc:
+            return guard.unavailable(str(exc))
+        if isinstance(outcome, Refusal):
+            return guard.refused(outcome, amount, now)
+        return outcome
+
+    async def _may_delegate(self, guard: CostGuard, who: CallIdentity, now: float) -> Denial | None:
+        """A hand-off to another agent (A2A) reserves nothing, but an agent whose budget is
+        spent cannot hand work on (the callee would spend on its behalf)."""
+        charges = guard.charges(who, now)
+        if not charges:
+            return None
+        try:
+            used = await self.store.used(charges)
+        except LedgerUnavailableError as exc:
+            return guard.unavailable(str(exc))
+        return guard.spent(zip(charges, used, strict=True))
 
     def _unpriced(self, plan: CallPlan, now: float) -> Denial | None:
         """``budgets.unpriced_models`` for a call a budget covers: None to go on (priced, or

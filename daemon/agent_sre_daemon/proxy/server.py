@@ -36,6 +36,7 @@ from agent_sre_daemon.proxy.metrics import ProxyMetrics
 from agent_sre_daemon.proxy.routes import RouteTable, make_route
 from agent_sre_daemon.proxy.spans import build_request, new_record, redact_record, resource_of
 from agent_sre_daemon.proxy.stages.admission import AdmissionStage
+from agent_sre_daemon.proxy.stages.delegation import DelegationHeaders, DelegationStage
 from agent_sre_daemon.proxy.stages.identity import IdentityStage, new_ids
 from agent_sre_daemon.proxy.stages.record import RecordStage
 from agent_sre_daemon.proxy.stages.routing import RoutingStage
@@ -146,8 +147,10 @@ class ProxyServer(Component):
             [
                 RecordStage(self.metrics, clock, self._emit),
                 IdentityStage(lambda: self._agent_keys, self._redactor_now),
+                DelegationStage(),
                 AdmissionStage(self.gate, clock),
                 RoutingStage(),
+                DelegationHeaders(),
                 SettleStage(self.gate, clock),
                 UpstreamStage(self._session, clock, self.metrics.sse_oversized),
                 *self.context.stages,  # gathered by the node from every component

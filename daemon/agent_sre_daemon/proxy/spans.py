@@ -49,14 +49,17 @@ class CallRecord:
 
 def new_record(route: str, plan: CallPlan, method: str, start_ns: int) -> CallRecord:
     """The record of a call just received: its kind and name from the plan."""
-    if plan.operation == "execute_tool":
-        kind: str | None = conv.AgentSpanKind.TOOL_CALL.value
+    if plan.delegation:
+        kind: str | None = conv.AgentSpanKind.DELEGATION.value
+        name = f"{plan.operation} {plan.callee}"
+    elif plan.operation == "execute_tool":
+        kind = conv.AgentSpanKind.TOOL_CALL.value
         name = f"execute_tool {plan.tool_name}"
     elif plan.operation is not None:
         kind = conv.AgentSpanKind.LLM_INFERENCE.value
         name = f"{plan.operation} {plan.model}".strip()
     else:
-        kind, name = None, method
+        kind, name = None, plan.rpc_method or method
     return CallRecord(route, kind, name, start_ns)
 
 

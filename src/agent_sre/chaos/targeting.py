@@ -82,7 +82,7 @@ def applicable(fault: FaultSpec, call: CallFacts) -> bool:
     if kind == "truncated_stream":
         return call.stream and events
     if kind == "tool_error":
-        return call.api in ("tool", "mcp")
+        return call.api in ("tool", "mcp", "a2a")
     if kind == "token_inflation":
         return provider is not None and provider.llm and (events or not call.stream)
     return True

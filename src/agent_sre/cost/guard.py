@@ -144,6 +144,20 @@ class CostGuard:
             )
         return Denial("budget_exceeded", message, budget=spec.name, rule=spec.name)
 
+    def spent(self, windows: Iterable[tuple[Charge, float]]) -> Denial | None:
+        """The refusal of a call that spends nothing itself but hands work on (an A2A
+        delegation) from an agent one of whose enforced budgets (charge, spent+reserved) is
+        used up; None when every one has something left."""
+        for charge, used in windows:
+            spec = self._specs[charge.budget]
+            if charge.enforce and used >= spec.limit_usd:
+                message = (
+                    f"budget {spec.name!r} ({spec.scope} {charge.subject}, {spec.window}) is "
+                    f"spent (${used:.6f} of ${spec.limit_usd:g}): no work is handed on for it"
+                )
+                return Denial("budget_exceeded", message, budget=spec.name, rule=spec.name)
+        return None
+
     def pace(
         self, who: CallIdentity, windows: Iterable[tuple[Charge, float]], now: float
     ) -> Denial | None:

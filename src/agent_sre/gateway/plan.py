@@ -31,6 +31,7 @@ class CallPlan:
     is_responses_api: bool = False
     tool_name: str | None = None
     mcp_request_id: Any = None
+    """The JSON-RPC request's ``id`` (MCP and A2A)."""
     choices: int = 1
     """Completions asked for at once (OpenAI ``n``, ``best_of``): each may reach the cap."""
     priced_as: str = ""
@@ -42,6 +43,20 @@ class CallPlan:
     refusal: str = ""
     """Why the proxy refuses the request's body itself (JSON nested deeper than the reader
     takes: no upstream parser should be handed it); empty for every ordinary call."""
+    # A2A (providers/a2a.py)
+    delegation: bool = False
+    """A hand-off to another agent (an A2A message sent or streamed): a DELEGATION span."""
+    callee: str = ""
+    """The agent an A2A route leads to (the route's ``callee``, else its name)."""
+    rpc_method: str = ""
+    """The JSON-RPC method of an A2A call."""
+    task_id: str = ""
+    """The A2A task a call names (a follow-up's task, or the task a message continues)."""
+    agent_card: bool = False
+    """A GET of an A2A agent card."""
+    reserve_usd: float = 0.0
+    """What a hand-off holds of the caller's budgets while it runs (the route's
+    ``delegation_reserve_usd``)."""
 
     @property
     def llm_call(self) -> bool:
@@ -79,6 +94,12 @@ class ResponseFacts:
     usage_problem: str | None = None
     """Why the usage the upstream reported cannot be trusted (negative, not a whole number,
     beyond what the model can take); the call then settles at its reservation."""
+    task_id: str = ""
+    """A2A: the task the answer reports."""
+    task_state: str = ""
+    """A2A: the last state of that task the answer reported."""
+    rpc_error_code: int | None = None
+    """A2A: the JSON-RPC error code of an error answer."""
 
 
 def response_id_of(data: Any) -> str:

@@ -15,17 +15,27 @@ from agent_sre.jsonbody import PROXY_MAX_DEPTH, read_json
 _MISSING = object()
 
 
-def canonical_body(body: bytes) -> str:
-    """A stable text of ``body``: sorted compact JSON, else the bytes as text."""
+RPC_ID_FREE_APIS = frozenset({"a2a"})
+"""APIs whose JSON-RPC request ``id`` is left out of matching: the A2A SDKs draw a new UUID
+per call, so a re-run never sends the recorded one (a replayed answer carries the recorded
+id; the A2A SDK does not check it). MCP clients number their calls and match answers by id:
+theirs is kept."""
+
+
+def canonical_body(body: bytes, rpc_id: bool = True) -> str:
+    """A stable text of ``body``: sorted compact JSON, else the bytes as text; without
+    ``rpc_id``, a JSON-RPC request's top-level ``id`` left out."""
     value = _parse(body)
     if value is _MISSING:
         return body.decode("utf-8", "replace")
+    if not rpc_id and isinstance(value, dict) and value.get("jsonrpc") == "2.0":
+        value.pop("id", None)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def request_key(method: str, path: str, body: bytes) -> str:
+def request_key(method: str, path: str, body: bytes, rpc_id: bool = True) -> str:
     """What must be equal for a live call to match a recorded one."""
-    return f"{method.upper()} {path}\n{canonical_body(body)}"
+    return f"{method.upper()} {path}\n{canonical_body(body, rpc_id)}"
 
 
 def differences(recorded: bytes, live: bytes, limit: int = 5) -> list[str]:

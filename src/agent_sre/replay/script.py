@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent_sre.replay.canonical import differences, distance, request_key
+from agent_sre.replay.canonical import RPC_ID_FREE_APIS, differences, distance, request_key
 
 if TYPE_CHECKING:
     from agent_sre.replay.exchange import Exchange
@@ -37,7 +37,11 @@ class ReplayScript:
         self.exchanges = sorted(exchanges, key=lambda e: e.at)
         self.redactor = redactor
         self.used = [False] * len(self.exchanges)
-        self._keys = [request_key(e.method, e.full_path, e.request) for e in self.exchanges]
+        self._id_free = [e.api in RPC_ID_FREE_APIS for e in self.exchanges]
+        self._keys = [
+            request_key(e.method, e.full_path, e.request, rpc_id=not free)
+            for e, free in zip(self.exchanges, self._id_free, strict=True)
+        ]
 
     @property
     def remaining(self) -> int:
@@ -48,8 +52,10 @@ class ReplayScript:
         live = self.redactor.redact(body)
         full_path = self.redactor.redact_text(full_path)  # recorded paths are redacted too
         key = request_key(method, full_path, live)
+        free = request_key(method, full_path, live, rpc_id=False) if any(self._id_free) else key
         for i, exchange in enumerate(self.exchanges):
-            if not self.used[i] and self._keys[i] == key and not exchange.truncated:
+            wanted = free if self._id_free[i] else key
+            if not self.used[i] and self._keys[i] == wanted and not exchange.truncated:
                 self.used[i] = True
                 return exchange
         return self._mismatch(method, full_path, live)

@@ -73,6 +73,12 @@ SPAN_KINDS: dict[SLIKind, frozenset[AgentSpanKind]] = {
 }
 """The span kinds each SLI kind can count (``match`` on ``agent.span.kind`` narrows it)."""
 
+OPT_IN_KINDS: dict[SLIKind, frozenset[AgentSpanKind]] = {
+    SLIKind.TASK_SUCCESS: frozenset({AgentSpanKind.DELEGATION}),
+}
+"""Span kinds an SLI kind counts only when its ``match`` names them: ``task_success`` with
+``agent.span.kind: DELEGATION`` is the success of delegated tasks (A2A hand-offs)."""
+
 _THRESHOLD: dict[SLIKind, tuple[bool, str]] = {
     SLIKind.LATENCY: (True, "the longest good duration (e.g. 2s, 500ms)"),
     SLIKind.COST_PER_TASK: (True, "the highest good task cost in USD (e.g. 0.50)"),
@@ -125,8 +131,13 @@ class SLISpec(Section):
                 names = ", ".join(k.value for k in AgentSpanKind)
                 raise ValueError(f"{c.AGENT_SPAN_KIND}: {kind!r} is not one of {names}")
         sli_kind = info.data.get("kind")
-        if sli_kind is not None and not SPAN_KINDS[sli_kind] & {AgentSpanKind(k) for k in listed}:
-            allowed = ", ".join(sorted(k.value for k in SPAN_KINDS[sli_kind]))
+        countable = (
+            SPAN_KINDS[sli_kind] | OPT_IN_KINDS.get(sli_kind, frozenset())
+            if (sli_kind is not None)
+            else frozenset()
+        )
+        if sli_kind is not None and not countable & {AgentSpanKind(k) for k in listed}:
+            allowed = ", ".join(sorted(k.value for k in countable))
             raise ValueError(
                 f"{c.AGENT_SPAN_KIND}: kind {sli_kind.value} only counts {allowed} spans"
             )
@@ -173,6 +184,7 @@ class SLISpec(Section):
         if wanted is None:
             return kinds
         listed = wanted if isinstance(wanted, list) else [wanted]
+        kinds = kinds | OPT_IN_KINDS.get(self.kind, frozenset())
         return kinds & {AgentSpanKind(str(k).upper()) for k in listed}
 
     @property

@@ -59,6 +59,8 @@ observers never do; a tap's keys are decoded on every span."""
 TaskHook = Callable[[AgentSpan, float], None]
 """Called with each valid AGENT_TASK span's view before the observers see it."""
 
+_ENRICHED_CALLS = frozenset({AgentSpanKind.TOOL_CALL, AgentSpanKind.DELEGATION})
+"""The kinds tool enrichers see: calls the proxy carries besides LLM calls."""
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 
@@ -112,8 +114,9 @@ class TraceBatchProcessor:
         enricher_keys: attribute keys the enrichers read.
         task_hooks: called with each AGENT_TASK span before the observers.
 
-    ``tool_enrichers`` (:meth:`add_tool_enricher`) are called with each TOOL_CALL span, as
-    LLM enrichers are with LLM spans.
+    ``tool_enrichers`` (:meth:`add_tool_enricher`) are called with each TOOL_CALL and
+    DELEGATION span (the calls the proxy's tool, MCP and A2A routes carry), as LLM
+    enrichers are with LLM spans.
     """
 
     def __init__(
@@ -285,6 +288,7 @@ class TraceBatchProcessor:
         other = AgentSpanKind.OTHER
         llm = AgentSpanKind.LLM_INFERENCE
         tool = AgentSpanKind.TOOL_CALL
+        delegation = AgentSpanKind.DELEGATION
         task = AgentSpanKind.AGENT_TASK
         valid = 0
         # hot path: per span
@@ -306,7 +310,8 @@ class TraceBatchProcessor:
             added = None if view.explicit_kind or kind is other else kind.value
             attrs = view.attrs
             if (
-                (enrichers and kind is llm) or (tool_enrichers and kind is tool)
+                (enrichers and kind is llm)
+                or (tool_enrichers and (kind is tool or kind is delegation))
             ) and role_key not in attrs:
                 handle = WireSpan(
                     body,
@@ -362,7 +367,7 @@ class TraceBatchProcessor:
         elif self.task_hooks and kind is AgentSpanKind.AGENT_TASK:
             for hook in self.task_hooks:
                 hook(view, now)
-        elif self.tool_enrichers and kind is AgentSpanKind.TOOL_CALL:
+        elif self.tool_enrichers and kind in _ENRICHED_CALLS:
             assert span is not None
             enriched = True
             for enrich in self.tool_enrichers:

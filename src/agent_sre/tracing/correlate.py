@@ -118,6 +118,9 @@ MODEL_KEYS = (c.GEN_AI_REQUEST_MODEL, c.GEN_AI_RESPONSE_MODEL, c.LLM_MODEL_NAME)
 TOOL_NAME_KEYS = (c.GEN_AI_TOOL_NAME, c.TOOL_NAME)
 """Where a tool span names its tool: GenAI (and MCP) ``gen_ai.tool.name``, OpenInference
 ``tool.name``; the proxy writes the route's tool, or an MCP ``tools/call``'s ``params.name``."""
+DELEGATION_NAME_KEYS = (c.AGENT_DELEGATION_CALLEE,)
+"""Where a DELEGATION span names the agent handed to (the proxy's A2A routes write the
+route's ``callee``): hand-offs are linked by trace, or by the callee, the caller and time."""
 
 
 def facts_of_view(

@@ -34,6 +34,7 @@ IDENTITY_KEYS: tuple[str, ...] = (
 """Who made the call; copied to the side that lacks it."""
 
 _NOT_COPIED = frozenset({c.AGENT_SRE_NODE, c.AGENT_SRE_ROLE, c.AGENT_SRE_LINKED_BY})
+_DELEGATION_PREFIX = "agent.delegation."
 _FLAGS_REMOTE_PARENT = 0x100 | 0x200
 
 
@@ -76,8 +77,11 @@ def apply_gateway_facts(agent_span: Span, view: AgentSpan, gateway_span: Span, k
     attrs = view.attrs
     for kv in gateway_span.attributes:
         name = kv.key
-        copy = (name.startswith("agent_sre.") and name not in _NOT_COPIED) or (
-            name in IDENTITY_KEYS or name == c.ERROR_TYPE
+        copy = (
+            (name.startswith("agent_sre.") and name not in _NOT_COPIED)
+            or name in IDENTITY_KEYS
+            or name == c.ERROR_TYPE
+            or name.startswith(_DELEGATION_PREFIX)  # depth, callee, task: what SLOs read
         )
         if not copy or name in present or (name in IDENTITY_KEYS and name in attrs):
             continue
@@ -168,3 +172,16 @@ TOOL_LINK_KEYS: frozenset[str] = frozenset(
     }
 )
 """What linking reads from a tool span."""
+
+
+DELEGATION_LINK_KEYS: frozenset[str] = frozenset(
+    {
+        c.AGENT_DELEGATION_CALLEE,
+        c.AGENT_DELEGATION_DEPTH,
+        c.AGENT_SRE_COST_USD,
+        c.AGENT_SRE_ROLE,
+        c.AGENT_SRE_PROXY_ROUTE,
+        *IDENTITY_KEYS,
+    }
+)
+"""What linking reads from a DELEGATION span."""

@@ -197,3 +197,17 @@ def test_pacing_is_off_by_default_and_its_wait_follows_the_spend_rate() -> None:
     assert denial.retry_after == pytest.approx(300.0 * math.log(rate / sustainable))
     # later, the decayed rate is sustainable and the same room admits the call
     assert guard.pace(who, [(charge, 0.6)], NOW + denial.retry_after + 1.0) is None
+
+
+def test_a_delegation_is_refused_once_a_budget_of_the_caller_is_spent() -> None:
+    """A hand-off spends nothing itself; it is refused when an enforced budget covering the
+    caller has nothing left (the callee would spend on the caller's behalf)."""
+    config = BudgetsConfig(
+        budgets=[spec(name="daily", limit_usd=1.0), spec(name="watch", action="alert")]
+    )
+    guard = CostGuard(config, "n")
+    charges = guard.charges(CallIdentity("a"), NOW)
+    assert guard.spent(zip(charges, [0.5, 5.0], strict=True)) is None  # alert budgets never refuse
+    denial = guard.spent(zip(charges, [1.0, 0.0], strict=True))
+    assert denial is not None and denial.kind == "budget_exceeded"
+    assert "no work is handed on" in denial.message and denial.budget == "daily"

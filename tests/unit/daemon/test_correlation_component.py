@@ -352,6 +352,7 @@ async def test_without_a_tool_route_tool_calls_are_not_linked() -> None:
         "tools": False,
         "tools_held": 0,
         "tools_holding": False,
+        "delegations_held": 0,
     }
 
 

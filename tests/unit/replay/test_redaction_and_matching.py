@@ -125,3 +125,21 @@ def test_a_truncated_recording_is_never_replayed() -> None:
         "POST", "/openai/v1/chat/completions", b'{"a": 1}'
     )
     assert isinstance(result, Mismatch) and "size limit" in result.message
+
+
+def test_an_a2a_call_matches_whatever_its_json_rpc_id_and_mcp_keeps_its_own() -> None:
+    """The A2A SDKs draw a new JSON-RPC id per call: a re-run matches its recording by
+    everything else. MCP clients number their calls and match answers by id: kept."""
+    import dataclasses
+
+    ask = {"jsonrpc": "2.0", "id": "uuid-1", "method": "SendMessage", "params": {"m": 1}}
+    recorded = dataclasses.replace(
+        exchange(ask, "ok", 1.0), route="r", prefix="/r", api="a2a", path="/"
+    )
+    mcp = dataclasses.replace(recorded, api="mcp", prefix="/m", route="m")
+    script = ReplayScript([recorded, mcp], Redactor())
+    live = json.dumps({**ask, "id": "uuid-2"}).encode()
+    assert isinstance(script.answer("POST", "/r/", live), Exchange)
+    assert isinstance(script.answer("POST", "/m/", live), Mismatch)
+    changed = json.dumps({**ask, "id": "uuid-3", "params": {"m": 2}}).encode()
+    assert isinstance(ReplayScript([recorded], Redactor()).answer("POST", "/r/", changed), Mismatch)

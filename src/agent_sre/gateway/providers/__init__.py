@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from agent_sre.cost.pricing import ROUTE_PREFIX
 from agent_sre.gateway.plan import ResponseFacts, UsageError, json_object, too_deep
 from agent_sre.gateway.providers import (
+    a2a,
     anthropic,
     azure,
     bedrock,
@@ -38,6 +39,7 @@ PROVIDERS: dict[str, Provider] = {
     "tool": tool.PROVIDER,
     "mcp": mcp.PROVIDER,
     "passthrough": passthrough.PROVIDER,
+    "a2a": a2a.PROVIDER,
 }
 
 ApiName = Literal[
@@ -50,6 +52,7 @@ ApiName = Literal[
     "tool",
     "mcp",
     "passthrough",
+    "a2a",
 ]
 """The names of :data:`PROVIDERS`, as a type for the configuration model."""
 

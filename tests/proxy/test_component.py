@@ -139,8 +139,10 @@ async def test_stages_from_other_components_join_the_chain(make_proxy, provider)
     assert proxy.server.status()["proxy"]["stages"] == [
         "record",
         "identity",
+        "delegation",
         "admission",
         "routing",
+        "delegation_headers",
         "test-outage",
         "test-capture",
         "settle",

@@ -7,6 +7,7 @@ The instances the issue found are checked one by one."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -269,3 +270,39 @@ def test_ordinary_queries_still_work(running: tuple[DaemonProcess, list]) -> Non
                  "/v1/chaos/runs?limit=10", "/v1/fleet/agents?q=a&limit=5&offset=1"):  # fmt: skip
         status, answer = send(daemon, "GET", path)
         assert status == 200, (path, answer[:300])
+
+
+# -- paths and methods no route serves ------------------------------------------------------
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    tail=st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="?#%/"),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_a_path_no_route_serves_is_a_json_404(
+    running: tuple[DaemonProcess, list], tail: str
+) -> None:
+    daemon, _ = running
+    path = "/v1/no-such-thing/" + urllib.parse.quote(tail, safe="")
+    status, data = send(daemon, "GET", path)
+    assert status == 404, (path, data)
+    error = strict_json(data)["error"]
+    assert error["type"] == "route_not_found" and "/v1/no-such-thing/" in error["message"]
+    assert len(error["message"]) < 300  # a long path is cut, not echoed whole
+    assert healthy(daemon)
+
+
+def test_a_method_a_route_does_not_take_is_a_json_405(running: tuple[DaemonProcess, list]) -> None:
+    daemon, _ = running
+    status, data = send(daemon, "DELETE", "/v1/status")
+    assert status == 405, data
+    error = strict_json(data)["error"]
+    assert error["type"] == "method_not_allowed" and "/v1/status" in error["message"]
+    status, data = send(daemon, "GET", "/v1/status")
+    assert status == 200 and "config" in strict_json(data)

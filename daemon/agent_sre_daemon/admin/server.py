@@ -66,7 +66,7 @@ class AdminServer(Component):
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._auth])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._auth, _unrouted])
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/reload", self._reload)
         app.router.add_routes(list(self.routes()))
@@ -161,3 +161,20 @@ def _local_read(request: web.Request) -> bool:
     else:
         host = host.rpartition(":")[0] if host.count(":") == 1 else host
     return host in LOOPBACK_NAMES or host.endswith(".localhost")
+
+
+@web.middleware
+async def _unrouted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own answer to a path no route serves (plain text) in the admin API's error
+    shape: 404 ``route_not_found`` or 405 ``method_not_allowed`` (with ``Allow``)."""
+    unmatched = request.match_info.http_exception
+    if unmatched is None:
+        return await handler(request)
+    path = request.path if len(request.path) <= 200 else request.path[:200] + "..."
+    if isinstance(unmatched, web.HTTPMethodNotAllowed):
+        response = admin_error(
+            405, "method_not_allowed", f"{request.method[:20]} is not served at {path}"
+        )
+        response.headers["Allow"] = ", ".join(sorted(unmatched.allowed_methods))
+        return response
+    return admin_error(404, "route_not_found", f"no admin route serves {path}")

@@ -238,12 +238,15 @@ def prometheus(
     rules_file.write_text(rules_yaml(generate_prometheus_rules(specs)))
     server = Prometheus(workdir, seeded_daemon.addresses["metrics"], rules_file)
     try:
-        # two scrapes after the seeding (rate needs two samples) and the rules evaluated
+        # two scrapes after the seeding (rate needs two samples) and every rule evaluated
         server.wait_for(
             lambda: (
                 len(server.query("agent_sre_queue_requests[10s]")[1]["data"]["result"][0]["values"])
                 >= 3
                 and server.query("slo:objective:ratio")[1]["data"]["result"]
+                # read from the SLI group's records: groups are evaluated apart, so the
+                # first evaluations of the meta group may precede them
+                and server.query("slo:period_error_budget_remaining:ratio")[1]["data"]["result"]
             ),
             "Prometheus scraping the daemon and evaluating the SLO rules",
         )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agent_sre.replay.redaction import Redactor
-from agent_sre.replay.streams import redact_chunks
+from agent_sre.replay.streams import reassembled, redact_chunks
 from agent_sre.replay.traces import TraceIndex, TraceSummary, redact_spans
 from agent_sre_daemon.replay.store import Batch
 from agent_sre_daemon.stores import ballast
@@ -41,6 +41,15 @@ EVICT_SECONDS = 5.0
 """Retention is enforced this often (the size cap at every write)."""
 MAX_WAITING = 100_000
 """Requests waiting beyond this are dropped (counted): the buffer never holds the node up."""
+MAX_WAITING_BYTES = 64 << 20
+"""Bytes waiting (requests' and captured calls' bodies, :data:`ITEM_OVERHEAD` more each)
+beyond which new ones are dropped (counted): the buffer's memory is bounded whatever the
+writer's pace and the bodies' sizes."""
+ITEM_OVERHEAD = 1024
+"""What a waiting item costs beside its bodies (its summaries or its call's fields)."""
+SCAN_GROUP = 64
+"""Items looked over by one pass of the redaction rules before any is redacted on its own
+(only a group that may hold a credential is gone over item by item)."""
 
 
 class TraceBuffer:
@@ -66,6 +75,10 @@ class TraceBuffer:
         self.index = TraceIndex()
         self._exchanges: collections.deque[Exchange] = collections.deque()
         self._marks: collections.deque[tuple[str, int]] = collections.deque()
+        # bytes waiting = queued - written; each counter has one writer (the event loop; the
+        # store's lock holder), so neither loses an update to the other thread
+        self._queued_bytes = 0
+        self._written_bytes = 0
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -93,16 +106,26 @@ class TraceBuffer:
         writer thread does the rest)."""
         summaries = self.index.take()
         requests = self._requests
-        if len(requests) >= MAX_WAITING:
+        size = len(body) + ITEM_OVERHEAD
+        if len(requests) >= MAX_WAITING or not self._room_for(size):
             self.metrics.dropped_requests.inc()
             return
+        self._queued_bytes += size
         requests.append((body, now, summaries))
         if len(requests) == WAKE_AT:
             self._wake.set()
 
     def capture(self, exchange: Exchange) -> None:
         """Queues a captured call (redacted by the writer, before anything is written)."""
+        size = exchange.size() + ITEM_OVERHEAD
+        if not self._room_for(size):
+            self.metrics.dropped_calls.inc()
+            return
+        self._queued_bytes += size
         self._exchanges.append(exchange)
+
+    def _room_for(self, size: int) -> bool:
+        return self._queued_bytes - self._written_bytes + size <= MAX_WAITING_BYTES
 
     def mark(self, trace_id: str, bits: int) -> None:
         """Queues reasons to keep a trace longer (applied after what is waiting is written)."""
@@ -167,10 +190,9 @@ class TraceBuffer:
             self.metrics.evicted_traces.inc(evicted)
         if not self.store.short_of_room():
             return
-        dropped = len(self._requests) + len(self._exchanges)
-        self._requests.clear()
-        self._exchanges.clear()
-        self.metrics.dropped_requests.inc(dropped)
+        requests, exchanges = self._take_waiting()
+        self.metrics.dropped_requests.inc(len(requests))
+        self.metrics.dropped_calls.inc(len(exchanges))
         if not self._yielding:
             self._yielding = True
             log.error(
@@ -223,26 +245,51 @@ class TraceBuffer:
         requests, exchanges, marks = self._requests, self._exchanges, self._marks
         if not requests and not exchanges and not marks:
             return
+        taken, calls = self._take_waiting()
+        finds_in = self.redactor.finds_in
         batches = []
         spans = 0
-        while requests:
-            body, at, summaries = requests.popleft()
-            count = sum(s.spans for s in summaries)
-            batches.append(Batch(self._redacted(body, summaries), at, summaries, count))
-            spans += count
+        for start in range(0, len(taken), SCAN_GROUP):
+            group = taken[start : start + SCAN_GROUP]
+            clean = not finds_in([body for body, _, _ in group])
+            for body, at, summaries in group:
+                count = sum(s.spans for s in summaries)
+                stored = body if clean else self._redacted(body, summaries)
+                batches.append(Batch(stored, at, summaries, count))
+                spans += count
         captured = []
-        while exchanges:
-            exchange = redacted(exchanges.popleft(), self.redactor)
-            captured.append((exchange, json.dumps(exchange.to_json()).encode()))
+        for start in range(0, len(calls), SCAN_GROUP):
+            some = calls[start : start + SCAN_GROUP]
+            clean = not finds_in([part for exchange in some for part in _scanned(exchange)])
+            for exchange in some:
+                if not clean:
+                    redacted(exchange, self.redactor)
+                elif reassembled(exchange.content_type):  # its stream, event by event
+                    exchange.chunks = redact_chunks(
+                        exchange.chunks, self.redactor, exchange.content_type
+                    )
+                captured.append((exchange, json.dumps(exchange.to_json()).encode()))
         self.store.write(batches, captured)
         if marks:
-            taken = []
+            reasons = []
             while marks:
-                taken.append(marks.popleft())
-            self.store.mark(taken)
+                reasons.append(marks.popleft())
+            self.store.mark(reasons)
         self.metrics.stored_spans.inc(spans)
         if captured:
             self.metrics.captured_calls.inc(len(captured))
+
+    def _take_waiting(
+        self,
+    ) -> tuple[list[tuple[bytes, float, list[TraceSummary]]], list[Exchange]]:
+        """Takes the requests and calls waiting (the store's lock held)."""
+        requests, exchanges = self._requests, self._exchanges
+        taken = [requests.popleft() for _ in range(len(requests))]
+        calls = [exchanges.popleft() for _ in range(len(exchanges))]
+        self._written_bytes += sum(len(body) + ITEM_OVERHEAD for body, _, _ in taken) + sum(
+            exchange.size() + ITEM_OVERHEAD for exchange in calls
+        )
+        return taken, calls
 
     def _redacted(self, body: bytes, summaries: list[TraceSummary]) -> bytes:
         """The request's bytes with every credential in a field a client chose redacted
@@ -273,6 +320,20 @@ def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:
     exchange.request = redactor.redact(exchange.request)
     exchange.chunks = redact_chunks(exchange.chunks, redactor, exchange.content_type)
     return exchange
+
+
+def _scanned(exchange: Exchange) -> list[bytes]:
+    """The bytes :func:`redacted` reads of a call, as one pass of the rules looks over them
+    (a stream's events are read by :func:`redact_chunks` on their own)."""
+    parts = [
+        exchange.path.encode("utf-8", "surrogatepass"),
+        exchange.query.encode("utf-8", "surrogatepass"),
+        exchange.error.encode("utf-8", "surrogatepass"),
+        exchange.request,
+    ]
+    if not reassembled(exchange.content_type):
+        parts.append(b"".join(chunk for _, chunk in exchange.chunks))
+    return parts
 
 
 def redacted_chunks(

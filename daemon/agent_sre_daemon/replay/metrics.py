@@ -22,6 +22,12 @@ class ReplayMetrics:
             "Accepted trace requests the buffer dropped because its writer fell behind.",
             registry=registry,
         )
+        self.dropped_calls = Counter(
+            "agent_sre_replay_dropped_calls",
+            "Captured calls the buffer dropped unwritten: its writer fell behind by"
+            " 64 MiB, or the disk was short of room.",
+            registry=registry,
+        )
         self.evicted_traces = Counter(
             "agent_sre_replay_evicted_traces",
             "Traces dropped from the buffer (retention or size cap).",

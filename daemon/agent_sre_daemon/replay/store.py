@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from agent_sre.replay.exchange import Exchange
 from agent_sre.replay.traces import KINDS, kind_names, reasons
 from agent_sre_daemon.clock import SYSTEM_CLOCK
+from agent_sre_daemon.stores.rows import insert_rows
 from agent_sre_daemon.stores.sqlite import open_database
 
 if TYPE_CHECKING:
@@ -63,10 +64,11 @@ CREATE TABLE IF NOT EXISTS exchanges(
 CREATE INDEX IF NOT EXISTS exchanges_trace ON exchanges(trace_id);
 """
 
-_UPSERT = """
+_UPSERT_HEAD = """
 INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans, errors, agent, root,
-                   kinds, interesting, cost_usd, bytes, seqs)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   kinds, interesting, cost_usd, bytes, seqs)"""
+_UPSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_TAIL = """
 ON CONFLICT(trace_id) DO UPDATE SET
     last_at = max(last_at, excluded.last_at),
     start_ns = CASE WHEN spans = 0 OR excluded.start_ns < start_ns
@@ -325,19 +327,25 @@ class TraceStore:
             if self._out is not None:
                 self._out.flush()
             db.execute("BEGIN")
-            db.executemany("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)", rows)
-            db.executemany(_UPSERT, [m.row() for m in merged.values()])
+            insert_rows(db, "INSERT INTO batches", "(?, ?, ?, ?, ?, ?)", "", rows)
+            insert_rows(
+                db, _UPSERT_HEAD, _UPSERT_ROW, _UPSERT_TAIL, [m.row() for m in merged.values()]
+            )
             captured = sum(len(body) for _, body in exchanges)
-            if exchanges:  # one statement each for the whole batch (the GIL held less)
-                db.executemany(
-                    "INSERT INTO exchanges(trace_id, at, bytes, body) VALUES (?, ?, ?, ?)",
+            if exchanges:
+                insert_rows(
+                    db,
+                    "INSERT INTO exchanges(trace_id, at, bytes, body)",
+                    "(?, ?, ?, ?)",
+                    "",
                     [(e.trace_id, e.at, len(body), body.decode()) for e, body in exchanges],
                 )
                 # a call whose span is not stored yet gets an index row to hang on
-                db.executemany(
+                insert_rows(
+                    db,
                     "INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans,"
-                    " errors, agent, root, kinds, interesting, cost_usd, bytes, seqs)"
-                    " VALUES (?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '')"
+                    " errors, agent, root, kinds, interesting, cost_usd, bytes, seqs)",
+                    "(?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '')",
                     " ON CONFLICT(trace_id) DO UPDATE SET bytes = bytes + excluded.bytes",
                     [(e.trace_id, e.at, e.at, len(body)) for e, body in exchanges],
                 )

@@ -43,12 +43,23 @@ def redact_chunks(chunks: Chunks, redactor: Redactor, content_type: str = "") ->
     """
     if not chunks:
         return chunks
-    media = content_type.split(";")[0].strip().lower()
+    media = _media(content_type)
     if media == "text/event-stream":
         return _by_records(chunks, redactor, _SSE_END, sse=True)
     if media in _LINES:
         return _by_records(chunks, redactor, _LINE_END, sse=False)
     return _raw(chunks, redactor)
+
+
+def reassembled(content_type: str) -> bool:
+    """Whether :func:`redact_chunks` reads an answer of this media type event by event (its
+    raw bytes alone cannot tell that it holds no credential)."""
+    media = _media(content_type)
+    return media == "text/event-stream" or media in _LINES
+
+
+def _media(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
 
 
 def _raw(chunks: Chunks, redactor: Redactor) -> Chunks:

@@ -258,8 +258,10 @@ class _Pool(Generic[P]):
 
     def __init__(self) -> None:
         self.order: deque[Entry[P]] = deque()
-        self.by_response_id: dict[str, deque[Entry[P]]] = {}
-        self.by_trace: dict[bytes, deque[Entry[P]]] = {}
+        # a response id or a trace holds a call or a few: a list each (a deque's first block
+        # is ~600 bytes, a one-entry list's 64); a model holds thousands: a deque each
+        self.by_response_id: dict[str, list[Entry[P]]] = {}
+        self.by_trace: dict[bytes, list[Entry[P]]] = {}
         self.by_model: dict[str, deque[Entry[P]]] = {}
 
     def __len__(self) -> int:
@@ -269,8 +271,8 @@ class _Pool(Generic[P]):
         self.order.append(entry)
         facts = entry.facts
         if facts.response_id:
-            _append(self.by_response_id, facts.response_id, entry)
-        _append(self.by_trace, facts.trace_id, entry)
+            _add_few(self.by_response_id, facts.response_id, entry)
+        _add_few(self.by_trace, facts.trace_id, entry)
         if index_models:
             for model in facts.models:
                 _append(self.by_model, model, entry)
@@ -280,8 +282,8 @@ class _Pool(Generic[P]):
         entry = self.order.popleft()
         facts = entry.facts
         if facts.response_id:
-            _popleft(self.by_response_id, facts.response_id, entry)
-        _popleft(self.by_trace, facts.trace_id, entry)
+            _drop_first_of_few(self.by_response_id, facts.response_id, entry)
+        _drop_first_of_few(self.by_trace, facts.trace_id, entry)
         for model in facts.models:
             _popleft(self.by_model, model, entry)
         return entry
@@ -313,6 +315,23 @@ def _append(index: dict[K, deque[Entry[P]]], key: K, entry: Entry[P]) -> None:
         index[key] = deque((entry,))
     else:
         entries.append(entry)
+
+
+def _add_few(index: dict[K, list[Entry[P]]], key: K, entry: Entry[P]) -> None:
+    entries = index.get(key)
+    if entries is None:
+        index[key] = [entry]
+    else:
+        entries.append(entry)
+
+
+def _drop_first_of_few(index: dict[K, list[Entry[P]]], key: K, entry: Entry[P]) -> None:
+    entries = index.get(key)
+    if entries and entries[0] is entry:
+        if len(entries) == 1:
+            del index[key]
+        else:
+            del entries[0]  # one trace holding every call: at most max_calls pointers moved
 
 
 def _popleft(index: dict[K, deque[Entry[P]]], key: K, entry: Entry[P]) -> None:

@@ -3,12 +3,17 @@ that falls behind drops requests (counted) instead of holding the node up."""
 
 from __future__ import annotations
 
+import json
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from agent_sre.replay.exchange import Exchange
+from agent_sre.replay.redaction import Redactor
 from agent_sre_daemon.replay import buffer as buffer_module
 from agent_sre_daemon.replay.buffer import TraceBuffer
 from agent_sre_daemon.replay.metrics import ReplayMetrics
@@ -16,8 +21,6 @@ from agent_sre_daemon.replay.store import Limits, TraceStore
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 
 class BrokenStore(TraceStore):
@@ -133,3 +136,106 @@ def test_secrets_in_span_strings_are_redacted_before_they_are_stored(tmp_path: P
     raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     for secret in (b"jo@example.com", b"sk-abcdefghijklmnopqrstuv", b"4111-1111-1111-1111"):
         assert secret not in raw
+
+
+def test_a_writer_that_falls_behind_drops_calls_past_the_bytes_it_may_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # captured calls waiting were unbounded: a loaded proxy queued minutes of bodies
+    monkeypatch.setattr(buffer_module, "MAX_WAITING_BYTES", 3 * (1000 + 1024))
+    registry = CollectorRegistry()
+    store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(registry))  # not started
+    for n in range(5):
+        buffer.capture(call(f"{n:032x}", request=b"x" * 1000))
+    assert registry.get_sample_value("agent_sre_replay_dropped_calls_total") == 2
+    buffer.observe(b"y" * 10, 0.0)  # a request needs room too
+    assert registry.get_sample_value("agent_sre_replay_dropped_requests_total") == 1
+    buffer.flush()  # written: room again
+    assert [len(store.exchanges(f"{n:032x}")) for n in range(5)] == [1, 1, 1, 0, 0]
+    buffer.capture(call("ff" * 16, request=b"x" * 1000))
+    buffer.observe(b"y" * 10, 0.0)
+    assert registry.get_sample_value("agent_sre_replay_dropped_calls_total") == 2
+    assert registry.get_sample_value("agent_sre_replay_dropped_requests_total") == 1
+
+
+def call(trace_id: str, **fields: Any) -> Exchange:
+    return Exchange("openai", "/openai", "openai", "POST", "/v1/x", trace_id=trace_id, **fields)
+
+
+SECRETS = [b"sk-proj-Zq81xWmB4tKd9LrP2vYc", b"jo@example.com", b"4111 1111 1111 1111"]
+CALLS = st.builds(
+    lambda secret, where, media, cut: (secret, where, media, cut),
+    st.sampled_from([None] * 9 + SECRETS),  # mostly clean: a clean group is the fast path
+    st.sampled_from(["path", "query", "error", "request", "answer"]),
+    st.sampled_from(["application/json", "text/event-stream", "application/x-ndjson", ""]),
+    st.integers(1, 20),
+)
+
+
+def a_call(n: int, secret: bytes | None, where: str, media: str, cut: int) -> Exchange:
+    text = (secret or b"nothing here").decode()
+    exchange = call(f"{n:032x}", content_type=media, request=b'{"q": "hi"}')
+    if where == "answer" and media in ("text/event-stream", "application/x-ndjson"):
+        key = text.encode()  # a key cut across two events of the stream
+        events = [
+            b'{"delta": {"content": "' + key[:cut] + b'"}}',
+            b'{"delta": {"content": "' + key[cut:] + b'"}}',
+        ]
+        sep = b"\n\n" if media == "text/event-stream" else b"\n"
+        prefix = b"data: " if media == "text/event-stream" else b""
+        exchange.chunks = [(i * 0.1, prefix + e + sep) for i, e in enumerate(events)]
+    elif where == "answer":
+        exchange.chunks = [(0.0, b'{"a": "' + text.encode()[:cut]), (0.1, text.encode()[cut:])]
+    elif where == "request":
+        exchange.request = b'{"q": "' + text.encode() + b'"}'
+    else:
+        setattr(exchange, where, "v=" + text)
+    return exchange
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(CALLS, min_size=1, max_size=150))
+@example([(None, "path", "", 1)] * 70 + [(SECRETS[0], "answer", "text/event-stream", 7)])
+def test_calls_redacted_by_group_are_those_redacted_one_by_one(
+    tmp_path_factory: pytest.TempPathFactory, shapes: list[tuple[Any, ...]]
+) -> None:
+    # the writer scans 64 calls at a time and goes over a group one by one only when the
+    # scan finds something: what it stores is what a call-by-call redaction stores
+    expected = [
+        buffer_module.redacted(a_call(n, *shape), Redactor()) for n, shape in enumerate(shapes)
+    ]
+    store = TraceStore(tmp_path_factory.mktemp("r") / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(CollectorRegistry()))
+    for n, shape in enumerate(shapes):
+        buffer.capture(a_call(n, *shape))
+    buffer.flush()
+    for n, want in enumerate(expected):
+        (got,) = store.exchanges(f"{n:032x}")
+        assert (got.path, got.query, got.error, got.request, got.chunks) == (
+            want.path, want.query, want.error, want.request, want.chunks,
+        ), shapes[n]  # fmt: skip
+        for secret in SECRETS:
+            assert secret not in got.request + got.body
+    store.close()
+
+
+def test_many_calls_of_few_traces_in_one_write_count_each_call(tmp_path: Path) -> None:
+    # rows go in a statement of many (one GIL hand-over a statement): a trace named twice
+    # in one statement still adds both calls' bytes
+    store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(CollectorRegistry()))
+    traces = [f"{n:032x}" for n in range(3)]
+    for n in range(600):
+        buffer.capture(call(traces[n % 3], request=b"z" * (n % 7), at=float(n)))
+    buffer.flush()
+    for trace_id in traces:
+        calls = store.exchanges(trace_id)
+        assert len(calls) == 200
+        summary = store.trace_summary(trace_id)
+        assert summary is not None and summary["calls_captured"] == 200
+        stored = sum(
+            len(json.dumps(c.to_json()).encode()) for c in calls
+        )  # what the writer stored, call by call
+        assert summary["stored_bytes"] == stored
+    store.close()

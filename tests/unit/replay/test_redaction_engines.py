@@ -93,3 +93,29 @@ def test_a_value_in_bytes_that_are_not_utf8_is_redacted_too(body: bytes, kept: b
     redactor = r.Redactor()
     assert redactor.redact(body) == kept
     assert redactor.redact(body) == body or redactor.finds(body)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(PIECES), max_size=12).map(b"".join), min_size=1, max_size=8
+    ),
+    st.sampled_from([(), (r"^secret",), (r"tok$",)]),
+)
+def test_one_pass_over_parts_finds_what_a_pass_per_part_finds(
+    parts: list[bytes], extra: tuple[str, ...]
+) -> None:
+    # the trace buffer's writer looks over 64 items in one RE2 pass (a pass per item made
+    # it wait for the GIL once per item); it must never skip an item holding something
+    redactor = r.Redactor(extra)
+    if any(redactor.finds(part) for part in parts):
+        assert redactor.finds_in(parts)
+    else:  # and it stays exact when no part holds anything joined rules could see
+        assert redactor.finds_in(parts) == redactor.finds(b"\n".join(parts))
+
+
+def test_configured_anchored_patterns_are_tried_on_each_part() -> None:
+    redactor = r.Redactor((r"^secret\d+",))
+    assert not redactor.finds(b"clean\nsecret1")  # no MULTILINE: ^ is the start only
+    assert redactor.finds_in([b"clean", b"secret1"])
+    assert not redactor.finds_in([b"clean", b"still clean"])

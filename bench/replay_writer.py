@@ -1,0 +1,156 @@
+"""The trace buffer's writer on a busy node: how fast it writes captured calls and the
+proxy's span requests while another thread keeps the GIL busy (an event loop at full load),
+on this checkout and on a baseline checkout, in one run.
+
+Each checkout runs in its own process (``--child``, that checkout's ``src`` and ``daemon``
+first on the path). A child queues ``--calls`` captured OpenAI-shaped calls (no credential in
+them, as most are) and as many one-span requests, starts a thread spinning in Python, and
+times the writer's flush of what waits (redaction scan, JSON, the SQLite transaction) in
+wall seconds; then the same flush with no spinner. It prints the calls written a second both
+ways; the parent alternates the checkouts ``--rounds`` times and prints the best of each and
+the ratios.
+
+Before: every RE2 scan of a field and every SQLite row (``executemany`` steps once a row) gave
+the GIL up, and each time the writer waited up to the switch interval (5 ms) to have it
+back; a loaded proxy's captures queued for minutes (17,700 of 20,000 calls still waiting
+in ``tests/integration/test_bounded_memory.py``).
+
+``python bench/replay_writer.py --baseline /work/wt-before-writer [--rounds 3]``
+(make one with ``git worktree add --detach /work/wt-before-writer <commit>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(calls: int) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from prometheus_client import CollectorRegistry
+
+    from agent_sre.replay.exchange import Exchange
+    from agent_sre_daemon.replay.buffer import TraceBuffer
+    from agent_sre_daemon.replay.metrics import ReplayMetrics
+    from agent_sre_daemon.replay.store import Limits, TraceStore
+
+    answer = json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+        }
+    ).encode()
+    question = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    ).encode()
+
+    def one_span(n: int) -> bytes:
+        request = ExportTraceServiceRequest()
+        span = request.resource_spans.add().scope_spans.add().spans.add()
+        span.trace_id = n.to_bytes(16, "big")
+        span.span_id = n.to_bytes(8, "big")
+        span.name = "chat gpt-4o-mini"
+        return request.SerializeToString()
+
+    def queued(buffer: TraceBuffer, base: int) -> None:
+        for n in range(base, base + calls):
+            trace_id = f"{n:032x}"
+            buffer.capture(
+                Exchange(
+                    "openai", "/openai", "openai", "POST", "/v1/chat/completions",
+                    request=question, status=200, content_type="application/json",
+                    chunks=[(0.01, answer)], trace_id=trace_id, span_id=f"{n:016x}", at=n,
+                )
+            )  # fmt: skip
+            buffer.observe(one_span(n), float(n))
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = TraceStore(Path(tmp) / "r.sqlite", Limits(3600, 86400, 1 << 30))
+        buffer = TraceBuffer(store, time.time, ReplayMetrics(CollectorRegistry()))
+        for name, busy in (("busy", True), ("idle", False), ("busy2", True)):
+            queued(buffer, len(results) * calls)
+            stop = threading.Event()
+            spinner = threading.Thread(target=spin, args=(stop,))
+            if busy:
+                spinner.start()
+            started = time.perf_counter()
+            buffer.flush()
+            elapsed = time.perf_counter() - started
+            stop.set()
+            if busy:
+                spinner.join()
+            results[name] = calls / elapsed
+        store.close()
+    print(json.dumps({"busy": max(results["busy"], results["busy2"]), "idle": results["idle"]}))
+
+
+def spin(stop: threading.Event) -> None:
+    """Keeps the GIL busy, as an event loop at full load does."""
+    x = 0
+    while not stop.is_set():
+        x += 1
+
+
+def run_child(checkout: Path, calls: int) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(checkout / p) for p in ("src", "daemon")),
+    }
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", "--calls", str(calls)],
+        env=env, cwd=checkout, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", action="store_true")
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--baseline", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.child:
+        child(args.calls)
+        return
+    checkouts = {"this": ROOT}
+    if args.baseline:
+        checkouts = {"baseline": args.baseline, **checkouts}
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(args.rounds):
+        for name, checkout in checkouts.items():
+            got = run_child(checkout, args.calls)
+            mine = best.setdefault(name, {"busy": 0.0, "idle": 0.0})
+            for key in mine:
+                mine[key] = max(mine[key], got[key])
+    print(
+        f"calls (and one-span requests) written a second, best of {args.rounds}, {args.calls} each"
+    )
+    for name, figures in best.items():
+        print(
+            f"  {name:9s} busy node {figures['busy']:9.0f}/s   idle node {figures['idle']:9.0f}/s"
+        )
+    if "baseline" in best:
+        b, t = best["baseline"], best["this"]
+        print(
+            f"  this/baseline: busy {t['busy'] / b['busy']:.1f}x, idle {t['idle'] / b['idle']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

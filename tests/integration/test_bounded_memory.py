@@ -5,8 +5,7 @@ documented bound (docs/proxy.md, "State bounded by configuration").
 The receiver takes 200,000 distinct ids (batched, seconds). A proxied call costs the daemon
 about a millisecond of CPU whatever is done, so by default 20,000 distinct ids go through the
 proxy, twice every per-agent cap (every map is full and evicting); set
-``AGENT_SRE_TEST_PROXY_IDS=200000`` for the full run (about 6 minutes on a shared 2-core VM,
-136 MiB, recorded in docs/proxy.md).
+``AGENT_SRE_TEST_PROXY_IDS=200000`` for the full run (about 6 minutes on a shared 2-core VM).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -21,6 +20,8 @@ from agent_sre_daemon.replay.store import Limits, TraceStore
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 
 class BrokenStore(TraceStore):

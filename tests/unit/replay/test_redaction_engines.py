@@ -97,9 +97,7 @@ def test_a_value_in_bytes_that_are_not_utf8_is_redacted_too(body: bytes, kept: b
 
 @settings(max_examples=2000, deadline=None)
 @given(
-    st.lists(
-        st.lists(st.sampled_from(PIECES), max_size=12).map(b"".join), min_size=1, max_size=8
-    ),
+    st.lists(st.lists(st.sampled_from(PIECES), max_size=12).map(b"".join), min_size=1, max_size=8),
     st.sampled_from([(), (r"^secret",), (r"tok$",)]),
 )
 def test_one_pass_over_parts_finds_what_a_pass_per_part_finds(

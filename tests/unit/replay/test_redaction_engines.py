@@ -117,3 +117,22 @@ def test_configured_anchored_patterns_are_tried_on_each_part() -> None:
     assert not redactor.finds(b"clean\nsecret1")  # no MULTILINE: ^ is the start only
     assert redactor.finds_in([b"clean", b"secret1"])
     assert not redactor.finds_in([b"clean", b"still clean"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(PIECES), max_size=10).map(b"".join), max_size=20))
+def test_kept_answers_are_the_scans_answers(inputs: list[bytes]) -> None:
+    # the identity stage asks about a call's ids call after call; a kept answer must be the
+    # one a scan gives, the first time and every time after
+    redactor = r.Redactor()
+    for data in inputs + inputs:
+        assert redactor.finds_recent(data) == redactor.finds(data)
+
+
+def test_kept_answers_are_bounded_and_forgotten_at_once() -> None:
+    redactor = r.Redactor()
+    for n in range(r.RECENT_ANSWERS * 3 + 5):  # a client inventing an id a call
+        assert not redactor.finds_recent(f"agent-{n}".encode())
+        assert len(redactor._recent) <= r.RECENT_ANSWERS
+    assert redactor.finds_recent(b"sk-proj-" + b"Z" * 20)
+    assert redactor.finds_recent(b"sk-proj-" + b"Z" * 20)  # kept: found again

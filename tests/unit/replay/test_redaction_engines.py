@@ -136,3 +136,21 @@ def test_kept_answers_are_bounded_and_forgotten_at_once() -> None:
         assert len(redactor._recent) <= r.RECENT_ANSWERS
     assert redactor.finds_recent(b"sk-proj-" + b"Z" * 20)
     assert redactor.finds_recent(b"sk-proj-" + b"Z" * 20)  # kept: found again
+
+
+PLAIN_PIECES = [
+    b"task", b"-", b"sk-", b"ask-", b"sk", b"proj-", b"A" * 16, b"AKIA", b"xAKIA", b"AIza",
+    b"Z" * 35, b"gh", b"ghp_", b"xghs_", b"c" * 31, b"bEaReR", b"bearer", b" ", b"\n", b"/",
+    b"_", b".", b"1", b"12345", b"4111", b"0000000", b"-1", b"chat gpt-4o-mini", b"agent",
+    b"\t", b":", b"=", b'"', b"@", b"\x12", b"key", b"token",
+]  # fmt: skip
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.lists(st.sampled_from(PLAIN_PIECES), max_size=40).map(b"".join))
+def test_text_told_clean_without_re2_is_clean_to_re2(data: bytes) -> None:
+    # short plain text (a call's ids and its span's names) is told clean in Python, which
+    # keeps the GIL; it must never call clean what RE2's scan would stop at
+    if r._plain_and_clean(data):
+        assert not r._scan(data), data
+    assert r.Redactor().finds(data) == r._scan(data)

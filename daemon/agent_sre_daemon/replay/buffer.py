@@ -73,7 +73,8 @@ class TraceBuffer:
             collections.deque()
         )
         self.index = TraceIndex()
-        self._exchanges: collections.deque[Exchange] = collections.deque()
+        # each call with the size it was counted at in the bytes waiting
+        self._exchanges: collections.deque[tuple[Exchange, int]] = collections.deque()
         self._marks: collections.deque[tuple[str, int]] = collections.deque()
         # bytes waiting = queued - written; each counter has one writer (the event loop; the
         # store's lock holder), so neither loses an update to the other thread
@@ -122,7 +123,7 @@ class TraceBuffer:
             self.metrics.dropped_calls.inc()
             return
         self._queued_bytes += size
-        self._exchanges.append(exchange)
+        self._exchanges.append((exchange, size))
 
     def _room_for(self, size: int) -> bool:
         return self._queued_bytes - self._written_bytes + size <= MAX_WAITING_BYTES
@@ -285,11 +286,11 @@ class TraceBuffer:
         """Takes the requests and calls waiting (the store's lock held)."""
         requests, exchanges = self._requests, self._exchanges
         taken = [requests.popleft() for _ in range(len(requests))]
-        calls = [exchanges.popleft() for _ in range(len(exchanges))]
+        waiting = [exchanges.popleft() for _ in range(len(exchanges))]
         self._written_bytes += sum(len(body) + ITEM_OVERHEAD for body, _, _ in taken) + sum(
-            exchange.size() + ITEM_OVERHEAD for exchange in calls
+            size for _, size in waiting
         )
-        return taken, calls
+        return taken, [exchange for exchange, _ in waiting]
 
     def _redacted(self, body: bytes, summaries: list[TraceSummary]) -> bytes:
         """The request's bytes with every credential in a field a client chose redacted

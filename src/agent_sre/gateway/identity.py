@@ -82,8 +82,9 @@ def redacted_identity(identity: CallIdentity, redactor: Redactor) -> CallIdentit
     """``identity`` with a credential in any of its ids redacted: an id a client chose is
     kept in spans, budgets and stores, where no credential may go."""
     fields = (identity.agent_id, identity.task_id, identity.team, identity.agent_version)
-    joined = "\n".join(fields).encode("utf-8", "surrogatepass")
-    if not any(fields) or not redactor.finds_recent(joined):
+    if not any(fields):
+        return identity
+    if not redactor.finds_recent("\n".join(fields).encode("utf-8", "surrogatepass")):
         return identity
     text = redactor.redact_text
     return CallIdentity(*(text(value) for value in fields))

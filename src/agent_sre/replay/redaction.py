@@ -132,7 +132,9 @@ took 8 s), so no body can hold the writer up."""
 
 
 RECENT_ANSWERS = 4096
-"""Answers :meth:`Redactor.finds_recent` keeps (about 0.5 MiB of ids at most)."""
+"""Answers :meth:`Redactor.finds_recent` keeps, each for at most :data:`RECENT_MAX` bytes
+(about 2.5 MiB in all at most)."""
+RECENT_MAX = 512
 
 
 class Redactor:
@@ -207,6 +209,8 @@ class Redactor:
         inputs (then forgotten at once): an agent's ids come back call after call, and each
         RE2 call on the event loop gives the GIL to another thread that wants it (the trace
         buffer's writer), for up to the switch interval (5 ms) before the loop has it back."""
+        if len(data) > RECENT_MAX:  # what is kept stays small, whatever a client sends
+            return self.finds(data)
         recent = self._recent
         found = recent.get(data)
         if found is None:
@@ -234,6 +238,7 @@ class Redactor:
 
 _PLAIN = re.compile(rb"[A-Za-z0-9_.\-/ \n]*")
 _PLAIN_MAX = 512
+"""Longer text goes to RE2 (the Python checks are linear, but slower than its one pass)."""
 _SHAPE_STARTS = re.compile(rb"\b(?:sk-|AKIA|AIza|gh[pousr]_|(?i:bearer))")
 
 

@@ -45,14 +45,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.linking import identity_of
 from agent_sre.tracing.view import INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, first_int
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from agent_sre.tracing.view import AgentSpan, AttrValue
 
@@ -271,19 +271,19 @@ class _Pool(Generic[P]):
         self.order.append(entry)
         facts = entry.facts
         if facts.response_id:
-            _add_few(self.by_response_id, facts.response_id, entry)
-        _add_few(self.by_trace, facts.trace_id, entry)
+            _append(self.by_response_id, facts.response_id, entry, list)
+        _append(self.by_trace, facts.trace_id, entry, list)
         if index_models:
             for model in facts.models:
-                _append(self.by_model, model, entry)
+                _append(self.by_model, model, entry, deque)
 
     def pop_oldest(self) -> Entry[P]:
         """Forgets the oldest entry (the leftmost of each of its index lists too)."""
         entry = self.order.popleft()
         facts = entry.facts
         if facts.response_id:
-            _drop_first_of_few(self.by_response_id, facts.response_id, entry)
-        _drop_first_of_few(self.by_trace, facts.trace_id, entry)
+            _popleft(self.by_response_id, facts.response_id, entry)
+        _popleft(self.by_trace, facts.trace_id, entry)
         for model in facts.models:
             _popleft(self.by_model, model, entry)
         return entry
@@ -309,35 +309,23 @@ class _Pool(Generic[P]):
 K = TypeVar("K", str, bytes)
 
 
-def _append(index: dict[K, deque[Entry[P]]], key: K, entry: Entry[P]) -> None:
+S = TypeVar("S", "list[Entry[Any]]", "deque[Entry[Any]]")
+
+
+def _append(index: dict[K, S], key: K, entry: Entry[Any], kind: Callable[[Any], S]) -> None:
     entries = index.get(key)
     if entries is None:
-        index[key] = deque((entry,))
+        index[key] = kind((entry,))
     else:
         entries.append(entry)
 
 
-def _add_few(index: dict[K, list[Entry[P]]], key: K, entry: Entry[P]) -> None:
-    entries = index.get(key)
-    if entries is None:
-        index[key] = [entry]
-    else:
-        entries.append(entry)
-
-
-def _drop_first_of_few(index: dict[K, list[Entry[P]]], key: K, entry: Entry[P]) -> None:
+def _popleft(index: dict[K, S], key: K, entry: Entry[Any]) -> None:
     entries = index.get(key)
     if entries and entries[0] is entry:
-        if len(entries) == 1:
-            del index[key]
-        else:
-            del entries[0]  # one trace holding every call: at most max_calls pointers moved
-
-
-def _popleft(index: dict[K, deque[Entry[P]]], key: K, entry: Entry[P]) -> None:
-    entries = index.get(key)
-    if entries and entries[0] is entry:
-        entries.popleft()
+        # a list's first item moves the rest (one trace holding every call: at most
+        # max_calls pointers); a deque's is taken at once
+        del entries[0]
         if not entries:
             del index[key]
 

@@ -154,3 +154,11 @@ def test_text_told_clean_without_re2_is_clean_to_re2(data: bytes) -> None:
     if r._plain_and_clean(data):
         assert not r._scan(data), data
     assert r.Redactor().finds(data) == r._scan(data)
+
+
+def test_long_input_is_scanned_each_time_and_never_kept() -> None:
+    redactor = r.Redactor()
+    long_id = b"agent-" + b"x" * r.RECENT_MAX
+    assert not redactor.finds_recent(long_id)
+    assert redactor.finds_recent(long_id + b" sk-proj-" + b"Z" * 20)
+    assert redactor._recent == {}  # a client's 8 KiB ids do not pile up 4,096 times

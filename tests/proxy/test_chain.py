@@ -29,7 +29,7 @@ class Step:
 
 
 def new_call(fault: str | None = None) -> SimpleNamespace:
-    return SimpleNamespace(status=0, response=None, decided_by=None, fault=fault)
+    return SimpleNamespace(status=0, response=None, decided_by=None, fault=fault, taps=[])
 
 
 async def test_stages_run_in_slot_order_and_back_in_reverse() -> None:

@@ -178,11 +178,18 @@ class Chain:
                 await asyncio.shield(task)
 
     async def _back(self, call: Call, entered: list[Stage]) -> None:
-        for stage in reversed(entered):
-            try:
-                await stage.on_response(call)
-            except Exception:
-                log.exception("proxy stage %s failed on the way back", stage.name)
+        try:
+            for stage in reversed(entered):
+                try:
+                    await stage.on_response(call)
+                except Exception:
+                    log.exception("proxy stage %s failed on the way back", stage.name)
+        finally:
+            # A tap refers back to the call (a stage's bound method or a closure over it):
+            # dropped once the answer is done, the call's objects (request, response, span
+            # record, plan) go with its last reference instead of waiting, as a cycle, for
+            # the garbage collector (which then walked every call a capture kept).
+            call.taps.clear()
 
 
 async def _rest_of(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:

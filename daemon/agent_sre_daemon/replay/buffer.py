@@ -47,9 +47,12 @@ beyond which new ones are dropped (counted): the buffer's memory is bounded what
 writer's pace and the bodies' sizes."""
 ITEM_OVERHEAD = 1024
 """What a waiting item costs beside its bodies (its summaries or its call's fields)."""
-SCAN_GROUP = 64
-"""Items looked over by one pass of the redaction rules before any is redacted on its own
-(only a group that may hold a credential is gone over item by item)."""
+SCAN_BYTES = 4 << 20
+"""Bytes of items one pass of the redaction rules looks over at most (a flush's items go in
+as few passes: each gives the GIL up, to wait up to 5 ms for it back on a busy node)."""
+SCAN_FEWEST = 8
+"""A group that may hold a credential is halved and looked over again down to this many
+items, each of which is then gone over on its own."""
 
 
 class TraceBuffer:
@@ -250,26 +253,24 @@ class TraceBuffer:
         finds_in = self.redactor.finds_in
         batches = []
         spans = 0
-        for start in range(0, len(taken), SCAN_GROUP):
-            group = taken[start : start + SCAN_GROUP]
-            clean = not finds_in([body for body, _, _ in group])
-            for body, at, summaries in group:
-                count = sum(s.spans for s in summaries)
-                stored = body if clean else self._redacted(body, summaries)
-                batches.append(Batch(stored, at, summaries, count))
-                spans += count
+        flags = flagged(finds_in, [[body] for body, _, _ in taken])
+        for (body, at, summaries), dirty in zip(taken, flags, strict=True):
+            count = sum(s.spans for s in summaries)
+            stored = self._redacted(body, summaries) if dirty else body
+            batches.append(Batch(stored, at, summaries, count))
+            spans += count
         captured = []
-        for start in range(0, len(calls), SCAN_GROUP):
-            some = calls[start : start + SCAN_GROUP]
-            clean = not finds_in([part for exchange in some for part in _scanned(exchange)])
-            for exchange in some:
-                if not clean:
-                    redacted(exchange, self.redactor)
-                elif reassembled(exchange.content_type):  # its stream, event by event
-                    exchange.chunks = redact_chunks(
-                        exchange.chunks, self.redactor, exchange.content_type
-                    )
-                captured.append((exchange, json.dumps(exchange.to_json()).encode()))
+        streams = [reassembled(exchange.content_type) for exchange in calls]
+        flags = flagged(finds_in, [_scanned(e, s) for e, s in zip(calls, streams, strict=True)])
+        for exchange, stream, dirty in zip(calls, streams, flags, strict=True):
+            if dirty:
+                redacted(exchange, self.redactor)
+            elif stream:  # its stream, event by event
+                exchange.chunks = redact_chunks(
+                    exchange.chunks, self.redactor, exchange.content_type
+                )
+            # ASCII (json's default): its length is its size in bytes
+            captured.append((exchange, json.dumps(exchange.to_json())))
         self.store.write(batches, captured)
         if marks:
             reasons = []
@@ -323,17 +324,47 @@ def redacted(exchange: Exchange, redactor: Redactor) -> Exchange:
     return exchange
 
 
-def _scanned(exchange: Exchange) -> list[bytes]:
+def flagged(finds_in: Callable[[list[bytes]], bool], items: list[list[bytes]]) -> list[bool]:
+    """Which of ``items`` (each its parts) may hold what the rules look for, in few passes:
+    one over up to :data:`SCAN_BYTES` of items, and over each half of a group a pass found
+    something in, down to :data:`SCAN_FEWEST` items, all flagged (a few such items among
+    thousands cost a few passes; flagged items are gone over on their own)."""
+    out = [False] * len(items)
+
+    def look(lo: int, hi: int) -> None:
+        if not finds_in([part for item in items[lo:hi] for part in item]):
+            return
+        if hi - lo <= SCAN_FEWEST:
+            out[lo:hi] = [True] * (hi - lo)
+            return
+        middle = (lo + hi) // 2
+        look(lo, middle)
+        look(middle, hi)
+
+    start = size = 0
+    for n, item in enumerate(items):
+        grown = size + sum(len(part) for part in item)
+        if n > start and grown > SCAN_BYTES:
+            look(start, n)
+            start, grown = n, grown - size
+        size = grown
+    if start < len(items):
+        look(start, len(items))
+    return out
+
+
+def _scanned(exchange: Exchange, stream: bool) -> list[bytes]:
     """The bytes :func:`redacted` reads of a call, as one pass of the rules looks over them
-    (a stream's events are read by :func:`redact_chunks` on their own)."""
+    (``stream``: its answer is read event by event by :func:`redact_chunks` on its own)."""
     parts = [
         exchange.path.encode("utf-8", "surrogatepass"),
         exchange.query.encode("utf-8", "surrogatepass"),
         exchange.error.encode("utf-8", "surrogatepass"),
         exchange.request,
     ]
-    if not reassembled(exchange.content_type):
-        parts.append(b"".join(chunk for _, chunk in exchange.chunks))
+    if not stream:
+        chunks = exchange.chunks
+        parts.append(chunks[0][1] if len(chunks) == 1 else b"".join(c for _, c in chunks))
     return parts
 
 

@@ -97,6 +97,10 @@ FREE_MAX = 1024 * 1024 * 1024
 """The buffer shrinks below ``max_size_mib`` rather than leave its file system less free
 room than a tenth of it (at most 1 GiB)."""
 
+SEGMENT_BUFFER = 1024 * 1024
+"""Bytes of requests gathered before they go to the segment file (each write's end flushes
+them, before the rows that point at them are committed)."""
+
 MIN_SEGMENT = 64 * 1024
 MAX_SEGMENT = 16 * 1024 * 1024
 """A segment is sealed at a sixteenth of the size cap, within these bounds."""
@@ -228,7 +232,7 @@ class TraceStore:
         # a start opens a new segment: what the last run left (a crash's unindexed tail, or
         # files a damaged index described) is sealed and reclaimed as dead at the next pass
         self._seg = max(self._sizes, default=0) + 1
-        self._out: BinaryIO | None = self._segment_path(self._seg).open("ab")
+        self._out: BinaryIO | None = self._open_segment(self._seg)
         self._sizes[self._seg] = 0
         captured = int(self._one("SELECT coalesce(sum(bytes), 0) FROM exchanges"))
         self.size_bytes = sum(self._sizes.values()) + captured
@@ -255,6 +259,12 @@ class TraceStore:
     def _segment_path(self, seg: int) -> Path:
         return self.segments_dir / f"{seg:08d}.seg"
 
+    def _open_segment(self, seg: int) -> BinaryIO:
+        # Each write system call gives the GIL up, and the writer then waits up to the
+        # switch interval (5 ms) for a busy event loop to hand it back: with the default
+        # 8 KiB buffer that was once every few requests (most of the writer's waits).
+        return self._segment_path(seg).open("ab", buffering=SEGMENT_BUFFER)
+
     def _rotate(self) -> None:
         """Seals the current segment and starts the next (a failure to create it leaves
         none open: the next append tries again)."""
@@ -263,7 +273,7 @@ class TraceStore:
             self._out = None
         self._seg += 1
         self._sizes[self._seg] = 0
-        self._out = self._segment_path(self._seg).open("ab")
+        self._out = self._open_segment(self._seg)
 
     def _abandon_segment(self) -> None:
         """After a failed write the current segment's end is not known any more (a full
@@ -303,9 +313,15 @@ class TraceStore:
         self.size_bytes += len(body)
         return seg, offset
 
-    def write(self, batches: list[Batch], exchanges: list[tuple[Exchange, bytes]]) -> None:
+    def write(self, batches: list[Batch], exchanges: list[tuple[Exchange, str]]) -> None:
         """Appends requests to the current segment and indexes them and captured calls in
-        one transaction (the bytes reach the file before the rows that point at them)."""
+        one transaction (the bytes reach the file before the rows that point at them).
+
+        Args:
+            batches: the requests.
+            exchanges: the captured calls, each with its JSON text (ASCII: one byte a
+                character, so its length is its size).
+        """
         rows: list[tuple[int, int, int, int, float, int]] = []
         merged: dict[str, _Merged] = {}
         seq = self._next_seq
@@ -326,28 +342,37 @@ class TraceStore:
                 seq += 1
             if self._out is not None:
                 self._out.flush()
+            # a call whose trace has a request in this write adds its bytes to that trace's
+            # row; any other gets an index row of its own to hang on (or adds to the one
+            # stored before): one upsert a trace, not one a trace and one a call
+            alone: list[tuple[str, float, float, int]] = []
+            for e, text in exchanges:
+                found = merged.get(e.trace_id)
+                if found is not None:
+                    found.bytes += len(text)
+                else:
+                    alone.append((e.trace_id, e.at, e.at, len(text)))
             db.execute("BEGIN")
             insert_rows(db, "INSERT INTO batches", "(?, ?, ?, ?, ?, ?)", "", rows)
             insert_rows(
                 db, _UPSERT_HEAD, _UPSERT_ROW, _UPSERT_TAIL, [m.row() for m in merged.values()]
             )
-            captured = sum(len(body) for _, body in exchanges)
+            captured = sum(len(text) for _, text in exchanges)
             if exchanges:
                 insert_rows(
                     db,
                     "INSERT INTO exchanges(trace_id, at, bytes, body)",
                     "(?, ?, ?, ?)",
                     "",
-                    [(e.trace_id, e.at, len(body), body.decode()) for e, body in exchanges],
+                    [(e.trace_id, e.at, len(text), text) for e, text in exchanges],
                 )
-                # a call whose span is not stored yet gets an index row to hang on
                 insert_rows(
                     db,
                     "INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans,"
                     " errors, agent, root, kinds, interesting, cost_usd, bytes, seqs)",
                     "(?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '')",
                     " ON CONFLICT(trace_id) DO UPDATE SET bytes = bytes + excluded.bytes",
-                    [(e.trace_id, e.at, e.at, len(body)) for e, body in exchanges],
+                    alone,
                 )
             db.execute("COMMIT")
         except BaseException:

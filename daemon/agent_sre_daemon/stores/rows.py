@@ -8,23 +8,35 @@ writer fell minutes behind a loaded proxy that way. A statement of many rows ste
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Sequence
 
 MAX_PARAMETERS = 999
 """The fewest host parameters a statement may hold in any SQLite (3.32 raised it to
 32,766)."""
+MOST_PARAMETERS = 8192
+"""Parameters a statement takes where the library allows that many (Python 3.11 can ask):
+a flush's rows go in one statement, whose text stays short (tens of KiB)."""
+
+
+def parameters_allowed(db: sqlite3.Connection) -> int:
+    """Host parameters one statement may take on ``db`` (at most :data:`MOST_PARAMETERS`)."""
+    getlimit = getattr(db, "getlimit", None)  # Python 3.11+
+    if getlimit is None:
+        return MAX_PARAMETERS
+    allowed = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return max(1, min(MOST_PARAMETERS, allowed))
 
 
 def insert_rows(
     db: sqlite3.Connection, head: str, row: str, tail: str, rows: Sequence[Sequence[Any]]
 ) -> None:
     """Runs ``{head} VALUES {row}, {row}, ... {tail}`` over ``rows``, as many rows a statement
-    as the parameters allow (a whole statement's text repeats, so SQLite's statement cache
-    keeps it).
+    as the parameters allow (:func:`parameters_allowed`; a whole statement's text repeats, so
+    SQLite's statement cache keeps it).
 
     Args:
         db: the connection (inside the caller's transaction).
@@ -34,7 +46,7 @@ def insert_rows(
         rows: the parameters, a sequence per row.
     """
     width = row.count("?")
-    per_statement = max(1, MAX_PARAMETERS // max(1, width))
+    per_statement = max(1, parameters_allowed(db) // max(1, width))
     for start in range(0, len(rows), per_statement):
         some = rows[start : start + per_statement]
         values = ", ".join([row] * len(some))

@@ -13,6 +13,7 @@ moved whole into the chunk its last byte arrived in, so the stream keeps its tim
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ def redact_chunks(chunks: Chunks, redactor: Redactor, content_type: str = "") ->
     return _raw(chunks, redactor)
 
 
+@functools.lru_cache(maxsize=64)  # a few media types, asked once a captured call
 def reassembled(content_type: str) -> bool:
     """Whether :func:`redact_chunks` reads an answer of this media type event by event (its
     raw bytes alone cannot tell that it holds no credential)."""

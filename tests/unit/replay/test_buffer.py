@@ -201,8 +201,9 @@ def a_call(n: int, secret: bytes | None, where: str, media: str, cut: int) -> Ex
 def test_calls_redacted_by_group_are_those_redacted_one_by_one(
     tmp_path_factory: pytest.TempPathFactory, shapes: list[tuple[Any, ...]]
 ) -> None:
-    # the writer scans 64 calls at a time and goes over a group one by one only when the
-    # scan finds something: what it stores is what a call-by-call redaction stores
+    # the writer scans many calls at a time and halves a group the scan finds something in,
+    # going over the calls of a small one one by one: what it stores is what a call-by-call
+    # redaction stores
     expected = [
         buffer_module.redacted(a_call(n, *shape), Redactor()) for n, shape in enumerate(shapes)
     ]
@@ -240,3 +241,43 @@ def test_many_calls_of_few_traces_in_one_write_count_each_call(tmp_path: Path) -
         )  # what the writer stored, call by call
         assert summary["stored_bytes"] == stored
     store.close()
+
+
+ITEMS = st.lists(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from(SECRETS),
+            st.builds(lambda n: b"x" * n, st.integers(0, 3_000_000)),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ITEMS)
+def test_flagged_finds_every_item_a_pass_would_in_few_passes(items: list[list[bytes]]) -> None:
+    redactor = Redactor()
+    passes: list[int] = []
+
+    def finds_in(parts: list[bytes]) -> bool:
+        passes.append(sum(len(p) for p in parts))
+        return redactor.finds_in(parts)
+
+    flags = buffer_module.flagged(finds_in, items)
+    holds = [redactor.finds_in(item) for item in items]
+    # nothing that holds a credential goes unflagged (a flagged clean item only costs a pass)
+    assert all(flag for flag, held in zip(flags, holds, strict=True) if held)
+    # a pass looks over at most SCAN_BYTES, unless one item alone is larger
+    biggest = max((sum(len(p) for p in item) for item in items), default=0)
+    assert all(size <= max(buffer_module.SCAN_BYTES, biggest) for size in passes)
+    total = sum(sum(len(p) for p in item) for item in items)
+    groups = -(-total // buffer_module.SCAN_BYTES) * 2 + 1  # packing leaves at most half empty
+    dirty = sum(holds)
+    levels = max(1, len(items)).bit_length()
+    assert len(passes) <= groups + 2 * dirty * levels
+    if not dirty:
+        assert not any(flags)

@@ -3,17 +3,25 @@ requests of old segments copied forward, the bytes on disk what the store says."
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent_sre.replay.exchange import Exchange
-from agent_sre.replay.traces import assemble
-from agent_sre_daemon.replay.store import FREE_SHARE, MIN_SEGMENT, Limits, TraceQuery, TraceStore
+from agent_sre.replay.traces import assemble, summarize
+from agent_sre_daemon.replay.store import (
+    FREE_SHARE,
+    MIN_SEGMENT,
+    Batch,
+    Limits,
+    TraceQuery,
+    TraceStore,
+)
 from tests.support.disk import fill
 from tests.unit.replay.test_store_and_traces import HOUR, put, request_of
 
@@ -132,7 +140,7 @@ def test_a_restart_reads_what_was_written_and_counts_the_same(tmp_path: Path) ->
         put(store, request_of({"trace": n, "span": n, "name": f"s{n}", "attrs": {"p": BIG}}), 0.0)
     with store.lock:
         store.write([], [(Exchange("r", "/r", "openai", "POST", "/x", trace_id="ab" * 16),
-                          b"{}")])  # fmt: skip
+                          "{}")])  # fmt: skip
     size, live = store.size_bytes, store.live_bytes
     store.close()
     again = store_at(tmp_path)
@@ -299,3 +307,56 @@ def test_a_file_system_short_of_room_shrinks_the_buffer_below_its_cap(
     assert_consistent(store)
     filler.unlink()
     store.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    order=st.permutations(["request", "call", "other call"]),
+    together=st.lists(st.booleans(), min_size=2, max_size=2),
+)
+def test_a_call_and_its_traces_requests_count_the_same_in_one_write_or_apart(
+    tmp_path_factory: pytest.TempPathFactory, order: list[str], together: list[bool]
+) -> None:
+    """A call whose trace has a request in the same write adds its bytes to that trace's row;
+    one alone gets a row of its own: either way a trace's summary and the store's counts are
+    what they are when each item is written on its own."""
+    trace_id = (1).to_bytes(16, "big").hex()
+    request = request_of({"trace": 1, "span": 1, "name": "root", "attrs": {"p": "x" * 300}})
+    summaries = summarize(request)
+    body = request.SerializeToString()
+
+    def items() -> dict[str, tuple[list[Batch], list[tuple[Exchange, str]]]]:
+        call = Exchange("r", "/r", "openai", "POST", "/x", trace_id=trace_id, at=5.0)
+        other = Exchange("r", "/r", "openai", "POST", "/y", trace_id="cd" * 16, at=6.0)
+        batch = Batch(body, 4.0, summarize(request), sum(s.spans for s in summaries))
+        return {
+            "request": ([batch], []),
+            "call": ([], [(call, json.dumps(call.to_json()))]),
+            "other call": ([], [(other, json.dumps(other.to_json()))]),
+        }
+
+    def written(groups: list[list[str]]) -> tuple[Any, ...]:
+        store = store_at(tmp_path_factory.mktemp("store"))
+        made = items()
+        with store.lock:
+            for group in groups:
+                store.write(
+                    [b for name in group for b in made[name][0]],
+                    [e for name in group for e in made[name][1]],
+                )
+            seen = (store.trace_summary(trace_id), store.trace_summary("cd" * 16))
+        assert_consistent(store)
+        out = (*seen, store.size_bytes, store.live_bytes)
+        store.close()
+        return out
+
+    apart = written([[name] for name in order])
+    groups: list[list[str]] = [[order[0]]]
+    for name, join in zip(order[1:], together, strict=True):
+        if join:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    assert written(groups) == apart

@@ -330,27 +330,35 @@ def flagged(finds_in: Callable[[list[bytes]], bool], items: list[list[bytes]]) -
     something in, down to :data:`SCAN_FEWEST` items, all flagged (a few such items among
     thousands cost a few passes; flagged items are gone over on their own)."""
     out = [False] * len(items)
-
-    def look(lo: int, hi: int) -> None:
-        if not finds_in([part for item in items[lo:hi] for part in item]):
-            return
-        if hi - lo <= SCAN_FEWEST:
-            out[lo:hi] = [True] * (hi - lo)
-            return
-        middle = (lo + hi) // 2
-        look(lo, middle)
-        look(middle, hi)
-
     start = size = 0
     for n, item in enumerate(items):
         grown = size + sum(len(part) for part in item)
         if n > start and grown > SCAN_BYTES:
-            look(start, n)
+            _look(finds_in, items, start, n, out)
             start, grown = n, grown - size
         size = grown
     if start < len(items):
-        look(start, len(items))
+        _look(finds_in, items, start, len(items), out)
     return out
+
+
+def _look(
+    finds_in: Callable[[list[bytes]], bool],
+    items: list[list[bytes]],
+    lo: int,
+    hi: int,
+    out: list[bool],
+) -> None:
+    # a function of the module, not a closure: a recursive closure is a reference cycle,
+    # which would hold a flush's bodies until the garbage collector runs
+    if not finds_in([part for item in items[lo:hi] for part in item]):
+        return
+    if hi - lo <= SCAN_FEWEST:
+        out[lo:hi] = [True] * (hi - lo)
+        return
+    middle = (lo + hi) // 2
+    _look(finds_in, items, lo, middle, out)
+    _look(finds_in, items, middle, hi, out)
 
 
 def _scanned(exchange: Exchange, stream: bool) -> list[bytes]:

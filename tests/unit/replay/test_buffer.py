@@ -3,12 +3,14 @@ that falls behind drops requests (counted) instead of holding the node up."""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import CollectorRegistry
 
 from agent_sre.replay.exchange import Exchange
@@ -281,3 +283,37 @@ def test_flagged_finds_every_item_a_pass_would_in_few_passes(items: list[list[by
     assert len(passes) <= groups + 2 * dirty * levels
     if not dirty:
         assert not any(flags)
+
+
+def span_request(n: int, secret: bool) -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id = n.to_bytes(16, "big"), n.to_bytes(8, "big")
+    span.name = "call " + (SECRETS[0].decode() if secret else "plain")
+    return request.SerializeToString()
+
+
+def test_a_flush_leaves_nothing_for_the_garbage_collector(tmp_path: Path) -> None:
+    # what the writer builds a flush (the scan's groups, redacted streams, rows) goes with
+    # its last reference: a cycle (a recursive closure held them) kept a flush's bodies
+    # until the collector ran, and gave it work on a loaded node
+    store = TraceStore(tmp_path / "r.sqlite", Limits(3600, 86400, 1 << 30))
+    buffer = TraceBuffer(store, lambda: 0.0, ReplayMetrics(CollectorRegistry()))
+    shapes = [(None, "path", "", 1)] * 40 + [
+        (SECRETS[0], "answer", "text/event-stream", 7),
+        (SECRETS[1], "request", "application/json", 3),
+        (None, "answer", "application/x-ndjson", 2),
+    ]
+    buffer.flush()  # the store's first statements are prepared (and cached) here
+    gc.collect()
+    gc.disable()
+    try:
+        for n, shape in enumerate(shapes * 3):
+            buffer.capture(a_call(n, *shape))
+            buffer.observe(span_request(n, secret=n % 2 == 1), float(n))
+        buffer.flush()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert store.exchanges(f"{1:032x}")
+    store.close()

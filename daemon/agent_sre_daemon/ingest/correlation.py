@@ -369,7 +369,7 @@ class CallCorrelation(Component):
                 if forced:
                     self._release(forced, "bound", self._metrics_of[which])
                 self._passed[which, "quiet" if passing.hold > 0 else "hold_off"].inc()
-                self.context.pipeline.export_call(request)
+                self.context.pipeline.export_call(request, attrs)
                 return
             view = view_of(span, kind, explicit, attrs)
         metrics: LinkMetrics

@@ -163,13 +163,17 @@ class Pipeline(Component):
         if self.call_hold is not None:
             self.call_hold(request, attrs)
         else:
-            self.export_call(request)
+            self.export_call(request, attrs)
 
-    def export_call(self, request: ExportTraceServiceRequest) -> None:
+    def export_call(
+        self, request: ExportTraceServiceRequest, attrs: SpanAttrs | None = None
+    ) -> None:
         """Accepts the span of a proxied call now; a refusal drops it (counted): the call
-        already happened and its span cannot be pushed back on anyone."""
+        already happened and its span cannot be pushed back on anyone. ``attrs``: its
+        attributes as the proxy wrote them, when the span is as the proxy built it (the span
+        pass then does not read them back from the span)."""
         try:
-            self.export_traces_nowait(request, "proxy", request.ByteSize())
+            self.export_traces_nowait(request, "proxy", request.ByteSize(), attrs)
         except ReceiverError as exc:
             self.metrics.dropped_items.labels("traces", f"proxy_{exc.reason}").inc()
             log.warning("span of a proxied call dropped: %s", exc.message)
@@ -204,12 +208,17 @@ class Pipeline(Component):
         return result
 
     def export_traces_nowait(
-        self, request: ExportTraceServiceRequest, protocol: str, wire_size: int
+        self,
+        request: ExportTraceServiceRequest,
+        protocol: str,
+        wire_size: int,
+        known: SpanAttrs | None = None,
     ) -> BatchResult:
         """:meth:`export_traces` for spans nobody waits on (the proxy's own): the write is
         submitted, not awaited; a failed write is counted as a drop (``<protocol>_storage``).
+        ``known``: the attributes of the request's one span, as it was built from them.
         """
-        result, body = self._process_traces(request, protocol, wire_size)
+        result, body = self._process_traces(request, protocol, wire_size, known=known)
         if body is not None:
             future = self._queue().put_nowait("traces", body, result.accepted, self.clock.time())
             future.add_done_callback(self._count_lost(protocol, result.accepted))
@@ -224,6 +233,7 @@ class Pipeline(Component):
         protocol: str,
         wire_size: int,
         wire: bytes | None = None,
+        known: SpanAttrs | None = None,
     ) -> tuple[BatchResult, bytes | None]:
         """Admission and the span pass (native over ``wire`` when it is given and the native
         pass is on); the bytes to queue (None: nothing to queue)."""
@@ -237,7 +247,7 @@ class Pipeline(Component):
         if wire is not None and self.native:
             result, body = self.processor.process_wire(wire, now)
         else:
-            result = self.processor.process(request, now)
+            result = self.processor.process(request, now, known)
         metrics = self.metrics
         if result.rejected:
             metrics.refused_spans.labels(protocol, "invalid").inc(result.rejected)

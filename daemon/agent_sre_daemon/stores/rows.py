@@ -24,10 +24,11 @@ a flush's rows go in one statement, whose text stays short (tens of KiB)."""
 
 def parameters_allowed(db: sqlite3.Connection) -> int:
     """Host parameters one statement may take on ``db`` (at most :data:`MOST_PARAMETERS`)."""
-    getlimit = getattr(db, "getlimit", None)  # Python 3.11+
-    if getlimit is None:
+    getlimit = getattr(db, "getlimit", None)  # both Python 3.11+
+    which = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)
+    if getlimit is None or which is None:
         return MAX_PARAMETERS
-    allowed = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    allowed = int(getlimit(which))
     return max(1, min(MOST_PARAMETERS, allowed))
 
 

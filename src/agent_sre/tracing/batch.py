@@ -22,6 +22,7 @@ from agent_sre.tracing.view import (
     AgentSpan,
     AttrValue,
     classify,
+    known_attrs,
     read_attrs,
     view_of,
 )
@@ -196,10 +197,23 @@ class TraceBatchProcessor:
         self._span_keys = tuple(sorted(wanted))
         self._resource_keys = tuple(sorted(self.resource_wanted))
 
-    def process(self, request: ExportTraceServiceRequest, now: float) -> BatchResult:
+    def process(
+        self,
+        request: ExportTraceServiceRequest,
+        now: float,
+        known: Mapping[str, AttrValue] | None = None,
+    ) -> BatchResult:
         """Validates, classifies, enriches (in place) and observes every span of ``request``,
         received at ``now`` (unix seconds). The reference pass: :meth:`process_wire` gives the
-        same results from the request's bytes."""
+        same results from the request's bytes.
+
+        Args:
+            known: the attributes of the request's one span as its maker wrote them (the
+                proxy's span of a call, built from this dictionary): read instead of the
+                span's own, with the same result. Ignored unless the request holds one span.
+        """
+        if known is not None and not _one_span(request):
+            known = None
         result = BatchResult()
         by_kind = result.by_kind
         wanted = self.wanted
@@ -238,7 +252,10 @@ class TraceBatchProcessor:
                             result.first_problem = f"span {span.name!r}: {problem}"
                         continue
                     attrs = resource_attrs.copy() if resource_attrs else {}
-                    if read_attrs(span.attributes, wanted, attrs):
+                    if known is not None:
+                        if known_attrs(known, wanted, attrs):
+                            result.ignored_values += 1
+                    elif read_attrs(span.attributes, wanted, attrs):
                         result.ignored_values += 1
                     kind, explicit = classify(attrs)
                     if not explicit and kind is not AgentSpanKind.OTHER:
@@ -406,3 +423,11 @@ value they miss that Python's case mapping might match is left to :func:`classif
 
 _KIND_ATTRIBUTE = {kind: encode_attribute(c.AGENT_SPAN_KIND, kind.value) for kind in AgentSpanKind}
 """``agent.span.kind`` as the native pass appends it to a span an enricher may write."""
+
+
+def _one_span(request: ExportTraceServiceRequest) -> bool:
+    resources = request.resource_spans
+    if len(resources) != 1:
+        return False
+    scopes = resources[0].scope_spans
+    return len(scopes) == 1 and len(scopes[0].spans) == 1

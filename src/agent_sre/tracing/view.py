@@ -182,6 +182,21 @@ def read_attrs(
     return ignored
 
 
+def known_attrs(
+    known: Mapping[str, AttrValue], wanted: frozenset[str], into: dict[str, AttrValue]
+) -> int:
+    """:func:`read_attrs` over attributes already in a dictionary (the span was built from
+    it, in its order): the wanted ones copied, numbers the gate refuses counted, not copied."""
+    ignored = 0
+    for key, value in known.items():
+        if key in wanted:
+            if type(value) is float and not -_HUGE <= value <= _HUGE:
+                ignored += 1  # NaN fails both comparisons
+                continue
+            into[key] = value
+    return ignored
+
+
 _HUGE = MAX_MAGNITUDE
 
 

@@ -25,7 +25,7 @@ agents: every measured call is untargeted), ``rollout`` (two rollouts: one on th
 route for another model, one on another route), ``breaker`` (three circuit breakers that
 cover other routes or tool calls), ``replay-session`` (two open replay sessions: one bound
 to another route's prefix, one by header only): in each, no engine state concerns the
-measured calls. ``gc-20000`` and ``switch-1ms``: see :data:`PROCESS`. ``before`` is the
+measured calls. ``gc-20000`` and ``switch-5ms``: see :data:`PROCESS`. ``before`` is the
 ``--before`` checkout with its own shipped defaults, run by ``--before-python`` (default
 ``DIR/.venv/bin/python``).
 
@@ -163,12 +163,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 PROCESS: dict[str, list[str]] = {
     "gc-20000": ["--gc-threshold", "20000,20,20"],
-    "switch-1ms": ["--switch-interval", "0.001"],
+    "switch-5ms": ["--switch-interval", "0.005"],
 }
 """Variants of the shipped defaults that change the daemon's interpreter once it is ready:
-the collector's first threshold at 20,000 (Python's: 700), a 1 ms switch interval (5 ms by
-default: how long a thread holding the interpreter lock keeps the event loop waiting).
-Measured 2026-12-07, neither helped (bench/README.md); kept to measure again."""
+the collector's first threshold at 20,000 (Python's: 700; measured, no help), Python's own
+5 ms switch interval (how long a thread holding the interpreter lock keeps the event loop
+waiting; the daemon sets 1 ms since session 8, bench/README.md)."""
 VARIANTS.update(dict.fromkeys(PROCESS, {}))
 SETUP = {"chaos": "--chaos", "replay-session": "--replay-sessions"}
 """Variants whose state is made once the daemon runs (experiments started, sessions open)."""

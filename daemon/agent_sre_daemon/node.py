@@ -106,9 +106,10 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
 SWITCH_INTERVAL_S = 0.001
 """How long a thread may keep the interpreter lock while another waits for it (Python's
 default is 5 ms). The event loop serves every call; the trace buffer's writer and the stores'
-threads run Python in stretches, and each stretch kept the loop waiting up to the interval:
-1 ms took the proxy's p99/p50 at 16 concurrent calls from 2.2-2.8 to 1.9-2.1, with no loss of
-throughput (bench/README.md, "Session 8")."""
+threads run Python in stretches, and each stretch kept the loop waiting up to the interval.
+At 16 concurrent proxied calls the loop's longest stall was lower with 1 ms in each of six
+rounds (8-17 ms against 13.5-25), throughput and p99/p50 within the noise (bench/README.md,
+"Session 8")."""
 
 
 def hand_over_sooner() -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -111,6 +112,9 @@ def test_rows_cuts_each_table_and_says_so(daemon: DaemonProcess) -> None:
 def _controlling_terminal() -> None:
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # a session of its own, as a login gives: Ctrl-C interrupts it even when the tests run
+    # as a background job (which starts with SIGINT ignored, and would pass that on)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Terminal:

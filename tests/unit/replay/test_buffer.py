@@ -245,12 +245,14 @@ def test_many_calls_of_few_traces_in_one_write_count_each_call(tmp_path: Path) -
     store.close()
 
 
+# large parts are shared objects: an example of many costs references, not gigabytes
+LARGE = [b"x" * n for n in (1_000, 700_000, 1_500_000, 4_200_000)]
 ITEMS = st.lists(
     st.lists(
         st.one_of(
             st.binary(max_size=40),
             st.sampled_from(SECRETS),
-            st.builds(lambda n: b"x" * n, st.integers(0, 3_000_000)),
+            st.sampled_from(LARGE),  # up to past SCAN_BYTES in one item
         ),
         min_size=1,
         max_size=3,
@@ -261,6 +263,8 @@ ITEMS = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(ITEMS)
+@example([[b"a"]] * 5 + [[SECRETS[0]]] + [[b"b"]] * 3)  # one inside a small group, not first
+@example([[b"a"]] * 40 + [[b"c", SECRETS[2]]] + [[LARGE[3]]] + [[SECRETS[1]]])
 def test_flagged_finds_every_item_a_pass_would_in_few_passes(items: list[list[bytes]]) -> None:
     redactor = Redactor()
     passes: list[int] = []

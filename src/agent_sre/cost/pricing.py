@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from genai_prices import Usage, calc_price
 
@@ -39,14 +39,29 @@ class ModelRates:
     """True when these four rates are the whole price (no tiers)."""
 
     def cost(self, usage: TokenUsage) -> float:
-        uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
+        return self.priced(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+        )
+
+    def priced(
+        self, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0
+    ) -> float:
+        """:meth:`cost` of these counts (one arithmetic for both: the same float)."""
+        uncached = max(input_tokens - cache_read - cache_write, 0)
         return (
             uncached * self.input_per_mtok
-            + usage.cache_read_tokens * self.cache_read_per_mtok
-            + usage.cache_write_tokens * self.cache_write_per_mtok
-            + usage.output_tokens * self.output_per_mtok
+            + cache_read * self.cache_read_per_mtok
+            + cache_write * self.cache_write_per_mtok
+            + output_tokens * self.output_per_mtok
         ) / _PER_MTOK
 
+
+MAX_MODELS_MEMOISED = 4096
+"""Most (provider, model) pairs whose rates a :class:`Pricer` remembers."""
+_UNSEEN = object()
 
 ROUTE_PREFIX = "route:"
 """A provider id naming a proxy route (``route:NAME``): its ``prices`` come first."""
@@ -72,7 +87,7 @@ class Pricer:
         routes: Iterable[ProxyRoute] = (),
     ) -> None:
         self._overrides = dict(overrides or {})
-        self._rates: dict[tuple[str, str], ModelRates | None] = {}
+        self._rates: dict[tuple[str, str], object] = {}
         self._routes = {ROUTE_PREFIX + route.name: route_prices(route) for route in routes}
 
     def price(self, provider: str, model: str, usage: TokenUsage, now: float) -> float | None:
@@ -96,9 +111,15 @@ class Pricer:
     def rates(self, provider: str, model: str, now: float) -> ModelRates | None:
         """The model's rates (memoised), or None when neither config nor data knows it."""
         key = (provider, model)
-        if key not in self._rates:
-            self._rates[key] = self._lookup(provider, model, now)
-        return self._rates[key]
+        memo = self._rates
+        found = memo.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            # model names come from clients: a bounded memo (the oldest entry goes), so names
+            # never seen again cannot grow it; a lookup costs 0.1-1 ms, so the bound is wide
+            if len(memo) >= MAX_MODELS_MEMOISED:
+                del memo[next(iter(memo))]
+            found = memo[key] = self._lookup(provider, model, now)
+        return cast("ModelRates | None", found)
 
     def _lookup(self, provider: str, model: str, now: float) -> ModelRates | None:
         if provider.startswith(ROUTE_PREFIX):

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
-from agent_sre.tracing.wirespan import append_attribute
+from agent_sre.tracing.view import INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, first_int
+from agent_sre.tracing.wirespan import WireSpan, append_attribute, double_attribute
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,24 +40,43 @@ class SpanCostEnricher:
     def __init__(self, pricer: Pricer, on_unpriced: Callable[[str], None] = lambda _: None) -> None:
         self.pricer = pricer
         self.on_unpriced = on_unpriced
+        self._encode_cost = double_attribute(_COST)
 
+    # hot path: per LLM span
     def __call__(self, span: Span, view: AgentSpan, now: float) -> None:
         attrs = view.attrs
         if (
             view.kind is not AgentSpanKind.LLM_INFERENCE
-            or c.AGENT_SRE_COST_USD in attrs
+            or _COST in attrs
             or c.AGENT_SRE_GATEWAY_SPAN_ID in attrs  # the proxy's facts (and price) came
             or c.AGENT_SRE_ROLE in attrs  # a second view of a call counted elsewhere
         ):
             return
         model = view.model
-        input_tokens, output_tokens = view.input_tokens, view.output_tokens
-        if model is None or (input_tokens is None and output_tokens is None):
+        if model is None:
             return
-        usage = TokenUsage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0)
-        cost = self.pricer.price(view.provider or "", model, usage, now)
-        if cost is None:
+        input_tokens = first_int(attrs, INPUT_TOKEN_KEYS)
+        output_tokens = first_int(attrs, OUTPUT_TOKEN_KEYS)
+        if input_tokens is None and output_tokens is None:
+            return
+        provider = view.provider or ""
+        rates = self.pricer.rates(provider, model, now)
+        if rates is None:
             self.on_unpriced(model)
             return
-        append_attribute(span, c.AGENT_SRE_COST_USD, cost)
-        view.attrs[c.AGENT_SRE_COST_USD] = cost
+        if rates.flat:  # most models: Pricer.price's arithmetic without its objects
+            cost = rates.priced(input_tokens or 0, output_tokens or 0)
+        else:
+            usage = TokenUsage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0)
+            priced = self.pricer.price(provider, model, usage, now)
+            assert priced is not None  # rates were found
+            cost = priced
+        handle: Span | WireSpan = span  # the native pass hands a WireSpan in
+        if isinstance(handle, WireSpan):
+            handle.append(self._encode_cost(cost))
+        else:
+            append_attribute(span, _COST, cost)
+        attrs[_COST] = cost
+
+
+_COST = c.AGENT_SRE_COST_USD

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
     from agent_sre.tracing.view import AttrValue
@@ -103,6 +105,19 @@ def encode_attribute(key: str, value: AttrValue) -> bytes:
     return _FIELD + _varint(len(kv)) + kv
 
 
+def double_attribute(key: str) -> Callable[[float], bytes]:
+    """:func:`encode_attribute` of ``key`` for float values, its bytes before the value built
+    once (a double's encoding has one length, so only its last 8 bytes change)."""
+    head = encode_attribute(key, 0.0)[:-8]
+    pack = _DOUBLE.pack
+
+    def encode(value: float) -> bytes:
+        return head + pack(value)
+
+    return encode
+
+
+_DOUBLE = struct.Struct("<d")
 _FIELD = bytes([_ATTRIBUTES << 3 | 2])
 _KEYS: dict[str, bytes] = {}
 

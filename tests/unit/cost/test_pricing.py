@@ -5,6 +5,7 @@ from genai_prices import Usage, calc_price
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent_sre.cost import pricing
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.spec import ModelPrice
 from agent_sre.cost.usage import TokenUsage, estimate_tokens
@@ -76,3 +77,42 @@ def test_estimate_tokens() -> None:
     assert estimate_tokens(1) == 1
     assert estimate_tokens(8) == 2
     assert estimate_tokens(9) == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    model=st.sampled_from(MODELS),
+    input_tokens=st.integers(0, 10**12),
+    output_tokens=st.integers(0, 10**12),
+    cache_read=st.integers(0, 10**6),
+    cache_write=st.integers(0, 10**6),
+)
+def test_priced_is_cost_to_the_bit(
+    model: tuple[str, str], input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
+) -> None:
+    """The span pricer's shortcut (counts, no TokenUsage) gives the very float cost() does."""
+    rates = Pricer().rates(*model, NOW)
+    assert rates is not None
+    usage = TokenUsage(input_tokens, output_tokens, cache_read, cache_write)
+    assert rates.priced(input_tokens, output_tokens, cache_read, cache_write) == rates.cost(usage)
+    assert rates.priced(input_tokens, output_tokens) == rates.cost(
+        TokenUsage(input_tokens, output_tokens)
+    )
+
+
+def test_memo_is_bounded_against_model_names_never_seen_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Model names come from clients: one sending a new name per span cannot grow the memo
+    past its bound, and known models still price right after their entries were evicted."""
+    monkeypatch.setattr(pricing, "MAX_MODELS_MEMOISED", 50)
+    pricer = Pricer()
+    known = pricer.rates("openai", "gpt-4o-mini", NOW)
+    for n in range(200):
+        assert pricer.rates("openai", f"made-up-{n}", NOW) is None
+        assert len(pricer._rates) <= 50
+    assert ("openai", "gpt-4o-mini") not in pricer._rates  # the oldest went first
+    assert pricer.rates("openai", "gpt-4o-mini", NOW) == known
+    assert pricer.price("openai", "gpt-4o-mini", TokenUsage(1000, 100), NOW) == pytest.approx(
+        (1000 * 0.15 + 100 * 0.6) / 1e6
+    )

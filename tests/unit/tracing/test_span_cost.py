@@ -6,15 +6,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 from genai_prices import Usage, calc_price
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
-from agent_sre.tracing.batch import TraceBatchProcessor
+from agent_sre.cost.usage import TokenUsage
+from agent_sre.tracing.batch import NATIVE, TraceBatchProcessor
 from tests.support.spans import set_value
 
 if TYPE_CHECKING:
     from agent_sre.tracing.view import AgentSpan
+
+NOW = 1_760_000_000.0
 
 
 def request_with(**attrs: object) -> ExportTraceServiceRequest:
@@ -104,3 +109,93 @@ def test_spans_without_usage_or_not_llm_are_untouched() -> None:
         request = request_with(**attrs)
         run(request, [])
         assert "agent_sre.cost_usd" not in span_attrs(request)
+
+
+_TOKENS = st.one_of(
+    st.integers(-5, 10**13),
+    st.floats(-1.0, 2e12, allow_nan=False),
+    st.booleans(),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(
+        ["gpt-4o-mini", "claude-sonnet-4-0", "gemini-2.5-pro", "my-private-llm", "", 7]
+    ),
+    model_key=st.sampled_from(["gen_ai.request.model", "gen_ai.response.model", "llm.model_name"]),
+    provider=st.sampled_from([None, "openai", "anthropic", "google", "", True]),
+    input_key=st.sampled_from(
+        ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"]
+    ),
+    output_key=st.sampled_from(
+        [
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+        ]
+    ),
+    input_tokens=st.one_of(st.none(), _TOKENS),
+    output_tokens=st.one_of(st.none(), _TOKENS),
+    second_input=st.one_of(st.none(), _TOKENS),
+    native=st.booleans(),
+)
+def test_the_written_cost_is_the_pricers_price_of_the_spans_usage(
+    model: object,
+    model_key: str,
+    provider: object,
+    input_key: str,
+    output_key: str,
+    input_tokens: object,
+    output_tokens: object,
+    second_input: object,
+    native: bool,
+) -> None:
+    """Whatever a span says (any token key, a float, a bool, a negative or absurd count, a
+    string; any model key; a tiered, flat or unknown model), the cost written is exactly
+    Pricer.price of the usage the view reads, as the pricing of one call reads it, or none."""
+    attrs: dict[str, object] = {"gen_ai.operation.name": "chat", model_key: model}
+    if provider is not None:
+        attrs["gen_ai.provider.name"] = provider
+    for key, value in (
+        (input_key, input_tokens),
+        (output_key, output_tokens),
+        ("llm.token_count.prompt", second_input),
+    ):
+        if value is not None and key not in attrs:
+            attrs[key] = value
+    request = request_with(**attrs)
+    unpriced: list[str] = []
+    seen: list[AgentSpan] = []
+    processor = TraceBatchProcessor(
+        {},
+        observers=[lambda view, now: seen.append(view)],
+        llm_enrichers=[SpanCostEnricher(Pricer(), unpriced.append)],
+        enricher_keys=PRICING_KEYS,
+    )
+    if native:
+        if not NATIVE:
+            pytest.skip("the native span pass is not built")
+        _, body = processor.process_wire(request.SerializeToString(), NOW)
+        request = ExportTraceServiceRequest.FromString(body)
+    else:
+        processor.process(request, NOW)
+    (view,) = seen
+    reference_model = view.model
+    usage_in, usage_out = view.input_tokens, view.output_tokens
+    written = span_attrs(request).get("agent_sre.cost_usd")
+    if reference_model is None or (usage_in is None and usage_out is None):
+        assert written is None and unpriced == []
+        return
+    expected = Pricer().price(
+        view.provider or "",
+        reference_model,
+        TokenUsage(input_tokens=usage_in or 0, output_tokens=usage_out or 0),
+        NOW,
+    )
+    if expected is None:
+        assert written is None and unpriced == [reference_model]
+    else:
+        assert written == expected and view.attrs["agent_sre.cost_usd"] == expected
+        assert unpriced == []

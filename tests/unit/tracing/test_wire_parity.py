@@ -348,3 +348,13 @@ def test_an_appended_attribute_is_encoded_as_protobuf_encodes_it(key: str, value
     set_value(expected.attributes.add(key=key), value)
     ours = Span.FromString(encode_attribute(key, value))  # type: ignore[arg-type]
     assert ours.SerializeToString() == expected.SerializeToString()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.floats(allow_nan=True, allow_infinity=True))
+def test_a_double_attribute_built_once_encodes_as_encode_attribute(key: str, value: float) -> None:
+    """Pricing writes its cost with the key's bytes built once: the same bytes as the general
+    encoder, for every key and every float (NaN, infinities, -0.0 included)."""
+    from agent_sre.tracing.wirespan import double_attribute, encode_attribute
+
+    assert double_attribute(key)(value) == encode_attribute(key, value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from genai_prices import Usage, calc_price
 
@@ -50,7 +50,9 @@ class ModelRates:
         self, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0
     ) -> float:
         """:meth:`cost` of these counts (one arithmetic for both: the same float)."""
-        uncached = max(input_tokens - cache_read - cache_write, 0)
+        uncached = input_tokens - cache_read - cache_write
+        if uncached < 0:  # max(), without the builtin's call on the span path
+            uncached = 0
         return (
             uncached * self.input_per_mtok
             + cache_read * self.cache_read_per_mtok
@@ -61,11 +63,12 @@ class ModelRates:
 
 MAX_MODELS_MEMOISED = 4096
 """Most (provider, model) pairs whose rates a :class:`Pricer` remembers."""
-_UNSEEN = object()
 
 ROUTE_PREFIX = "route:"
 """A provider id naming a proxy route (``route:NAME``): its ``prices`` come first."""
 ZERO = ModelRates(0.0, 0.0, 0.0, 0.0, None, flat=True)
+_UNSEEN = ModelRates(-1.0, -1.0, -1.0, -1.0, None, flat=False)
+"""The memo's answer for a pair it does not hold (compared by identity)."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class Pricer:
         routes: Iterable[ProxyRoute] = (),
     ) -> None:
         self._overrides = dict(overrides or {})
-        self._rates: dict[tuple[str, str], object] = {}
+        self._rates: dict[tuple[str, str], ModelRates | None] = {}
         self._routes = {ROUTE_PREFIX + route.name: route_prices(route) for route in routes}
 
     def price(self, provider: str, model: str, usage: TokenUsage, now: float) -> float | None:
@@ -119,7 +122,7 @@ class Pricer:
             if len(memo) >= MAX_MODELS_MEMOISED:
                 del memo[next(iter(memo))]
             found = memo[key] = self._lookup(provider, model, now)
-        return cast("ModelRates | None", found)
+        return found
 
     def _lookup(self, provider: str, model: str, now: float) -> ModelRates | None:
         if provider.startswith(ROUTE_PREFIX):

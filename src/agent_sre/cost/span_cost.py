@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
-from agent_sre.tracing.view import INPUT_TOKEN_KEYS, OUTPUT_TOKEN_KEYS, first_int
+from agent_sre.tracing.view import (
+    INPUT_TOKEN_KEYS,
+    MAX_TOKEN_COUNT,
+    OUTPUT_TOKEN_KEYS,
+    first_int,
+)
 from agent_sre.tracing.wirespan import WireSpan, append_attribute, double_attribute
 
 if TYPE_CHECKING:
@@ -46,20 +51,31 @@ class SpanCostEnricher:
     def __call__(self, span: Span, view: AgentSpan, now: float) -> None:
         attrs = view.attrs
         if (
-            view.kind is not AgentSpanKind.LLM_INFERENCE
+            view.kind is not _LLM
             or _COST in attrs
             or c.AGENT_SRE_GATEWAY_SPAN_ID in attrs  # the proxy's facts (and price) came
             or c.AGENT_SRE_ROLE in attrs  # a second view of a call counted elsewhere
         ):
             return
-        model = view.model
-        if model is None:
-            return
-        input_tokens = first_int(attrs, INPUT_TOKEN_KEYS)
-        output_tokens = first_int(attrs, OUTPUT_TOKEN_KEYS)
+        # each fact from its first key when that holds what the view's reading would return
+        # from it (a non-empty string, an int count), else the view's reading of every key
+        get = attrs.get
+        model = get(_MODEL)
+        if type(model) is not str or not model:
+            model = view.model
+            if model is None:
+                return
+        input_tokens = get(_INPUT)
+        if type(input_tokens) is not int or not 0 <= input_tokens <= MAX_TOKEN_COUNT:
+            input_tokens = first_int(attrs, INPUT_TOKEN_KEYS)
+        output_tokens = get(_OUTPUT)
+        if type(output_tokens) is not int or not 0 <= output_tokens <= MAX_TOKEN_COUNT:
+            output_tokens = first_int(attrs, OUTPUT_TOKEN_KEYS)
         if input_tokens is None and output_tokens is None:
             return
-        provider = view.provider or ""
+        provider = get(_PROVIDER)
+        if type(provider) is not str or not provider:
+            provider = view.provider or ""
         rates = self.pricer.rates(provider, model, now)
         if rates is None:
             self.on_unpriced(model)
@@ -80,3 +96,8 @@ class SpanCostEnricher:
 
 
 _COST = c.AGENT_SRE_COST_USD
+_LLM = AgentSpanKind.LLM_INFERENCE
+_MODEL = c.MODEL_KEYS[0]
+_PROVIDER = c.GEN_AI_PROVIDER_NAME
+_INPUT = INPUT_TOKEN_KEYS[0]
+_OUTPUT = OUTPUT_TOKEN_KEYS[0]

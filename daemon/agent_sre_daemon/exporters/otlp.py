@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,8 @@ from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from tenacity.stop import stop_base
 
     from agent_sre.config import OtlpExporterConfig
     from agent_sre_daemon.clock import Clock
@@ -312,17 +315,34 @@ class OtlpForwarder:
         )
 
     async def _send_with_retries(self, batch: list[QueuedRequest]) -> None:
+        # Serialized OTLP requests concatenate into one request holding all their items.
+        body = batch[0].body if len(batch) == 1 else b"".join(request.body for request in batch)
+        # the first attempt without the retry machinery (about 60 us a batch); a retryable
+        # failure hands over to tenacity as its own first attempt's outcome, so the waits
+        # and the stop are what they would have been from the start
+        started = time.monotonic()
+        try:
+            await self._send(batch, body)
+            return
+        except UpstreamError as exc:
+            if not exc.retryable:
+                raise
+            failed: UpstreamError | None = exc
         retry = self.config.retry
+        stop: stop_base = stop_never
+        if retry.max_elapsed > 0:
+            stop = stop_after_delay(max(retry.max_elapsed - (time.monotonic() - started), 0.0))
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, UpstreamError) and exc.retryable),
             wait=_HintedWait(retry.initial_interval, retry.max_interval, retry.multiplier),
-            stop=stop_after_delay(retry.max_elapsed) if retry.max_elapsed > 0 else stop_never,
+            stop=stop,
             reraise=True,
         )
-        # Serialized OTLP requests concatenate into one request holding all their items.
-        body = batch[0].body if len(batch) == 1 else b"".join(request.body for request in batch)
         async for attempt in retrying:
             with attempt:
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
                 await self._send(batch, body)
 
     async def _send(self, batch: list[QueuedRequest], body: bytes) -> None:

@@ -3,13 +3,27 @@ upstream asked."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 import warnings
 from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
 import grpc
+from prometheus_client import CollectorRegistry
 from tenacity import AsyncRetrying, RetryCallState
 
-from agent_sre_daemon.exporters.otlp import UpstreamError, _HintedWait
+from agent_sre.config import OtlpExporterConfig
+from agent_sre_daemon.clock import ManualClock
+from agent_sre_daemon.exporters.otlp import OtlpForwarder, UpstreamError, _HintedWait
+from agent_sre_daemon.metrics import PipelineMetrics
+from agent_sre_daemon.stores.queue import DurableQueue
+from tests.support.spans import make_request
+from tests.support.upstream import RecordingUpstream
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def state(attempt: int, error: Exception | None = None) -> RetryCallState:
@@ -39,3 +53,59 @@ def test_a_retry_after_from_the_upstream_is_never_cut_short() -> None:
     assert wait(state(1, hinted)) == 30.0
     unhinted = UpstreamError(grpc.StatusCode.UNAVAILABLE, "busy", retry_after=None)
     assert wait(state(1, unhinted)) <= 1.0
+
+
+class _TimedUpstream(RecordingUpstream):
+    """Refuses its first ``failures`` calls (UNAVAILABLE, retryable) and notes when each came."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.times: list[float] = []
+
+    def _record(self, context: grpc.ServicerContext, box: list[Any], request: Any) -> bool:
+        self.times.append(time.monotonic())
+        self.fail_with = grpc.StatusCode.UNAVAILABLE if len(self.times) <= self.failures else None
+        return super()._record(context, box, request)
+
+
+def test_the_first_retry_waits_as_the_backoff_says_though_the_first_attempt_is_made_bare(
+    tmp_path: Path,
+) -> None:
+    """The first attempt goes out without the retry machinery; a failure then hands over to it
+    as that attempt's outcome, so every wait is the one the backoff gives that attempt:
+    0.2-0.4 s after the first, 0.4-0.6 s after the second, and the batch is delivered."""
+    upstream = _TimedUpstream(failures=2).start()
+    config = OtlpExporterConfig.model_validate(
+        {
+            "endpoint": upstream.endpoint,
+            "max_in_flight": 1,
+            "batch": {"timeout": 0},
+            "retry": {"initial_interval": 0.2, "max_interval": 5.0, "multiplier": 2.0},
+        }
+    )
+    exporter = OtlpForwarder(
+        config,
+        DurableQueue(tmp_path / "q.db", 1 << 30),
+        PipelineMetrics(CollectorRegistry()),
+        clock=ManualClock(1_700_000_000.0),
+    )
+
+    async def main() -> None:
+        exporter.start()
+        await exporter.queue.put_async("traces", make_request(3).SerializeToString(), 3, 1.0)
+        exporter.wake()
+        async with asyncio.timeout(10):
+            while len(exporter.queue):
+                await asyncio.sleep(0.01)
+        await exporter.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        upstream.stop()
+        exporter.queue.close()
+    assert len(upstream.times) == 3 and len(upstream.traces) == 1
+    first, second = (b - a for a, b in itertools.pairwise(upstream.times))
+    assert 0.2 <= first < 0.4 + 0.15, first
+    assert 0.4 <= second < 0.6 + 0.15, second

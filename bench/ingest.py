@@ -14,7 +14,10 @@ Runs, in one go and on the same machine state:
 The daemons run the shipped defaults (trace buffer, one-call correlation) plus one SLO
 (``--no-slo``: none), as a node with an SLO configured does. The server under test is pinned
 to CPU 1 and the load generator to CPU 0 where the machine has two cores.
+``--other LABEL=DIR`` adds a native-pass daemon row run from another checkout's code (the
+commit before a change, in the same run); ``--steady-only`` skips the saturation runs.
 Usage: python bench/ingest.py [--seconds 15] [--concurrency 4] [--rotel PATH] [--fsync]
+                              [--other LABEL=DIR] [--steady-only]
 """
 
 from __future__ import annotations
@@ -79,7 +82,10 @@ def start_daemon(
     replay: bool = True,
     slo: bool = False,
     span_pass: str = "auto",
+    checkout: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """A daemon of this checkout, or of ``checkout`` (its ``src`` and ``daemon`` first on the
+    path, run by this python), forwarding to ``upstream``."""
     workdir.mkdir(exist_ok=True)
     config = workdir / "bench.yaml"
     config.write_text(
@@ -114,6 +120,9 @@ admin: {{endpoint: "127.0.0.1:0"}}
             "--log-level",
             "warning",
         ],
+        env=None
+        if checkout is None
+        else {**os.environ, "PYTHONPATH": f"{checkout / 'src'}:{checkout / 'daemon'}"},
     )
     while not ready.exists():
         if proc.poll() is not None:
@@ -281,6 +290,14 @@ def main() -> None:
         action="store_true",
         help="only the trace buffer's cost: steady 10k spans/s with replay off, then on",
     )
+    parser.add_argument(
+        "--other",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="a daemon row (native pass) run from another checkout's code; repeatable",
+    )
+    parser.add_argument("--steady-only", action="store_true", help="skip the saturation runs")
     args = parser.parse_args()
     pin(os.getpid(), CLIENT_CPU)
     if args.replay_only:
@@ -312,10 +329,20 @@ def main() -> None:
                         ),
                     )
                 )
+            for other in args.other:
+                name, _, where = other.partition("=")
+                found.append(
+                    (
+                        f"{name}, native pass",
+                        lambda run, where=where: start_daemon(  # type: ignore[misc]
+                            workdir / run, sink_addr, args.fsync, slo=slo, checkout=Path(where)
+                        ),
+                    )
+                )
             return found
 
         rows: list[tuple[str, dict[str, float], float, float]] = []
-        for index, (label, start) in enumerate(servers()):
+        for index, (label, start) in enumerate([] if args.steady_only else servers()):
             proc, address = start(f"saturation-{index}")
             pin_tree(proc.pid, SERVER_CPU)
             try:
@@ -326,9 +353,12 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait()
-        print(f"\nsaturation: closed loop, {args.concurrency} senders, {args.seconds:.0f}s each")
-        print_saturation(rows)
-        base = rows[0][1]
+        if rows:
+            print(
+                f"\nsaturation: closed loop, {args.concurrency} senders, {args.seconds:.0f}s each"
+            )
+            print_saturation(rows)
+            base = rows[0][1]
         for label, ours, cpu, _ in rows[1:]:
             print(
                 f"{label} / baseline: throughput {ours['spans_per_s'] / base['spans_per_s']:.2f}x,"

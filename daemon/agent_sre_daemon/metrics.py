@@ -7,6 +7,8 @@ from prometheus_client import CollectorRegistry, Counter
 OVERFLOW_LABEL = "__overflow__"
 MAX_AGENT_LABELS = 1000
 MAX_MODEL_LABELS = 200
+MAX_ROLE_LABELS = 16
+"""Made-up ``agent_sre.role`` values counted apart (beside the daemon's own two)."""
 MAX_LABEL_LENGTH = 128
 """Longest label value taken from untrusted input; longer ones are cut (ending in ``~``)."""
 MAX_SERIES_PER_METRIC = 2000

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from agent_sre.cost.pricing import Pricer
 from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
+from agent_sre.tracing import conventions as c
 from agent_sre.tracing.batch import NATIVE, TraceBatchProcessor
+from agent_sre.tracing.conventions import AgentSpanKind
 from agent_sre.tracing.view import AttrValue
 from agent_sre_daemon.component import Component, Prepared, SpanObserverSpec, SpanTapSpec
 from agent_sre_daemon.errors import (
@@ -23,7 +25,12 @@ from agent_sre_daemon.errors import (
     UnavailableError,
     storage_unavailable,
 )
-from agent_sre_daemon.metrics import MAX_MODEL_LABELS, BoundedLabel, PipelineMetrics
+from agent_sre_daemon.metrics import (
+    MAX_MODEL_LABELS,
+    MAX_ROLE_LABELS,
+    BoundedLabel,
+    PipelineMetrics,
+)
 from agent_sre_daemon.stores.errors import StorageError
 
 if TYPE_CHECKING:
@@ -37,13 +44,16 @@ if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, Counter
 
     from agent_sre.config import Config
     from agent_sre.tracing.batch import BatchResult
     from agent_sre_daemon.clock import Clock
     from agent_sre_daemon.component import BatchObserver
     from agent_sre_daemon.stores.queue import DurableQueue
+
+_ROLES = frozenset({c.ROLE_GATEWAY, c.ROLE_DUPLICATE})
+"""The roles the daemon marks second views with: always counted under their own label."""
 
 log = logging.getLogger("agent_sre.pipeline")
 _FALLBACK_SAID = False
@@ -88,6 +98,14 @@ class Pipeline(Component):
         """The durable queue, or None when no upstream is configured (then nothing is stored
         and nothing accumulates); the forwarding component sets it."""
         self.metrics = metrics
+        # children looked up once (labels() costs about 2 us a call, several a request); the
+        # label values are the daemon's own (protocols, kinds), so the dictionaries stay small
+        self._accepted_spans: dict[str, Counter] = {}
+        self._spans_by_kind = {
+            kind: metrics.spans_by_kind.labels(kind.value) for kind in AgentSpanKind
+        }
+        self._second_view_role = BoundedLabel(MAX_ROLE_LABELS)
+        """``agent_sre.role`` values other than the daemon's own (clients can send any)."""
         self.clock = clock
         self.accepting = True
         self.on_queued: Callable[[], None] = lambda: None
@@ -204,7 +222,7 @@ class Pipeline(Component):
                 raise self._storage_refused(protocol, "traces", exc, result.accepted) from None
             self.on_queued()
         if result.accepted:
-            self.metrics.accepted_spans.labels(protocol).inc(result.accepted)
+            self._accepted(protocol).inc(result.accepted)
         return result
 
     def export_traces_nowait(
@@ -224,7 +242,7 @@ class Pipeline(Component):
             future.add_done_callback(self._count_lost(protocol, result.accepted))
             self.on_queued()
         if result.accepted:
-            self.metrics.accepted_spans.labels(protocol).inc(result.accepted)
+            self._accepted(protocol).inc(result.accepted)
         return result
 
     def _process_traces(
@@ -255,10 +273,12 @@ class Pipeline(Component):
                 raise InvalidArgumentError(result.error_message)
         if result.ignored_values:
             metrics.ignored_values.inc(result.ignored_values)
+        by_kind = self._spans_by_kind
         for kind, count in result.by_kind.items():
-            metrics.spans_by_kind.labels(kind.value).inc(count)
+            by_kind[kind].inc(count)
         for role, count in result.by_role.items():
-            metrics.second_view_spans.labels(role).inc(count)
+            label = role if role in _ROLES else self._second_view_role(role)
+            metrics.second_view_spans.labels(label).inc(count)
         if not result.accepted or (self.queue is None and not self.observers_of_batches):
             return result, None
         if body is None:
@@ -285,6 +305,12 @@ class Pipeline(Component):
                 raise self._storage_refused(protocol, signal, exc, 0) from None
             self.on_queued()
         self.metrics.accepted_items.labels(protocol, signal).inc(items)
+
+    def _accepted(self, protocol: str) -> Counter:
+        child = self._accepted_spans.get(protocol)
+        if child is None:
+            child = self._accepted_spans[protocol] = self.metrics.accepted_spans.labels(protocol)
+        return child
 
     def _check_room(self, protocol: str, signal: str, size: int) -> None:
         if not self.accepting:

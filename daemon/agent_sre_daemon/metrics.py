@@ -106,6 +106,12 @@ class PipelineMetrics:
             ["model"],
             registry=registry,
         )
+        self.deferred_pricing = Counter(
+            "agent_sre_spans_pricing_deferred_total",
+            "Received LLM spans forwarded without a cost because their model was not looked up "
+            "(more never-seen models a second than the lookup budget).",
+            registry=registry,
+        )
         self.exporter_sent_spans = Counter(
             "agent_sre_exporter_sent_spans_total",
             "Spans upstream acknowledged.",

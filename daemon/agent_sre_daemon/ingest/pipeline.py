@@ -88,7 +88,9 @@ class Pipeline(Component):
         self.config = config
         self._unpriced_model = BoundedLabel(MAX_MODEL_LABELS)
         self.cost_enricher = SpanCostEnricher(
-            Pricer(config.budgets.price_overrides), self._count_unpriced
+            Pricer(config.budgets.price_overrides),
+            self._count_unpriced,
+            lambda _model: self.metrics.deferred_pricing.inc(),
         )
         self.processor = TraceBatchProcessor(
             resource_attributes, llm_enrichers=[self.cost_enricher], enricher_keys=PRICING_KEYS

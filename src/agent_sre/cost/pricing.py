@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from genai_prices import Usage, calc_price
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from agent_sre.cost.spec import ModelPrice
     from agent_sre.cost.usage import TokenUsage
 
+V = TypeVar("V")
 _PER_MTOK = 1_000_000.0
 _FLAT_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
 
@@ -62,13 +63,13 @@ class ModelRates:
 
 
 MAX_MODELS_MEMOISED = 4096
-"""Most (provider, model) pairs whose rates a :class:`Pricer` remembers."""
+"""Most (provider, model) pairs a :class:`Pricer` remembers priced, and as many unknown."""
 
 ROUTE_PREFIX = "route:"
 """A provider id naming a proxy route (``route:NAME``): its ``prices`` come first."""
 ZERO = ModelRates(0.0, 0.0, 0.0, 0.0, None, flat=True)
-_UNSEEN = ModelRates(-1.0, -1.0, -1.0, -1.0, None, flat=False)
-"""The memo's answer for a pair it does not hold (compared by identity)."""
+NOT_LOOKED_UP = ModelRates(-1.0, -1.0, -1.0, -1.0, None, flat=False)
+""":meth:`Pricer.memoised`'s answer for a pair it does not hold (compare by identity)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Pricer:
         routes: Iterable[ProxyRoute] = (),
     ) -> None:
         self._overrides = dict(overrides or {})
-        self._rates: dict[tuple[str, str], ModelRates | None] = {}
+        self._rates: dict[tuple[str, str], ModelRates] = {}
+        self._unknown: dict[tuple[str, str], None] = {}
         self._routes = {ROUTE_PREFIX + route.name: route_prices(route) for route in routes}
 
     def price(self, provider: str, model: str, usage: TokenUsage, now: float) -> float | None:
@@ -113,15 +115,25 @@ class Pricer:
 
     def rates(self, provider: str, model: str, now: float) -> ModelRates | None:
         """The model's rates (memoised), or None when neither config nor data knows it."""
+        found = self.memoised(provider, model)
+        if found is NOT_LOOKED_UP:
+            found = self._lookup(provider, model, now)
+            # model names come from clients: bounded memos (the oldest entry goes), so names
+            # never seen again cannot grow them, and the unknown ones (what a client making
+            # names up sends) never push a priced model out
+            if found is None:
+                _remember(self._unknown, (provider, model), None)
+            else:
+                _remember(self._rates, (provider, model), found)
+        return found
+
+    def memoised(self, provider: str, model: str) -> ModelRates | None:
+        """:meth:`rates` if this pair was looked up already (and is still remembered), else
+        :data:`NOT_LOOKED_UP` (a lookup in genai-prices' data costs 0.1-1 ms)."""
         key = (provider, model)
-        memo = self._rates
-        found = memo.get(key, _UNSEEN)
-        if found is _UNSEEN:
-            # model names come from clients: a bounded memo (the oldest entry goes), so names
-            # never seen again cannot grow it; a lookup costs 0.1-1 ms, so the bound is wide
-            if len(memo) >= MAX_MODELS_MEMOISED:
-                del memo[next(iter(memo))]
-            found = memo[key] = self._lookup(provider, model, now)
+        found = self._rates.get(key, NOT_LOOKED_UP)
+        if found is NOT_LOOKED_UP and key in self._unknown:
+            return None
         return found
 
     def _lookup(self, provider: str, model: str, now: float) -> ModelRates | None:
@@ -158,6 +170,12 @@ class Pricer:
             window if isinstance(window, int) else None,
             flat=flat,
         )
+
+
+def _remember(memo: dict[tuple[str, str], V], key: tuple[str, str], value: V) -> None:
+    if len(memo) >= MAX_MODELS_MEMOISED:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def _rates_of(price: ModelPrice) -> ModelRates:

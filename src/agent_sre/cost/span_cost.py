@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agent_sre.cost.pricing import NOT_LOOKED_UP
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.tracing import conventions as c
 from agent_sre.tracing.conventions import AgentSpanKind
@@ -33,6 +34,14 @@ PRICING_KEYS: frozenset[str] = frozenset(
 """What pricing reads from a span."""
 
 
+LOOKUPS_PER_SECOND = 20.0
+"""Models never seen before looked up in the prices' data a second, at most (after a burst of
+:data:`LOOKUP_BURST`). A lookup costs 0.1-1 ms of the event loop, and one request can carry
+thousands of LLM spans each naming a model nobody has heard of: past the budget such a span is
+forwarded without a cost (counted), and its model is looked up on a later span."""
+LOOKUP_BURST = 50
+
+
 class SpanCostEnricher:
     """Writes ``agent_sre.cost_usd`` on LLM spans that carry token usage but no cost.
 
@@ -40,12 +49,35 @@ class SpanCostEnricher:
         pricer: model prices.
         on_unpriced: called with the model name when the model has no known price (the span
             is then left without a cost, never given zero).
+        on_deferred: called with the model name when the span is left without a cost because
+            its model was not looked up (:data:`LOOKUPS_PER_SECOND`).
     """
 
-    def __init__(self, pricer: Pricer, on_unpriced: Callable[[str], None] = lambda _: None) -> None:
+    def __init__(
+        self,
+        pricer: Pricer,
+        on_unpriced: Callable[[str], None] = lambda _: None,
+        on_deferred: Callable[[str], None] = lambda _: None,
+    ) -> None:
         self.pricer = pricer
         self.on_unpriced = on_unpriced
+        self.on_deferred = on_deferred
         self._encode_cost = double_attribute(_COST)
+        self._lookups = float(LOOKUP_BURST)
+        self._refilled: float | None = None
+
+    def _may_look_up(self, now: float) -> bool:
+        """Takes one lookup from the budget (:data:`LOOKUPS_PER_SECOND`, refilled by the
+        spans' receive times), or says there is none left."""
+        last, self._refilled = self._refilled, now
+        budget = self._lookups
+        if last is not None and now > last:
+            budget = min(budget + (now - last) * LOOKUPS_PER_SECOND, float(LOOKUP_BURST))
+        if budget < 1.0:
+            self._lookups = budget
+            return False
+        self._lookups = budget - 1.0
+        return True
 
     # hot path: per LLM span
     def __call__(self, span: Span, view: AgentSpan, now: float) -> None:
@@ -76,7 +108,12 @@ class SpanCostEnricher:
         provider = get(_PROVIDER)
         if type(provider) is not str or not provider:
             provider = view.provider or ""
-        rates = self.pricer.rates(provider, model, now)
+        rates = self.pricer.memoised(provider, model)
+        if rates is NOT_LOOKED_UP:
+            if not self._may_look_up(now):
+                self.on_deferred(model)
+                return
+            rates = self.pricer.rates(provider, model, now)
         if rates is None:
             self.on_unpriced(model)
             return

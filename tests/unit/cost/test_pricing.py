@@ -106,12 +106,21 @@ def test_memo_is_bounded_against_model_names_never_seen_again(
     """Model names come from clients: one sending a new name per span cannot grow the memo
     past its bound, and known models still price right after their entries were evicted."""
     monkeypatch.setattr(pricing, "MAX_MODELS_MEMOISED", 50)
-    pricer = Pricer()
+    pricer = Pricer(
+        {f"private-{n}": ModelPrice(input_per_mtok=1, output_per_mtok=2) for n in range(60)}
+    )
     known = pricer.rates("openai", "gpt-4o-mini", NOW)
     for n in range(200):
         assert pricer.rates("openai", f"made-up-{n}", NOW) is None
-        assert len(pricer._rates) <= 50
-    assert ("openai", "gpt-4o-mini") not in pricer._rates  # the oldest went first
+        assert len(pricer._unknown) <= 50 and len(pricer._rates) == 1
+    # the made-up names never pushed the priced model out; the oldest of them went first
+    assert pricer.memoised("openai", "gpt-4o-mini") is known
+    assert pricer.memoised("openai", "made-up-199") is None
+    assert pricer.memoised("openai", "made-up-0") is pricing.NOT_LOOKED_UP
+    for n in range(60):  # priced pairs are bounded as well
+        assert pricer.rates("", f"private-{n}", NOW) is not None
+    assert len(pricer._rates) <= 50
+    assert pricer.memoised("openai", "gpt-4o-mini") is pricing.NOT_LOOKED_UP
     assert pricer.rates("openai", "gpt-4o-mini", NOW) == known
     assert pricer.price("openai", "gpt-4o-mini", TokenUsage(1000, 100), NOW) == pytest.approx(
         (1000 * 0.15 + 100 * 0.6) / 1e6

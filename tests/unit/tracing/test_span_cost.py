@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from genai_prices import Usage, calc_price
@@ -10,8 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agent_sre.cost.pricing import Pricer
-from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
+from agent_sre.cost.pricing import ModelRates, Pricer
+from agent_sre.cost.span_cost import (
+    LOOKUP_BURST,
+    LOOKUPS_PER_SECOND,
+    PRICING_KEYS,
+    SpanCostEnricher,
+)
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.tracing.batch import NATIVE, TraceBatchProcessor
 from tests.support.spans import set_value
@@ -199,3 +204,75 @@ def test_the_written_cost_is_the_pricers_price_of_the_spans_usage(
     else:
         assert written == expected and view.attrs["agent_sre.cost_usd"] == expected
         assert unpriced == []
+
+
+def llm_request(models: list[str]) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for index, model in enumerate(models):
+        span = spans.add()
+        span.trace_id, span.span_id = b"\x01" * 16, (index + 1).to_bytes(8, "big")
+        for key, value in (
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.provider.name", "openai"),
+            ("gen_ai.request.model", model),
+            ("gen_ai.usage.input_tokens", 100),
+        ):
+            set_value(span.attributes.add(key=key), value)
+    return request
+
+
+class CountingPricer(Pricer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def _lookup(self, provider: str, model: str, now: float) -> ModelRates | None:
+        self.lookups += 1
+        return super()._lookup(provider, model, now)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_a_request_of_made_up_models_costs_at_most_the_lookup_budget(native: bool) -> None:
+    """One request of 2,000 LLM spans, each naming a model nobody has heard of: at most
+    LOOKUP_BURST lookups (0.1-1 ms of the event loop each), the rest forwarded without a cost
+    and counted as deferred; models looked up before are still priced in the same request,
+    and a second later the budget has refilled by LOOKUPS_PER_SECOND."""
+    if native and not NATIVE:
+        pytest.skip("the native span pass is not built")
+    pricer = CountingPricer()
+    deferred: list[str] = []
+    unpriced: list[str] = []
+    enricher = SpanCostEnricher(pricer, unpriced.append, deferred.append)
+    processor = TraceBatchProcessor({}, llm_enrichers=[enricher], enricher_keys=PRICING_KEYS)
+
+    def run(request: ExportTraceServiceRequest, now: float) -> list[object]:
+        if native:
+            _, body = processor.process_wire(request.SerializeToString(), now)
+            request = ExportTraceServiceRequest.FromString(body)
+        else:
+            processor.process(request, now)
+        return [span_attrs_of(span).get("agent_sre.cost_usd") for span in spans_of(request)]
+
+    assert run(llm_request(["gpt-4o-mini"]), NOW)[0] is not None
+    made_up = [f"made-up-model-{n}" for n in range(2000)]
+    costs = run(llm_request([*made_up, "gpt-4o-mini"]), NOW)
+    assert pricer.lookups == LOOKUP_BURST  # gpt-4o-mini's own, then 99 made-up ones
+    assert len(unpriced) == LOOKUP_BURST - 1 and len(deferred) == 2000 - (LOOKUP_BURST - 1)
+    assert all(cost is None for cost in costs[:-1]) and costs[-1] is not None
+    later = [f"later-model-{n}" for n in range(100)]
+    run(llm_request(later), NOW + 1.0)
+    assert pricer.lookups == LOOKUP_BURST + int(LOOKUPS_PER_SECOND)
+
+
+def spans_of(request: ExportTraceServiceRequest) -> list[Any]:
+    return [
+        span
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+
+
+def span_attrs_of(span: Any) -> dict[str, object]:
+    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in span.attributes}

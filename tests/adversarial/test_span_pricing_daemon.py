@@ -1,0 +1,63 @@
+"""Received LLM spans naming models nobody has heard of: each never-seen model was looked up
+in the prices' data on the event loop (0.1-1 ms each), so one request of thousands of such
+spans held the loop for seconds, and every name stayed in memory. Lookups now have a budget
+(``LOOKUPS_PER_SECOND`` after a burst of ``LOOKUP_BURST``): past it a span is forwarded
+without a cost and counted as deferred; the memos are bounded."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent_sre.cost.span_cost import LOOKUP_BURST
+from tests.adversarial.test_span_numbers_daemon import post_spans
+from tests.support.metrics import scrape
+from tests.support.spans import make_request, set_value
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MADE_UP = 3000
+
+
+def test_a_request_of_made_up_models_is_priced_within_the_lookup_budget(
+    make_daemon: Callable[..., Any],
+) -> None:
+    daemon = make_daemon({}).start()
+    assert post_spans(daemon, known_model_request()) == 200  # looked up, remembered
+    request = make_request(MADE_UP, service="model-maker", attributes_per_span=4)
+    for index, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        del span.attributes[:]
+        for key, value in (
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.provider.name", "openai"),
+            ("gen_ai.request.model", f"made-up-model-{index}-" + "m" * 100),
+            ("gen_ai.usage.input_tokens", 10),
+        ):
+            set_value(span.attributes.add(key=key), value)
+    assert post_spans(daemon, request.SerializeToString()) == 200
+    # the model the prices know, right after: still priced (remembered, no lookup needed)
+    assert post_spans(daemon, known_model_request()) == 200
+
+    metrics = scrape(daemon.url("metrics", "/metrics"))
+    deferred = metrics[("agent_sre_spans_pricing_deferred_total", ())]
+    unpriced = sum(
+        value for (name, _), value in metrics.items() if name == "agent_sre_spans_unpriced_total"
+    )
+    assert unpriced <= LOOKUP_BURST
+    assert deferred + unpriced == MADE_UP  # every made-up one accounted for, none at zero cost
+    assert metrics[("agent_sre_receiver_accepted_spans_total", (("protocol", "http"),))] == (
+        MADE_UP + 2
+    )
+
+
+def known_model_request() -> bytes:
+    request = make_request(1, service="agent")
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    del span.attributes[:]
+    for key, value in (
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.request.model", "gpt-4o-mini"),
+        ("gen_ai.usage.input_tokens", 10),
+    ):
+        set_value(span.attributes.add(key=key), value)
+    return request.SerializeToString()

@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/ingest.py --replay-only
 	$(BIN)/python bench/span_pass_wire.py
+	$(BIN)/python bench/span_pricing.py
 	$(BIN)/python bench/receive_path.py
 	$(BIN)/python bench/replay_buffer.py
 	$(BIN)/python bench/replay_threads.py

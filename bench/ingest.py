@@ -15,9 +15,11 @@ The daemons run the shipped defaults (trace buffer, one-call correlation) plus o
 (``--no-slo``: none), as a node with an SLO configured does. The server under test is pinned
 to CPU 1 and the load generator to CPU 0 where the machine has two cores.
 ``--other LABEL=DIR`` adds a native-pass daemon row run from another checkout's code (the
-commit before a change, in the same run); ``--steady-only`` skips the saturation runs.
+commit before a change, in the same run); ``--steady-only`` skips the saturation runs;
+``--protocol http`` sends the steady load as OTLP/HTTP protobuf (rotel and the daemons; the
+bare baseline speaks gRPC only: ``bench/receive_path.py`` compares the bare receivers).
 Usage: python bench/ingest.py [--seconds 15] [--concurrency 4] [--rotel PATH] [--fsync]
-                              [--other LABEL=DIR] [--steady-only]
+                              [--other LABEL=DIR] [--steady-only] [--protocol grpc|http]
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+PROTOCOL = "grpc"
+"""How the steady load reaches the servers under test (``--protocol``)."""
 SERVER_CPU = {1} if (os.cpu_count() or 1) > 1 else None
 CLIENT_CPU = {0} if (os.cpu_count() or 1) > 1 else None
 
@@ -128,7 +132,10 @@ admin: {{endpoint: "127.0.0.1:0"}}
         if proc.poll() is not None:
             raise SystemExit("daemon failed to start")
         time.sleep(0.05)
-    return proc, json.loads(ready.read_text())["otlp_grpc"]
+    addresses = json.loads(ready.read_text())
+    if PROTOCOL == "http":
+        return proc, f"http://{addresses['otlp_http']}/v1/traces"
+    return proc, addresses["otlp_grpc"]
 
 
 def free_port() -> int:
@@ -160,6 +167,8 @@ def start_rotel(binary: str, upstream: str) -> tuple[subprocess.Popen[bytes], st
         stdout=subprocess.DEVNULL,
     )
     address = f"127.0.0.1:{grpc_port}"
+    if PROTOCOL == "http":
+        address = f"http://127.0.0.1:{http_port}/v1/traces"
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
@@ -219,8 +228,12 @@ async def steady(
     traces: int = 1,
     bodies: list[bytes] | None = None,
 ) -> None:
-    """Sends ``bodies`` (default: 50 requests of ``traces`` traces) round and round."""
+    """Sends ``bodies`` (default: 50 requests of ``traces`` traces) round and round; over
+    OTLP/HTTP (protobuf, kept-alive connections) when ``address`` is an ``http://`` URL."""
     interval = per_request / spans_per_s
+    if address.startswith("http://"):
+        await steady_http(address, interval, per_request, seconds, traces, bodies)
+        return
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(METHOD, None, None)
         if bodies is None:
@@ -231,6 +244,41 @@ async def steady(
         i = 0
         while next_at < end:
             task = asyncio.ensure_future(call(bodies[i % len(bodies)], timeout=30))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            i += 1
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.gather(*pending)
+
+
+async def steady_http(
+    url: str,
+    interval: float,
+    per_request: int,
+    seconds: float,
+    traces: int,
+    bodies: list[bytes] | None,
+) -> None:
+    import aiohttp
+
+    headers = {"Content-Type": "application/x-protobuf"}
+    if bodies is None:
+        bodies = [mixed_request(per_request, traces) for _ in range(50)]
+
+    async def post(session: aiohttp.ClientSession, body: bytes) -> None:
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            if response.status != 200:
+                raise SystemExit(f"{url} answered {response.status}")
+
+    async with aiohttp.ClientSession() as session:
+        next_at = time.perf_counter()
+        end = next_at + seconds
+        pending: set[asyncio.Task[None]] = set()
+        i = 0
+        while next_at < end:
+            task = asyncio.ensure_future(post(session, bodies[i % len(bodies)]))
             pending.add(task)
             task.add_done_callback(pending.discard)
             i += 1
@@ -298,7 +346,17 @@ def main() -> None:
         help="a daemon row (native pass) run from another checkout's code; repeatable",
     )
     parser.add_argument("--steady-only", action="store_true", help="skip the saturation runs")
+    parser.add_argument(
+        "--protocol",
+        choices=("grpc", "http"),
+        default="grpc",
+        help="http: the steady load as OTLP/HTTP protobuf (with --steady-only; no baseline row)",
+    )
     args = parser.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
+    if PROTOCOL == "http" and not args.steady_only:
+        parser.error("--protocol http measures the steady load only: add --steady-only")
     pin(os.getpid(), CLIENT_CPU)
     if args.replay_only:
         replay_cost(args.steady_seconds, args.rounds)
@@ -314,9 +372,11 @@ def main() -> None:
         pin(sink.pid, CLIENT_CPU)
 
         def servers() -> list[tuple[str, Callable[[str], tuple[subprocess.Popen[bytes], str]]]]:
-            found: list[tuple[str, Callable[[str], tuple[subprocess.Popen[bytes], str]]]] = [
-                ("baseline (parse + ack)", lambda name: start_helper("baseline", workdir))
-            ]
+            found: list[tuple[str, Callable[[str], tuple[subprocess.Popen[bytes], str]]]] = []
+            if PROTOCOL == "grpc":  # the bare server speaks gRPC (bench/receive_path.py: both)
+                found.append(
+                    ("baseline (parse + ack)", lambda name: start_helper("baseline", workdir))
+                )
             if args.rotel:
                 found.append(("rotel (in -> out)", lambda name: start_rotel(args.rotel, sink_addr)))
             for span_pass in ("python", "auto"):
@@ -382,11 +442,14 @@ def main() -> None:
         finally:
             sink.terminate()
             sink.wait()
-        print(f"\nsteady: 10,000 spans/s as 100 spans/request, {seconds:.0f}s, OTLP in -> OTLP out")
+        print(
+            f"\nsteady: 10,000 spans/s as 100 spans/request, {seconds:.0f}s, OTLP in"
+            f" ({'OTLP/HTTP protobuf' if PROTOCOL == 'http' else 'gRPC'}) -> OTLP/gRPC out"
+        )
         base_cpu = steady_rows[0][1]
         rotel_cpu = next((cpu for label, cpu, _, _ in steady_rows if label.startswith("rotel")), 0)
         for label, cpu, rss, peak in steady_rows:
-            versus = f"; {cpu / base_cpu:.2f}x the baseline's cpu"
+            versus = f"; {cpu / base_cpu:.2f}x the baseline's cpu" if PROTOCOL == "grpc" else ""
             if rotel_cpu:
                 versus += f", {cpu / rotel_cpu:.2f}x rotel's"
             print(

@@ -96,7 +96,8 @@ class PipelineMetrics:
         self.second_view_spans = Counter(
             "agent_sre_spans_second_view_total",
             "Spans forwarded but not counted because another span counts the same LLM call "
-            "(agent_sre.role: gateway, duplicate), by role.",
+            "(agent_sre.role: gateway, duplicate), by role; roles a client made up: 16 values, "
+            "then __overflow__.",
             ["role"],
             registry=registry,
         )
@@ -108,8 +109,9 @@ class PipelineMetrics:
         )
         self.deferred_pricing = Counter(
             "agent_sre_spans_pricing_deferred_total",
-            "Received LLM spans forwarded without a cost because their model was not looked up "
-            "(more never-seen models a second than the lookup budget).",
+            "Received LLM spans forwarded without a cost because their model had not been looked "
+            "up yet and the lookup budget (20 never-seen models a second after a burst of 50) "
+            "was spent; the model is looked up on a later span.",
             registry=registry,
         )
         self.exporter_sent_spans = Counter(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -320,7 +319,7 @@ class OtlpForwarder:
         # the first attempt without the retry machinery (about 60 us a batch); a retryable
         # failure hands over to tenacity as its own first attempt's outcome, so the waits
         # and the stop are what they would have been from the start
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             await self._send(batch, body)
             return
@@ -331,7 +330,9 @@ class OtlpForwarder:
         retry = self.config.retry
         stop: stop_base = stop_never
         if retry.max_elapsed > 0:
-            stop = stop_after_delay(max(retry.max_elapsed - (time.monotonic() - started), 0.0))
+            stop = stop_after_delay(
+                max(retry.max_elapsed - (self.clock.monotonic() - started), 0.0)
+            )
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, UpstreamError) and exc.retryable),
             wait=_HintedWait(retry.initial_interval, retry.max_interval, retry.multiplier),

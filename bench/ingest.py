@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.spans import make_request  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PROTOCOL = "grpc"
@@ -238,18 +238,26 @@ async def steady(
         call = channel.unary_unary(METHOD, None, None)
         if bodies is None:
             bodies = [mixed_request(per_request, traces) for _ in range(50)]
-        next_at = time.perf_counter()
-        end = next_at + seconds
-        pending: set[asyncio.Task[object]] = set()
-        i = 0
-        while next_at < end:
-            task = asyncio.ensure_future(call(bodies[i % len(bodies)], timeout=30))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            i += 1
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        await asyncio.gather(*pending)
+        await paced(lambda body: call(body, timeout=30), bodies, interval, seconds)
+
+
+async def paced(
+    send: Callable[[bytes], Awaitable[object]], bodies: list[bytes], interval: float, seconds: float
+) -> None:
+    """An open-loop load: ``send`` of ``bodies`` round and round, one every ``interval``
+    seconds for ``seconds``, never waiting for an answer before the next; then every answer."""
+    next_at = time.perf_counter()
+    end = next_at + seconds
+    pending: set[asyncio.Future[object]] = set()
+    i = 0
+    while next_at < end:
+        task = asyncio.ensure_future(send(bodies[i % len(bodies)]))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        i += 1
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    await asyncio.gather(*pending)
 
 
 async def steady_http(
@@ -273,18 +281,7 @@ async def steady_http(
                 raise SystemExit(f"{url} answered {response.status}")
 
     async with aiohttp.ClientSession() as session:
-        next_at = time.perf_counter()
-        end = next_at + seconds
-        pending: set[asyncio.Task[None]] = set()
-        i = 0
-        while next_at < end:
-            task = asyncio.ensure_future(post(session, bodies[i % len(bodies)]))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            i += 1
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        await asyncio.gather(*pending)
+        await paced(lambda body: post(session, body), bodies, interval, seconds)
 
 
 def peak_rss_mib(pid: int) -> float:

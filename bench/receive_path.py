@@ -283,18 +283,9 @@ async def steady(
             await send(body)
             latencies.append(time.perf_counter() - started)
 
-        pending: set[asyncio.Task[None]] = set()
-        next_at = time.perf_counter()
-        end = next_at + seconds
-        i = 0
-        while next_at < end:
-            task = asyncio.ensure_future(timed(bodies[i % len(bodies)]))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            i += 1
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        await asyncio.gather(*pending)
+        from bench.ingest import paced
+
+        await paced(timed, bodies, interval, seconds)
     return latencies
 
 

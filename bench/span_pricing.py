@@ -27,14 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def child() -> None:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
     from agent_sre.cost.pricing import Pricer
     from agent_sre.cost.span_cost import PRICING_KEYS, SpanCostEnricher
     from agent_sre.tracing.batch import TraceBatchProcessor
-    from tests.support.spans import make_request, set_value
+    from tests.support.spans import llm_request, make_request
 
     def processor(priced: bool) -> TraceBatchProcessor:
         enrichers = [SpanCostEnricher(Pricer())] if priced else []
@@ -58,18 +54,7 @@ def child() -> None:
 
     made_up: list[float] = []
     for trial in range(6):
-        request = ExportTraceServiceRequest()
-        spans = request.resource_spans.add().scope_spans.add().spans
-        for n in range(2000):
-            span = spans.add()
-            span.trace_id, span.span_id = b"\x01" * 16, (n + 1).to_bytes(8, "big")
-            for key, value in (
-                ("gen_ai.operation.name", "chat"),
-                ("gen_ai.provider.name", "openai"),
-                ("gen_ai.request.model", f"made-up-{trial}-{n}-" + "m" * 40),
-                ("gen_ai.usage.input_tokens", 10),
-            ):
-                set_value(span.attributes.add(key=key), value)
+        request = llm_request([f"made-up-{trial}-{n}-" + "m" * 40 for n in range(2000)])
         flood = request.SerializeToString()
         ours = processor(True)
         started = time.perf_counter()

@@ -6,12 +6,13 @@ without a cost and counted as deferred; the memos are bounded."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.span_cost import LOOKUP_BURST
 from tests.adversarial.test_span_numbers_daemon import post_spans
 from tests.support.metrics import scrape
-from tests.support.spans import make_request, set_value
+from tests.support.spans import llm_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,16 +25,8 @@ def test_a_request_of_made_up_models_is_priced_within_the_lookup_budget(
 ) -> None:
     daemon = make_daemon({}).start()
     assert post_spans(daemon, known_model_request()) == 200  # looked up, remembered
-    request = make_request(MADE_UP, service="model-maker", attributes_per_span=4)
-    for index, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
-        del span.attributes[:]
-        for key, value in (
-            ("gen_ai.operation.name", "chat"),
-            ("gen_ai.provider.name", "openai"),
-            ("gen_ai.request.model", f"made-up-model-{index}-" + "m" * 100),
-            ("gen_ai.usage.input_tokens", 10),
-        ):
-            set_value(span.attributes.add(key=key), value)
+    made_up = [f"made-up-model-{index}-" + "m" * 100 for index in range(MADE_UP)]
+    request = llm_request(made_up, trace_id=os.urandom(16))
     assert post_spans(daemon, request.SerializeToString()) == 200
     # the model the prices know, right after: still priced (remembered, no lookup needed)
     assert post_spans(daemon, known_model_request()) == 200
@@ -51,13 +44,4 @@ def test_a_request_of_made_up_models_is_priced_within_the_lookup_budget(
 
 
 def known_model_request() -> bytes:
-    request = make_request(1, service="agent")
-    span = request.resource_spans[0].scope_spans[0].spans[0]
-    del span.attributes[:]
-    for key, value in (
-        ("gen_ai.operation.name", "chat"),
-        ("gen_ai.request.model", "gpt-4o-mini"),
-        ("gen_ai.usage.input_tokens", 10),
-    ):
-        set_value(span.attributes.add(key=key), value)
-    return request.SerializeToString()
+    return llm_request(["gpt-4o-mini"], provider=None, trace_id=os.urandom(16)).SerializeToString()

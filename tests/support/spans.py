@@ -83,3 +83,26 @@ def make_request(
             kv.key = key
             set_value(kv, value)
     return request
+
+
+def llm_request(
+    models: list[str],
+    provider: str | None = "openai",
+    input_tokens: int = 10,
+    trace_id: bytes = b"\x01" * 16,
+) -> ExportTraceServiceRequest:
+    """One trace of chat spans, one a model, each with ``input_tokens`` of usage (and
+    ``gen_ai.provider.name`` unless ``provider`` is None): what pricing reads, nothing else."""
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for index, model in enumerate(models):
+        span = spans.add()
+        span.trace_id, span.span_id = trace_id, (index + 1).to_bytes(8, "big")
+        attrs: dict[str, object] = {"gen_ai.operation.name": "chat"}
+        if provider is not None:
+            attrs["gen_ai.provider.name"] = provider
+        attrs["gen_ai.request.model"] = model
+        attrs["gen_ai.usage.input_tokens"] = input_tokens
+        for key, value in attrs.items():
+            set_value(span.attributes.add(key=key), value)
+    return request

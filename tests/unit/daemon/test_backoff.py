@@ -11,16 +11,12 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import CollectorRegistry
 from tenacity import AsyncRetrying, RetryCallState
 
-from agent_sre.config import OtlpExporterConfig
-from agent_sre_daemon.clock import ManualClock
-from agent_sre_daemon.exporters.otlp import OtlpForwarder, UpstreamError, _HintedWait
-from agent_sre_daemon.metrics import PipelineMetrics
-from agent_sre_daemon.stores.queue import DurableQueue
+from agent_sre_daemon.exporters.otlp import UpstreamError, _HintedWait
 from tests.support.spans import make_request
 from tests.support.upstream import RecordingUpstream
+from tests.unit.daemon.test_forwarder_signals import forwarder, until
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -76,28 +72,15 @@ def test_the_first_retry_waits_as_the_backoff_says_though_the_first_attempt_is_m
     as that attempt's outcome, so every wait is the one the backoff gives that attempt:
     0.2-0.4 s after the first, 0.4-0.6 s after the second, and the batch is delivered."""
     upstream = _TimedUpstream(failures=2).start()
-    config = OtlpExporterConfig.model_validate(
-        {
-            "endpoint": upstream.endpoint,
-            "max_in_flight": 1,
-            "batch": {"timeout": 0},
-            "retry": {"initial_interval": 0.2, "max_interval": 5.0, "multiplier": 2.0},
-        }
-    )
-    exporter = OtlpForwarder(
-        config,
-        DurableQueue(tmp_path / "q.db", 1 << 30),
-        PipelineMetrics(CollectorRegistry()),
-        clock=ManualClock(1_700_000_000.0),
+    exporter = forwarder(
+        tmp_path, upstream, [], initial_interval=0.2, max_interval=5.0, multiplier=2.0
     )
 
     async def main() -> None:
         exporter.start()
         await exporter.queue.put_async("traces", make_request(3).SerializeToString(), 3, 1.0)
         exporter.wake()
-        async with asyncio.timeout(10):
-            while len(exporter.queue):
-                await asyncio.sleep(0.01)
+        await until(lambda: len(exporter.queue) == 0)
         await exporter.stop()
 
     try:

@@ -19,7 +19,7 @@ from agent_sre.cost.span_cost import (
 )
 from agent_sre.cost.usage import TokenUsage
 from agent_sre.tracing.batch import NATIVE, TraceBatchProcessor
-from tests.support.spans import set_value
+from tests.support.spans import llm_request, set_value
 
 if TYPE_CHECKING:
     from agent_sre.tracing.view import AgentSpan
@@ -204,22 +204,6 @@ def test_the_written_cost_is_the_pricers_price_of_the_spans_usage(
     else:
         assert written == expected and view.attrs["agent_sre.cost_usd"] == expected
         assert unpriced == []
-
-
-def llm_request(models: list[str]) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
-    spans = request.resource_spans.add().scope_spans.add().spans
-    for index, model in enumerate(models):
-        span = spans.add()
-        span.trace_id, span.span_id = b"\x01" * 16, (index + 1).to_bytes(8, "big")
-        for key, value in (
-            ("gen_ai.operation.name", "chat"),
-            ("gen_ai.provider.name", "openai"),
-            ("gen_ai.request.model", model),
-            ("gen_ai.usage.input_tokens", 100),
-        ):
-            set_value(span.attributes.add(key=key), value)
-    return request
 
 
 class CountingPricer(Pricer):

@@ -3,7 +3,6 @@ upstream asked."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import warnings
@@ -16,7 +15,7 @@ from tenacity import AsyncRetrying, RetryCallState
 from agent_sre_daemon.exporters.otlp import UpstreamError, _HintedWait
 from tests.support.spans import make_request
 from tests.support.upstream import RecordingUpstream
-from tests.unit.daemon.test_forwarder_signals import forwarder, until
+from tests.unit.daemon.test_forwarder_signals import drain, forwarder
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -76,18 +75,7 @@ def test_the_first_retry_waits_as_the_backoff_says_though_the_first_attempt_is_m
         tmp_path, upstream, [], initial_interval=0.2, max_interval=5.0, multiplier=2.0
     )
 
-    async def main() -> None:
-        exporter.start()
-        await exporter.queue.put_async("traces", make_request(3).SerializeToString(), 3, 1.0)
-        exporter.wake()
-        await until(lambda: len(exporter.queue) == 0)
-        await exporter.stop()
-
-    try:
-        asyncio.run(main())
-    finally:
-        upstream.stop()
-        exporter.queue.close()
+    drain(exporter, upstream, make_request(3).SerializeToString(), 3)
     assert len(upstream.times) == 3 and len(upstream.traces) == 1
     first, second = (b - a for a, b in itertools.pairwise(upstream.times))
     assert 0.2 <= first < 0.4 + 0.15, first

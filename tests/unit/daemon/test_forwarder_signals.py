@@ -20,7 +20,7 @@ from tests.support.spans import make_request
 from tests.support.upstream import RecordingUpstream
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
 
@@ -45,6 +45,32 @@ def forwarder(
     )
 
 
+def drain(
+    exporter: OtlpForwarder,
+    upstream: RecordingUpstream,
+    body: bytes,
+    items: int,
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Queues ``body`` and runs the forwarder (and ``meanwhile``) until its queue is empty
+    (sent or dropped), then stops it and the upstream."""
+
+    async def main() -> None:
+        exporter.start()
+        await exporter.queue.put_async("traces", body, items, now=1.0)
+        exporter.wake()
+        if meanwhile is not None:
+            await meanwhile()
+        await until(lambda: len(exporter.queue) == 0)
+        await exporter.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        upstream.stop()
+        exporter.queue.close()
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -56,22 +82,12 @@ def test_export_failed_fires_once_and_resolves(tmp_path: Path) -> None:
     upstream.fail_with = grpc.StatusCode.UNAVAILABLE
     signals: list[Signal] = []
     exporter = forwarder(tmp_path, upstream, signals)
-    body = make_request(3).SerializeToString()
 
-    async def main() -> None:
-        exporter.start()
-        await exporter.queue.put_async("traces", body, 3, now=1.0)
-        exporter.wake()
+    async def recover() -> None:
         await until(lambda: upstream.calls >= 5)  # several retries
         upstream.fail_with = None
-        await until(lambda: len(exporter.queue) == 0)
-        await exporter.stop()
 
-    try:
-        asyncio.run(main())
-    finally:
-        upstream.stop()
-        exporter.queue.close()
+    drain(exporter, upstream, make_request(3).SerializeToString(), 3, recover)
     assert [(s.type, s.state) for s in signals] == [
         ("export_failed", SignalState.FIRING),
         ("export_failed", SignalState.RESOLVED),
@@ -86,20 +102,7 @@ def test_items_dropped_after_max_elapsed(tmp_path: Path) -> None:
     upstream.fail_with = grpc.StatusCode.UNAVAILABLE
     signals: list[Signal] = []
     exporter = forwarder(tmp_path, upstream, signals, max_elapsed=0.2)
-    body = make_request(4).SerializeToString()
-
-    async def main() -> None:
-        exporter.start()
-        await exporter.queue.put_async("traces", body, 4, now=1.0)
-        exporter.wake()
-        await until(lambda: len(exporter.queue) == 0)
-        await exporter.stop()
-
-    try:
-        asyncio.run(main())
-    finally:
-        upstream.stop()
-        exporter.queue.close()
+    drain(exporter, upstream, make_request(4).SerializeToString(), 4)
     dropped = [s for s in signals if s.type == "items_dropped"]
     assert len(dropped) == 1
     assert dropped[0].value == 4.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
+from agent_sre.replay.redaction import Redactor
+
 OVERFLOW_LABEL = "__overflow__"
 MAX_AGENT_LABELS = 1000
 MAX_MODEL_LABELS = 200
@@ -16,25 +18,36 @@ MAX_SERIES_PER_METRIC = 2000
 would allow 1000 x 200."""
 
 
+_REDACTOR = Redactor()
+"""Credentials by shape (the label gate runs it once a new value)."""
+
+
 class BoundedLabel:
-    """Caps the distinct values a label takes from untrusted input (agent ids, model names):
-    values are cut to ``max_length`` characters, and past ``limit`` values newcomers are
-    counted under ``__overflow__`` so a client cannot grow the exposition without bound."""
+    """Caps the distinct values a label takes from untrusted input (agent ids, model names,
+    roles): values are cut to ``max_length`` characters, a credential in one is redacted (a
+    client can put anything in an id), and past ``limit`` values newcomers are counted under
+    ``__overflow__`` so a client cannot grow the exposition without bound."""
 
     def __init__(self, limit: int, max_length: int = MAX_LABEL_LENGTH) -> None:
         self.limit = limit
         self.max_length = max_length
-        self._seen: set[str] = set()
+        self._labels: dict[str, str] = {}
+        """Each value taken (cut) -> its label; a value is redacted once, when first seen."""
 
     def __call__(self, value: str) -> str:
+        cut = self._cut(value)
+        label = self._labels.get(cut)
+        if label is not None:
+            return label
+        if len(self._labels) >= self.limit:
+            return OVERFLOW_LABEL
+        label = self._labels[cut] = self._cut(_REDACTOR.redact_text(value))
+        return label
+
+    def _cut(self, value: str) -> str:
         if len(value) > self.max_length:
-            value = value[: self.max_length - 1] + "~"
-        if value in self._seen:
-            return value
-        if len(self._seen) < self.limit:
-            self._seen.add(value)
-            return value
-        return OVERFLOW_LABEL
+            return value[: self.max_length - 1] + "~"
+        return value
 
 
 class BoundedSeries:

@@ -63,3 +63,19 @@ def test_bounded_label_and_series_units() -> None:
     cap = BoundedSeries(1)
     assert cap(("a", "b")) == ("a", "b")
     assert cap(("a", "c")) == (OVERFLOW_LABEL, OVERFLOW_LABEL)
+
+
+def test_a_credential_in_an_id_never_reaches_the_exposition() -> None:
+    """Agent ids and model names are whatever a client sends: one holding a key (here in both,
+    and one long enough to be cut) is redacted at the label gate, once, and counted as usual."""
+    secret = "sk-proj-" + "A1b2C3d4" * 6
+    registry = CollectorRegistry()
+    metrics = ProxyMetrics(registry)
+    for _ in range(3):
+        metrics.llm_usage(f"agent {secret}", secret + "x" * 200, 1, 1, 0.01)
+        metrics.unpriced_call(f"model-{secret}")
+    exposition = generate_latest(registry).decode()
+    assert "A1b2C3d4" not in exposition
+    assert "[REDACTED]" in exposition
+    cost = series(registry, "agent_sre_llm_cost_usd_total")
+    assert len(cost) == 1 and all(len(v) <= MAX_LABEL_LENGTH for v in cost[0].values())

@@ -231,13 +231,13 @@ async def steady(
     """Sends ``bodies`` (default: 50 requests of ``traces`` traces) round and round; over
     OTLP/HTTP (protobuf, kept-alive connections) when ``address`` is an ``http://`` URL."""
     interval = per_request / spans_per_s
+    if bodies is None:
+        bodies = [mixed_request(per_request, traces) for _ in range(50)]
     if address.startswith("http://"):
-        await steady_http(address, interval, per_request, seconds, traces, bodies)
+        await steady_http(address, interval, seconds, bodies)
         return
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(METHOD, None, None)
-        if bodies is None:
-            bodies = [mixed_request(per_request, traces) for _ in range(50)]
         await paced(lambda body: call(body, timeout=30), bodies, interval, seconds)
 
 
@@ -260,19 +260,10 @@ async def paced(
     await asyncio.gather(*pending)
 
 
-async def steady_http(
-    url: str,
-    interval: float,
-    per_request: int,
-    seconds: float,
-    traces: int,
-    bodies: list[bytes] | None,
-) -> None:
+async def steady_http(url: str, interval: float, seconds: float, bodies: list[bytes]) -> None:
     import aiohttp
 
     headers = {"Content-Type": "application/x-protobuf"}
-    if bodies is None:
-        bodies = [mixed_request(per_request, traces) for _ in range(50)]
 
     async def post(session: aiohttp.ClientSession, body: bytes) -> None:
         async with session.post(url, data=body, headers=headers) as response:

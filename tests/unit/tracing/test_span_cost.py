@@ -39,8 +39,7 @@ def request_with(**attrs: object) -> ExportTraceServiceRequest:
 
 
 def span_attrs(request: ExportTraceServiceRequest) -> dict[str, object]:
-    span = request.resource_spans[0].scope_spans[0].spans[0]
-    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in span.attributes}
+    return span_attrs_of(request.resource_spans[0].scope_spans[0].spans[0])
 
 
 def run(request: ExportTraceServiceRequest, unpriced: list[str]) -> list[AgentSpan]:
@@ -241,7 +240,7 @@ def test_a_request_of_made_up_models_costs_at_most_the_lookup_budget(native: boo
     assert run(llm_request(["gpt-4o-mini"]), NOW)[0] is not None
     made_up = [f"made-up-model-{n}" for n in range(2000)]
     costs = run(llm_request([*made_up, "gpt-4o-mini"]), NOW)
-    assert pricer.lookups == LOOKUP_BURST  # gpt-4o-mini's own, then 99 made-up ones
+    assert pricer.lookups == LOOKUP_BURST  # gpt-4o-mini's own, then LOOKUP_BURST - 1 made up
     assert len(unpriced) == LOOKUP_BURST - 1 and len(deferred) == 2000 - (LOOKUP_BURST - 1)
     assert all(cost is None for cost in costs[:-1]) and costs[-1] is not None
     later = [f"later-model-{n}" for n in range(100)]

@@ -18,13 +18,20 @@ in ``tests/integration/test_bounded_memory.py``). Session 8: groups of 64 items,
 999 parameters and the segment file's 8 KiB buffer still gave it up ~160 times a thousand
 calls (spans of a call's size filled the buffer every few requests).
 
-``python bench/replay_writer.py --baseline /work/wt-before-writer [--rounds 3]``
+Trace ids are random, as real ones are (each call is a trace of its own: the proxy's span of
+a call with no trace of its agent). ``--stored N`` first writes N calls, in flushes of 250
+(a quarter second at 1,000 calls/s), unmeasured: the index then has the size a loaded node's
+has (about 85,000 calls fill the shipped 256 MiB cap), where a write's cost is in the pages
+of its indexes that random keys dirty.
+
+``python bench/replay_writer.py --baseline /work/wt-before-writer [--rounds 3] [--stored N]``
 (make one with ``git worktree add --detach /work/wt-before-writer <commit>``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -38,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPAN_ATTRIBUTES = 30
 
 
-def child(calls: int) -> None:
+def child(calls: int, stored: int) -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -62,11 +69,14 @@ def child(calls: int) -> None:
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     ).encode()
 
+    def trace_of(n: int) -> bytes:
+        return hashlib.blake2b(n.to_bytes(8, "big"), digest_size=16).digest()
+
     def one_span(n: int) -> bytes:
         # as big as the proxy's span of a call (~30 attributes, about 1 KB)
         request = ExportTraceServiceRequest()
         span = request.resource_spans.add().scope_spans.add().spans.add()
-        span.trace_id = n.to_bytes(16, "big")
+        span.trace_id = trace_of(n)
         span.span_id = n.to_bytes(8, "big")
         span.name = "chat gpt-4o-mini"
         for i in range(SPAN_ATTRIBUTES):
@@ -75,9 +85,9 @@ def child(calls: int) -> None:
             attribute.value.string_value = f"value-{i}-{n}"
         return request.SerializeToString()
 
-    def queued(buffer: TraceBuffer, base: int) -> None:
-        for n in range(base, base + calls):
-            trace_id = f"{n:032x}"
+    def queued(buffer: TraceBuffer, base: int, count: int = calls) -> None:
+        for n in range(base, base + count):
+            trace_id = trace_of(n).hex()
             buffer.capture(
                 Exchange(
                     "openai", "/openai", "openai", "POST", "/v1/chat/completions",
@@ -91,6 +101,10 @@ def child(calls: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = TraceStore(Path(tmp) / "r.sqlite", Limits(3600, 86400, 1 << 30))
         buffer = TraceBuffer(store, time.time, ReplayMetrics(CollectorRegistry()))
+        first = 1 << 40  # numbers the measured calls never reach
+        for base in range(first, first + stored, 250):
+            queued(buffer, base, min(250, first + stored - base))
+            buffer.flush()
         for name, busy in (("busy", True), ("idle", False), ("busy2", True)):
             queued(buffer, len(results) * calls)
             stop = threading.Event()
@@ -126,13 +140,13 @@ def spin(stop: threading.Event) -> None:
         x += 1
 
 
-def run_child(checkout: Path, calls: int) -> dict[str, float]:
+def run_child(checkout: Path, calls: int, stored: int) -> dict[str, float]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(checkout / p) for p in ("src", "daemon")),
     }
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--calls", str(calls)],
+        [sys.executable, __file__, "--child", "--calls", str(calls), "--stored", str(stored)],
         env=env, cwd=checkout, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -144,9 +158,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--baseline", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stored", type=int, default=0, help="calls written before, unmeasured")
     args = parser.parse_args()
     if args.child:
-        child(args.calls)
+        child(args.calls, args.stored)
         return
     checkouts = {"this": ROOT}
     if args.baseline:
@@ -154,14 +169,14 @@ def main() -> None:
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.rounds):
         for name, checkout in checkouts.items():
-            got = run_child(checkout, args.calls)
+            got = run_child(checkout, args.calls, args.stored)
             mine = best.setdefault(name, {"busy": 0.0, "idle": 0.0})
             for key in ("busy", "idle"):
                 if got[key] > mine[key]:  # the best round, and the writer's CPU in it
                     mine[key], mine[key + "_cpu"] = got[key], got[key + "_cpu"]
     print(
         f"calls (and one-span requests) written a second, best of {args.rounds}, {args.calls}"
-        " each, and the writer's CPU a call in that round"
+        f" each after {args.stored} stored, and the writer's CPU a call in that round"
     )
     for name, f in best.items():
         print(

@@ -5,7 +5,8 @@ file (``<store>.segments/NNNNNNNN.seg``; written once, never rewritten: only an 
 current segment is emptied) and a ``batches`` row says where. Each trace has one index row
 (its summary and the list of requests that carry it); a trace is read back by filtering its
 spans out of those requests.
-Captured calls are rows of their own.
+Captured calls are rows of their own, which their trace's row lists (no index on the trace
+id: an index of random keys dirtied a page of it a call, the writer's largest cost).
 
 Eviction drops whole traces, oldest first, ordinary ones before interesting ones; a request
 lives while a kept trace needs it. A segment is deleted when none of its requests lives; one
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent_sre.replay")
 
-FORMAT = 2
-"""``PRAGMA user_version`` of this layout (1: request bodies in SQLite rows)."""
+FORMAT = 3
+"""``PRAGMA user_version`` of this layout (1: request bodies in SQLite rows; 2: captured calls
+found by an index on their trace id, upgraded in place)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches(
@@ -56,18 +58,27 @@ CREATE TABLE IF NOT EXISTS traces(
     start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, spans INTEGER NOT NULL,
     errors INTEGER NOT NULL, agent TEXT NOT NULL, root TEXT NOT NULL, kinds INTEGER NOT NULL,
     interesting INTEGER NOT NULL, cost_usd REAL NOT NULL, bytes INTEGER NOT NULL,
-    seqs TEXT NOT NULL);
+    seqs TEXT NOT NULL, calls TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS traces_last ON traces(last_at);
 CREATE TABLE IF NOT EXISTS exchanges(
     seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, at REAL NOT NULL, bytes INTEGER NOT NULL,
     body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS exchanges_trace ON exchanges(trace_id);
 """
+
+_FROM_2 = """
+ALTER TABLE traces ADD COLUMN calls TEXT NOT NULL DEFAULT '';
+UPDATE traces SET calls = (
+    SELECT group_concat(seq, ' ') FROM (
+        SELECT seq FROM exchanges e WHERE e.trace_id = traces.trace_id ORDER BY seq))
+WHERE EXISTS (SELECT 1 FROM exchanges e WHERE e.trace_id = traces.trace_id);
+DROP INDEX IF EXISTS exchanges_trace;
+"""
+"""Layout 2 to 3: each trace's row lists its captured calls; their index goes."""
 
 _UPSERT_HEAD = """
 INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans, errors, agent, root,
-                   kinds, interesting, cost_usd, bytes, seqs)"""
-_UPSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   kinds, interesting, cost_usd, bytes, seqs, calls)"""
+_UPSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_TAIL = """
 ON CONFLICT(trace_id) DO UPDATE SET
     last_at = max(last_at, excluded.last_at),
@@ -83,13 +94,26 @@ ON CONFLICT(trace_id) DO UPDATE SET
     interesting = interesting | excluded.interesting,
     cost_usd = cost_usd + excluded.cost_usd,
     bytes = bytes + excluded.bytes,
-    seqs = CASE WHEN seqs = '' THEN excluded.seqs ELSE seqs || ' ' || excluded.seqs END
+    seqs = CASE WHEN seqs = '' THEN excluded.seqs ELSE seqs || ' ' || excluded.seqs END,
+    calls = CASE WHEN calls = '' THEN excluded.calls WHEN excluded.calls = '' THEN calls
+                 ELSE calls || ' ' || excluded.calls END
 """
+
+_UPSERT_CALLS = """
+INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans, errors, agent, root,
+                   kinds, interesting, cost_usd, bytes, seqs, calls)"""
+_UPSERT_CALLS_ROW = "(?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '', ?)"
+_UPSERT_CALLS_TAIL = """
+ON CONFLICT(trace_id) DO UPDATE SET
+    bytes = bytes + excluded.bytes,
+    calls = CASE WHEN calls = '' THEN excluded.calls ELSE calls || ' ' || excluded.calls END
+"""
+"""Captured calls whose trace has no request in the same write: the trace's row (one of its
+own until its spans come) adds their bytes and lists them."""
 
 _SUMMARY = (
     "SELECT trace_id, start_ns, end_ns, spans, errors, agent, root, kinds, interesting,"
-    " cost_usd, bytes, (SELECT count(*) FROM exchanges e WHERE e.trace_id = traces.trace_id)"
-    " FROM traces"
+    " cost_usd, bytes, calls FROM traces"
 )
 
 FREE_SHARE = 0.10
@@ -107,15 +131,36 @@ MAX_SEGMENT = 16 * 1024 * 1024
 
 
 class _OlderLayoutError(Exception):
-    """The index file is of the first layout."""
+    """The index file is of a layout that is not upgraded in place (the first, or a newer
+    one)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
 
 
 def _setup(db: sqlite3.Connection) -> None:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
     tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
-    if version != FORMAT and tables[0]:
+    if version == 2 and tables[0]:
+        db.execute("BEGIN")
+        try:
+            for statement in _FROM_2.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version={FORMAT}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        listed = db.execute("SELECT count(*) FROM traces WHERE calls != ''").fetchone()[0]
+        log.warning(
+            "trace buffer: upgraded to layout %d (the captured calls of %d traces listed in"
+            " their rows)", FORMAT, listed,
+        )  # fmt: skip
+    elif version != FORMAT and tables[0]:
         db.close()
-        raise _OlderLayoutError
+        raise _OlderLayoutError(version or 1)  # the first layout did not number itself
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
@@ -165,6 +210,8 @@ class _Merged:
     last_at: float
     bytes: float
     seqs: list[int]
+    calls: list[int]
+    """The captured calls of the trace in the write."""
 
     def add(self, s: TraceSummary, at: float, nbytes: float, seq: int) -> None:
         """Adds the trace's summary of another request (into the first one: the summaries
@@ -189,7 +236,7 @@ class _Merged:
         return (
             s.trace_id, self.first_at, self.last_at, s.start_ns, s.end_ns, s.spans, s.errors,
             s.agent, s.root, s.kinds, s.interesting, s.cost_usd, int(self.bytes),
-            " ".join(map(str, self.seqs)),
+            " ".join(map(str, self.seqs)), " ".join(map(str, self.calls)),
         )  # fmt: skip
 
 
@@ -213,6 +260,7 @@ class TraceStore:
         self.evicted_interesting = 0
         """Traces kept because they mattered that the size cap forced out (ever)."""
         self._next_seq = int(self._one("SELECT coalesce(max(seq), 0) + 1 FROM batches"))
+        self._next_call = int(self._one("SELECT coalesce(max(seq), 0) + 1 FROM exchanges"))
         self._sizes = {
             int(f.stem): f.stat().st_size
             for f in self.segments_dir.glob("*.seg")
@@ -241,16 +289,18 @@ class TraceStore:
     def _open(self, path: Path, clock: Clock) -> sqlite3.Connection:
         """Opens the index: a damaged one is moved aside (``.corrupt-<time>``) and the store
         starts empty (the segment files it described are reclaimed as dead); one of the
-        first layout (request bodies in rows) is moved aside as ``.v1``."""
+        first layout (request bodies in rows), or of a newer one, is moved aside as
+        ``.v<layout>``; the second is upgraded in place."""
         lost = "recent traces and captured calls"
         try:
             return open_database(path, _setup, clock=clock, lost=lost)
-        except _OlderLayoutError:
-            aside = path.with_name(path.name + ".v1")
+        except _OlderLayoutError as exc:
+            aside = path.with_name(f"{path.name}.v{exc.version}")
             path.replace(aside)
             for suffix in ("-wal", "-shm"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
-            log.warning("trace buffer: a file of an older layout moved aside to %s", aside)
+            which = "an older" if exc.version < FORMAT else "a newer"
+            log.warning("trace buffer: a file of %s layout moved aside to %s", which, aside)
             return open_database(path, _setup, clock=clock, lost=lost)
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -336,44 +386,49 @@ class TraceStore:
                 for s in batch.summaries:
                     found = merged.get(s.trace_id)
                     if found is None:
-                        merged[s.trace_id] = _Merged(s, batch.at, batch.at, share * s.spans, [seq])
+                        merged[s.trace_id] = _Merged(
+                            s, batch.at, batch.at, share * s.spans, [seq], []
+                        )
                     else:
                         found.add(s, batch.at, share * s.spans, seq)
                 seq += 1
             if self._out is not None:
                 self._out.flush()
-            # a call whose trace has a request in this write adds its bytes to that trace's
-            # row; any other gets an index row of its own to hang on (or adds to the one
-            # stored before): one upsert a trace, not one a trace and one a call
-            alone: list[tuple[str, float, float, int]] = []
+            # a call whose trace has a request in this write goes into that trace's row; any
+            # other into a row of its own trace (or the one stored before): one upsert a
+            # trace, not one a trace and one a call
+            calls: list[tuple[int, str, float, int, str]] = []
+            alone: dict[str, tuple[float, int, list[int]]] = {}
+            call = self._next_call
             for e, text in exchanges:
+                calls.append((call, e.trace_id, e.at, len(text), text))
                 found = merged.get(e.trace_id)
                 if found is not None:
                     found.bytes += len(text)
+                    found.calls.append(call)
                 else:
-                    alone.append((e.trace_id, e.at, e.at, len(text)))
+                    at, size, listed = alone.get(e.trace_id, (e.at, 0, []))
+                    listed.append(call)
+                    alone[e.trace_id] = (at, size + len(text), listed)
+                call += 1
             db.execute("BEGIN")
             insert_rows(db, "INSERT INTO batches", "(?, ?, ?, ?, ?, ?)", "", rows)
             insert_rows(
                 db, _UPSERT_HEAD, _UPSERT_ROW, _UPSERT_TAIL, [m.row() for m in merged.values()]
             )
-            captured = sum(len(text) for _, text in exchanges)
-            if exchanges:
+            captured = sum(c[3] for c in calls)
+            if calls:
                 insert_rows(
-                    db,
-                    "INSERT INTO exchanges(trace_id, at, bytes, body)",
-                    "(?, ?, ?, ?)",
-                    "",
-                    [(e.trace_id, e.at, len(text), text) for e, text in exchanges],
-                )
+                    db, "INSERT INTO exchanges(seq, trace_id, at, bytes, body)", "(?, ?, ?, ?, ?)",
+                    "", calls,
+                )  # fmt: skip
                 insert_rows(
-                    db,
-                    "INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans,"
-                    " errors, agent, root, kinds, interesting, cost_usd, bytes, seqs)",
-                    "(?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '')",
-                    " ON CONFLICT(trace_id) DO UPDATE SET bytes = bytes + excluded.bytes",
-                    alone,
-                )
+                    db, _UPSERT_CALLS, _UPSERT_CALLS_ROW, _UPSERT_CALLS_TAIL,
+                    [
+                        (trace_id, at, at, size, " ".join(map(str, listed)))
+                        for trace_id, (at, size, listed) in alone.items()
+                    ],
+                )  # fmt: skip
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -385,6 +440,7 @@ class TraceStore:
         self.size_bytes += captured
         self.live_bytes += sum(r[3] for r in rows) + captured
         self._next_seq = seq
+        self._next_call = call
 
     def mark(self, marks: list[tuple[str, int]]) -> None:
         """Adds interesting-reason bits to traces (another engine said they matter)."""
@@ -459,16 +515,24 @@ class TraceStore:
         """The deletes of :meth:`_drop`: the captured bytes and the requests that went."""
         db = self._db
         released: collections.Counter[int] = collections.Counter()
-        captured = 0
+        calls: list[int] = []
         for trace_id in trace_ids:
-            row = db.execute("SELECT seqs FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
-            if row is not None and row[0]:
+            row = db.execute(
+                "SELECT seqs, calls FROM traces WHERE trace_id = ?", (trace_id,)
+            ).fetchone()
+            if row is not None:
                 released.update(int(seq) for seq in row[0].split())
-            captured += int(self._one(
-                "SELECT coalesce(sum(bytes), 0) FROM exchanges WHERE trace_id = ?", (trace_id,)
-            ))  # fmt: skip
-            db.execute("DELETE FROM exchanges WHERE trace_id = ?", (trace_id,))
+                calls += [int(call) for call in row[1].split()]
             db.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
+        captured = 0
+        for at in range(0, len(calls), 500):
+            chunk = calls[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            captured += int(self._one(
+                f"SELECT coalesce(sum(bytes), 0) FROM exchanges WHERE seq IN ({marks})",
+                tuple(chunk),
+            ))  # fmt: skip
+            db.execute(f"DELETE FROM exchanges WHERE seq IN ({marks})", chunk)
         db.executemany(
             "UPDATE batches SET refs = refs - ? WHERE seq = ?",
             [(count, seq) for seq, count in released.items()],
@@ -625,17 +689,24 @@ class TraceStore:
         return [bodies[seq] for seq in sorted(bodies)]
 
     def exchanges(self, trace_id: str) -> list[Exchange]:
-        return [
-            Exchange.from_json(json.loads(r[0]))
-            for r in self._db.execute(
-                "SELECT body FROM exchanges WHERE trace_id = ? ORDER BY at, seq", (trace_id,)
-            )
-        ]
+        """The captured calls of ``trace_id``, in the order they were made."""
+        row = self._db.execute(
+            "SELECT calls FROM traces WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+        calls = [int(call) for call in row[0].split()] if row is not None else []
+        found: list[tuple[float, int, str]] = []
+        for at in range(0, len(calls), 500):
+            chunk = calls[at : at + 500]
+            found += self._db.execute(
+                f"SELECT at, seq, body FROM exchanges WHERE seq IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        return [Exchange.from_json(json.loads(body)) for _, _, body in sorted(found)]
 
 
 def _summary(row: tuple[Any, ...]) -> dict[str, Any]:
     (trace_id, start_ns, end_ns, spans, errors, agent, root, kinds, interesting, cost,
-     size, exchanges) = row  # fmt: skip
+     size, calls) = row  # fmt: skip
     return {
         "trace_id": trace_id,
         "start": start_ns / 1e9,
@@ -648,5 +719,5 @@ def _summary(row: tuple[Any, ...]) -> dict[str, Any]:
         "kept_because": reasons(interesting),
         "cost_usd": round(cost, 9),
         "stored_bytes": size,
-        "calls_captured": exchanges,
+        "calls_captured": len(calls.split()),
     }

@@ -54,6 +54,11 @@ def assert_consistent(store: TraceStore) -> None:
     assert store.live_bytes == sum(per_segment.values()) + captured
     assert store.size_bytes == on_disk(store)
     assert all(store._segment_path(seg).exists() for seg in per_segment)
+    # every captured call is listed by exactly one trace's row, and every listed one exists
+    listed = [int(c) for (calls,) in db.execute("SELECT calls FROM traces") for c in calls.split()]
+    assert sorted(listed) == [
+        seq for (seq,) in db.execute("SELECT seq FROM exchanges ORDER BY seq")
+    ]
 
 
 def span_names(store: TraceStore, trace: int) -> list[str]:
@@ -183,6 +188,83 @@ def test_a_file_of_the_first_layout_is_moved_aside(
     store.close()
 
 
+LAYOUT_2 = """
+CREATE TABLE batches(
+    seq INTEGER PRIMARY KEY, seg INTEGER NOT NULL, offset INTEGER NOT NULL,
+    bytes INTEGER NOT NULL, at REAL NOT NULL, refs INTEGER NOT NULL);
+CREATE INDEX batches_seg ON batches(seg);
+CREATE TABLE traces(
+    trace_id TEXT PRIMARY KEY, first_at REAL NOT NULL, last_at REAL NOT NULL,
+    start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, spans INTEGER NOT NULL,
+    errors INTEGER NOT NULL, agent TEXT NOT NULL, root TEXT NOT NULL, kinds INTEGER NOT NULL,
+    interesting INTEGER NOT NULL, cost_usd REAL NOT NULL, bytes INTEGER NOT NULL,
+    seqs TEXT NOT NULL);
+CREATE INDEX traces_last ON traces(last_at);
+CREATE TABLE exchanges(
+    seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, at REAL NOT NULL, bytes INTEGER NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX exchanges_trace ON exchanges(trace_id);
+PRAGMA user_version=2;
+"""
+"""The second layout (sessions 3-9): captured calls found by an index on their trace id."""
+
+
+def test_a_file_of_the_second_layout_is_upgraded_in_place_calls_and_all(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def call(trace: str, path: str, at: float) -> tuple[str, float, int, str]:
+        text = json.dumps(Exchange("r", "/r", "openai", "POST", path, trace_id=trace).to_json())
+        return (trace, at, len(text), text)
+
+    one, two = "01" * 16, "02" * 16
+    calls = [call(two, "/b1", 1.0), call(one, "/a1", 2.0), call(two, "/b2", 3.0)]
+    db = sqlite3.connect(tmp_path / "replay.sqlite")
+    db.executescript(LAYOUT_2)
+    rows = [(t, at, at, 0, 0, 0, 0, "", "", 0, 0, 0, size, "") for t, at, size, _ in calls[:2]]
+    db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.execute("INSERT INTO traces VALUES ('03' || hex(zeroblob(15)), 1, 1, 0, 0, 0, 0, '', '',"
+               " 0, 0, 0, 0, '')")  # fmt: skip
+    db.executemany("INSERT INTO exchanges(trace_id, at, bytes, body) VALUES (?, ?, ?, ?)", calls)
+    db.commit()
+    db.close()
+    with caplog.at_level(logging.WARNING, "agent_sre.replay"):
+        store = store_at(tmp_path)
+    assert not list(tmp_path.glob("replay.sqlite.v*"))  # kept, not moved aside
+    assert "upgraded to layout 3 (the captured calls of 2 traces" in caplog.text
+    with store.lock:
+        assert [e.path for e in store.exchanges(two)] == ["/b1", "/b2"]
+        assert [e.path for e in store.exchanges(one)] == ["/a1"]
+        assert store.trace_summary(two)["calls_captured"] == 2  # type: ignore[index]
+        indexes = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master")}
+    assert "exchanges_trace" not in indexes
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert_consistent(store)
+    # new calls number after the upgraded ones, in the same lists
+    later = Exchange("r", "/r", "openai", "POST", "/b3", trace_id=two, at=4.0)
+    with store.lock:
+        store.write([], [(later, json.dumps(later.to_json()))])
+        assert [e.path for e in store.exchanges(two)] == ["/b1", "/b2", "/b3"]
+        store.evict(now=10 * 24 * HOUR)  # all past retention: the calls go with their traces
+        assert store.exchanges(two) == [] and store.exchanges(one) == []
+    assert_consistent(store)
+    assert store._db.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 0
+    store.close()
+
+
+def test_a_file_of_a_newer_layout_is_moved_aside_not_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = sqlite3.connect(tmp_path / "replay.sqlite")
+    db.executescript("CREATE TABLE batches(seq INTEGER PRIMARY KEY); PRAGMA user_version=9;")
+    db.close()
+    with caplog.at_level(logging.WARNING, "agent_sre.replay"):
+        store = store_at(tmp_path)
+    assert (tmp_path / "replay.sqlite.v9").exists() and "newer layout" in caplog.text
+    put(store, request_of({"trace": 1, "span": 1, "name": "new"}), 0.0)
+    assert span_names(store, 1) == ["new"]
+    store.close()
+
+
 def test_a_request_cut_short_on_disk_is_left_out_not_fatal(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -221,6 +303,9 @@ def test_a_damaged_index_is_moved_aside_and_the_store_starts_empty(tmp_path: Pat
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("put"), st.integers(1, 12), st.integers(0, 30_000), st.booleans()),
+        # a captured call of trace a, b bytes of body, with a request of its trace in the
+        # same write or alone
+        st.tuples(st.just("call"), st.integers(1, 12), st.integers(0, 30_000), st.booleans()),
         st.tuples(st.just("evict"), st.integers(0, 3), st.just(0), st.just(False)),
         st.tuples(st.just("cap"), st.integers(2, 8), st.just(0), st.just(False)),
     ),
@@ -238,14 +323,29 @@ def test_any_mix_of_writes_and_evictions_keeps_every_kept_trace_whole(
     store = store_at(tmp_path_factory.mktemp("store"))
     now, span = 0.0, 0
     sent: dict[int, list[str]] = {}
+    called: dict[int, list[str]] = {}
     kept: list[int] = []
-    for op, a, b, error in steps:
+    for op, a, b, flag in steps:
         if op == "put":
             span += 1
-            spec = {"trace": a, "span": span, "name": f"s{span}", "error": error,
+            spec = {"trace": a, "span": span, "name": f"s{span}", "error": flag,
                     "attrs": {"p": "x" * b}}  # fmt: skip
             put(store, request_of(spec), now)
             sent.setdefault(a, []).append(f"s{span}")
+        elif op == "call":
+            span += 1
+            trace_id = a.to_bytes(16, "big").hex()
+            call = Exchange("r", "/r", "openai", "POST", f"/c{span}", request=b"q" * b,
+                            trace_id=trace_id, at=now)  # fmt: skip
+            batches = []
+            if flag:
+                request = request_of({"trace": a, "span": span, "name": f"s{span}"})
+                summaries = summarize(request)
+                batches.append(Batch(request.SerializeToString(), now, summaries, 1))
+                sent.setdefault(a, []).append(f"s{span}")
+            with store.lock:
+                store.write(batches, [(call, json.dumps(call.to_json()))])
+            called.setdefault(a, []).append(f"/c{span}")
         elif op == "evict":
             now += a * HOUR / 2
             with store.lock:
@@ -259,8 +359,18 @@ def test_any_mix_of_writes_and_evictions_keeps_every_kept_trace_whole(
         with store.lock:
             kept = [int(t["trace_id"], 16) for t in store.list_traces(TraceQuery(limit=100))]
         sent = {trace: names for trace, names in sent.items() if trace in kept}  # evicted: gone
+        with store.lock:
+            for trace in list(called):
+                trace_id = trace.to_bytes(16, "big").hex()
+                paths = [e.path for e in store.exchanges(trace_id)]
+                if store.trace_summary(trace_id) is None:  # evicted with its calls
+                    assert paths == []
+                    del called[trace]
+                else:  # all of them, in the order made
+                    assert paths == called[trace]
+                    assert store.trace_summary(trace_id)["calls_captured"] == len(paths)  # type: ignore[index]
     for trace in kept:
-        assert span_names(store, trace) == sorted(sent[trace])  # whole, or gone: never part
+        assert span_names(store, trace) == sorted(sent.get(trace, []))  # whole, or gone
     store.close()
 
 

@@ -11,7 +11,6 @@ is waiting first, so a query sees every span accepted before it.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import sqlite3
 import threading
@@ -270,7 +269,7 @@ class TraceBuffer:
                     exchange.chunks, self.redactor, exchange.content_type
                 )
             # ASCII (json's default): its length is its size in bytes
-            captured.append((exchange, json.dumps(exchange.to_json())))
+            captured.append((exchange, exchange.to_json_text()))
         self.store.write(batches, captured)
         if marks:
             reasons = []

@@ -7,8 +7,13 @@ each with its offset in seconds from the start of the call.
 from __future__ import annotations
 
 import base64
+import json
+import json.encoder
 from dataclasses import dataclass, field
 from typing import Any
+
+_quote = json.encoder.encode_basestring_ascii
+"""The C escaping ``json.dumps`` uses for a string (ASCII: its length is its size)."""
 
 
 @dataclass
@@ -75,6 +80,33 @@ class Exchange:
             "at": self.at,
         }
 
+    # hot path: once per captured call, on the trace buffer's writer
+    def to_json_text(self) -> str:
+        """``json.dumps(self.to_json())``, the same text built without the general encoder
+        (a fifth of its time: ``json.dumps`` makes an encoder and its closures per call, and
+        formats floats in Python). A field of an unexpected type takes the general way."""
+        q = _quote
+        try:
+            chunks = ", ".join(
+                [
+                    f'{{"at": {_float(round(at, 6))}, "data": {_body(data)}}}'
+                    for at, data in self.chunks
+                ]
+            )
+            if type(self.status) is not int:  # bool is an int json writes as true/false
+                raise TypeError
+            return (
+                f'{{"route": {q(self.route)}, "prefix": {q(self.prefix)}, "api": {q(self.api)},'
+                f' "method": {q(self.method)}, "path": {q(self.path)}, "query": {q(self.query)},'
+                f' "request": {_body(self.request)}, "status": {int.__repr__(self.status)},'
+                f' "content_type": {q(self.content_type)}, "streamed": {_bool(self.streamed)},'
+                f' "chunks": [{chunks}], "truncated": {_bool(self.truncated)},'
+                f' "error": {q(self.error)}, "trace_id": {q(self.trace_id)},'
+                f' "span_id": {q(self.span_id)}, "at": {_float(self.at)}}}'
+            )
+        except TypeError:
+            return json.dumps(self.to_json())
+
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "exchange") -> Exchange:
         """Reads :meth:`to_json`'s shape.
@@ -110,6 +142,38 @@ def _encode(data: bytes) -> str | dict[str, str]:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _body(data: bytes) -> str:
+    """:func:`_encode` as JSON text."""
+    if type(data) is not bytes:
+        raise TypeError
+    try:
+        return _quote(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return f'{{"base64": "{base64.b64encode(data).decode("ascii")}"}}'
+
+
+def _float(value: float) -> str:
+    """A float as ``json.dumps`` writes it (NaN and the infinities as JavaScript names)."""
+    if type(value) is not float:
+        raise TypeError
+    if value != value:
+        return "NaN"
+    if value in (_INF, -_INF):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+_INF = float("inf")
+
+
+def _bool(value: bool) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    raise TypeError
 
 
 def _decode(value: Any) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,6 +40,48 @@ def test_any_exchange_round_trips_through_a_cassette(
     exchange = Exchange("r", "/p", "openai", "POST", "/x", request=request, status=200,
                         chunks=chunks)  # fmt: skip
     assert loads(Cassette("t", [exchange]).dumps()).exchanges == [exchange]
+
+
+texts = st.text(max_size=12)  # any code point, lone surrogates and controls included
+bodies = st.binary(max_size=60) | st.text(max_size=60).map(
+    lambda t: t.encode("utf-8", "surrogatepass")
+)
+stamps = st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 1e-7, 1e300]) | st.floats()
+odd = st.none() | st.integers() | st.text(max_size=3) | st.floats() | st.booleans()
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "route": texts, "prefix": texts, "api": texts, "method": texts, "path": texts,
+            "query": texts, "request": bodies, "status": st.integers(-(2**70), 2**70),
+            "content_type": texts, "streamed": st.booleans(),
+            "chunks": st.lists(st.tuples(stamps, bodies), max_size=4),
+            "truncated": st.booleans(), "error": texts, "trace_id": texts, "span_id": texts,
+            "at": stamps,
+        }
+    ),
+    st.one_of(st.none(), st.tuples(st.sampled_from(["status", "at", "streamed", "request",
+                                                    "chunks", "route"]), odd)),
+)  # fmt: skip
+def test_an_exchanges_text_is_json_dumps_of_its_json_to_the_character(
+    fields: dict[str, object], wrong: tuple[str, object] | None
+) -> None:
+    """The writer's encoding of a captured call is exactly the general encoder's, for any
+    field values, and for a field of the wrong type (which takes the general way)."""
+    exchange = Exchange(**fields)  # type: ignore[arg-type]
+    if wrong is not None:
+        name, value = wrong
+        setattr(exchange, name, [(value, b"x")] if name == "chunks" else value)
+    try:
+        expected = json.dumps(exchange.to_json())
+    except (TypeError, ValueError, AttributeError) as exc:  # what json cannot write
+        try:
+            exchange.to_json_text()
+        except type(exc):
+            return
+        raise AssertionError(f"{exc!r}: to_json_text wrote something") from None
+    assert exchange.to_json_text() == expected
 
 
 @given(json_values)

@@ -6,6 +6,7 @@ are reported with their count."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.config import Config
@@ -76,8 +77,10 @@ async def signals_of(engine: ReplayEngine, type_: str, count: int) -> list[Signa
 
 
 def exchange(n: int) -> Exchange:
+    # made now, as a captured call is (one of 1970 is past retention at the writer's first
+    # eviction pass)
     return Exchange("openai", "/openai", "openai", "POST", "/v1/chat/completions",
-                    request=b'{"n": %d}' % n, trace_id=f"{n:032x}")  # fmt: skip
+                    request=b'{"n": %d}' % n, trace_id=f"{n:032x}", at=time.time())  # fmt: skip
 
 
 async def test_a_failing_store_fires_once_and_resolves_at_the_next_good_write(

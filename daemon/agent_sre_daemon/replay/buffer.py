@@ -33,14 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent_sre.replay")
 
-FLUSH_SECONDS = 1.0
-"""How often the writer wakes. A write's cost a call falls as its size grows (the pages of
-the trace index that random trace ids dirty are shared by more rows, and one commit serves
-them): with 80,000 calls stored, 250 calls a write cost 1.15-1.35x a call what 1,000 do
-(bench/README.md, session 10). Nothing waits on it: reads write what is waiting first."""
+FLUSH_SECONDS = 0.25
 WAKE_AT = 512
-"""Requests waiting that wake the writer before its next tick (a loaded proxy writes every
-half second; a flood of large requests does not wait a whole second in memory)."""
+"""Requests waiting that wake the writer before its next tick."""
 EVICT_SECONDS = 5.0
 """Retention is enforced this often (the size cap at every write)."""
 MAX_WAITING = 100_000

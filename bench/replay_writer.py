@@ -24,7 +24,12 @@ a call with no trace of its agent). ``--stored N`` first writes N calls, in flus
 has (about 85,000 calls fill the shipped 256 MiB cap), where a write's cost is in the pages
 of its indexes that random keys dirty.
 
-``python bench/replay_writer.py --baseline /work/wt-before-writer [--rounds 3] [--stored N]``
+``--cap-mib M`` sets the store's size cap (default 1024): below what ``--stored`` fills, each
+write is followed by the eviction the writer runs when the store is over its cap (the steady
+state of a loaded node), and both are measured.
+
+``python bench/replay_writer.py --baseline /work/wt-before-writer [--rounds 3] [--stored N]
+[--cap-mib M]``
 (make one with ``git worktree add --detach /work/wt-before-writer <commit>``).
 """
 
@@ -45,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPAN_ATTRIBUTES = 30
 
 
-def child(calls: int, stored: int) -> None:
+def child(calls: int, stored: int, cap_mib: int) -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -88,23 +93,31 @@ def child(calls: int, stored: int) -> None:
     def queued(buffer: TraceBuffer, base: int, count: int = calls) -> None:
         for n in range(base, base + count):
             trace_id = trace_of(n).hex()
+            now = time.time()  # retention and the size cap go by it
             buffer.capture(
                 Exchange(
                     "openai", "/openai", "openai", "POST", "/v1/chat/completions",
                     request=question, status=200, content_type="application/json",
-                    chunks=[(0.01, answer)], trace_id=trace_id, span_id=f"{n:016x}", at=n,
+                    chunks=[(0.01, answer)], trace_id=trace_id, span_id=f"{n:016x}", at=now,
                 )
             )  # fmt: skip
-            buffer.observe(one_span(n), float(n))
+            buffer.observe(one_span(n), now)
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = TraceStore(Path(tmp) / "r.sqlite", Limits(3600, 86400, 1 << 30))
+        store = TraceStore(Path(tmp) / "r.sqlite", Limits(3600, 86400, cap_mib << 20))
+
+        def write() -> None:
+            buffer.flush()
+            if store.size_bytes > store.limits.max_bytes:  # as the writer does after a write
+                with store.lock:
+                    store.evict(time.time())
+
         buffer = TraceBuffer(store, time.time, ReplayMetrics(CollectorRegistry()))
         first = 1 << 40  # numbers the measured calls never reach
         for base in range(first, first + stored, 250):
             queued(buffer, base, min(250, first + stored - base))
-            buffer.flush()
+            write()
         for name, busy in (("busy", True), ("idle", False), ("busy2", True)):
             queued(buffer, len(results) * calls)
             stop = threading.Event()
@@ -112,7 +125,7 @@ def child(calls: int, stored: int) -> None:
             if busy:
                 spinner.start()
             started, cpu = time.perf_counter(), time.thread_time()
-            buffer.flush()
+            write()
             elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
             stop.set()
             if busy:
@@ -140,13 +153,14 @@ def spin(stop: threading.Event) -> None:
         x += 1
 
 
-def run_child(checkout: Path, calls: int, stored: int) -> dict[str, float]:
+def run_child(checkout: Path, calls: int, stored: int, cap_mib: int) -> dict[str, float]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(checkout / p) for p in ("src", "daemon")),
     }
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--calls", str(calls), "--stored", str(stored)],
+        [sys.executable, __file__, "--child", "--calls", str(calls), "--stored", str(stored),
+         "--cap-mib", str(cap_mib)],
         env=env, cwd=checkout, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -159,9 +173,10 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stored", type=int, default=0, help="calls written before, unmeasured")
+    parser.add_argument("--cap-mib", type=int, default=1024, help="the store's size cap")
     args = parser.parse_args()
     if args.child:
-        child(args.calls, args.stored)
+        child(args.calls, args.stored, args.cap_mib)
         return
     checkouts = {"this": ROOT}
     if args.baseline:
@@ -169,14 +184,15 @@ def main() -> None:
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.rounds):
         for name, checkout in checkouts.items():
-            got = run_child(checkout, args.calls, args.stored)
+            got = run_child(checkout, args.calls, args.stored, args.cap_mib)
             mine = best.setdefault(name, {"busy": 0.0, "idle": 0.0})
             for key in ("busy", "idle"):
                 if got[key] > mine[key]:  # the best round, and the writer's CPU in it
                     mine[key], mine[key + "_cpu"] = got[key], got[key + "_cpu"]
     print(
         f"calls (and one-span requests) written a second, best of {args.rounds}, {args.calls}"
-        f" each after {args.stored} stored, and the writer's CPU a call in that round"
+        f" each after {args.stored} stored (cap {args.cap_mib} MiB), and the writer's CPU a call"
+        " in that round"
     )
     for name, f in best.items():
         print(

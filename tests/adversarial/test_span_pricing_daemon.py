@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from agent_sre.cost.span_cost import LOOKUP_BURST
+from tests.adversarial.admin import TOKEN, send, strict_json
 from tests.adversarial.test_span_numbers_daemon import post_spans
 from tests.support.metrics import scrape
 from tests.support.spans import llm_request
@@ -45,3 +46,29 @@ def test_a_request_of_made_up_models_is_priced_within_the_lookup_budget(
 
 def known_model_request() -> bytes:
     return llm_request(["gpt-4o-mini"], provider=None, trace_id=os.urandom(16)).SerializeToString()
+
+
+def test_model_names_too_long_to_be_real_are_unpriced_without_a_lookup(
+    make_daemon: Callable[..., Any],
+) -> None:
+    """A lookup's time grows with the name (a 200,000-character one held the event loop
+    41-47 ms) and the memos keep the names: names past ``MAX_NAME_LENGTH`` are unpriced at
+    once, so a flood of them neither spends the lookup budget nor stays in memory; a real
+    model never seen before is still priced in the same request."""
+    daemon = make_daemon({
+        "admin": {"endpoint": "127.0.0.1:0", "token": TOKEN}, "replay": {"enabled": True},
+    }).start()  # fmt: skip
+    long_names = [f"{index}-" + "m" * 20_000 for index in range(LOOKUP_BURST * 2)]
+    trace_id = os.urandom(16)
+    request = llm_request([*long_names, "gpt-4.1-mini"], trace_id=trace_id)
+    assert post_spans(daemon, request.SerializeToString()) == 200
+
+    metrics = scrape(daemon.url("metrics", "/metrics"))
+    unpriced = sum(
+        value for (name, _), value in metrics.items() if name == "agent_sre_spans_unpriced_total"
+    )
+    assert unpriced == len(long_names)  # each counted, none deferred, none at zero cost
+    assert metrics[("agent_sre_spans_pricing_deferred_total", ())] == 0
+    status, body = send(daemon, "GET", f"/v1/traces/{trace_id.hex()}/spans")
+    assert status == 200, body
+    assert strict_json(body)["trace"]["cost_usd"] > 0  # gpt-4.1-mini priced: the budget intact

@@ -121,6 +121,9 @@ FREE_MAX = 1024 * 1024 * 1024
 """The buffer shrinks below ``max_size_mib`` rather than leave its file system less free
 room than a tenth of it (at most 1 GiB)."""
 
+_IN_CHUNK = 500
+"""Values in one ``IN (...)`` list (within the 999 parameters of any SQLite)."""
+
 SEGMENT_BUFFER = 1024 * 1024
 """Bytes of requests gathered before they go to the segment file (each write's end flushes
 them, before the rows that point at them are committed)."""
@@ -516,38 +519,51 @@ class TraceStore:
         db = self._db
         released: collections.Counter[int] = collections.Counter()
         calls: list[int] = []
-        for trace_id in trace_ids:
-            row = db.execute(
-                "SELECT seqs, calls FROM traces WHERE trace_id = ?", (trace_id,)
-            ).fetchone()
-            if row is not None:
-                released.update(int(seq) for seq in row[0].split())
-                calls += [int(call) for call in row[1].split()]
-            db.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
+        # Statements over many rows each, as the writes: the sqlite3 module gives the GIL up
+        # around every statement's step, and the writer then waits up to the switch interval
+        # for a busy event loop to hand it back (a statement a trace made an eviction of
+        # 10,000 traces take seconds under load, the store's lock held)
+        for at in range(0, len(trace_ids), _IN_CHUNK):
+            ids = trace_ids[at : at + _IN_CHUNK]
+            marks = ",".join("?" * len(ids))
+            for seqs, listed in db.execute(
+                f"SELECT seqs, calls FROM traces WHERE trace_id IN ({marks})", ids
+            ):
+                released.update(int(seq) for seq in seqs.split())
+                calls += [int(call) for call in listed.split()]
+            db.execute(f"DELETE FROM traces WHERE trace_id IN ({marks})", ids)
         captured = 0
-        for at in range(0, len(calls), 500):
-            chunk = calls[at : at + 500]
+        for at in range(0, len(calls), _IN_CHUNK):
+            chunk = calls[at : at + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             captured += int(self._one(
                 f"SELECT coalesce(sum(bytes), 0) FROM exchanges WHERE seq IN ({marks})",
                 tuple(chunk),
             ))  # fmt: skip
             db.execute(f"DELETE FROM exchanges WHERE seq IN ({marks})", chunk)
-        db.executemany(
-            "UPDATE batches SET refs = refs - ? WHERE seq = ?",
-            [(count, seq) for seq, count in released.items()],
-        )
+        by_count: dict[int, list[int]] = collections.defaultdict(list)
+        for seq, count in released.items():  # nearly all 1: a request of one trace
+            by_count[count].append(seq)
+        for count, seqs in by_count.items():
+            for at in range(0, len(seqs), _IN_CHUNK):
+                chunk = seqs[at : at + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                db.execute(
+                    f"UPDATE batches SET refs = refs - ? WHERE seq IN ({marks})", (count, *chunk)
+                )
         # a stored request goes with the last trace that needed it
         seqs = list(released)
         gone: list[tuple[int, int, int]] = []
-        for at in range(0, len(seqs), 500):
-            chunk = seqs[at : at + 500]
+        for at in range(0, len(seqs), _IN_CHUNK):
+            chunk = seqs[at : at + _IN_CHUNK]
             gone += db.execute(
                 "SELECT seq, seg, bytes FROM batches"
                 f" WHERE refs <= 0 AND seq IN ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
-        db.executemany("DELETE FROM batches WHERE seq = ?", [(seq,) for seq, _, _ in gone])
+        for at in range(0, len(gone), _IN_CHUNK):
+            chunk = [seq for seq, _, _ in gone[at : at + _IN_CHUNK]]
+            db.execute(f"DELETE FROM batches WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
         return captured, gone
 
     def short_of_room(self) -> bool:
@@ -607,18 +623,25 @@ class TraceStore:
             "SELECT seq, offset, bytes FROM batches WHERE seg = ? ORDER BY seq", (seg,)
         ).fetchall()
         moved = []
-        with self._segment_path(seg).open("rb") as source:
-            for seq, offset, size in rows:
-                source.seek(offset)
-                to_seg, to_offset = self._append(source.read(size))
-                moved.append((to_seg, to_offset, seq, size))
+        # one read (a segment is at most MAX_SEGMENT, or one request larger): a read a
+        # request gave the GIL up each time, as a statement a row does
+        data = self._segment_path(seg).read_bytes()
+        for seq, offset, size in rows:
+            to_seg, to_offset = self._append(data[offset : offset + size])
+            moved.append((seq, to_seg, to_offset))
+        del data
         if self._out is not None:
             self._out.flush()
-        db.executemany(
-            "UPDATE batches SET seg = ?, offset = ? WHERE seq = ?", [m[:3] for m in moved]
-        )
-        for to_seg, _, _, size in moved:  # counted once the rows point there
-            self._live[to_seg] = self._live.get(to_seg, 0) + size
+        # the rows exist (read above, the lock held): each "insert" is the update of its row,
+        # many rows a statement
+        insert_rows(
+            db, "INSERT INTO batches(seq, seg, offset, bytes, at, refs)", "(?, ?, ?, 0, 0, 0)",
+            " ON CONFLICT(seq) DO UPDATE SET seg = excluded.seg, offset = excluded.offset",
+            moved,
+        )  # fmt: skip
+        sizes = {seq: size for seq, _, size in rows}
+        for seq, to_seg, _ in moved:  # counted once the rows point there
+            self._live[to_seg] = self._live.get(to_seg, 0) + sizes[seq]
         self._live[seg] = 0
 
     # -- reading ------------------------------------------------------------------------

@@ -64,6 +64,11 @@ class ModelRates:
 
 MAX_MODELS_MEMOISED = 4096
 """Most (provider, model) pairs a :class:`Pricer` remembers priced, and as many unknown."""
+MAX_NAME_LENGTH = 256
+"""A longer model or provider name is unpriced at once, never looked up nor remembered:
+genai-prices' longest model id has 61 characters, a lookup's time grows with the name's
+length (a 200,000-character name held the event loop 41-47 ms), and the memos' entries hold
+the names (4,096 such names would have been 800 MB)."""
 
 ROUTE_PREFIX = "route:"
 """A provider id naming a proxy route (``route:NAME``): its ``prices`` come first."""
@@ -128,8 +133,11 @@ class Pricer:
         return found
 
     def memoised(self, provider: str, model: str) -> ModelRates | None:
-        """:meth:`rates` if this pair was looked up already (and is still remembered), else
+        """:meth:`rates` if this pair was looked up already (and is still remembered), or
+        needs no lookup (a name past :data:`MAX_NAME_LENGTH` is unpriced), else
         :data:`NOT_LOOKED_UP` (a lookup in genai-prices' data costs 0.1-1 ms)."""
+        if len(model) > MAX_NAME_LENGTH or len(provider) > MAX_NAME_LENGTH:
+            return None
         key = (provider, model)
         found = self._rates.get(key, NOT_LOOKED_UP)
         if found is NOT_LOOKED_UP and key in self._unknown:

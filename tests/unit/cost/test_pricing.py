@@ -125,3 +125,29 @@ def test_memo_is_bounded_against_model_names_never_seen_again(
     assert pricer.price("openai", "gpt-4o-mini", TokenUsage(1000, 100), NOW) == pytest.approx(
         (1000 * 0.15 + 100 * 0.6) / 1e6
     )
+
+
+def test_names_too_long_to_be_a_model_are_unpriced_without_a_lookup_or_a_memo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lookup's time grows with the name and the memos hold the names: past
+    ``MAX_NAME_LENGTH`` a model or provider name is unpriced at once, remembered nowhere."""
+    lookups: list[str] = []
+    pricer = Pricer(
+        {"m" * pricing.MAX_NAME_LENGTH: ModelPrice(input_per_mtok=1, output_per_mtok=2)}
+    )
+    original = pricer._lookup
+
+    def counting(provider: str, model: str, now: float) -> pricing.ModelRates | None:
+        lookups.append(model)
+        return original(provider, model, now)
+
+    monkeypatch.setattr(pricer, "_lookup", counting)
+    at_most = "m" * pricing.MAX_NAME_LENGTH
+    assert pricer.rates("", at_most, NOW) is not None and lookups == [at_most]  # the limit: kept
+    for name in ("m" * (pricing.MAX_NAME_LENGTH + 1), "gpt-4o-" + "x" * 200_000):
+        assert pricer.memoised("openai", name) is None
+        assert pricer.rates("openai", name, NOW) is None
+        assert pricer.price("openai", name, TokenUsage(10, 10), NOW) is None
+    assert pricer.rates("x" * (pricing.MAX_NAME_LENGTH + 1), "gpt-4o-mini", NOW) is None
+    assert lookups == [at_most] and len(pricer._unknown) == 0

@@ -125,6 +125,45 @@ def test_an_interesting_trace_in_an_old_segment_is_copied_forward(tmp_path: Path
     assert store.size_bytes == on_disk(store) == 0
 
 
+def test_evicting_thousands_of_traces_and_copying_their_segment_forward_takes_few_statements(
+    tmp_path: Path,
+) -> None:
+    """The sqlite3 module gives the GIL up around each statement it runs, and the writer then
+    waits up to the switch interval for a busy event loop (a file read the same): a statement
+    a trace made an eviction of 10,000 traces take seconds under load, the store's lock held.
+    Evictions and the copy forward now run a few statements each, whatever their size."""
+    store = store_at(tmp_path, max_bytes=1 << 30)
+    keep = {"trace": 1, "span": 1, "name": "failed", "error": True}  # interesting: kept a day
+    with store.lock:
+        batches, calls = [], []
+        for n in range(2, 3002):
+            request = request_of(*([keep] if n == 2 else []), {"trace": n, "span": n})
+            summaries = summarize(request)
+            batches.append(
+                Batch(
+                    request.SerializeToString(),
+                    0.0,
+                    summaries,
+                    len(request.resource_spans[0].scope_spans[0].spans),
+                )
+            )
+            call = Exchange(
+                "r", "/r", "openai", "POST", f"/c{n}", trace_id=n.to_bytes(16, "big").hex(), at=0.0
+            )
+            calls.append((call, json.dumps(call.to_json())))
+        store.write(batches, calls)
+        store._rotate()  # the segment sealed: mostly dead after the eviction, so compacted
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        assert store.evict(now=HOUR + 1) == 3000
+        store._db.set_trace_callback(None)
+    assert len(statements) < 60, statements[:5]  # one a trace, call and request: over 9,000
+    assert span_names(store, 1) == ["failed"]  # its request copied forward, whole
+    assert store.exchanges((2).to_bytes(16, "big").hex()) == []
+    assert_consistent(store)
+    assert store._db.execute("SELECT count(*) FROM batches").fetchone()[0] == 1
+
+
 def test_the_size_cap_bounds_the_bytes_on_disk(tmp_path: Path) -> None:
     store = store_at(tmp_path, max_bytes=4 * MIN_SEGMENT)
     for n in range(1, 41):

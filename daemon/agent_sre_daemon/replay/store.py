@@ -692,23 +692,27 @@ class TraceStore:
         for seq, seg, offset, size in places:
             by_segment[seg].append((seq, offset, size))
         for seg, wanted in by_segment.items():
+            path = self._segment_path(seg)
+            first = min(offset for _, offset, _ in wanted)
+            end = max(offset + size for _, offset, size in wanted)
             try:
-                with self._segment_path(seg).open("rb") as source:
-                    for seq, offset, size in wanted:
-                        source.seek(offset)
-                        body = source.read(size)
-                        if len(body) == size:  # short: the machine lost it before a sync
-                            bodies[seq] = body
-                        else:
-                            log.warning(
-                                "trace buffer: request %d in %s is cut short (%d of %d bytes)",
-                                seq,
-                                source.name,
-                                len(body),
-                                size,
-                            )
+                # one read a segment (at most its size): a read a request gave the GIL up
+                # each time, and waited for a busy event loop to hand it back
+                with path.open("rb") as source:
+                    source.seek(first)
+                    data = source.read(end - first)
             except FileNotFoundError:
-                log.warning("trace buffer: %s is missing", self._segment_path(seg))
+                log.warning("trace buffer: %s is missing", path)
+                continue
+            for seq, offset, size in wanted:
+                body = data[offset - first : offset - first + size]
+                if len(body) == size:  # short: the machine lost it before a sync
+                    bodies[seq] = body
+                else:
+                    log.warning(
+                        "trace buffer: request %d in %s is cut short (%d of %d bytes)",
+                        seq, path, len(body), size,
+                    )  # fmt: skip
         return [bodies[seq] for seq in sorted(bodies)]
 
     def exchanges(self, trace_id: str) -> list[Exchange]:

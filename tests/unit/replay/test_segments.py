@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
@@ -26,8 +27,6 @@ from tests.support.disk import fill
 from tests.unit.replay.test_store_and_traces import HOUR, put, request_of
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pytest
 
 BIG = "x" * 20_000
@@ -162,6 +161,35 @@ def test_evicting_thousands_of_traces_and_copying_their_segment_forward_takes_fe
     assert store.exchanges((2).to_bytes(16, "big").hex()) == []
     assert_consistent(store)
     assert store._db.execute("SELECT count(*) FROM batches").fetchone()[0] == 1
+
+
+def test_a_trace_across_hundreds_of_requests_is_read_back_with_one_read_a_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a trace back (the admin API, a cassette, a replay) read each of its requests
+    with a read of its own, each giving the GIL up to a busy event loop: now one a segment."""
+    store = store_at(tmp_path, max_bytes=1 << 30)
+    for n in range(300):
+        put(store, request_of({"trace": 7, "span": n + 1, "name": f"s{n}"},
+                              {"trace": 8, "span": 1000 + n}), float(n))  # fmt: skip
+    reads: list[int] = []
+    opened = Path.open
+
+    def counting_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        handle = opened(self, *args, **kwargs)
+        read = handle.read
+
+        def counted(*a: Any) -> Any:
+            reads.append(1)
+            return read(*a)
+
+        handle.read = counted
+        return handle
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    segments = len(list(store.segments_dir.glob("*.seg")))
+    assert span_names(store, 7) == sorted(f"s{n}" for n in range(300))
+    assert 0 < len(reads) <= segments
 
 
 def test_the_size_cap_bounds_the_bytes_on_disk(tmp_path: Path) -> None:

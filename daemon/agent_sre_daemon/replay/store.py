@@ -99,17 +99,14 @@ ON CONFLICT(trace_id) DO UPDATE SET
                  ELSE calls || ' ' || excluded.calls END
 """
 
-_UPSERT_CALLS = """
-INSERT INTO traces(trace_id, first_at, last_at, start_ns, end_ns, spans, errors, agent, root,
-                   kinds, interesting, cost_usd, bytes, seqs, calls)"""
 _UPSERT_CALLS_ROW = "(?, ?, ?, 0, 0, 0, 0, '', '', 0, 0, 0, ?, '', ?)"
 _UPSERT_CALLS_TAIL = """
 ON CONFLICT(trace_id) DO UPDATE SET
     bytes = bytes + excluded.bytes,
     calls = CASE WHEN calls = '' THEN excluded.calls ELSE calls || ' ' || excluded.calls END
 """
-"""Captured calls whose trace has no request in the same write: the trace's row (one of its
-own until its spans come) adds their bytes and lists them."""
+"""Captured calls whose trace has no request in the same write (with :data:`_UPSERT_HEAD`):
+the trace's row (one of its own until its spans come) adds their bytes and lists them."""
 
 _SUMMARY = (
     "SELECT trace_id, start_ns, end_ns, spans, errors, agent, root, kinds, interesting,"
@@ -426,7 +423,7 @@ class TraceStore:
                     "", calls,
                 )  # fmt: skip
                 insert_rows(
-                    db, _UPSERT_CALLS, _UPSERT_CALLS_ROW, _UPSERT_CALLS_TAIL,
+                    db, _UPSERT_HEAD, _UPSERT_CALLS_ROW, _UPSERT_CALLS_TAIL,
                     [
                         (trace_id, at, at, size, " ".join(map(str, listed)))
                         for trace_id, (at, size, listed) in alone.items()

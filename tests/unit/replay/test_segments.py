@@ -8,8 +8,9 @@ import logging
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,9 +26,6 @@ from agent_sre_daemon.replay.store import (
 )
 from tests.support.disk import fill
 from tests.unit.replay.test_store_and_traces import HOUR, put, request_of
-
-if TYPE_CHECKING:
-    import pytest
 
 BIG = "x" * 20_000
 """Enough for four requests to fill a segment of the smallest size."""
@@ -240,16 +238,30 @@ def test_a_missing_segment_file_loses_its_requests_not_the_store(
     again.close()
 
 
-def test_a_file_of_the_first_layout_is_moved_aside(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("script", "aside", "which"),
+    [
+        (  # the first layout: request bodies in rows, no layout number
+            "CREATE TABLE batches(seq INTEGER PRIMARY KEY, at REAL, bytes INTEGER, body BLOB)",
+            "v1",
+            "an older layout",
+        ),
+        (  # one a newer daemon wrote
+            "CREATE TABLE batches(seq INTEGER PRIMARY KEY); PRAGMA user_version=9;",
+            "v9",
+            "a newer layout",
+        ),
+    ],
+)
+def test_a_file_of_a_layout_not_upgraded_in_place_is_moved_aside_not_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, script: str, aside: str, which: str
 ) -> None:
     db = sqlite3.connect(tmp_path / "replay.sqlite")
-    db.execute("CREATE TABLE batches(seq INTEGER PRIMARY KEY, at REAL, bytes INTEGER, body BLOB)")
-    db.commit()
+    db.executescript(script)
     db.close()
     with caplog.at_level(logging.WARNING, "agent_sre.replay"):
         store = store_at(tmp_path)
-    assert (tmp_path / "replay.sqlite.v1").exists() and "older layout" in caplog.text
+    assert (tmp_path / f"replay.sqlite.{aside}").exists() and which in caplog.text
     put(store, request_of({"trace": 1, "span": 1, "name": "new"}), 0.0)
     assert span_names(store, 1) == ["new"]
     store.close()
@@ -315,20 +327,6 @@ def test_a_file_of_the_second_layout_is_upgraded_in_place_calls_and_all(
         assert store.exchanges(two) == [] and store.exchanges(one) == []
     assert_consistent(store)
     assert store._db.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 0
-    store.close()
-
-
-def test_a_file_of_a_newer_layout_is_moved_aside_not_read(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    db = sqlite3.connect(tmp_path / "replay.sqlite")
-    db.executescript("CREATE TABLE batches(seq INTEGER PRIMARY KEY); PRAGMA user_version=9;")
-    db.close()
-    with caplog.at_level(logging.WARNING, "agent_sre.replay"):
-        store = store_at(tmp_path)
-    assert (tmp_path / "replay.sqlite.v9").exists() and "newer layout" in caplog.text
-    put(store, request_of({"trace": 1, "span": 1, "name": "new"}), 0.0)
-    assert span_names(store, 1) == ["new"]
     store.close()
 
 
